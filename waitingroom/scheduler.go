@@ -1,0 +1,107 @@
+package waitingroom
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Scheduler advances every room's serving counter by its policy. Any number
+// of instances may run one: per room, a Redis lease elects the instance that
+// ticks, and the tick script checks the lease itself, so an instance that
+// lost its lease (paused, partitioned) cannot advance even once more. The
+// budget is computed from the time elapsed since the last tick recorded in
+// Redis, so a handover neither skips nor repeats admissions.
+type Scheduler struct {
+	store    *Store
+	owner    string
+	interval time.Duration
+	leaseTTL time.Duration
+
+	mu      sync.Mutex
+	leading map[string]bool
+	// OnAdvance, when set, is called after a tick admitted visitors.
+	OnAdvance func(room string, advanced int64)
+}
+
+// NewScheduler returns a scheduler that identifies itself in leases as owner
+// (unique per instance). It ticks every interval; the lease lasts three
+// intervals, so a dead leader is replaced within that.
+func NewScheduler(store *Store, owner string, interval time.Duration) *Scheduler {
+	if interval <= 0 {
+		interval = 500 * time.Millisecond
+	}
+	return &Scheduler{store: store, owner: owner, interval: interval, leaseTTL: 3 * interval, leading: map[string]bool{}}
+}
+
+// Step runs one tick for every room.
+func (sc *Scheduler) Step(ctx context.Context) error {
+	var errs []error
+	for _, id := range sc.store.order {
+		if err := sc.tick(ctx, sc.store.rooms[id]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (sc *Scheduler) tick(ctx context.Context, r Room) error {
+	k := sc.store.keys(r.ID)
+	res, err := sc.store.run(ctx, r, tickScript, []string{k.lease, k.hash, k.serving, k.tail, k.active},
+		sc.owner, sc.store.now().UnixMilli(), sc.leaseTTL.Milliseconds()).Int64Slice()
+	sc.mu.Lock()
+	sc.leading[r.ID] = err == nil && res[0] == 1
+	sc.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if res[0] == 1 && res[1] > 0 && sc.OnAdvance != nil {
+		sc.OnAdvance(r.ID, res[1])
+	}
+	return nil
+}
+
+// Leading reports whether this scheduler held room's lease at its last tick.
+func (sc *Scheduler) Leading(room string) bool {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.leading[room]
+}
+
+// Run ticks until ctx is done, then gives its leases up so another instance
+// takes over at once rather than after the lease times out.
+func (sc *Scheduler) Run(ctx context.Context) {
+	t := time.NewTicker(sc.interval)
+	defer t.Stop()
+	failing := false
+	for {
+		err := sc.Step(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			slog.Warn("scheduler tick failed", "err", err)
+			failing = true
+		case err == nil && failing:
+			slog.Info("scheduler recovered")
+			failing = false
+		}
+		select {
+		case <-ctx.Done():
+			sc.release()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (sc *Scheduler) release() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	for _, id := range sc.store.order {
+		_ = releaseScript.Run(ctx, sc.store.rdb, []string{sc.store.keys(id).lease}, sc.owner).Err()
+		sc.mu.Lock()
+		sc.leading[id] = false
+		sc.mu.Unlock()
+	}
+}

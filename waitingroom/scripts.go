@@ -1,0 +1,215 @@
+package waitingroom
+
+import "github.com/redis/go-redis/v9"
+
+// Every script touches only keys of one room, and every per-room key carries
+// the hash tag {r:<room>}, so each script runs on one Redis Cluster slot.
+//
+// Scripts that need the room's state fail with NOSEED when the room hash is
+// missing (Redis restarted without persistence, or flushed): the store then
+// seeds the room again from its configuration and retries once, rather than
+// guess a state.
+
+// accrueLua is shared by the scripts that spend admission budget. The budget
+// grows by rate × elapsed time while the room is open (so a paused room banks
+// nothing), elapsed is capped so a leader handover admits no burst bigger than
+// a few seconds' worth, and an idle room (serving = tail) keeps at most one
+// second's worth, at least one visitor: enough for the safety net to let a
+// quiet site's visitors straight through, never a bank for the next crowd.
+const accrueLua = `
+local function cap(rate)
+  local c = rate / 60
+  if c < 1 then c = 1 end
+  return c
+end
+local function accrue(h, state, rate, now, serving, tail)
+  local last = redis.call('HGET', h, 'last')
+  local budget
+  if last then
+    last = tonumber(last)
+    budget = tonumber(redis.call('HGET', h, 'budget') or '0')
+  else
+    -- A room that never ran starts as an idle room does: one second's
+    -- worth of budget for the safety net.
+    last = now
+    budget = cap(rate)
+  end
+  local elapsed = now - last
+  if elapsed < 0 then elapsed = 0 end
+  if elapsed > 5000 then elapsed = 5000 end
+  if state == 'open' and rate > 0 then
+    budget = budget + rate * elapsed / 60000
+  else
+    budget = 0
+  end
+  if serving >= tail and budget > cap(rate) then budget = cap(rate) end
+  if now > last then last = now end
+  return budget, last
+end
+`
+
+// seedScript writes a room's configured state and policy unless the same
+// configuration was seeded before, so an admin's change survives a rolling
+// restart but an edited config file wins.
+// KEYS: room hash, tail, serving. ARGV: seed digest, state, rate, max_active.
+var seedScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'seed') ~= ARGV[1] then
+  redis.call('HSET', KEYS[1], 'seed', ARGV[1], 'state', ARGV[2], 'rate', ARGV[3], 'max_active', ARGV[4])
+end
+redis.call('SETNX', KEYS[2], 0)
+redis.call('SETNX', KEYS[3], 0)
+return 1
+`)
+
+// joinScript hands out the next position and binds the request to the new
+// ticket. The binding is checked first so a copied URL never costs a position.
+// The safety net: when nobody is waiting and the room has budget, the new
+// ticket is admitted at once.
+// KEYS: room hash, tail, serving, binding. ARGV: now ms, ticket id, binding ttl ms.
+// Returns {position, serving}, {-1} when the request is bound, {-2} when closed.
+var joinScript = redis.NewScript(accrueLua + `
+if redis.call('EXISTS', KEYS[4]) == 1 then return {-1} end
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return redis.error_reply('NOSEED room not seeded') end
+if state == 'closed' then return {-2} end
+local rate = tonumber(redis.call('HGET', KEYS[1], 'rate') or '0')
+local now = tonumber(ARGV[1])
+local serving = tonumber(redis.call('GET', KEYS[3]) or '0')
+local tail = tonumber(redis.call('GET', KEYS[2]) or '0')
+local budget, last = accrue(KEYS[1], state, rate, now, serving, tail)
+tail = redis.call('INCR', KEYS[2])
+if state == 'passthrough' or (state == 'open' and serving == tail - 1 and budget >= 1) then
+  if state == 'open' then budget = budget - 1 end
+  serving = tail
+  redis.call('SET', KEYS[3], serving)
+end
+redis.call('HSET', KEYS[1], 'budget', budget, 'last', last)
+redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[3])
+return {tail, serving}
+`)
+
+// bindScript binds a request to an existing ticket, or confirms the binding.
+// KEYS: binding. ARGV: ticket id, ttl ms. Returns 1 when bound to this ticket.
+var bindScript = redis.NewScript(`
+local b = redis.call('GET', KEYS[1])
+if not b then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if b == ARGV[1] then return 1 end
+return 0
+`)
+
+// admitScript turns a waiting ticket into an admitted one, once, if the
+// request is bound to it and the counter has reached it. An admitted ticket
+// asking again gets its existing admission until its session ends.
+// A request nobody has bound yet (an app that only polled the status JSON)
+// is bound here: the first ticket to claim it wins.
+// KEYS: room hash, serving, binding, ticket record, active set.
+// ARGV: ticket id, position, joined ms, now ms, session ttl ms, record ttl
+// ms, binding ttl ms.
+// Returns {1, admitted ms, ends ms}, {-1} bound elsewhere, {-2, serving} not
+// yet, {-4} session over.
+var admitScript = redis.NewScript(`
+local b = redis.call('GET', KEYS[3])
+if not b then
+  redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[7])
+elseif b ~= ARGV[1] then
+  return {-1}
+end
+local now = tonumber(ARGV[4])
+local rec = redis.call('HMGET', KEYS[4], 'admitted', 'ends')
+if rec[1] then
+  if tonumber(rec[2]) <= now then return {-4} end
+  return {1, tonumber(rec[1]), tonumber(rec[2])}
+end
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return redis.error_reply('NOSEED room not seeded') end
+local pos = tonumber(ARGV[2])
+local serving = tonumber(redis.call('GET', KEYS[2]) or '0')
+if pos > serving then
+  if state ~= 'passthrough' then return {-2, serving} end
+  redis.call('SET', KEYS[2], pos)
+end
+local ends = now + tonumber(ARGV[5])
+redis.call('HSET', KEYS[4], 'pos', pos, 'joined', ARGV[3], 'admitted', now, 'ends', ends)
+redis.call('PEXPIRE', KEYS[4], ARGV[6])
+redis.call('ZADD', KEYS[5], ends, ARGV[1])
+return {1, now, ends}
+`)
+
+// endSessionScript ends an admitted ticket's session now and frees its slot.
+// KEYS: ticket record, active set. ARGV: ticket id, now ms.
+var endSessionScript = redis.NewScript(`
+local ended = 0
+if redis.call('HEXISTS', KEYS[1], 'ends') == 1 then
+  redis.call('HSET', KEYS[1], 'ends', ARGV[2])
+  ended = 1
+end
+redis.call('ZREM', KEYS[2], ARGV[1])
+return ended
+`)
+
+// advanceScript moves serving forward by n, never past tail.
+// KEYS: serving, tail. ARGV: n. Returns {serving, tail}.
+var advanceScript = redis.NewScript(`
+local serving = tonumber(redis.call('GET', KEYS[1]) or '0')
+local tail = tonumber(redis.call('GET', KEYS[2]) or '0')
+local next = serving + tonumber(ARGV[1])
+if next > tail then next = tail end
+if next > serving then
+  redis.call('SET', KEYS[1], next)
+  serving = next
+end
+return {serving, tail}
+`)
+
+// tickScript is one step of the room's scheduler. It runs only for the
+// lease's owner (fencing: a paused process that lost its lease cannot
+// advance), renews the lease, prunes ended sessions and spends the budget.
+// KEYS: lease, room hash, serving, tail, active set.
+// ARGV: owner, now ms, lease ttl ms.
+// Returns {0} when another instance leads, else {1, advanced, serving, tail}.
+var tickScript = redis.NewScript(accrueLua + `
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= ARGV[1] then return {0} end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+local state = redis.call('HGET', KEYS[2], 'state')
+if not state then return redis.error_reply('NOSEED room not seeded') end
+local rate = tonumber(redis.call('HGET', KEYS[2], 'rate') or '0')
+local now = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
+local serving = tonumber(redis.call('GET', KEYS[3]) or '0')
+local tail = tonumber(redis.call('GET', KEYS[4]) or '0')
+local budget, last = accrue(KEYS[2], state, rate, now, serving, tail)
+local adv = 0
+if state == 'passthrough' then
+  adv = tail - serving
+elseif state == 'open' then
+  adv = math.floor(budget)
+  if adv > tail - serving then adv = tail - serving end
+  budget = budget - adv
+end
+if adv > 0 then
+  serving = serving + adv
+  redis.call('SET', KEYS[3], serving)
+end
+if serving >= tail and budget > cap(rate) then budget = cap(rate) end
+redis.call('HSET', KEYS[2], 'budget', budget, 'last', last)
+return {1, adv, serving, tail}
+`)
+
+// releaseScript gives a lease up if this owner still holds it.
+// KEYS: lease. ARGV: owner.
+var releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)
+
+// setRoomScript changes fields of a seeded room hash.
+// KEYS: room hash. ARGV: field, value, ...
+var setRoomScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOSEED room not seeded') end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+`)

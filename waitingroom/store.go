@@ -1,0 +1,365 @@
+package waitingroom
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Store is the queue in Redis. It is safe for concurrent use; every instance
+// of Anteroom has one, and they share everything through Redis.
+type Store struct {
+	rdb    redis.UniversalClient
+	prefix string
+	now    func() time.Time
+	rooms  map[string]Room
+	order  []string
+}
+
+// Option changes a Store's defaults.
+type Option func(*Store)
+
+// WithClock makes the store read time from now, so tests of admission and
+// expiry are deterministic.
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// WithPrefix changes the "anteroom" prefix of every Redis key (tests give
+// each case its own).
+func WithPrefix(p string) Option { return func(s *Store) { s.prefix = p } }
+
+// NewStore returns a store for the configured rooms. Call Seed before use.
+func NewStore(rdb redis.UniversalClient, rooms []Room, opts ...Option) (*Store, error) {
+	s := &Store{rdb: rdb, prefix: "anteroom", now: time.Now, rooms: make(map[string]Room, len(rooms))}
+	for _, o := range opts {
+		o(s)
+	}
+	for _, r := range rooms {
+		if err := r.validate(); err != nil {
+			return nil, err
+		}
+		if _, dup := s.rooms[r.ID]; dup {
+			return nil, fmt.Errorf("room %q configured twice", r.ID)
+		}
+		s.rooms[r.ID] = r
+		s.order = append(s.order, r.ID)
+	}
+	return s, nil
+}
+
+// Room returns a room's configuration.
+func (s *Store) Room(id string) (Room, bool) {
+	r, ok := s.rooms[id]
+	return r, ok
+}
+
+// Rooms lists the configured room ids in configuration order.
+func (s *Store) Rooms() []string { return append([]string(nil), s.order...) }
+
+// Now is the store's clock.
+func (s *Store) Now() time.Time { return s.now() }
+
+type roomKeys struct {
+	hash, tail, serving, lease, active string
+	tag                                string
+}
+
+func (s *Store) keys(room string) roomKeys {
+	tag := s.prefix + ":{r:" + room + "}:"
+	return roomKeys{
+		tag:     tag,
+		hash:    tag + "room",
+		tail:    tag + "tail",
+		serving: tag + "serving",
+		lease:   tag + "lease",
+		active:  tag + "active",
+	}
+}
+
+// binding names the key that binds a request to a ticket. Requests may be
+// long (a sealed OIDC auth request), so the key carries a 120-bit hash.
+func (k roomKeys) binding(request string) string {
+	sum := sha256.Sum256([]byte(request))
+	return k.tag + "b:" + base64.RawURLEncoding.EncodeToString(sum[:15])
+}
+func (k roomKeys) ticket(id TicketID) string { return k.tag + "t:" + id.String() }
+
+// Seed writes every room's configured state and policy to Redis unless that
+// same configuration was seeded before: a change made through the admin API
+// survives a restart, a change to the configuration file wins over it.
+func (s *Store) Seed(ctx context.Context) error {
+	for _, id := range s.order {
+		if err := s.seed(ctx, s.rooms[id]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) seed(ctx context.Context, r Room) error {
+	k := s.keys(r.ID)
+	digest := sha256.Sum256(fmt.Appendf(nil, "%s|%v|%d", r.State, r.Policy.RatePerMinute, r.Policy.MaxActive))
+	err := seedScript.Run(ctx, s.rdb, []string{k.hash, k.tail, k.serving},
+		hex.EncodeToString(digest[:8]), string(r.State), formatFloat(r.Policy.RatePerMinute), r.Policy.MaxActive).Err()
+	if err != nil {
+		return fmt.Errorf("seed room %q: %w", r.ID, err)
+	}
+	return nil
+}
+
+// run runs a script that needs the room seeded, seeding once and retrying
+// when Redis lost the room (restarted empty, flushed).
+func (s *Store) run(ctx context.Context, r Room, script *redis.Script, keys []string, args ...any) *redis.Cmd {
+	cmd := script.Run(ctx, s.rdb, keys, args...)
+	if err := cmd.Err(); err != nil && strings.HasPrefix(err.Error(), "NOSEED") {
+		if err := s.seed(ctx, r); err != nil {
+			return redis.NewCmdResult(nil, err)
+		}
+		cmd = script.Run(ctx, s.rdb, keys, args...)
+	}
+	return cmd
+}
+
+func (s *Store) room(id string) (Room, error) {
+	r, ok := s.rooms[id]
+	if !ok {
+		return Room{}, fmt.Errorf("%w %q", ErrUnknownRoom, id)
+	}
+	return r, nil
+}
+
+// Joined is the outcome of a join: the visitor's ticket and the counter as
+// the join left it.
+type Joined struct {
+	Ticket  Ticket
+	Serving int64
+	// New reports whether the ticket was created by this join.
+	New bool
+}
+
+// Join places a visitor in room for request (an opaque key of what the
+// visitor queues for) and binds the request to the visitor's ticket, so only
+// that ticket can ever be admitted for it.
+//
+// A visitor who already holds a usable ticket for the room (have) keeps it:
+// joining again never moves anyone forward or back. Without one, the visitor
+// gets the next position; when nobody is waiting and the room has admission to
+// spare, the ticket is admitted by the counter at once (the safety net).
+//
+// Join returns ErrClaimed when the request is bound to another ticket and
+// ErrClosed when the room takes no new visitors.
+func (s *Store) Join(ctx context.Context, room, request string, have *Ticket) (Joined, error) {
+	r, err := s.room(room)
+	if err != nil {
+		return Joined{}, err
+	}
+	now := s.now()
+	k := s.keys(room)
+	if have != nil && have.Room == room && !have.Expired(r, now) {
+		ok, err := bindScript.Run(ctx, s.rdb, []string{k.binding(request)}, have.ID.String(), r.MaxWait.Milliseconds()).Int()
+		if err != nil {
+			return Joined{}, fmt.Errorf("join room %q: %w", room, err)
+		}
+		if ok != 1 {
+			return Joined{}, ErrClaimed
+		}
+		return Joined{Ticket: *have}, nil
+	}
+	t := Ticket{ID: NewTicketID(), Room: room, JoinedAt: time.UnixMilli(now.UnixMilli())}
+	res, err := s.run(ctx, r, joinScript, []string{k.hash, k.tail, k.serving, k.binding(request)},
+		now.UnixMilli(), t.ID.String(), r.MaxWait.Milliseconds()).Int64Slice()
+	if err != nil {
+		return Joined{}, fmt.Errorf("join room %q: %w", room, err)
+	}
+	switch res[0] {
+	case -1:
+		return Joined{}, ErrClaimed
+	case -2:
+		return Joined{}, ErrClosed
+	}
+	t.Position = res[0]
+	return Joined{Ticket: t, Serving: res[1], New: true}, nil
+}
+
+// Admit lets a ticket through the queue for request: it succeeds only if the
+// request is bound to this ticket and the room's counter has reached the
+// ticket's position, and it marks the ticket admitted (active until its
+// session ends) atomically. Admitting an admitted ticket again returns the
+// same admission while its session lasts.
+//
+// Errors: ErrClaimed (bound to another ticket), ErrNotAdmitted (still
+// waiting), ErrSessionOver.
+func (s *Store) Admit(ctx context.Context, t Ticket, request string) (Ticket, error) {
+	r, err := s.room(t.Room)
+	if err != nil {
+		return Ticket{}, err
+	}
+	now := s.now()
+	k := s.keys(t.Room)
+	// The admitted record outlives the session until the ticket's max wait
+	// has passed too, so a copy of the cookie from before admission cannot
+	// be admitted a second time.
+	recordTTL := max(r.SessionTTL, t.JoinedAt.Add(r.MaxWait).Sub(now))
+	res, err := s.run(ctx, r, admitScript,
+		[]string{k.hash, k.serving, k.binding(request), k.ticket(t.ID), k.active},
+		t.ID.String(), t.Position, t.JoinedAt.UnixMilli(), now.UnixMilli(),
+		r.SessionTTL.Milliseconds(), recordTTL.Milliseconds(), r.MaxWait.Milliseconds()).Int64Slice()
+	if err != nil {
+		return Ticket{}, fmt.Errorf("admit to room %q: %w", t.Room, err)
+	}
+	switch res[0] {
+	case -1:
+		return Ticket{}, ErrClaimed
+	case -2:
+		return Ticket{}, ErrNotAdmitted
+	case -4:
+		return Ticket{}, ErrSessionOver
+	}
+	t.AdmittedAt = time.UnixMilli(res[1])
+	return t, nil
+}
+
+// EndSession ends an admitted ticket's session now (the relying party logged
+// the visitor out), which frees its slot at once. It reports whether there was
+// a session to end.
+func (s *Store) EndSession(ctx context.Context, room string, id TicketID) (bool, error) {
+	if _, err := s.room(room); err != nil {
+		return false, err
+	}
+	k := s.keys(room)
+	n, err := endSessionScript.Run(ctx, s.rdb, []string{k.ticket(id), k.active}, id.String(), s.now().UnixMilli()).Int()
+	if err != nil {
+		return false, fmt.Errorf("end session in room %q: %w", room, err)
+	}
+	return n == 1, nil
+}
+
+// Advance moves room's serving counter forward by n, never past the last
+// position handed out, and returns the counter.
+func (s *Store) Advance(ctx context.Context, room string, n int64) (Counters, error) {
+	if _, err := s.room(room); err != nil {
+		return Counters{}, err
+	}
+	if n < 0 {
+		return Counters{}, errors.New("advance: count must not be negative")
+	}
+	k := s.keys(room)
+	res, err := advanceScript.Run(ctx, s.rdb, []string{k.serving, k.tail}, n).Int64Slice()
+	if err != nil {
+		return Counters{}, fmt.Errorf("advance room %q: %w", room, err)
+	}
+	return Counters{Serving: res[0], Tail: res[1]}, nil
+}
+
+// SetState changes a room's state for every instance.
+func (s *Store) SetState(ctx context.Context, room string, st State) error {
+	if !st.Valid() {
+		return fmt.Errorf("unknown state %q", st)
+	}
+	return s.setRoom(ctx, room, "state", string(st))
+}
+
+// SetPolicy changes a room's admission policy for every instance; the
+// scheduler applies it from its next tick.
+func (s *Store) SetPolicy(ctx context.Context, room string, p Policy) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	return s.setRoom(ctx, room, "rate", formatFloat(p.RatePerMinute), "max_active", strconv.Itoa(p.MaxActive))
+}
+
+func (s *Store) setRoom(ctx context.Context, room string, fieldValues ...any) error {
+	r, err := s.room(room)
+	if err != nil {
+		return err
+	}
+	if err := s.run(ctx, r, setRoomScript, []string{s.keys(room).hash}, fieldValues...).Err(); err != nil {
+		return fmt.Errorf("update room %q: %w", room, err)
+	}
+	return nil
+}
+
+// Counters is what a room's shared state says now.
+type Counters struct {
+	State   State  `json:"state"`
+	Policy  Policy `json:"policy"`
+	Serving int64  `json:"serving"`
+	Tail    int64  `json:"tail"`
+	// Active counts admitted visitors whose session has not ended; only
+	// Status fills it.
+	Active int64 `json:"active"`
+}
+
+// Waiting is how many visitors hold a position the counter has not reached.
+func (c Counters) Waiting() int64 { return max(0, c.Tail-c.Serving) }
+
+// Status reads a room's counters from Redis.
+func (s *Store) Status(ctx context.Context, room string) (Counters, error) {
+	if _, err := s.room(room); err != nil {
+		return Counters{}, err
+	}
+	k := s.keys(room)
+	pipe := s.rdb.Pipeline()
+	read := s.queueCounters(ctx, pipe, k)
+	active := pipe.ZCount(ctx, k.active, strconv.FormatInt(s.now().UnixMilli()+1, 10), "+inf")
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return Counters{}, fmt.Errorf("status of room %q: %w", room, err)
+	}
+	c := read()
+	c.Active = active.Val()
+	return c, nil
+}
+
+// queueCounters queues the reads of a room's counters on pipe and returns a
+// function that assembles them once the pipeline has run.
+func (s *Store) queueCounters(ctx context.Context, pipe redis.Pipeliner, k roomKeys) func() Counters {
+	h := pipe.HMGet(ctx, k.hash, "state", "rate", "max_active")
+	serving := pipe.Get(ctx, k.serving)
+	tail := pipe.Get(ctx, k.tail)
+	return func() Counters {
+		var c Counters
+		vals := h.Val()
+		if len(vals) == 3 {
+			if st, ok := vals[0].(string); ok {
+				c.State = State(st)
+			}
+			if v, ok := vals[1].(string); ok {
+				c.Policy.RatePerMinute, _ = strconv.ParseFloat(v, 64)
+			}
+			if v, ok := vals[2].(string); ok {
+				c.Policy.MaxActive, _ = strconv.Atoi(v)
+			}
+		}
+		c.Serving, _ = serving.Int64()
+		c.Tail, _ = tail.Int64()
+		return c
+	}
+}
+
+func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+// Ping reports whether Redis answers.
+func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
+
+// SessionEnd returns when an admitted ticket's session ends (or ended), and
+// false when the ticket was never admitted or its record has expired.
+func (s *Store) SessionEnd(ctx context.Context, room string, id TicketID) (time.Time, bool, error) {
+	if _, err := s.room(room); err != nil {
+		return time.Time{}, false, err
+	}
+	ms, err := s.rdb.HGet(ctx, s.keys(room).ticket(id), "ends").Int64()
+	if errors.Is(err, redis.Nil) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("read session in room %q: %w", room, err)
+	}
+	return time.UnixMilli(ms), true, nil
+}

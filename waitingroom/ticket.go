@@ -1,0 +1,115 @@
+package waitingroom
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// TicketID is a ticket's random 128-bit identity. It is the visitor's OIDC
+// subject, so it is unguessable and says nothing about the visitor.
+type TicketID [16]byte
+
+// NewTicketID draws a fresh random id.
+func NewTicketID() TicketID {
+	var id TicketID
+	_, _ = rand.Read(id[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
+	return id
+}
+
+// String is the id in unpadded base64url, as used in Redis and as the token subject.
+func (id TicketID) String() string { return base64.RawURLEncoding.EncodeToString(id[:]) }
+
+// ParseTicketID reads the String form back.
+func ParseTicketID(s string) (TicketID, error) {
+	var id TicketID
+	if base64.RawURLEncoding.DecodedLen(len(s)) != len(id) {
+		return id, fmt.Errorf("parse ticket id: want %d bytes", len(id))
+	}
+	if _, err := base64.RawURLEncoding.Decode(id[:], []byte(s)); err != nil {
+		return id, fmt.Errorf("parse ticket id: %w", err)
+	}
+	return id, nil
+}
+
+// Ticket is a visitor's place in one room. The caller keeps it in an
+// authenticated cookie, which is why a status poll needs no Redis: the
+// position is in the ticket, the counter in the process's cache.
+type Ticket struct {
+	ID       TicketID
+	Room     string
+	Position int64
+	JoinedAt time.Time
+	// AdmittedAt is zero until the ticket has passed the queue.
+	AdmittedAt time.Time
+}
+
+// Admitted reports whether the ticket has passed the queue.
+func (t Ticket) Admitted() bool { return !t.AdmittedAt.IsZero() }
+
+// Expired reports whether the ticket can no longer be used in room r at now:
+// a waiting ticket older than the room's max wait, or an admitted one whose
+// session has ended. Expired tickets join again at the back.
+func (t Ticket) Expired(r Room, now time.Time) bool {
+	if t.Admitted() {
+		return !now.Before(t.AdmittedAt.Add(r.SessionTTL))
+	}
+	return !now.Before(t.JoinedAt.Add(r.MaxWait))
+}
+
+// SessionEnd is when an admitted ticket's session ends in room r.
+func (t Ticket) SessionEnd(r Room) time.Time { return t.AdmittedAt.Add(r.SessionTTL) }
+
+const ticketVersion = 1
+
+// MarshalBinary encodes the ticket compactly (it rides in a cookie on every
+// poll): version, id, varint position and unix-millisecond times, room last.
+func (t Ticket) MarshalBinary() ([]byte, error) {
+	b := make([]byte, 0, 1+16+3*binary.MaxVarintLen64+len(t.Room))
+	b = append(b, ticketVersion)
+	b = append(b, t.ID[:]...)
+	b = binary.AppendVarint(b, t.Position)
+	b = binary.AppendVarint(b, t.JoinedAt.UnixMilli())
+	var admitted int64
+	if t.Admitted() {
+		admitted = t.AdmittedAt.UnixMilli()
+	}
+	b = binary.AppendVarint(b, admitted)
+	b = append(b, t.Room...)
+	return b, nil
+}
+
+var errBadTicket = errors.New("malformed ticket")
+
+// UnmarshalBinary decodes what MarshalBinary wrote.
+func (t *Ticket) UnmarshalBinary(b []byte) error {
+	if len(b) < 1+16 || b[0] != ticketVersion {
+		return errBadTicket
+	}
+	var nt Ticket
+	copy(nt.ID[:], b[1:17])
+	b = b[17:]
+	var vals [3]int64
+	for i := range vals {
+		v, n := binary.Varint(b)
+		if n <= 0 {
+			return errBadTicket
+		}
+		vals[i] = v
+		b = b[n:]
+	}
+	if vals[0] <= 0 || len(b) == 0 {
+		return errBadTicket
+	}
+	nt.Position = vals[0]
+	nt.JoinedAt = time.UnixMilli(vals[1])
+	if vals[2] != 0 {
+		nt.AdmittedAt = time.UnixMilli(vals[2])
+	}
+	nt.Room = string(b)
+	*t = nt
+	return nil
+}
