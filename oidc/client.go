@@ -1,0 +1,65 @@
+package oidc
+
+import (
+	"time"
+
+	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/anteroom/anteroom/config"
+	"github.com/anteroom/anteroom/waitingroom"
+)
+
+// client is a relying party from the configuration. Its login step is the
+// waiting page of its room.
+type client struct {
+	cfg      config.Client
+	room     waitingroom.Room
+	loginURL func(id string) string
+}
+
+func (c *client) GetID() string                    { return c.cfg.ID }
+func (c *client) RedirectURIs() []string           { return c.cfg.RedirectURIs }
+func (c *client) PostLogoutRedirectURIs() []string { return c.cfg.PostLogoutRedirectURIs }
+
+// ApplicationType tells the library which redirect URIs to accept.
+// Confidential clients are web apps; a public client is treated as a
+// user-agent app, and DevMode below lets its configured loopback http URIs
+// through (config validation allows no other http URI for it).
+func (c *client) ApplicationType() op.ApplicationType {
+	if c.cfg.Public() {
+		return op.ApplicationTypeUserAgent
+	}
+	return op.ApplicationTypeWeb
+}
+
+func (c *client) AuthMethod() zoidc.AuthMethod {
+	if c.cfg.Public() {
+		return zoidc.AuthMethodNone
+	}
+	return zoidc.AuthMethodBasic
+}
+
+func (c *client) ResponseTypes() []zoidc.ResponseType {
+	return []zoidc.ResponseType{zoidc.ResponseTypeCode}
+}
+
+func (c *client) GrantTypes() []zoidc.GrantType {
+	return []zoidc.GrantType{zoidc.GrantTypeCode, zoidc.GrantTypeRefreshToken}
+}
+
+func (c *client) LoginURL(id string) string            { return c.loginURL(id) }
+func (c *client) AccessTokenType() op.AccessTokenType  { return op.AccessTokenTypeJWT }
+func (c *client) IDTokenLifetime() time.Duration       { return c.room.SessionTTL }
+func (c *client) DevMode() bool                        { return c.cfg.Public() }
+func (c *client) IsScopeAllowed(string) bool           { return false }
+func (c *client) IDTokenUserinfoClaimsAssertion() bool { return true }
+func (c *client) ClockSkew() time.Duration             { return 0 }
+func (c *client) RestrictAdditionalIdTokenScopes() func([]string) []string {
+	return func(s []string) []string { return s }
+}
+func (c *client) RestrictAdditionalAccessTokenScopes() func([]string) []string {
+	return func(s []string) []string { return s }
+}
+
+var _ op.Client = (*client)(nil)

@@ -1,0 +1,150 @@
+// Package oidc is Anteroom's OpenID Connect provider: zitadel/oidc's op
+// package with a storage whose login step is the waiting room. An auth
+// request becomes done only when the ticket bound to it is admitted, so no
+// code, and no token, is issued before the visitor's turn.
+package oidc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/cors"
+	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/anteroom/anteroom/config"
+	"github.com/anteroom/anteroom/keys"
+	"github.com/anteroom/anteroom/waitingroom"
+)
+
+// Options wires a Provider.
+type Options struct {
+	// Issuer is the exact issuer URL, possibly with a path; every URL
+	// Anteroom hands out is built from it.
+	Issuer  string
+	Clients []config.Client
+	Rooms   *waitingroom.Store
+	Redis   redis.UniversalClient
+	Keys    *keys.Manager
+	// Box seals pending auth requests into their ids and authorization codes.
+	Box *keys.Box
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Provider is the OpenID provider and the bridge the waiting page uses to
+// continue a flow.
+type Provider struct {
+	op      *op.Provider
+	storage *storage
+	issuer  string
+	handler http.Handler
+}
+
+// NewProvider builds the provider.
+func NewProvider(o Options) (*Provider, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &storage{rdb: o.Redis, rooms: o.Rooms, keys: o.Keys, box: o.Box, clients: map[string]*client{}, now: o.Now}
+	loginURL := func(id string) string { return o.Issuer + "/wait/" + id }
+	for _, c := range o.Clients {
+		room, ok := o.Rooms.Room(c.Room)
+		if !ok {
+			return nil, fmt.Errorf("client %q: unknown room %q", c.ID, c.Room)
+		}
+		s.clients[c.ID] = &client{cfg: c, room: room, loginURL: loginURL}
+	}
+	cfg := &op.Config{
+		CodeMethodS256:        true,
+		AuthMethodPost:        true,
+		GrantTypeRefreshToken: true,
+		SupportedScopes:       []string{zoidc.ScopeOpenID, zoidc.ScopeOfflineAccess},
+		SupportedClaims: []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce",
+			"room", "queue_position", "queued_at", "admitted_at"},
+	}
+	opts := []op.Option{
+		op.WithCrypto(boxCrypto{o.Box}),
+		// The library's default CORS reflects any Origin with credentials.
+		// Token, userinfo, discovery and keys need CORS for browser apps,
+		// never with credentials; the browser-facing endpoints get none
+		// (Handler strips Origin there).
+		op.WithCORSOptions(&cors.Options{
+			AllowedOrigins: []string{"*"},
+			AllowedMethods: []string{http.MethodGet, http.MethodPost},
+			AllowedHeaders: []string{"Authorization", "Content-Type"},
+		}),
+	}
+	if strings.HasPrefix(o.Issuer, "http://") {
+		opts = append(opts, op.WithAllowInsecure())
+	}
+	p, err := op.NewProvider(cfg, s, op.StaticIssuer(o.Issuer), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("create provider: %w", err)
+	}
+	prov := &Provider{op: p, storage: s, issuer: o.Issuer}
+	prov.handler = http.HandlerFunc(prov.serve)
+	return prov, nil
+}
+
+// Handler serves the provider's endpoints at root paths (a proxy strips the
+// issuer's path prefix).
+func (p *Provider) Handler() http.Handler { return p.handler }
+
+func (p *Provider) serve(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/authorize", "/authorize/callback", "/end_session":
+		r.Header.Del("Origin")
+	case "/oauth/token":
+		// RFC 6749 §5.1: token responses must not be cached.
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Pragma", "no-cache")
+	}
+	p.op.ServeHTTP(w, r)
+}
+
+// Open reads the room a pending auth request queues for, and whether it
+// asked for no interaction (prompt=none), without Redis. Errors wrap
+// waitingroom.ErrUnknownRequest or waitingroom.ErrExpired.
+func (p *Provider) Open(id string) (room string, promptNone bool, err error) {
+	a, c, err := p.storage.pending(id)
+	if err != nil {
+		return "", false, err
+	}
+	return c.room.ID, a.PromptNone(), nil
+}
+
+// Complete marks auth request id done for an admitted ticket and returns the
+// URL that continues the flow (the provider's callback, which redirects to
+// the relying party with a code).
+func (p *Provider) Complete(ctx context.Context, id string, t waitingroom.Ticket) (string, error) {
+	_, c, err := p.storage.pending(id)
+	if err != nil {
+		return "", err
+	}
+	if !t.Admitted() || t.Room != c.room.ID {
+		return "", errors.New("ticket is not admitted to the request's room")
+	}
+	if err := p.storage.complete(ctx, id, t, c.room); err != nil {
+		return "", err
+	}
+	return op.AuthCallbackURL(p.op)(op.ContextWithIssuer(ctx, p.issuer), id), nil
+}
+
+// LoginRequired ends auth request id at the relying party with the OAuth
+// error login_required: the answer to prompt=none for a visitor who would
+// have to queue.
+func (p *Provider) LoginRequired(w http.ResponseWriter, r *http.Request, id string) {
+	a, _, err := p.storage.pending(id)
+	if err != nil {
+		http.Error(w, "unknown or expired request", http.StatusBadRequest)
+		return
+	}
+	oauthErr := zoidc.ErrLoginRequired().WithDescription("the visitor must wait in the queue")
+	op.AuthRequestError(w, r.WithContext(op.ContextWithIssuer(r.Context(), p.issuer)), a, oauthErr, p.op)
+}

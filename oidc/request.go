@@ -1,0 +1,228 @@
+package oidc
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"strings"
+	"time"
+
+	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
+
+	"github.com/anteroom/anteroom/keys"
+)
+
+// AuthRequest is an authorization request on its way through the queue.
+//
+// While the visitor waits it is stored nowhere: its fields are sealed into
+// its own id (AEAD under the configured secrets), which keeps a waiting
+// visitor's Redis cost to the ticket's binding alone. Once the visitor is
+// admitted, the request is written to Redis with the ticket's claims and
+// lives just long enough to be exchanged for a code.
+type AuthRequest struct {
+	ID                  string                    `json:"-"`
+	ClientID            string                    `json:"client_id"`
+	RedirectURI         string                    `json:"redirect_uri"`
+	State               string                    `json:"state,omitempty"`
+	Nonce               string                    `json:"nonce,omitempty"`
+	Scopes              []string                  `json:"scopes"`
+	ResponseType        zoidc.ResponseType        `json:"response_type"`
+	ResponseMode        zoidc.ResponseMode        `json:"response_mode,omitempty"`
+	CodeChallenge       string                    `json:"code_challenge,omitempty"`
+	CodeChallengeMethod zoidc.CodeChallengeMethod `json:"code_challenge_method,omitempty"`
+	Prompt              []string                  `json:"prompt,omitempty"`
+	CreatedAt           time.Time                 `json:"created_at"`
+	Queue               *QueueClaims              `json:"queue,omitempty"`
+}
+
+// QueueClaims is what the queue says about an admitted visitor; it becomes
+// the tokens' subject and extra claims.
+type QueueClaims struct {
+	Subject    string    `json:"sub"`
+	Room       string    `json:"room"`
+	Position   int64     `json:"queue_position"`
+	QueuedAt   time.Time `json:"queued_at"`
+	AdmittedAt time.Time `json:"admitted_at"`
+	SessionEnd time.Time `json:"session_end"`
+}
+
+// Claims returns the extra claims every token carries.
+func (q *QueueClaims) Claims() map[string]any {
+	return map[string]any{
+		"room":           q.Room,
+		"queue_position": q.Position,
+		"queued_at":      q.QueuedAt.Unix(),
+		"admitted_at":    q.AdmittedAt.Unix(),
+	}
+}
+
+// GetID implements op.AuthRequest.
+func (a *AuthRequest) GetID() string { return a.ID }
+
+// GetACR implements op.AuthRequest.
+func (a *AuthRequest) GetACR() string { return "" }
+
+// GetAMR implements op.AuthRequest.
+func (a *AuthRequest) GetAMR() []string { return nil }
+
+// GetAudience implements op.AuthRequest.
+func (a *AuthRequest) GetAudience() []string { return []string{a.ClientID} }
+
+// GetAuthTime implements op.AuthRequest: the moment the visitor passed the queue.
+func (a *AuthRequest) GetAuthTime() time.Time {
+	if a.Queue == nil {
+		return time.Time{}
+	}
+	return a.Queue.AdmittedAt
+}
+
+// GetClientID implements op.AuthRequest.
+func (a *AuthRequest) GetClientID() string { return a.ClientID }
+
+// GetCodeChallenge implements op.AuthRequest.
+func (a *AuthRequest) GetCodeChallenge() *zoidc.CodeChallenge {
+	if a.CodeChallenge == "" {
+		return nil
+	}
+	return &zoidc.CodeChallenge{Challenge: a.CodeChallenge, Method: a.CodeChallengeMethod}
+}
+
+// GetNonce implements op.AuthRequest.
+func (a *AuthRequest) GetNonce() string { return a.Nonce }
+
+// GetRedirectURI implements op.AuthRequest.
+func (a *AuthRequest) GetRedirectURI() string { return a.RedirectURI }
+
+// GetResponseType implements op.AuthRequest.
+func (a *AuthRequest) GetResponseType() zoidc.ResponseType { return a.ResponseType }
+
+// GetResponseMode implements op.AuthRequest.
+func (a *AuthRequest) GetResponseMode() zoidc.ResponseMode { return a.ResponseMode }
+
+// GetScopes implements op.AuthRequest.
+func (a *AuthRequest) GetScopes() []string { return a.Scopes }
+
+// GetState implements op.AuthRequest.
+func (a *AuthRequest) GetState() string { return a.State }
+
+// GetSubject implements op.AuthRequest: the ticket id once admitted.
+func (a *AuthRequest) GetSubject() string {
+	if a.Queue == nil {
+		return ""
+	}
+	return a.Queue.Subject
+}
+
+// Done implements op.AuthRequest: only an admitted request is done.
+func (a *AuthRequest) Done() bool { return a.Queue != nil }
+
+// PromptNone reports whether the relying party asked for no interaction.
+func (a *AuthRequest) PromptNone() bool {
+	for _, p := range a.Prompt {
+		if p == zoidc.PromptNone {
+			return true
+		}
+	}
+	return false
+}
+
+// key is the short, fixed-length name of the request in Redis.
+func requestKey(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return base64.RawURLEncoding.EncodeToString(sum[:15])
+}
+
+const sealedVersion = 1
+
+var sealedAD = []byte("anteroom auth request")
+
+// errBadRequestID is returned for an id that was not sealed by us.
+var errBadRequestID = errors.New("malformed auth request id")
+
+// seal encodes the pending fields compactly and seals them into an id.
+func sealRequest(box *keys.Box, a *AuthRequest) string {
+	fields := []string{
+		a.ClientID, a.RedirectURI, a.State, a.Nonce, strings.Join(a.Scopes, " "),
+		string(a.ResponseType), string(a.ResponseMode), a.CodeChallenge,
+		string(a.CodeChallengeMethod), strings.Join(a.Prompt, " "),
+	}
+	b := []byte{sealedVersion}
+	b = binary.AppendVarint(b, a.CreatedAt.Unix())
+	for _, f := range fields {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
+	}
+	return base64.RawURLEncoding.EncodeToString(box.Seal(b, sealedAD))
+}
+
+// openRequest reverses sealRequest.
+func openRequest(box *keys.Box, id string) (*AuthRequest, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(id)
+	if err != nil {
+		return nil, errBadRequestID
+	}
+	b, err := box.Open(raw, sealedAD)
+	if err != nil || len(b) < 2 || b[0] != sealedVersion {
+		return nil, errBadRequestID
+	}
+	b = b[1:]
+	created, n := binary.Varint(b)
+	if n <= 0 {
+		return nil, errBadRequestID
+	}
+	b = b[n:]
+	var fields [10]string
+	for i := range fields {
+		l, n := binary.Uvarint(b)
+		if n <= 0 || uint64(len(b)-n) < l {
+			return nil, errBadRequestID
+		}
+		fields[i] = string(b[n : n+int(l)])
+		b = b[n+int(l):]
+	}
+	return &AuthRequest{
+		ID:                  id,
+		ClientID:            fields[0],
+		RedirectURI:         fields[1],
+		State:               fields[2],
+		Nonce:               fields[3],
+		Scopes:              splitSpaces(fields[4]),
+		ResponseType:        zoidc.ResponseType(fields[5]),
+		ResponseMode:        zoidc.ResponseMode(fields[6]),
+		CodeChallenge:       fields[7],
+		CodeChallengeMethod: zoidc.CodeChallengeMethod(fields[8]),
+		Prompt:              splitSpaces(fields[9]),
+		CreatedAt:           time.Unix(created, 0),
+	}, nil
+}
+
+func splitSpaces(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, " ")
+}
+
+// boxCrypto is the op.Crypto that seals authorization codes (and would seal
+// opaque tokens) with the same rotating secrets as everything else, so every
+// instance can read what another one wrote.
+type boxCrypto struct{ box *keys.Box }
+
+var cryptoAD = []byte("anteroom code")
+
+func (c boxCrypto) Encrypt(s string) (string, error) {
+	return base64.RawURLEncoding.EncodeToString(c.box.Seal([]byte(s), cryptoAD)), nil
+}
+
+func (c boxCrypto) Decrypt(s string) (string, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return "", err
+	}
+	b, err := c.box.Open(raw, cryptoAD)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}

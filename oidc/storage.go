@@ -1,0 +1,585 @@
+package oidc
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/redis/go-redis/v9"
+	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/anteroom/anteroom/keys"
+	"github.com/anteroom/anteroom/waitingroom"
+)
+
+// codeTTL bounds how long an admitted request waits for its code to be
+// issued and the code for its exchange (RFC 6749 §4.1.2: at most 10 minutes).
+const codeTTL = 5 * time.Minute
+
+// Errors of the queue side of a flow.
+var (
+	// ErrUnknownRequest is returned for an auth request id we did not issue.
+	ErrUnknownRequest = fmt.Errorf("auth request: %w", waitingroom.ErrUnknownRequest)
+	// ErrRequestExpired is returned for an auth request older than its room's max wait.
+	ErrRequestExpired = fmt.Errorf("auth request: %w", waitingroom.ErrExpired)
+	// ErrRequestUsed is returned when an auth request's code was already redeemed.
+	ErrRequestUsed = fmt.Errorf("auth request already used: %w", waitingroom.ErrExpired)
+)
+
+// storage is Anteroom's op.Storage. Everything it keeps is in Redis with a
+// TTL, so any instance can finish a flow that another one started.
+type storage struct {
+	rdb     redis.UniversalClient
+	rooms   *waitingroom.Store
+	keys    *keys.Manager
+	box     *keys.Box
+	clients map[string]*client
+	now     func() time.Time
+}
+
+func (s *storage) requestRedisKey(id string) string { return "anteroom:ar:" + requestKey(id) }
+func accessTokenKey(id string) string               { return "anteroom:at:" + id }
+func refreshTokenKey(token string) string           { return "anteroom:rt:" + digest(token) }
+
+func digest(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:16])
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// CreateAuthRequest implements op.Storage. It enforces what the library
+// leaves to us: PKCE with S256 only, and required for public clients.
+func (s *storage) CreateAuthRequest(ctx context.Context, req *zoidc.AuthRequest, _ string) (op.AuthRequest, error) {
+	c, ok := s.clients[req.ClientID]
+	if !ok {
+		return nil, zoidc.ErrInvalidClient().WithDescription("unknown client")
+	}
+	switch {
+	case req.CodeChallenge != "" && req.CodeChallengeMethod != zoidc.CodeChallengeMethodS256:
+		return nil, zoidc.ErrInvalidRequest().WithDescription("code_challenge_method must be S256")
+	case req.CodeChallenge == "" && (c.cfg.Public() || c.cfg.RequirePKCE):
+		return nil, zoidc.ErrInvalidRequest().WithDescription("PKCE is required: send code_challenge with code_challenge_method=S256")
+	case len(req.State)+len(req.Nonce) > 2048:
+		return nil, zoidc.ErrInvalidRequest().WithDescription("state and nonce are too long")
+	}
+	a := &AuthRequest{
+		ClientID:            req.ClientID,
+		RedirectURI:         req.RedirectURI,
+		State:               req.State,
+		Nonce:               req.Nonce,
+		Scopes:              req.Scopes,
+		ResponseType:        req.ResponseType,
+		ResponseMode:        req.ResponseMode,
+		CodeChallenge:       req.CodeChallenge,
+		CodeChallengeMethod: req.CodeChallengeMethod,
+		Prompt:              req.Prompt,
+		CreatedAt:           s.now(),
+	}
+	a.ID = sealRequest(s.box, a)
+	return a, nil
+}
+
+// pending opens a sealed request id and checks its age against the room's
+// max wait; it reads nothing from Redis.
+func (s *storage) pending(id string) (*AuthRequest, *client, error) {
+	a, err := openRequest(s.box, id)
+	if err != nil {
+		return nil, nil, ErrUnknownRequest
+	}
+	c, ok := s.clients[a.ClientID]
+	if !ok {
+		return nil, nil, ErrUnknownRequest
+	}
+	if !s.now().Before(a.CreatedAt.Add(c.room.MaxWait)) {
+		return nil, nil, ErrRequestExpired
+	}
+	return a, c, nil
+}
+
+// AuthRequestByID implements op.Storage: the sealed request, with the
+// admission record from Redis once there is one.
+func (s *storage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequest, error) {
+	a, _, err := s.pending(id)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := s.rdb.HGet(ctx, s.requestRedisKey(id), "rec").Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return a, nil
+	case err != nil:
+		return nil, fmt.Errorf("read auth request: %w", err)
+	}
+	var q QueueClaims
+	if err := json.Unmarshal(rec, &q); err != nil {
+		return nil, fmt.Errorf("decode auth request: %w", err)
+	}
+	a.Queue = &q
+	return a, nil
+}
+
+// complete records that the ticket passed the queue for request id. It is
+// idempotent until the request's code has been redeemed.
+var completeScript = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], 'used') == 1 then return 0 end
+redis.call('HSETNX', KEYS[1], 'rec', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`)
+
+func (s *storage) complete(ctx context.Context, id string, t waitingroom.Ticket, r waitingroom.Room) error {
+	q := QueueClaims{
+		Subject:    t.ID.String(),
+		Room:       t.Room,
+		Position:   t.Position,
+		QueuedAt:   t.JoinedAt,
+		AdmittedAt: t.AdmittedAt,
+		SessionEnd: t.SessionEnd(r),
+	}
+	rec, _ := json.Marshal(q)
+	n, err := completeScript.Run(ctx, s.rdb, []string{s.requestRedisKey(id)}, rec, codeTTL.Milliseconds()).Int()
+	if err != nil {
+		return fmt.Errorf("complete auth request: %w", err)
+	}
+	if n == 0 {
+		return ErrRequestUsed
+	}
+	return nil
+}
+
+// saveCodeScript attaches the one code an admitted request may have.
+var saveCodeScript = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], 'rec') == 0 then return -1 end
+if redis.call('HEXISTS', KEYS[1], 'code') == 1 or redis.call('HEXISTS', KEYS[1], 'used') == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'code', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`)
+
+// SaveAuthCode implements op.Storage. A request gets one code: a second
+// visit to the callback cannot mint another.
+func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
+	n, err := saveCodeScript.Run(ctx, s.rdb, []string{s.requestRedisKey(id)}, digest(code), codeTTL.Milliseconds()).Int()
+	if err != nil {
+		return fmt.Errorf("save code: %w", err)
+	}
+	if n != 1 {
+		return zoidc.ErrInvalidRequest().WithDescription("this authorization request has already been answered; start again")
+	}
+	return nil
+}
+
+// redeemScript consumes a code: it answers once, and a second redemption
+// revokes the tokens the first one produced (RFC 6749 §4.1.2).
+// Returns the record, or {'used', at, rt} for a replay, or nil.
+var redeemScript = redis.NewScript(`
+local h = redis.call('HMGET', KEYS[1], 'code', 'rec', 'used', 'at', 'rt')
+if h[3] then
+  if h[1] == ARGV[1] then return {'used', h[4] or '', h[5] or ''} end
+  return false
+end
+if h[1] ~= ARGV[1] or not h[2] then return false end
+redis.call('HSET', KEYS[1], 'used', 1)
+return {'ok', h[2]}
+`)
+
+// AuthRequestByCode implements op.Storage and consumes the code atomically:
+// the library mints tokens before it deletes anything, so of concurrent
+// redemptions only the one that wins here gets tokens.
+func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
+	id, err := boxCrypto{s.box}.Decrypt(code)
+	if err != nil {
+		return nil, zoidc.ErrInvalidGrant().WithDescription("invalid code")
+	}
+	a, _, err := s.pending(id)
+	if err != nil {
+		return nil, zoidc.ErrInvalidGrant().WithDescription("invalid code")
+	}
+	res, err := redeemScript.Run(ctx, s.rdb, []string{s.requestRedisKey(id)}, digest(code)).StringSlice()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, zoidc.ErrInvalidGrant().WithDescription("invalid or expired code")
+	case err != nil:
+		return nil, fmt.Errorf("redeem code: %w", err)
+	}
+	if res[0] == "used" {
+		s.revokeReplayed(ctx, res[1], res[2])
+		return nil, zoidc.ErrInvalidGrant().WithDescription("code already used; its tokens are revoked")
+	}
+	var q QueueClaims
+	if err := json.Unmarshal([]byte(res[1]), &q); err != nil {
+		return nil, fmt.Errorf("decode auth request: %w", err)
+	}
+	a.Queue = &q
+	return a, nil
+}
+
+func (s *storage) revokeReplayed(ctx context.Context, accessID, refreshKey string) {
+	var keys []string
+	if accessID != "" {
+		keys = append(keys, accessTokenKey(accessID))
+	}
+	if refreshKey != "" {
+		keys = append(keys, refreshKey)
+	}
+	for _, k := range keys {
+		_ = s.rdb.Del(ctx, k).Err()
+	}
+}
+
+// DeleteAuthRequest implements op.Storage. The library calls it after the
+// exchange; the record keeps its "used" mark and token ids until its TTL
+// so a replayed code can still revoke them, and drops everything else.
+func (s *storage) DeleteAuthRequest(ctx context.Context, id string) error {
+	return s.rdb.HDel(ctx, s.requestRedisKey(id), "rec", "code").Err()
+}
+
+// tokenRecord is what Redis keeps of an access or refresh token, so that
+// userinfo, introspection and revocation can tell a live token from a
+// revoked one.
+type tokenRecord struct {
+	ClientID string      `json:"client_id"`
+	Scopes   []string    `json:"scopes"`
+	Expires  time.Time   `json:"exp"`
+	AuthTime time.Time   `json:"auth_time"`
+	Queue    QueueClaims `json:"queue"`
+	// AccessID is the access token issued with this refresh token.
+	AccessID string `json:"access_id,omitempty"`
+}
+
+// grant extracts what tokens are minted from: the auth request of a code
+// exchange, or the record of a refresh token.
+func grant(req op.TokenRequest) (*QueueClaims, string, error) {
+	switch r := req.(type) {
+	case *AuthRequest:
+		if r.Queue == nil {
+			return nil, "", zoidc.ErrInvalidGrant().WithDescription("visitor has not passed the queue")
+		}
+		return r.Queue, r.ClientID, nil
+	case *refreshRequest:
+		return &r.rec.Queue, r.rec.ClientID, nil
+	}
+	return nil, "", fmt.Errorf("unsupported token request %T", req)
+}
+
+func (s *storage) newAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
+	q, clientID, err := grant(req)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	now := s.now()
+	// Tokens never outlive the visitor's session: that is the promise a
+	// downstream API relies on when it checks exp.
+	exp := q.SessionEnd
+	if !now.Before(exp) {
+		return "", time.Time{}, zoidc.ErrInvalidGrant().WithDescription("the visitor's session has ended")
+	}
+	id := randomToken()
+	rec, _ := json.Marshal(tokenRecord{ClientID: clientID, Scopes: req.GetScopes(), Expires: exp, AuthTime: q.AdmittedAt, Queue: *q})
+	if err := s.rdb.Set(ctx, accessTokenKey(id), rec, exp.Sub(now)).Err(); err != nil {
+		return "", time.Time{}, fmt.Errorf("store access token: %w", err)
+	}
+	if a, ok := req.(*AuthRequest); ok {
+		_ = s.rdb.HSet(ctx, s.requestRedisKey(a.ID), "at", id).Err()
+	}
+	return id, exp, nil
+}
+
+// CreateAccessToken implements op.Storage.
+func (s *storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
+	return s.newAccessToken(ctx, req)
+}
+
+// CreateAccessAndRefreshTokens implements op.Storage. A refresh token is
+// used once: the old one is consumed before the new one exists, so two
+// concurrent refreshes cannot both succeed.
+func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, current string) (string, string, time.Time, error) {
+	if current != "" {
+		n, err := s.rdb.Del(ctx, refreshTokenKey(current)).Result()
+		if err != nil {
+			return "", "", time.Time{}, fmt.Errorf("rotate refresh token: %w", err)
+		}
+		if n == 0 {
+			return "", "", time.Time{}, zoidc.ErrInvalidGrant().WithDescription("refresh token already used")
+		}
+	}
+	accessID, exp, err := s.newAccessToken(ctx, req)
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	q, clientID, _ := grant(req)
+	token := randomToken()
+	rec, _ := json.Marshal(tokenRecord{ClientID: clientID, Scopes: req.GetScopes(), Expires: exp, AuthTime: q.AdmittedAt, Queue: *q, AccessID: accessID})
+	if err := s.rdb.Set(ctx, refreshTokenKey(token), rec, exp.Sub(s.now())).Err(); err != nil {
+		return "", "", time.Time{}, fmt.Errorf("store refresh token: %w", err)
+	}
+	if a, ok := req.(*AuthRequest); ok {
+		_ = s.rdb.HSet(ctx, s.requestRedisKey(a.ID), "rt", refreshTokenKey(token)).Err()
+	}
+	return accessID, token, exp, nil
+}
+
+func (s *storage) readToken(ctx context.Context, key string) (*tokenRecord, error) {
+	b, err := s.rdb.Get(ctx, key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, errors.New("token is not active")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read token: %w", err)
+	}
+	var rec tokenRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, fmt.Errorf("decode token: %w", err)
+	}
+	if !s.now().Before(rec.Expires) {
+		return nil, errors.New("token is not active")
+	}
+	return &rec, nil
+}
+
+// refreshRequest is a refresh token presented at the token endpoint.
+type refreshRequest struct {
+	rec    tokenRecord
+	scopes []string
+}
+
+func (r *refreshRequest) GetAMR() []string            { return nil }
+func (r *refreshRequest) GetAudience() []string       { return []string{r.rec.ClientID} }
+func (r *refreshRequest) GetAuthTime() time.Time      { return r.rec.AuthTime }
+func (r *refreshRequest) GetClientID() string         { return r.rec.ClientID }
+func (r *refreshRequest) GetScopes() []string         { return r.scopes }
+func (r *refreshRequest) GetSubject() string          { return r.rec.Queue.Subject }
+func (r *refreshRequest) SetCurrentScopes(s []string) { r.scopes = s }
+
+// TokenRequestByRefreshToken implements op.Storage. A refresh token dies
+// with the visitor's session, including one ended early through end_session.
+func (s *storage) TokenRequestByRefreshToken(ctx context.Context, token string) (op.RefreshTokenRequest, error) {
+	rec, err := s.readToken(ctx, refreshTokenKey(token))
+	if err != nil {
+		return nil, zoidc.ErrInvalidGrant().WithDescription("invalid refresh token").WithParent(err)
+	}
+	id, err := waitingroom.ParseTicketID(rec.Queue.Subject)
+	if err != nil {
+		return nil, zoidc.ErrInvalidGrant().WithDescription("invalid refresh token")
+	}
+	ends, ok, err := s.rooms.SessionEnd(ctx, rec.Queue.Room, id)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || !s.now().Before(ends) {
+		return nil, zoidc.ErrInvalidGrant().WithDescription("the visitor's session has ended")
+	}
+	return &refreshRequest{rec: *rec, scopes: rec.Scopes}, nil
+}
+
+// TerminateSession implements op.Storage: logging out frees the visitor's
+// slot in the room at once.
+func (s *storage) TerminateSession(ctx context.Context, userID, clientID string) error {
+	c, ok := s.clients[clientID]
+	if !ok || userID == "" {
+		return nil
+	}
+	id, err := waitingroom.ParseTicketID(userID)
+	if err != nil {
+		return nil
+	}
+	_, err = s.rooms.EndSession(ctx, c.room.ID, id)
+	return err
+}
+
+// RevokeToken implements op.Storage (RFC 7009). A token of another client
+// is refused; an unknown one is not an error.
+func (s *storage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID string) *zoidc.Error {
+	key := refreshTokenKey(tokenOrID)
+	if userID != "" {
+		key = accessTokenKey(tokenOrID)
+	}
+	rec, err := s.readToken(ctx, key)
+	if err != nil {
+		return nil
+	}
+	if rec.ClientID != clientID {
+		return zoidc.ErrInvalidClient().WithDescription("token was not issued to this client")
+	}
+	keys := []string{key}
+	if rec.AccessID != "" {
+		keys = append(keys, accessTokenKey(rec.AccessID))
+	}
+	if err := s.rdb.Del(ctx, keys...).Err(); err != nil {
+		return zoidc.ErrServerError().WithParent(err)
+	}
+	return nil
+}
+
+// GetRefreshTokenInfo implements op.Storage.
+func (s *storage) GetRefreshTokenInfo(ctx context.Context, clientID, token string) (string, string, error) {
+	rec, err := s.readToken(ctx, refreshTokenKey(token))
+	if err != nil || rec.ClientID != clientID {
+		return "", "", op.ErrInvalidRefreshToken
+	}
+	return rec.Queue.Subject, token, nil
+}
+
+// signingKey adapts a keys.Key to op.SigningKey.
+type signingKey struct{ k keys.Key }
+
+func (s signingKey) SignatureAlgorithm() jose.SignatureAlgorithm { return s.k.Algorithm }
+func (s signingKey) Key() any                                    { return s.k.Private }
+func (s signingKey) ID() string                                  { return s.k.ID }
+
+// publicKey adapts a keys.Key to op.Key.
+type publicKey struct{ k keys.Key }
+
+func (p publicKey) ID() string                         { return p.k.ID }
+func (p publicKey) Algorithm() jose.SignatureAlgorithm { return p.k.Algorithm }
+func (p publicKey) Use() string                        { return "sig" }
+func (p publicKey) Key() any                           { return p.k.Public.Key }
+
+// SigningKey implements op.Storage.
+func (s *storage) SigningKey(context.Context) (op.SigningKey, error) {
+	return signingKey{s.keys.Signing()}, nil
+}
+
+// SignatureAlgorithms implements op.Storage.
+func (s *storage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
+	return []jose.SignatureAlgorithm{s.keys.Signing().Algorithm}, nil
+}
+
+// KeySet implements op.Storage.
+func (s *storage) KeySet(context.Context) ([]op.Key, error) {
+	ks := s.keys.Verification()
+	out := make([]op.Key, len(ks))
+	for i, k := range ks {
+		out[i] = publicKey{k}
+	}
+	return out, nil
+}
+
+// GetClientByClientID implements op.Storage.
+func (s *storage) GetClientByClientID(_ context.Context, id string) (op.Client, error) {
+	c, ok := s.clients[id]
+	if !ok {
+		return nil, fmt.Errorf("unknown client %q", id)
+	}
+	return c, nil
+}
+
+// AuthorizeClientIDSecret implements op.Storage with a constant-time compare.
+func (s *storage) AuthorizeClientIDSecret(_ context.Context, id, secret string) error {
+	c, ok := s.clients[id]
+	if !ok || c.cfg.Public() {
+		return errors.New("invalid client credentials")
+	}
+	want := sha256.Sum256([]byte(c.cfg.Secret))
+	got := sha256.Sum256([]byte(secret))
+	if subtle.ConstantTimeCompare(want[:], got[:]) != 1 {
+		return errors.New("invalid client credentials")
+	}
+	return nil
+}
+
+// SetUserinfoFromScopes implements op.Storage; SetUserinfoFromRequest does the work.
+func (s *storage) SetUserinfoFromScopes(context.Context, *zoidc.UserInfo, string, string, []string) error {
+	return nil
+}
+
+// SetUserinfoFromRequest puts the queue claims into the ID token.
+func (s *storage) SetUserinfoFromRequest(_ context.Context, info *zoidc.UserInfo, req op.IDTokenRequest, _ []string) error {
+	q, _, err := grant(req.(op.TokenRequest))
+	if err != nil {
+		return err
+	}
+	setUserinfo(info, q)
+	return nil
+}
+
+func setUserinfo(info *zoidc.UserInfo, q *QueueClaims) {
+	info.Subject = q.Subject
+	for k, v := range q.Claims() {
+		info.AppendClaims(k, v)
+	}
+}
+
+// SetUserinfoFromToken implements op.Storage for the userinfo endpoint.
+func (s *storage) SetUserinfoFromToken(ctx context.Context, info *zoidc.UserInfo, tokenID, subject, _ string) error {
+	rec, err := s.readToken(ctx, accessTokenKey(tokenID))
+	if err != nil {
+		return err
+	}
+	if rec.Queue.Subject != subject {
+		return errors.New("token subject mismatch")
+	}
+	setUserinfo(info, &rec.Queue)
+	return nil
+}
+
+// SetIntrospectionFromToken implements op.Storage: a client may introspect
+// the tokens issued to it.
+func (s *storage) SetIntrospectionFromToken(ctx context.Context, resp *zoidc.IntrospectionResponse, tokenID, subject, clientID string) error {
+	rec, err := s.readToken(ctx, accessTokenKey(tokenID))
+	if err != nil {
+		return err
+	}
+	if rec.Queue.Subject != subject || rec.ClientID != clientID {
+		return errors.New("token not issued to this client")
+	}
+	resp.Subject = subject
+	resp.ClientID = rec.ClientID
+	resp.Scope = rec.Scopes
+	resp.Audience = []string{rec.ClientID}
+	resp.Expiration = zoidc.FromTime(rec.Expires)
+	resp.IssuedAt = zoidc.FromTime(rec.AuthTime)
+	resp.TokenType = zoidc.BearerToken
+	resp.Claims = rec.Queue.Claims()
+	return nil
+}
+
+// GetPrivateClaimsFromScopes implements op.Storage; GetPrivateClaimsFromRequest does the work.
+func (s *storage) GetPrivateClaimsFromScopes(context.Context, string, string, []string) (map[string]any, error) {
+	return nil, nil
+}
+
+// GetPrivateClaimsFromRequest puts the queue claims into JWT access tokens.
+func (s *storage) GetPrivateClaimsFromRequest(_ context.Context, req op.TokenRequest, _ []string) (map[string]any, error) {
+	q, _, err := grant(req)
+	if err != nil {
+		return nil, err
+	}
+	return q.Claims(), nil
+}
+
+// GetKeyByIDAndClientID implements op.Storage; JWT client authentication is not offered.
+func (s *storage) GetKeyByIDAndClientID(context.Context, string, string) (*jose.JSONWebKey, error) {
+	return nil, errors.New("jwt profile is not supported")
+}
+
+// ValidateJWTProfileScopes implements op.Storage; the JWT profile grant is not offered.
+func (s *storage) ValidateJWTProfileScopes(context.Context, string, []string) ([]string, error) {
+	return nil, errors.New("jwt profile is not supported")
+}
+
+// Health implements op.Storage.
+func (s *storage) Health(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
+
+// Interface guards.
+var (
+	_ op.Storage                        = (*storage)(nil)
+	_ op.CanSetUserinfoFromRequest      = (*storage)(nil)
+	_ op.CanGetPrivateClaimsFromRequest = (*storage)(nil)
+	_ op.RefreshTokenRequest            = (*refreshRequest)(nil)
+	_ op.AuthRequest                    = (*AuthRequest)(nil)
+)

@@ -1,0 +1,171 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/anteroom/anteroom/waitingroom"
+)
+
+// visitorJSON is the status document of DESIGN.md; continue_url appears
+// only once the visitor is admitted.
+type visitorJSON struct {
+	waitingroom.VisitorStatus
+	ContinueURL string `json:"continue_url,omitempty"`
+}
+
+// waitPage is what the waiting page template renders.
+type waitPage struct {
+	Status      waitingroom.VisitorStatus
+	RoomName    string
+	Message     string
+	StatusURL   string
+	ContinueURL string
+	StaticURL   string
+	ETA         string
+}
+
+// wait serves /wait/{id}: the login step of every auth request. A first
+// visit joins the queue (or reuses the browser's ticket) and binds the
+// request to the ticket; an admitted visitor continues at once; a status
+// poll from a ticket holder is answered from the cookie and the cached
+// counter without touching Redis.
+func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	roomID, promptNone, err := s.flow.Open(id)
+	if err != nil {
+		s.storeFailure(w, r, err)
+		return
+	}
+	room, _ := s.store.Room(roomID)
+	now := s.store.Now()
+	have := s.cookies.read(r, roomID)
+	if have != nil && have.Expired(room, now) {
+		have = nil
+	}
+	if promptNone {
+		s.silent(w, r, id, room, have)
+		return
+	}
+	if have != nil && wantsJSON(r) {
+		if c, ok := s.cache.Get(roomID); ok {
+			s.writeStatus(w, r, id, *have, room, c, now)
+			return
+		}
+	}
+	j, err := s.store.Join(r.Context(), roomID, id, have)
+	if err != nil {
+		s.storeFailure(w, r, err)
+		return
+	}
+	t := j.Ticket
+	if j.New {
+		if err := s.cookies.write(w, t, room, now); err != nil {
+			s.fail(w, r, msgUnavailable, err)
+			return
+		}
+		s.cache.Observe(roomID, j.Serving, t.Position)
+	}
+	c, _ := s.cache.Get(roomID)
+	c.Serving = max(c.Serving, j.Serving)
+	if (t.Admitted() || t.Position <= c.Serving) && !wantsJSON(r) {
+		// The safety net and returning visitors: no page, straight back
+		// into the flow.
+		s.admit(w, r, id, t, room)
+		return
+	}
+	s.writeStatus(w, r, id, t, room, c, now)
+}
+
+// silent answers prompt=none: it succeeds only for a browser whose ticket
+// is admitted with a live session, and never queues anyone.
+func (s *Server) silent(w http.ResponseWriter, r *http.Request, id string, room waitingroom.Room, have *waitingroom.Ticket) {
+	if have == nil || !have.Admitted() {
+		s.flow.LoginRequired(w, r, id)
+		return
+	}
+	if _, err := s.store.Join(r.Context(), room.ID, id, have); err != nil {
+		if errors.Is(err, waitingroom.ErrClaimed) {
+			s.flow.LoginRequired(w, r, id)
+			return
+		}
+		s.storeFailure(w, r, err)
+		return
+	}
+	s.admit(w, r, id, *have, room)
+}
+
+// continueFlow serves POST /wait/{id}/continue.
+func (s *Server) continueFlow(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	roomID, _, err := s.flow.Open(id)
+	if err != nil {
+		s.storeFailure(w, r, err)
+		return
+	}
+	room, _ := s.store.Room(roomID)
+	have := s.cookies.read(r, roomID)
+	if have == nil || have.Expired(room, s.store.Now()) {
+		s.fail(w, r, msgNoTicket, nil)
+		return
+	}
+	s.admit(w, r, id, *have, room)
+}
+
+// admit lets the ticket through for request id and continues the OIDC flow.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, id string, t waitingroom.Ticket, room waitingroom.Room) {
+	admitted, err := s.store.Admit(r.Context(), t, id)
+	switch {
+	case errors.Is(err, waitingroom.ErrNotAdmitted):
+		if r.Method == http.MethodGet {
+			c, _ := s.cache.Get(room.ID)
+			s.writeStatus(w, r, id, t, room, c, s.store.Now())
+			return
+		}
+		http.Redirect(w, r, s.issuer+"/wait/"+id, http.StatusSeeOther)
+		return
+	case errors.Is(err, waitingroom.ErrSessionOver):
+		// The session this ticket bought is over: back of the queue.
+		s.cookies.clear(w, room.ID)
+		http.Redirect(w, r, s.issuer+"/wait/"+id, http.StatusSeeOther)
+		return
+	case err != nil:
+		s.storeFailure(w, r, err)
+		return
+	}
+	if !t.Admitted() {
+		if err := s.cookies.write(w, admitted, room, s.store.Now()); err != nil {
+			s.fail(w, r, msgUnavailable, err)
+			return
+		}
+	}
+	next, err := s.flow.Complete(r.Context(), id, admitted)
+	if err != nil {
+		s.storeFailure(w, r, err)
+		return
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request, id string, t waitingroom.Ticket, room waitingroom.Room, c waitingroom.Counters, now time.Time) {
+	st := waitingroom.StatusOf(t, room, c, now)
+	continueURL := s.issuer + "/wait/" + id + "/continue"
+	if wantsJSON(r) {
+		doc := visitorJSON{VisitorStatus: st}
+		if st.State == waitingroom.VisitorAdmitted {
+			doc.ContinueURL = continueURL
+		}
+		writeJSON(w, http.StatusOK, doc)
+		return
+	}
+	s.render(w, http.StatusOK, "wait.html", waitPage{
+		Status:      st,
+		RoomName:    room.Name,
+		Message:     room.Message,
+		StatusURL:   s.issuer + "/wait/" + id + "?format=json",
+		ContinueURL: continueURL,
+		StaticURL:   s.issuer + "/static",
+		ETA:         humanDuration(st.ETASeconds),
+	})
+}

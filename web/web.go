@@ -1,0 +1,245 @@
+// Package web serves what people and operators see: the waiting page and its
+// JSON, the continue step back into the OIDC flow, public room status, the
+// admin API and health endpoints.
+package web
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/anteroom/anteroom/waitingroom"
+)
+
+//go:embed templates static
+var assets embed.FS
+
+// AuthFlow is the OIDC side of the waiting page.
+type AuthFlow interface {
+	// Open returns the room an auth request queues for and whether it asked
+	// for no interaction. Errors wrap waitingroom.ErrUnknownRequest or
+	// waitingroom.ErrExpired.
+	Open(id string) (room string, promptNone bool, err error)
+	// Complete marks the request done for an admitted ticket and returns the
+	// URL that continues the flow.
+	Complete(ctx context.Context, id string, t waitingroom.Ticket) (string, error)
+	// LoginRequired answers a prompt=none request that would have to queue.
+	LoginRequired(w http.ResponseWriter, r *http.Request, id string)
+}
+
+// Options wires a Server.
+type Options struct {
+	// Issuer is the base of every URL handed out (it may carry a path).
+	Issuer string
+	Store  *waitingroom.Store
+	Cache  *waitingroom.Cache
+	Flow   AuthFlow
+	// CookieSecrets encode ticket cookies: the first encodes, all decode.
+	CookieSecrets [][]byte
+	// AdminToken guards the admin API; empty disables it.
+	AdminToken string
+}
+
+// Server holds the handlers.
+type Server struct {
+	issuer     string
+	store      *waitingroom.Store
+	cache      *waitingroom.Cache
+	flow       AuthFlow
+	cookies    *ticketCookies
+	adminToken string
+	pages      *template.Template
+}
+
+// New checks the options and parses the embedded templates; a missing
+// template fails here, at start-up, not on a visitor's request.
+func New(o Options) (*Server, error) {
+	u, err := url.Parse(o.Issuer)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("issuer %q is not an absolute URL", o.Issuer)
+	}
+	path := u.Path
+	if path == "" {
+		path = "/"
+	}
+	// Plain http only reaches here for a loopback issuer (config rejects
+	// others), where browsers would drop a Secure cookie.
+	cookies, err := newTicketCookies(o.CookieSecrets, u.Scheme == "https", path)
+	if err != nil {
+		return nil, err
+	}
+	pages, err := template.New("").Funcs(template.FuncMap{
+		"percent": func(st waitingroom.VisitorStatus) int {
+			if st.Position <= 0 {
+				return 0
+			}
+			return int(min(100, max(0, 100*st.Serving/st.Position)))
+		},
+		"duration": humanDuration,
+	}).ParseFS(assets, "templates/*.html")
+	if err != nil {
+		return nil, fmt.Errorf("parse templates: %w", err)
+	}
+	for _, name := range []string{"wait.html", "message.html"} {
+		if pages.Lookup(name) == nil {
+			return nil, fmt.Errorf("template %s is missing", name)
+		}
+	}
+	return &Server{issuer: o.Issuer, store: o.Store, cache: o.Cache, flow: o.Flow,
+		cookies: cookies, adminToken: o.AdminToken, pages: pages}, nil
+}
+
+// Register adds the server's routes to mux.
+func (s *Server) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /wait/{id}", s.wait)
+	mux.HandleFunc("POST /wait/{id}/continue", s.continueFlow)
+	mux.HandleFunc("GET /api/v1/rooms/{room}", s.publicRoom)
+	mux.HandleFunc("GET /admin/v1/rooms", s.admin(s.adminRooms))
+	mux.HandleFunc("GET /admin/v1/rooms/{room}", s.admin(s.adminRoom))
+	mux.HandleFunc("PATCH /admin/v1/rooms/{room}", s.admin(s.adminPatch))
+	mux.HandleFunc("POST /admin/v1/rooms/{room}/advance", s.admin(s.adminAdvance))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", s.ready)
+	static, _ := fs.Sub(assets, "static")
+	mux.Handle("GET /static/", http.StripPrefix("/static/", cacheFor(time.Hour, http.FileServerFS(static))))
+}
+
+func cacheFor(d time.Duration, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(d.Seconds())))
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "redis unreachable", http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+// SecurityHeaders adds the headers every response of Anteroom carries: no
+// framing (a waiting page in a frame invites clickjacking of the continue
+// button), no referrer (URLs carry request ids), no sniffing.
+func SecurityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self' https: http:; base-uri 'none'")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Content-Type-Options", "nosniff")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// wantsJSON reports whether the client asked for JSON rather than a page.
+func wantsJSON(r *http.Request) bool {
+	if r.URL.Query().Get("format") == "json" {
+		return true
+	}
+	accept := r.Header.Get("Accept")
+	return strings.Contains(accept, "application/json") && !strings.Contains(accept, "text/html")
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// message is a page (or JSON) telling a person what happened and what to do.
+type message struct {
+	Status int    `json:"-"`
+	Code   string `json:"error"`
+	Title  string `json:"-"`
+	Text   string `json:"error_description"`
+}
+
+var (
+	msgUnknown = message{http.StatusBadRequest, "invalid_request", "This link does not work",
+		"This waiting-room link is not valid. Go back to the site and try again."}
+	msgExpired = message{http.StatusGone, "expired", "Your waiting link has expired",
+		"You waited longer than this room keeps a place. Go back to the site to join the queue again."}
+	msgClaimed = message{http.StatusConflict, "start_again", "Please start again from the site",
+		"This waiting link belongs to another browser, so it cannot let you in here. Go back to the site and follow its link again: you will get a place of your own."}
+	msgClosed = message{http.StatusForbidden, "closed", "This waiting room is closed",
+		"The room is not taking new visitors. Check the site for news."}
+	msgNoTicket = message{http.StatusForbidden, "start_again", "Please start again from the site",
+		"We could not find your place in the queue in this browser. Go back to the site and follow its link again."}
+	msgUnavailable = message{http.StatusServiceUnavailable, "temporarily_unavailable", "We are having trouble right now",
+		"Your place in the queue is safe. This page will try again in a few seconds."}
+)
+
+// fail writes m as a page or as JSON, and logs err (not shown to people).
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, m message, err error) {
+	if err != nil {
+		slog.WarnContext(r.Context(), "request failed", "route", r.Pattern, "status", m.Status, "err", err)
+	}
+	if m.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "5")
+	}
+	if wantsJSON(r) {
+		writeJSON(w, m.Status, m)
+		return
+	}
+	s.render(w, m.Status, "message.html", m)
+}
+
+func (s *Server) render(w http.ResponseWriter, status int, name string, data any) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	if err := s.pages.ExecuteTemplate(w, name, data); err != nil {
+		slog.Error("render page", "template", name, "err", err)
+	}
+}
+
+// storeFailure maps an error from the queue to what a person sees.
+func (s *Server) storeFailure(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, waitingroom.ErrClaimed):
+		s.fail(w, r, msgClaimed, nil)
+	case errors.Is(err, waitingroom.ErrClosed):
+		s.fail(w, r, msgClosed, nil)
+	case errors.Is(err, waitingroom.ErrUnknownRequest):
+		s.fail(w, r, msgUnknown, nil)
+	case errors.Is(err, waitingroom.ErrExpired):
+		s.fail(w, r, msgExpired, nil)
+	default:
+		s.fail(w, r, msgUnavailable, err)
+	}
+}
+
+func humanDuration(secs *int64) string {
+	if secs == nil {
+		return ""
+	}
+	d := time.Duration(*secs) * time.Second
+	switch {
+	case d < time.Minute:
+		return "less than a minute"
+	case d < 2*time.Minute:
+		return "about a minute"
+	case d < time.Hour:
+		return fmt.Sprintf("about %d minutes", int(d.Minutes()+0.5))
+	default:
+		return fmt.Sprintf("about %dh %02dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+}
