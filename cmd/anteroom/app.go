@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/anteroom/anteroom/config"
+	"github.com/anteroom/anteroom/keys"
+	"github.com/anteroom/anteroom/oidc"
+	"github.com/anteroom/anteroom/waitingroom"
+	"github.com/anteroom/anteroom/web"
+)
+
+// app is one running Anteroom instance: everything wired, nothing started.
+type app struct {
+	cfg       *config.Config
+	store     *waitingroom.Store
+	cache     *waitingroom.Cache
+	scheduler *waitingroom.Scheduler
+	keys      *keys.Manager
+	provider  *oidc.Provider
+	handler   http.Handler
+}
+
+// rooms converts the configured rooms for the queue.
+func rooms(cfg *config.Config) []waitingroom.Room {
+	out := make([]waitingroom.Room, 0, len(cfg.Rooms))
+	for _, r := range cfg.Rooms {
+		var p waitingroom.Policy
+		if r.Admission.RatePerMinute != nil {
+			p.RatePerMinute = *r.Admission.RatePerMinute
+		}
+		if r.Admission.MaxActive != nil {
+			p.MaxActive = *r.Admission.MaxActive
+		}
+		out = append(out, waitingroom.Room{
+			ID: r.ID, Name: r.Name, Message: r.Message, State: waitingroom.State(r.State),
+			Policy: p, SessionTTL: r.SessionTTL.D(), MaxWait: r.MaxWait.D(),
+		})
+	}
+	return out
+}
+
+// newApp wires an instance on rdb. It waits for Redis to answer (a rolling
+// deploy can start Anteroom before its store) until ctx is done.
+func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient) (*app, error) {
+	store, err := waitingroom.NewStore(rdb, rooms(cfg))
+	if err != nil {
+		return nil, err
+	}
+	secrets := make([][]byte, len(cfg.Secrets.CookieKeys))
+	for i, k := range cfg.Secrets.CookieKeys {
+		secrets[i] = []byte(k)
+	}
+	oidcBox, err := keys.NewBox(secrets, "oidc requests")
+	if err != nil {
+		return nil, err
+	}
+	keyBox, err := keys.NewBox(secrets, "signing keys")
+	if err != nil {
+		return nil, err
+	}
+	var km *keys.Manager
+	for attempt := 0; ; attempt++ {
+		if err = store.Seed(ctx); err == nil {
+			km, err = keys.NewManager(ctx, rdb, keyBox, keys.Options{})
+		}
+		if err == nil {
+			break
+		}
+		if !isUnreachable(err) || ctx.Err() != nil {
+			return nil, err
+		}
+		if attempt == 0 {
+			slog.Warn("waiting for redis", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	provider, err := oidc.NewProvider(oidc.Options{
+		Issuer: cfg.Issuer, Clients: cfg.Clients, Rooms: store, Redis: rdb, Keys: km, Box: oidcBox,
+	})
+	if err != nil {
+		return nil, err
+	}
+	cache := waitingroom.NewCache(store, 500*time.Millisecond)
+	_ = cache.Refresh(ctx)
+	site, err := web.New(web.Options{
+		Issuer: cfg.Issuer, Store: store, Cache: cache, Flow: provider,
+		CookieSecrets: secrets, AdminToken: cfg.Admin.Token,
+	})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	site.Register(mux)
+	mux.Handle("GET /metrics", promhttp.Handler())
+	mux.Handle("/", provider.Handler())
+	return &app{
+		cfg: cfg, store: store, cache: cache, keys: km, provider: provider,
+		scheduler: waitingroom.NewScheduler(store, instanceID(), 500*time.Millisecond),
+		handler:   web.SecurityHeaders(mux),
+	}, nil
+}
+
+// isUnreachable tells a store that is not answering (worth waiting for)
+// from a real error (wrong secrets, bad data).
+func isUnreachable(err error) bool {
+	var netErr net.Error
+	return errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, redis.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+func instanceID() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return host + "-" + hex.EncodeToString(b)
+}
+
+// serve runs the instance on ln until ctx is done, then shuts down
+// gracefully: in-flight requests get shutdownGrace to finish.
+func (a *app) serve(ctx context.Context, ln net.Listener) error {
+	bg, stop := context.WithCancel(context.Background())
+	defer stop()
+	go a.cache.Run(bg)
+	go a.scheduler.Run(bg)
+	go a.keys.Run(bg)
+
+	srv := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	slog.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	stop()
+	return err
+}
+
+const shutdownGrace = 20 * time.Second
