@@ -61,10 +61,13 @@ func NewProvider(o Options) (*Provider, error) {
 		s.clients[c.ID] = &client{cfg: c, room: room, loginURL: loginURL}
 	}
 	cfg := &op.Config{
-		CodeMethodS256:        true,
-		AuthMethodPost:        true,
-		GrantTypeRefreshToken: true,
-		SupportedScopes:       []string{zoidc.ScopeOpenID, zoidc.ScopeOfflineAccess},
+		// Without a registered post_logout_redirect_uri, end_session
+		// lands on the waiting room's own "you are logged out" page.
+		DefaultLogoutRedirectURI: o.Issuer + "/logged-out",
+		CodeMethodS256:           true,
+		AuthMethodPost:           true,
+		GrantTypeRefreshToken:    true,
+		SupportedScopes:          []string{zoidc.ScopeOpenID, zoidc.ScopeOfflineAccess},
 		SupportedClaims: []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce",
 			"room", "queue_position", "queued_at", "admitted_at"},
 	}

@@ -34,6 +34,10 @@ type AuthRequest struct {
 	Prompt              []string                  `json:"prompt,omitempty"`
 	CreatedAt           time.Time                 `json:"created_at"`
 	Queue               *QueueClaims              `json:"queue,omitempty"`
+
+	// code is the digest of the code this request was looked up by; the
+	// code is consumed when tokens are minted from it.
+	code string
 }
 
 // QueueClaims is what the queue says about an admitted visitor; it becomes

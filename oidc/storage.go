@@ -183,23 +183,29 @@ func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
 	return nil
 }
 
-// redeemScript consumes a code: it answers once, and a second redemption
-// revokes the tokens the first one produced (RFC 6749 §4.1.2).
-// Returns the record, or {'used', at, rt} for a replay, or nil.
-var redeemScript = redis.NewScript(`
+// peekCodeScript looks a code up without consuming it: the library checks
+// the client, PKCE and redirect_uri only after this lookup, so consuming
+// here would let a wrong secret or verifier burn the visitor's code.
+// Returns {'ok', record}, {'used', access id, refresh key} for a replay, or nil.
+var peekCodeScript = redis.NewScript(`
 local h = redis.call('HMGET', KEYS[1], 'code', 'rec', 'used', 'at', 'rt')
-if h[3] then
-  if h[1] == ARGV[1] then return {'used', h[4] or '', h[5] or ''} end
-  return false
-end
-if h[1] ~= ARGV[1] or not h[2] then return false end
-redis.call('HSET', KEYS[1], 'used', 1)
+if h[1] ~= ARGV[1] then return false end
+if h[3] then return {'used', h[4] or '', h[5] or ''} end
+if not h[2] then return false end
 return {'ok', h[2]}
 `)
 
-// AuthRequestByCode implements op.Storage and consumes the code atomically:
-// the library mints tokens before it deletes anything, so of concurrent
-// redemptions only the one that wins here gets tokens.
+// consumeCodeScript spends a code once, when tokens are minted from it:
+// of concurrent redemptions that all passed validation, one wins here.
+var consumeCodeScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'code') ~= ARGV[1] or redis.call('HEXISTS', KEYS[1], 'used') == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'used', 1)
+return 1
+`)
+
+// AuthRequestByCode implements op.Storage. A code presented again after
+// its tokens were minted is refused, and those tokens are revoked
+// (RFC 6749 §4.1.2).
 func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
 	id, err := boxCrypto{s.box}.Decrypt(code)
 	if err != nil {
@@ -209,7 +215,7 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 	if err != nil {
 		return nil, zoidc.ErrInvalidGrant().WithDescription("invalid code")
 	}
-	res, err := redeemScript.Run(ctx, s.rdb, []string{s.requestRedisKey(id)}, digest(code)).StringSlice()
+	res, err := peekCodeScript.Run(ctx, s.rdb, []string{s.requestRedisKey(id)}, digest(code)).StringSlice()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return nil, zoidc.ErrInvalidGrant().WithDescription("invalid or expired code")
@@ -225,6 +231,7 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 		return nil, fmt.Errorf("decode auth request: %w", err)
 	}
 	a.Queue = &q
+	a.code = digest(code)
 	return a, nil
 }
 
@@ -242,10 +249,10 @@ func (s *storage) revokeReplayed(ctx context.Context, accessID, refreshKey strin
 }
 
 // DeleteAuthRequest implements op.Storage. The library calls it after the
-// exchange; the record keeps its "used" mark and token ids until its TTL
-// so a replayed code can still revoke them, and drops everything else.
+// exchange; the record keeps the code's digest, its "used" mark and the
+// token ids until its TTL so a replayed code can still revoke them.
 func (s *storage) DeleteAuthRequest(ctx context.Context, id string) error {
-	return s.rdb.HDel(ctx, s.requestRedisKey(id), "rec", "code").Err()
+	return s.rdb.HDel(ctx, s.requestRedisKey(id), "rec").Err()
 }
 
 // tokenRecord is what Redis keeps of an access or refresh token, so that
@@ -288,12 +295,22 @@ func (s *storage) newAccessToken(ctx context.Context, req op.TokenRequest) (stri
 	if !now.Before(exp) {
 		return "", time.Time{}, zoidc.ErrInvalidGrant().WithDescription("the visitor's session has ended")
 	}
+	a, fromCode := req.(*AuthRequest)
+	if fromCode {
+		n, err := consumeCodeScript.Run(ctx, s.rdb, []string{s.requestRedisKey(a.ID)}, a.code).Int()
+		if err != nil {
+			return "", time.Time{}, fmt.Errorf("consume code: %w", err)
+		}
+		if n != 1 {
+			return "", time.Time{}, zoidc.ErrInvalidGrant().WithDescription("code already used")
+		}
+	}
 	id := randomToken()
 	rec, _ := json.Marshal(tokenRecord{ClientID: clientID, Scopes: req.GetScopes(), Expires: exp, AuthTime: q.AdmittedAt, Queue: *q})
 	if err := s.rdb.Set(ctx, accessTokenKey(id), rec, exp.Sub(now)).Err(); err != nil {
 		return "", time.Time{}, fmt.Errorf("store access token: %w", err)
 	}
-	if a, ok := req.(*AuthRequest); ok {
+	if fromCode {
 		_ = s.rdb.HSet(ctx, s.requestRedisKey(a.ID), "at", id).Err()
 	}
 	return id, exp, nil

@@ -112,6 +112,9 @@ func (s *Server) Register(mux *http.ServeMux) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
+	mux.HandleFunc("GET /logged-out", func(w http.ResponseWriter, _ *http.Request) {
+		s.render(w, http.StatusOK, "message.html", msgLoggedOut)
+	})
 	static, _ := fs.Sub(assets, "static")
 	mux.Handle("GET /static/", http.StripPrefix("/static/", cacheFor(time.Hour, http.FileServerFS(static))))
 }
@@ -183,6 +186,8 @@ var (
 		"The room is not taking new visitors. Check the site for news."}
 	msgNoTicket = message{http.StatusForbidden, "start_again", "Please start again from the site",
 		"We could not find your place in the queue in this browser. Go back to the site and follow its link again."}
+	msgLoggedOut = message{http.StatusOK, "", "You have logged out",
+		"Your visit has ended and your place has been freed for someone else. Thank you."}
 	msgUnavailable = message{http.StatusServiceUnavailable, "temporarily_unavailable", "We are having trouble right now",
 		"Your place in the queue is safe. This page will try again in a few seconds."}
 )

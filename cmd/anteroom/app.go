@@ -54,8 +54,12 @@ func rooms(cfg *config.Config) []waitingroom.Room {
 
 // newApp wires an instance on rdb. It waits for Redis to answer (a rolling
 // deploy can start Anteroom before its store) until ctx is done.
-func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient) (*app, error) {
-	store, err := waitingroom.NewStore(rdb, rooms(cfg))
+// now is the clock (nil: time.Now); tests pass one they control.
+func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, now func() time.Time) (*app, error) {
+	if now == nil {
+		now = time.Now
+	}
+	store, err := waitingroom.NewStore(rdb, rooms(cfg), waitingroom.WithClock(now))
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +96,7 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient) 
 		}
 	}
 	provider, err := oidc.NewProvider(oidc.Options{
-		Issuer: cfg.Issuer, Clients: cfg.Clients, Rooms: store, Redis: rdb, Keys: km, Box: oidcBox,
+		Issuer: cfg.Issuer, Clients: cfg.Clients, Rooms: store, Redis: rdb, Keys: km, Box: oidcBox, Now: now,
 	})
 	if err != nil {
 		return nil, err

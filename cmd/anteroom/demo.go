@@ -96,7 +96,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer rdb.Close()
 
-	a, err := newApp(ctx, cfg, rdb)
+	a, err := newApp(ctx, cfg, rdb, nil)
 	if err != nil {
 		slog.Error("start", "err", err)
 		return 1

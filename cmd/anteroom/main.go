@@ -103,7 +103,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	rdb := redis.NewUniversalClient(opts)
 	defer rdb.Close()
-	a, err := newApp(ctx, cfg, rdb)
+	a, err := newApp(ctx, cfg, rdb, nil)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return 0
