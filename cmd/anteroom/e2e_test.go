@@ -745,3 +745,97 @@ func TestBadRequestsGetTheRightErrorAndAdmitNobody(t *testing.T) {
 		}
 	})
 }
+
+func TestAdminAPIGuardsAndValidates(t *testing.T) {
+	e := newEnv(t, false, nil)
+	e.start()
+	c := &http.Client{Transport: e.transport()}
+	do := func(method, path, token, body string) (int, string) {
+		req, _ := http.NewRequest(method, issuer+path, strings.NewReader(body))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	path := "/admin/v1/rooms/" + roomID
+	if code, _ := do(http.MethodGet, path, "", ""); code != http.StatusUnauthorized {
+		t.Fatalf("no token: %d", code)
+	}
+	if code, _ := do(http.MethodPost, path+"/advance", "wrong-token-0123456789", `{"count":5}`); code != http.StatusUnauthorized {
+		t.Fatalf("wrong token: %d", code)
+	}
+	for _, body := range []string{`{"count":0}`, `{"count":-1}`, `{"count":"x"}`, `{"cnt":1}`, `nope`} {
+		if code, _ := do(http.MethodPost, path+"/advance", adminToken, body); code != http.StatusBadRequest {
+			t.Fatalf("advance %s: %d", body, code)
+		}
+	}
+	for _, body := range []string{`{"state":"asleep"}`, `{"rate_per_minute":-5}`, `{"max_active":-1}`, `{"colour":"red"}`} {
+		if code, _ := do(http.MethodPatch, path, adminToken, body); code != http.StatusBadRequest {
+			t.Fatalf("patch %s: %d", body, code)
+		}
+	}
+	if code, _ := do(http.MethodGet, "/admin/v1/rooms/nowhere", adminToken, ""); code != http.StatusNotFound {
+		t.Fatalf("unknown room: %d", code)
+	}
+
+	// A paused room tells its visitors so and keeps their place.
+	r := e.rp(clientID, secret, rpCallback)
+	b := e.browser()
+	waitURL := queue(t, b, r, newLogin())
+	if code, body := do(http.MethodPatch, path, adminToken, `{"state":"paused","rate_per_minute":30}`); code != http.StatusOK ||
+		!strings.Contains(body, `"state":"paused"`) || !strings.Contains(body, `"rate_per_minute":30`) {
+		t.Fatalf("patch: %d %s", code, body)
+	}
+	if st := pollStatus(t, b, waitURL); st.State != "paused" || st.Position != 1 {
+		t.Fatalf("paused room: %+v", st)
+	}
+	if code, body := do(http.MethodGet, "/api/v1/rooms/"+roomID, "", ""); code != http.StatusOK || !strings.Contains(body, `"waiting":1`) {
+		t.Fatalf("public status: %d %s", code, body)
+	}
+}
+
+func TestRedisOutageAnswers503AndRecoversWithoutRestart(t *testing.T) {
+	if !redisServer.Real() {
+		t.Skip("needs a real redis-server to kill")
+	}
+	e := newEnv(t, false, nil)
+	e.start()
+	r := e.rp(clientID, secret, rpCallback)
+	b := e.browser()
+	if err := redisServer.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	restarted := false
+	t.Cleanup(func() {
+		if !restarted {
+			_ = redisServer.Restart()
+		}
+	})
+	resp, body := visit(t, b, http.MethodGet, r.authURL(newLogin()))
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "try again") {
+		t.Fatalf("during the outage: %d Retry-After=%q %.200s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	if err := redisServer.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	restarted = true
+	// The restarted server is empty (no persistence in this test): the
+	// room is seeded again on demand and the signing key set restored.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, body = visit(t, b, http.MethodGet, r.authURL(newLogin()))
+		if resp.StatusCode == http.StatusOK || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `id="position"`) {
+		t.Fatalf("after recovery: %d %.300s", resp.StatusCode, body)
+	}
+}

@@ -1,0 +1,100 @@
+package oidc
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"testing"
+	"time"
+
+	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
+
+	"github.com/anteroom/anteroom/keys"
+)
+
+func testBox(t testing.TB, secret byte) *keys.Box {
+	t.Helper()
+	b, err := keys.NewBox([][]byte{bytes.Repeat([]byte{secret}, 32)}, "oidc requests")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func sampleRequest() *AuthRequest {
+	return &AuthRequest{
+		ClientID: "shop", RedirectURI: "https://shop.example.com/cb", State: "st\x00ate with spaces",
+		Nonce: "n", Scopes: []string{"openid", "offline_access"}, ResponseType: zoidc.ResponseTypeCode,
+		ResponseMode: zoidc.ResponseModeQuery, CodeChallenge: "abc", CodeChallengeMethod: zoidc.CodeChallengeMethodS256,
+		Prompt: []string{"none"}, CreatedAt: time.Unix(1_700_000_000, 0),
+	}
+}
+
+func TestSealedRequestRoundTrips(t *testing.T) {
+	box := testBox(t, 1)
+	a := sampleRequest()
+	id := sealRequest(box, a)
+	got, err := openRequest(box, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.ID = id
+	if got.ID != a.ID || got.ClientID != a.ClientID || got.RedirectURI != a.RedirectURI || got.State != a.State ||
+		got.Nonce != a.Nonce || len(got.Scopes) != 2 || got.Scopes[1] != "offline_access" || got.ResponseType != a.ResponseType ||
+		got.ResponseMode != a.ResponseMode || got.CodeChallenge != a.CodeChallenge || got.CodeChallengeMethod != a.CodeChallengeMethod ||
+		!got.PromptNone() || !got.CreatedAt.Equal(a.CreatedAt) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, a)
+	}
+	if got.Done() {
+		t.Fatal("a pending request is done")
+	}
+	// The id stays URL-sized: what a browser carries in the login URL.
+	if len(id) > 400 {
+		t.Fatalf("sealed id is %d characters", len(id))
+	}
+}
+
+func TestSealedRequestRefusesTamperingAndForeignKeys(t *testing.T) {
+	box := testBox(t, 1)
+	id := sealRequest(box, sampleRequest())
+	raw, _ := base64.RawURLEncoding.DecodeString(id)
+	for i := range raw {
+		c := bytes.Clone(raw)
+		c[i] ^= 0x20
+		if _, err := openRequest(box, base64.RawURLEncoding.EncodeToString(c)); !errors.Is(err, errBadRequestID) {
+			t.Fatalf("byte %d flipped: %v", i, err)
+		}
+	}
+	if _, err := openRequest(testBox(t, 2), id); !errors.Is(err, errBadRequestID) {
+		t.Fatalf("other secret opened it: %v", err)
+	}
+	for _, bad := range []string{"", "!!!", id[:10], id + "A"} {
+		if _, err := openRequest(box, bad); err == nil {
+			t.Fatalf("opened %q", bad)
+		}
+	}
+}
+
+func FuzzOpenRequest(f *testing.F) {
+	box := testBox(f, 1)
+	f.Add(sealRequest(box, sampleRequest()))
+	f.Add("")
+	f.Add("AAAA")
+	f.Fuzz(func(t *testing.T, id string) {
+		a, err := openRequest(box, id)
+		if err == nil && a.ID != id {
+			t.Fatalf("opened id %q as %q", id, a.ID)
+		}
+	})
+}
+
+func TestCodeCryptoRoundTrip(t *testing.T) {
+	c := boxCrypto{testBox(t, 3)}
+	enc, _ := c.Encrypt("request-id")
+	if dec, err := c.Decrypt(enc); err != nil || dec != "request-id" {
+		t.Fatalf("%q %v", dec, err)
+	}
+	if _, err := c.Decrypt("header.payload.signature"); err == nil {
+		t.Fatal("a JWT decrypted as a code")
+	}
+}
