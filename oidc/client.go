@@ -48,9 +48,12 @@ func (c *client) GrantTypes() []zoidc.GrantType {
 	return []zoidc.GrantType{zoidc.GrantTypeCode, zoidc.GrantTypeRefreshToken}
 }
 
-func (c *client) LoginURL(id string) string            { return c.loginURL(id) }
-func (c *client) AccessTokenType() op.AccessTokenType  { return op.AccessTokenTypeJWT }
-func (c *client) IDTokenLifetime() time.Duration       { return c.room.SessionTTL }
+func (c *client) LoginURL(id string) string           { return c.loginURL(id) }
+func (c *client) AccessTokenType() op.AccessTokenType { return op.AccessTokenTypeJWT }
+
+// IDTokenLifetime is short: the ID token proves the login to the relying
+// party; how long the visit lasts is the access token's business.
+func (c *client) IDTokenLifetime() time.Duration       { return min(c.room.SessionTTL, 10*time.Minute) }
 func (c *client) DevMode() bool                        { return c.cfg.Public() }
 func (c *client) IsScopeAllowed(string) bool           { return false }
 func (c *client) IDTokenUserinfoClaimsAssertion() bool { return true }

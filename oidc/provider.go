@@ -101,12 +101,21 @@ func (p *Provider) Handler() http.Handler { return p.handler }
 
 func (p *Provider) serve(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
-	case "/authorize", "/authorize/callback", "/end_session":
+	case "/authorize":
 		r.Header.Del("Origin")
+	case "/authorize/callback", "/end_session":
+		r.Header.Del("Origin")
+		guardOutage(w, r, p.op)
+		return
 	case "/oauth/token":
 		// RFC 6749 §5.1: token responses must not be cached.
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Pragma", "no-cache")
+		guardOutage(w, r, p.op)
+		return
+	case "/userinfo", "/oauth/introspect", "/revoke":
+		guardOutage(w, r, p.op)
+		return
 	}
 	p.op.ServeHTTP(w, r)
 }

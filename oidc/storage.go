@@ -93,9 +93,8 @@ func (s *storage) CreateAuthRequest(ctx context.Context, req *zoidc.AuthRequest,
 	return a, nil
 }
 
-// pending opens a sealed request id and checks its age against the room's
-// max wait; it reads nothing from Redis.
-func (s *storage) pending(id string) (*AuthRequest, *client, error) {
+// open opens a sealed request id; it reads nothing from Redis.
+func (s *storage) open(id string) (*AuthRequest, *client, error) {
 	a, err := openRequest(s.box, id)
 	if err != nil {
 		return nil, nil, ErrUnknownRequest
@@ -103,6 +102,16 @@ func (s *storage) pending(id string) (*AuthRequest, *client, error) {
 	c, ok := s.clients[a.ClientID]
 	if !ok {
 		return nil, nil, ErrUnknownRequest
+	}
+	return a, c, nil
+}
+
+// pending opens a sealed request id of a visitor still in the queue and
+// checks its age against the room's max wait.
+func (s *storage) pending(id string) (*AuthRequest, *client, error) {
+	a, c, err := s.open(id)
+	if err != nil {
+		return nil, nil, err
 	}
 	if !s.now().Before(a.CreatedAt.Add(c.room.MaxWait)) {
 		return nil, nil, ErrRequestExpired
@@ -112,17 +121,22 @@ func (s *storage) pending(id string) (*AuthRequest, *client, error) {
 
 // AuthRequestByID implements op.Storage: the sealed request, with the
 // admission record from Redis once there is one.
+// A visitor admitted just before the max wait ran out still finishes: the
+// admission record, not the request's age, decides then.
 func (s *storage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequest, error) {
-	a, _, err := s.pending(id)
+	a, c, err := s.open(id)
 	if err != nil {
 		return nil, err
 	}
 	rec, err := s.rdb.HGet(ctx, s.requestRedisKey(id), "rec").Bytes()
 	switch {
 	case errors.Is(err, redis.Nil):
+		if !s.now().Before(a.CreatedAt.Add(c.room.MaxWait)) {
+			return nil, ErrRequestExpired
+		}
 		return a, nil
 	case err != nil:
-		return nil, fmt.Errorf("read auth request: %w", err)
+		return nil, down(ctx, fmt.Errorf("read auth request: %w", err))
 	}
 	var q QueueClaims
 	if err := json.Unmarshal(rec, &q); err != nil {
@@ -153,7 +167,7 @@ func (s *storage) complete(ctx context.Context, id string, t waitingroom.Ticket,
 	rec, _ := json.Marshal(q)
 	n, err := completeScript.Run(ctx, s.rdb, []string{s.requestRedisKey(id)}, rec, codeTTL.Milliseconds()).Int()
 	if err != nil {
-		return fmt.Errorf("complete auth request: %w", err)
+		return down(ctx, fmt.Errorf("complete auth request: %w", err))
 	}
 	if n == 0 {
 		return ErrRequestUsed
@@ -175,7 +189,7 @@ return 1
 func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
 	n, err := saveCodeScript.Run(ctx, s.rdb, []string{s.requestRedisKey(id)}, digest(code), codeTTL.Milliseconds()).Int()
 	if err != nil {
-		return fmt.Errorf("save code: %w", err)
+		return down(ctx, fmt.Errorf("save code: %w", err))
 	}
 	if n != 1 {
 		return zoidc.ErrInvalidRequest().WithDescription("this authorization request has already been answered; start again")
@@ -196,10 +210,16 @@ return {'ok', h[2]}
 `)
 
 // consumeCodeScript spends a code once, when tokens are minted from it:
-// of concurrent redemptions that all passed validation, one wins here.
+// of concurrent redemptions that all passed validation, one wins here. The
+// spent record then lives as long as the sealed request id could be
+// replayed, so the same request can never get a second code.
+// KEYS: request record. ARGV: code digest, expire-at ms.
 var consumeCodeScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'code') ~= ARGV[1] or redis.call('HEXISTS', KEYS[1], 'used') == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'used', 1)
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) - tonumber(ARGV[3]) then
+  redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+end
 return 1
 `)
 
@@ -211,7 +231,7 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 	if err != nil {
 		return nil, zoidc.ErrInvalidGrant().WithDescription("invalid code")
 	}
-	a, _, err := s.pending(id)
+	a, _, err := s.open(id)
 	if err != nil {
 		return nil, zoidc.ErrInvalidGrant().WithDescription("invalid code")
 	}
@@ -220,7 +240,7 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 	case errors.Is(err, redis.Nil):
 		return nil, zoidc.ErrInvalidGrant().WithDescription("invalid or expired code")
 	case err != nil:
-		return nil, fmt.Errorf("redeem code: %w", err)
+		return nil, down(ctx, fmt.Errorf("redeem code: %w", err))
 	}
 	if res[0] == "used" {
 		s.revokeReplayed(ctx, res[1], res[2])
@@ -297,9 +317,11 @@ func (s *storage) newAccessToken(ctx context.Context, req op.TokenRequest) (stri
 	}
 	a, fromCode := req.(*AuthRequest)
 	if fromCode {
-		n, err := consumeCodeScript.Run(ctx, s.rdb, []string{s.requestRedisKey(a.ID)}, a.code).Int()
+		keep := a.CreatedAt.Add(s.clients[a.ClientID].room.MaxWait)
+		n, err := consumeCodeScript.Run(ctx, s.rdb, []string{s.requestRedisKey(a.ID)}, a.code,
+			keep.UnixMilli(), now.UnixMilli()).Int()
 		if err != nil {
-			return "", time.Time{}, fmt.Errorf("consume code: %w", err)
+			return "", time.Time{}, down(ctx, fmt.Errorf("consume code: %w", err))
 		}
 		if n != 1 {
 			return "", time.Time{}, zoidc.ErrInvalidGrant().WithDescription("code already used")
@@ -308,7 +330,7 @@ func (s *storage) newAccessToken(ctx context.Context, req op.TokenRequest) (stri
 	id := randomToken()
 	rec, _ := json.Marshal(tokenRecord{ClientID: clientID, Scopes: req.GetScopes(), Expires: exp, AuthTime: q.AdmittedAt, Queue: *q})
 	if err := s.rdb.Set(ctx, accessTokenKey(id), rec, exp.Sub(now)).Err(); err != nil {
-		return "", time.Time{}, fmt.Errorf("store access token: %w", err)
+		return "", time.Time{}, down(ctx, fmt.Errorf("store access token: %w", err))
 	}
 	if fromCode {
 		_ = s.rdb.HSet(ctx, s.requestRedisKey(a.ID), "at", id).Err()
@@ -328,7 +350,7 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 	if current != "" {
 		n, err := s.rdb.Del(ctx, refreshTokenKey(current)).Result()
 		if err != nil {
-			return "", "", time.Time{}, fmt.Errorf("rotate refresh token: %w", err)
+			return "", "", time.Time{}, down(ctx, fmt.Errorf("rotate refresh token: %w", err))
 		}
 		if n == 0 {
 			return "", "", time.Time{}, zoidc.ErrInvalidGrant().WithDescription("refresh token already used")
@@ -342,7 +364,7 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 	token := randomToken()
 	rec, _ := json.Marshal(tokenRecord{ClientID: clientID, Scopes: req.GetScopes(), Expires: exp, AuthTime: q.AdmittedAt, Queue: *q, AccessID: accessID})
 	if err := s.rdb.Set(ctx, refreshTokenKey(token), rec, exp.Sub(s.now())).Err(); err != nil {
-		return "", "", time.Time{}, fmt.Errorf("store refresh token: %w", err)
+		return "", "", time.Time{}, down(ctx, fmt.Errorf("store refresh token: %w", err))
 	}
 	if a, ok := req.(*AuthRequest); ok {
 		_ = s.rdb.HSet(ctx, s.requestRedisKey(a.ID), "rt", refreshTokenKey(token)).Err()
@@ -356,7 +378,7 @@ func (s *storage) readToken(ctx context.Context, key string) (*tokenRecord, erro
 		return nil, errors.New("token is not active")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read token: %w", err)
+		return nil, down(ctx, fmt.Errorf("read token: %w", err))
 	}
 	var rec tokenRecord
 	if err := json.Unmarshal(b, &rec); err != nil {
@@ -365,7 +387,27 @@ func (s *storage) readToken(ctx context.Context, key string) (*tokenRecord, erro
 	if !s.now().Before(rec.Expires) {
 		return nil, errors.New("token is not active")
 	}
+	if err := s.sessionLive(ctx, &rec.Queue); err != nil {
+		return nil, err
+	}
 	return &rec, nil
+}
+
+// sessionLive checks the ticket's session in the room: a token dies with the
+// session, including one the relying party ended through end_session.
+func (s *storage) sessionLive(ctx context.Context, q *QueueClaims) error {
+	id, err := waitingroom.ParseTicketID(q.Subject)
+	if err != nil {
+		return errors.New("token is not active")
+	}
+	ends, ok, err := s.rooms.SessionEnd(ctx, q.Room, id)
+	if err != nil {
+		return down(ctx, err)
+	}
+	if !ok || !s.now().Before(ends) {
+		return errors.New("the visitor's session has ended")
+	}
+	return nil
 }
 
 // refreshRequest is a refresh token presented at the token endpoint.
@@ -389,17 +431,6 @@ func (s *storage) TokenRequestByRefreshToken(ctx context.Context, token string) 
 	if err != nil {
 		return nil, zoidc.ErrInvalidGrant().WithDescription("invalid refresh token").WithParent(err)
 	}
-	id, err := waitingroom.ParseTicketID(rec.Queue.Subject)
-	if err != nil {
-		return nil, zoidc.ErrInvalidGrant().WithDescription("invalid refresh token")
-	}
-	ends, ok, err := s.rooms.SessionEnd(ctx, rec.Queue.Room, id)
-	if err != nil {
-		return nil, err
-	}
-	if !ok || !s.now().Before(ends) {
-		return nil, zoidc.ErrInvalidGrant().WithDescription("the visitor's session has ended")
-	}
 	return &refreshRequest{rec: *rec, scopes: rec.Scopes}, nil
 }
 
@@ -414,8 +445,10 @@ func (s *storage) TerminateSession(ctx context.Context, userID, clientID string)
 	if err != nil {
 		return nil
 	}
-	_, err = s.rooms.EndSession(ctx, c.room.ID, id)
-	return err
+	if _, err = s.rooms.EndSession(ctx, c.room.ID, id); err != nil {
+		return down(ctx, err)
+	}
+	return nil
 }
 
 // RevokeToken implements op.Storage (RFC 7009). A token of another client
@@ -432,12 +465,16 @@ func (s *storage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID s
 	if rec.ClientID != clientID {
 		return zoidc.ErrInvalidClient().WithDescription("token was not issued to this client")
 	}
+	// One key per DEL: the keys hash to different Cluster slots.
 	keys := []string{key}
 	if rec.AccessID != "" {
 		keys = append(keys, accessTokenKey(rec.AccessID))
 	}
-	if err := s.rdb.Del(ctx, keys...).Err(); err != nil {
-		return zoidc.ErrServerError().WithParent(err)
+	for _, k := range keys {
+		if err := s.rdb.Del(ctx, k).Err(); err != nil {
+			_ = down(ctx, err)
+			return zoidc.ErrServerError().WithParent(err)
+		}
 	}
 	return nil
 }

@@ -21,6 +21,7 @@ type waitPage struct {
 	RoomName    string
 	Message     string
 	StatusURL   string
+	EventsURL   string
 	ContinueURL string
 	StaticURL   string
 	ETA         string
@@ -164,6 +165,7 @@ func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request, id string, 
 		RoomName:    room.Name,
 		Message:     room.Message,
 		StatusURL:   s.issuer + "/wait/" + id + "?format=json",
+		EventsURL:   s.issuer + "/wait/" + id + "/events",
 		ContinueURL: continueURL,
 		StaticURL:   s.issuer + "/static",
 		ETA:         humanDuration(st.ETASeconds),

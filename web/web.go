@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/anteroom/anteroom/waitingroom"
@@ -58,6 +59,8 @@ type Server struct {
 	cookies    *ticketCookies
 	adminToken string
 	pages      *template.Template
+	closing    chan struct{}
+	closeOnce  sync.Once
 }
 
 // New checks the options and parses the embedded templates; a missing
@@ -95,12 +98,13 @@ func New(o Options) (*Server, error) {
 		}
 	}
 	return &Server{issuer: o.Issuer, store: o.Store, cache: o.Cache, flow: o.Flow,
-		cookies: cookies, adminToken: o.AdminToken, pages: pages}, nil
+		cookies: cookies, adminToken: o.AdminToken, pages: pages, closing: make(chan struct{})}, nil
 }
 
 // Register adds the server's routes to mux.
 func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /wait/{id}", s.wait)
+	mux.HandleFunc("GET /wait/{id}/events", s.events)
 	mux.HandleFunc("POST /wait/{id}/continue", s.continueFlow)
 	mux.HandleFunc("GET /api/v1/rooms/{room}", s.publicRoom)
 	mux.HandleFunc("GET /admin/v1/rooms", s.admin(s.adminRooms))
@@ -113,7 +117,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.HandleFunc("GET /logged-out", func(w http.ResponseWriter, _ *http.Request) {
-		s.render(w, http.StatusOK, "message.html", msgLoggedOut)
+		s.render(w, http.StatusOK, "message.html", s.messagePage(msgLoggedOut))
 	})
 	static, _ := fs.Sub(assets, "static")
 	mux.Handle("GET /static/", http.StripPrefix("/static/", cacheFor(time.Hour, http.FileServerFS(static))))
@@ -204,8 +208,16 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, m message, err err
 		writeJSON(w, m.Status, m)
 		return
 	}
-	s.render(w, m.Status, "message.html", m)
+	s.render(w, m.Status, "message.html", s.messagePage(m))
 }
+
+// messagePage is what the message template renders.
+type messagePage struct {
+	message
+	StaticURL string
+}
+
+func (s *Server) messagePage(m message) messagePage { return messagePage{m, s.issuer + "/static"} }
 
 func (s *Server) render(w http.ResponseWriter, status int, name string, data any) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")

@@ -25,6 +25,7 @@ import (
 // app is one running Anteroom instance: everything wired, nothing started.
 type app struct {
 	cfg       *config.Config
+	site      *web.Server
 	store     *waitingroom.Store
 	cache     *waitingroom.Cache
 	scheduler *waitingroom.Scheduler
@@ -115,7 +116,7 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 	mux.Handle("GET /metrics", promhttp.Handler())
 	mux.Handle("/", provider.Handler())
 	return &app{
-		cfg: cfg, store: store, cache: cache, keys: km, provider: provider,
+		cfg: cfg, site: site, store: store, cache: cache, keys: km, provider: provider,
 		scheduler: waitingroom.NewScheduler(store, instanceID(), 500*time.Millisecond),
 		handler:   web.SecurityHeaders(mux),
 	}, nil
@@ -152,6 +153,7 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn),
 	}
+	srv.RegisterOnShutdown(a.site.CloseStreams)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

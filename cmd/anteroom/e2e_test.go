@@ -839,3 +839,66 @@ func TestRedisOutageAnswers503AndRecoversWithoutRestart(t *testing.T) {
 		t.Fatalf("after recovery: %d %.300s", resp.StatusCode, body)
 	}
 }
+
+func TestEventsStreamPushesAdmission(t *testing.T) {
+	e := newEnv(t, false, nil)
+	e.start()
+	r := e.rp(clientID, secret, rpCallback)
+	b := e.browser()
+	waitURL := queue(t, b, r, newLogin())
+	req, _ := http.NewRequest(http.MethodGet, waitURL+"/events", nil)
+	resp, err := b.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || ct != "text/event-stream" {
+		t.Fatalf("events: %d %q", resp.StatusCode, ct)
+	}
+	events := make(chan status, 4)
+	go func() {
+		defer close(events)
+		buf := make([]byte, 0, 4096)
+		chunk := make([]byte, 1024)
+		for {
+			n, err := resp.Body.Read(chunk)
+			buf = append(buf, chunk[:n]...)
+			for {
+				i := strings.Index(string(buf), "\n\n")
+				if i < 0 {
+					break
+				}
+				frame := string(buf[:i])
+				buf = buf[i+2:]
+				if data, ok := strings.CutPrefix(frame, "data: "); ok {
+					var st status
+					if json.Unmarshal([]byte(data), &st) == nil {
+						events <- st
+					}
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	next := func() status {
+		select {
+		case st, ok := <-events:
+			if !ok {
+				t.Fatal("stream ended")
+			}
+			return st
+		case <-time.After(10 * time.Second):
+			t.Fatal("no event")
+		}
+		return status{}
+	}
+	if st := next(); st.State != "waiting" || st.Position != 1 {
+		t.Fatalf("first event: %+v", st)
+	}
+	e.advance(1)
+	if st := next(); st.State != "admitted" || st.ContinueURL != waitURL+"/continue" {
+		t.Fatalf("after advance: %+v", st)
+	}
+}

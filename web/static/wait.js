@@ -1,13 +1,15 @@
-// The waiting page polls its status JSON (jittered, so a crowd does not poll
-// in lockstep) and continues into the site by itself once admitted.
+// The waiting page follows its status by server-sent events, falls back to
+// polling the status JSON (jittered, so a crowd does not poll in lockstep),
+// and continues into the site by itself once admitted.
 (function () {
   "use strict";
   var room = document.getElementById("room");
   if (!room) return;
-  var url = room.getAttribute("data-status-url");
+  var statusURL = room.getAttribute("data-status-url");
+  var eventsURL = room.getAttribute("data-events-url");
   var form = document.getElementById("continue");
   var go = document.getElementById("go");
-  var sent = false;
+  var done = false;
 
   function text(id, v) {
     var el = document.getElementById(id);
@@ -20,34 +22,51 @@
     if (s < 3600) return "about " + Math.round(s / 60) + " minutes";
     return "about " + Math.floor(s / 3600) + "h " + String(Math.floor(s / 60) % 60).padStart(2, "0") + "m";
   }
+  // show updates the page; it returns true once nothing more will change.
   function show(st) {
     text("position", st.position);
     text("ahead", st.ahead);
     text("eta", eta(st.eta_seconds));
     var pct = st.position > 0 ? Math.min(100, Math.round(100 * st.serving / st.position)) : 0;
     if (st.state === "admitted") pct = 100;
-    document.getElementById("bar").style.width = pct + "%";
+    document.getElementById("bar").value = pct;
     var notice = document.getElementById("notice");
     if (st.state === "paused") { notice.textContent = "Admission is paused for a moment. You keep your place."; notice.hidden = false; }
     else if (st.state === "closed") { notice.textContent = "The room has closed. Check the site for news."; notice.hidden = false; }
     else notice.hidden = true;
-    if (st.state === "admitted" && !sent) {
-      sent = true;
-      go.hidden = false;
-      text("eta", "it is your turn");
-      form.submit();
+    if (st.state === "admitted") {
+      if (!done) {
+        done = true;
+        go.hidden = false;
+        text("eta", "it is your turn");
+        form.submit();
+      }
       return true;
     }
-    if (st.state === "expired") { window.location.reload(); return true; }
+    if (st.state === "expired") { done = true; window.location.reload(); return true; }
     return false;
   }
-  function next(ms) { setTimeout(poll, ms * (0.75 + Math.random() * 0.5)); }
+  function later(fn, ms) { setTimeout(fn, ms * (0.75 + Math.random() * 0.5)); }
   function poll() {
-    fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin", cache: "no-store" })
+    if (done) return;
+    fetch(statusURL, { headers: { Accept: "application/json" }, credentials: "same-origin", cache: "no-store" })
       .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
-      .then(function (st) { if (!show(st)) next(3000); })
-      .catch(function () { next(10000); });
+      .then(function (st) { if (!show(st)) later(poll, 4000); })
+      .catch(function () { later(poll, 10000); });
   }
-  if (room.getAttribute("data-state") === "admitted") { sent = true; form.submit(); return; }
-  next(2000);
+  function listen() {
+    var es = new EventSource(eventsURL);
+    var got = false;
+    es.onmessage = function (e) {
+      got = true;
+      try { if (show(JSON.parse(e.data))) es.close(); } catch (err) { /* ignore a bad frame */ }
+    };
+    es.onerror = function () {
+      // The browser reconnects by itself; if the stream never worked
+      // (a proxy that buffers it), poll instead.
+      if (!got) { es.close(); later(poll, 2000); }
+    };
+  }
+  if (room.getAttribute("data-state") === "admitted") { done = true; form.submit(); return; }
+  if (window.EventSource && eventsURL) listen(); else later(poll, 2000);
 })();
