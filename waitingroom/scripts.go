@@ -65,10 +65,14 @@ return 1
 // ticket. The binding is checked first so a copied URL never costs a position.
 // The safety net: when nobody is waiting and the room has budget, the new
 // ticket is admitted at once.
-// KEYS: room hash, tail, serving, binding. ARGV: now ms, ticket id, binding ttl ms.
+// A request bound to the visitor's own previous ticket (expired, or its
+// session over) moves to the new ticket.
+// KEYS: room hash, tail, serving, binding.
+// ARGV: now ms, ticket id, binding ttl ms, previous ticket id or "".
 // Returns {position, serving}, {-1} when the request is bound, {-2} when closed.
 var joinScript = redis.NewScript(accrueLua + `
-if redis.call('EXISTS', KEYS[4]) == 1 then return {-1} end
+local bound = redis.call('GET', KEYS[4])
+if bound and bound ~= ARGV[4] then return {-1} end
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return redis.error_reply('NOSEED room not seeded') end
 if state == 'closed' then return {-2} end
@@ -120,7 +124,11 @@ end
 local now = tonumber(ARGV[4])
 local rec = redis.call('HMGET', KEYS[4], 'admitted', 'ends')
 if rec[1] then
-  if tonumber(rec[2]) <= now then return {-4} end
+  if tonumber(rec[2]) <= now then
+    -- The session is over: free the request for the visitor's next ticket.
+    redis.call('DEL', KEYS[3])
+    return {-4}
+  end
   return {1, tonumber(rec[1]), tonumber(rec[2])}
 end
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -142,7 +150,8 @@ return {1, now, ends}
 // KEYS: ticket record, active set. ARGV: ticket id, now ms.
 var endSessionScript = redis.NewScript(`
 local ended = 0
-if redis.call('HEXISTS', KEYS[1], 'ends') == 1 then
+local ends = redis.call('HGET', KEYS[1], 'ends')
+if ends and tonumber(ends) > tonumber(ARGV[2]) then
   redis.call('HSET', KEYS[1], 'ends', ARGV[2])
   ended = 1
 end

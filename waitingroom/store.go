@@ -172,9 +172,13 @@ func (s *Store) Join(ctx context.Context, room, request string, have *Ticket) (J
 		}
 		return Joined{Ticket: *have}, nil
 	}
+	var previous string
+	if have != nil && have.Room == room {
+		previous = have.ID.String()
+	}
 	t := Ticket{ID: NewTicketID(), Room: room, JoinedAt: time.UnixMilli(now.UnixMilli())}
 	res, err := s.run(ctx, r, joinScript, []string{k.hash, k.tail, k.serving, k.binding(request)},
-		now.UnixMilli(), t.ID.String(), r.MaxWait.Milliseconds()).Int64Slice()
+		now.UnixMilli(), t.ID.String(), r.MaxWait.Milliseconds(), previous).Int64Slice()
 	if err != nil {
 		return Joined{}, fmt.Errorf("join room %q: %w", room, err)
 	}

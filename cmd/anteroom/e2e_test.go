@@ -902,3 +902,68 @@ func TestEventsStreamPushesAdmission(t *testing.T) {
 		t.Fatalf("after advance: %+v", st)
 	}
 }
+
+func TestLogoutEndsTokensAndTheNextLoginQueuesAgain(t *testing.T) {
+	e := newEnv(t, false, nil)
+	e.start()
+	r := e.rp(clientID, secret, rpCallback)
+	b := e.browser()
+	l := newLogin()
+	waitURL := queue(t, b, r, l)
+	e.advance(1)
+	resp, _ := visit(t, b, http.MethodPost, waitURL+"/continue")
+	tok, err := r.oauth.Exchange(r.ctx, codeFrom(t, resp, l), oauth2.VerifierOption(l.verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	if active := introspect(t, e, tok.AccessToken); active != true {
+		t.Fatalf("before logout: active=%v", active)
+	}
+	visit(t, b, http.MethodGet, issuer+"/end_session?id_token_hint="+url.QueryEscape(raw)+"&client_id="+clientID)
+	if active := introspect(t, e, tok.AccessToken); active != false {
+		t.Fatalf("after logout: active=%v", active)
+	}
+	if _, err := r.provider.UserInfo(r.ctx, oauth2.StaticTokenSource(tok)); err == nil {
+		t.Fatal("userinfo answered after logout")
+	}
+	// The next login is a new visit: a new place at the back, not an error.
+	next := newLogin()
+	resp, body := visit(t, b, http.MethodGet, r.authURL(next))
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `<dd id="position">2</dd>`) {
+		t.Fatalf("login after logout: %d at %s: %.400s", resp.StatusCode, resp.Request.URL, body)
+	}
+}
+
+func TestTokenEndpointDuringAnOutageAsksToRetry(t *testing.T) {
+	if !redisServer.Real() {
+		t.Skip("needs a real redis-server to kill")
+	}
+	e := newEnv(t, false, nil)
+	e.start()
+	r := e.rp(clientID, secret, rpCallback)
+	b := e.browser()
+	l := newLogin()
+	waitURL := queue(t, b, r, l)
+	e.advance(1)
+	resp, _ := visit(t, b, http.MethodPost, waitURL+"/continue")
+	code := codeFrom(t, resp, l)
+	if err := redisServer.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = redisServer.Restart() })
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpCallback}, "code_verifier": {l.verifier}}
+	req, _ := http.NewRequest(http.MethodPost, issuer+"/oauth/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(clientID, secret)
+	tr, err := (&http.Client{Transport: e.transport()}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(tr.Body)
+	tr.Body.Close()
+	if tr.StatusCode != http.StatusServiceUnavailable || tr.Header.Get("Retry-After") == "" ||
+		!strings.Contains(string(body), "temporarily_unavailable") || strings.Contains(string(body), "dial") {
+		t.Fatalf("token endpoint during outage: %d %q %s", tr.StatusCode, tr.Header.Get("Retry-After"), body)
+	}
+}
