@@ -78,8 +78,9 @@ func (c *Cache) Refresh(ctx context.Context) error {
 			// Not seeded yet (or Redis lost it): keep what we knew.
 			continue
 		}
-		if old := c.rooms[id].Load(); old == nil || *old != next {
-			c.rooms[id].Store(&next)
+		// CompareAndSwap, not Store: an Observe that raced this refresh
+		// holds fresher counters; the next refresh catches up anyway.
+		if old := c.rooms[id].Load(); (old == nil || *old != next) && c.rooms[id].CompareAndSwap(old, &next) {
 			changed = true
 		}
 	}

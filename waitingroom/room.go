@@ -45,8 +45,9 @@ type Policy struct {
 	// RatePerMinute admits this many visitors per minute, smoothly: fractions
 	// carry over from one tick to the next.
 	RatePerMinute float64 `json:"rate_per_minute,omitempty"`
-	// MaxActive bounds the admitted visitors whose session has not ended. It
-	// is stored and reported; admission by capacity is not enforced yet.
+	// MaxActive bounds the admitted visitors whose session has not ended,
+	// counting those the counter has reached who have not continued yet
+	// (for ClaimWindow). With a rate as well, both limits apply.
 	MaxActive int `json:"max_active,omitempty"`
 }
 

@@ -49,8 +49,8 @@ func (sc *Scheduler) Step(ctx context.Context) error {
 
 func (sc *Scheduler) tick(ctx context.Context, r Room) error {
 	k := sc.store.keys(r.ID)
-	res, err := sc.store.run(ctx, r, tickScript, []string{k.lease, k.hash, k.serving, k.tail, k.active},
-		sc.owner, sc.store.now().UnixMilli(), sc.leaseTTL.Milliseconds()).Int64Slice()
+	res, err := sc.store.run(ctx, r, tickScript, []string{k.lease, k.hash, k.serving, k.tail, k.active, k.reached},
+		sc.owner, sc.store.now().UnixMilli(), sc.leaseTTL.Milliseconds(), ClaimWindow.Milliseconds()).Int64Slice()
 	sc.mu.Lock()
 	sc.leading[r.ID] = err == nil && res[0] == 1
 	sc.mu.Unlock()

@@ -46,6 +46,26 @@ local function accrue(h, state, rate, now, serving, tail)
   if now > last then last = now end
   return budget, last
 end
+-- free is how many more visitors a capacity-bound room may let in now:
+-- max_active less the active sessions and less those the counter reached
+-- who have not continued yet (each holds a slot for the claim window).
+-- A room without max_active is unbounded (-1).
+local function free(h, active, reached, now)
+  local maxActive = tonumber(redis.call('HGET', h, 'max_active') or '0')
+  if maxActive <= 0 then return -1 end
+  redis.call('ZREMRANGEBYSCORE', active, '-inf', now)
+  redis.call('ZREMRANGEBYSCORE', reached, '-inf', now)
+  local f = maxActive - redis.call('ZCARD', active) - redis.call('ZCARD', reached)
+  if f < 0 then f = 0 end
+  return f
+end
+-- hold records positions from (from, to] as reached, each holding a slot
+-- until deadline.
+local function hold(reached, from, to, deadline)
+  for p = from + 1, to do
+    redis.call('ZADD', reached, deadline, p)
+  end
+end
 `
 
 // seedScript writes a room's configured state and policy unless the same
@@ -63,12 +83,13 @@ return 1
 
 // joinScript hands out the next position and binds the request to the new
 // ticket. The binding is checked first so a copied URL never costs a position.
-// The safety net: when nobody is waiting and the room has budget, the new
-// ticket is admitted at once.
 // A request bound to the visitor's own previous ticket (expired, or its
 // session over) moves to the new ticket.
-// KEYS: room hash, tail, serving, binding.
-// ARGV: now ms, ticket id, binding ttl ms, previous ticket id or "".
+//
+// The safety net: when nobody is waiting and the room has admission to spare
+// (rate budget, capacity), the new ticket is admitted at once.
+// KEYS: room hash, tail, serving, binding, active set, reached set.
+// ARGV: now ms, ticket id, binding ttl ms, previous ticket id or "", claim ms.
 // Returns {position, serving}, {-1} when the request is bound, {-2} when closed.
 var joinScript = redis.NewScript(accrueLua + `
 local bound = redis.call('GET', KEYS[4])
@@ -82,11 +103,25 @@ local serving = tonumber(redis.call('GET', KEYS[3]) or '0')
 local tail = tonumber(redis.call('GET', KEYS[2]) or '0')
 local budget, last = accrue(KEYS[1], state, rate, now, serving, tail)
 tail = redis.call('INCR', KEYS[2])
-if state == 'passthrough' or (state == 'open' and serving == tail - 1 and budget >= 1) then
-  if state == 'open' then budget = budget - 1 end
+local admit = false
+if state == 'passthrough' then
+  admit = true
+elseif state == 'open' and serving == tail - 1 then
+  local f = free(KEYS[1], KEYS[5], KEYS[6], now)
+  if rate > 0 then
+    admit = budget >= 1 and f ~= 0
+  else
+    admit = f > 0
+  end
+end
+if admit and tail > serving then
   serving = tail
   redis.call('SET', KEYS[3], serving)
+  if state == 'open' then
+    hold(KEYS[6], tail - 1, tail, now + tonumber(ARGV[5]))
+  end
 end
+if admit and state == 'open' and rate > 0 then budget = budget - 1 end
 redis.call('HSET', KEYS[1], 'budget', budget, 'last', last)
 redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[3])
 return {tail, serving}
@@ -109,7 +144,8 @@ return 0
 // asking again gets its existing admission until its session ends.
 // A request nobody has bound yet (an app that only polled the status JSON)
 // is bound here: the first ticket to claim it wins.
-// KEYS: room hash, serving, binding, ticket record, active set.
+// KEYS: room hash, serving, binding, ticket record, active set, tail,
+// reached set.
 // ARGV: ticket id, position, joined ms, now ms, session ttl ms, record ttl
 // ms, binding ttl ms.
 // Returns {1, admitted ms, ends ms}, {-1} bound elsewhere, {-2, serving} not
@@ -137,12 +173,17 @@ local pos = tonumber(ARGV[2])
 local serving = tonumber(redis.call('GET', KEYS[2]) or '0')
 if pos > serving then
   if state ~= 'passthrough' then return {-2, serving} end
-  redis.call('SET', KEYS[2], pos)
+  -- Passthrough lets the ticket in; the counter follows it, but never
+  -- past tail (which a store that lost its data may have reset).
+  local tail = tonumber(redis.call('GET', KEYS[6]) or '0')
+  local to = math.min(pos, tail)
+  if to > serving then redis.call('SET', KEYS[2], to) end
 end
 local ends = now + tonumber(ARGV[5])
 redis.call('HSET', KEYS[4], 'pos', pos, 'joined', ARGV[3], 'admitted', now, 'ends', ends)
 redis.call('PEXPIRE', KEYS[4], ARGV[6])
 redis.call('ZADD', KEYS[5], ends, ARGV[1])
+redis.call('ZREM', KEYS[7], pos)
 return {1, now, ends}
 `)
 
@@ -175,9 +216,10 @@ return {serving, tail}
 
 // tickScript is one step of the room's scheduler. It runs only for the
 // lease's owner (fencing: a paused process that lost its lease cannot
-// advance), renews the lease, prunes ended sessions and spends the budget.
-// KEYS: lease, room hash, serving, tail, active set.
-// ARGV: owner, now ms, lease ttl ms.
+// advance), renews the lease, prunes ended sessions and lets in as many as
+// the budget and the room's free capacity allow.
+// KEYS: lease, room hash, serving, tail, active set, reached set.
+// ARGV: owner, now ms, lease ttl ms, claim ms.
 // Returns {0} when another instance leads, else {1, advanced, serving, tail}.
 var tickScript = redis.NewScript(accrueLua + `
 local cur = redis.call('GET', KEYS[1])
@@ -195,9 +237,24 @@ local adv = 0
 if state == 'passthrough' then
   adv = tail - serving
 elseif state == 'open' then
-  adv = math.floor(budget)
+  local f = free(KEYS[2], KEYS[5], KEYS[6], now)
+  local full = false
+  if rate > 0 then
+    adv = math.floor(budget)
+    if f >= 0 and adv > f then adv = f; full = true end
+  elseif f >= 0 then
+    adv = f
+  end
   if adv > tail - serving then adv = tail - serving end
-  budget = budget - adv
+  if adv < 0 then adv = 0 end
+  if full then
+    -- Capacity held the room back: the rate banks nothing meanwhile,
+    -- or freeing capacity would release a burst.
+    budget = budget - math.floor(budget)
+  elseif rate > 0 then
+    budget = budget - adv
+  end
+  if f >= 0 then hold(KEYS[6], serving, serving + adv, now + tonumber(ARGV[4])) end
 end
 if adv > 0 then
   serving = serving + adv

@@ -67,8 +67,8 @@ func (s *Store) Rooms() []string { return append([]string(nil), s.order...) }
 func (s *Store) Now() time.Time { return s.now() }
 
 type roomKeys struct {
-	hash, tail, serving, lease, active string
-	tag                                string
+	hash, tail, serving, lease, active, reached string
+	tag                                         string
 }
 
 func (s *Store) keys(room string) roomKeys {
@@ -80,6 +80,7 @@ func (s *Store) keys(room string) roomKeys {
 		serving: tag + "serving",
 		lease:   tag + "lease",
 		active:  tag + "active",
+		reached: tag + "reached",
 	}
 }
 
@@ -144,6 +145,12 @@ type Joined struct {
 	New bool
 }
 
+// ClaimWindow is how long a visitor the counter has reached holds a slot of
+// a capacity-bound room (max_active) before continuing. The waiting page
+// continues within seconds; a visitor who closed the tab gives the slot
+// back when the window ends, and can still continue later.
+const ClaimWindow = 90 * time.Second
+
 // Join places a visitor in room for request (an opaque key of what the
 // visitor queues for) and binds the request to the visitor's ticket, so only
 // that ticket can ever be admitted for it.
@@ -177,8 +184,8 @@ func (s *Store) Join(ctx context.Context, room, request string, have *Ticket) (J
 		previous = have.ID.String()
 	}
 	t := Ticket{ID: NewTicketID(), Room: room, JoinedAt: time.UnixMilli(now.UnixMilli())}
-	res, err := s.run(ctx, r, joinScript, []string{k.hash, k.tail, k.serving, k.binding(request)},
-		now.UnixMilli(), t.ID.String(), r.MaxWait.Milliseconds(), previous).Int64Slice()
+	res, err := s.run(ctx, r, joinScript, []string{k.hash, k.tail, k.serving, k.binding(request), k.active, k.reached},
+		now.UnixMilli(), t.ID.String(), r.MaxWait.Milliseconds(), previous, ClaimWindow.Milliseconds()).Int64Slice()
 	if err != nil {
 		return Joined{}, fmt.Errorf("join room %q: %w", room, err)
 	}
@@ -212,7 +219,7 @@ func (s *Store) Admit(ctx context.Context, t Ticket, request string) (Ticket, er
 	// be admitted a second time.
 	recordTTL := max(r.SessionTTL, t.JoinedAt.Add(r.MaxWait).Sub(now))
 	res, err := s.run(ctx, r, admitScript,
-		[]string{k.hash, k.serving, k.binding(request), k.ticket(t.ID), k.active},
+		[]string{k.hash, k.serving, k.binding(request), k.ticket(t.ID), k.active, k.tail, k.reached},
 		t.ID.String(), t.Position, t.JoinedAt.UnixMilli(), now.UnixMilli(),
 		r.SessionTTL.Milliseconds(), recordTTL.Milliseconds(), r.MaxWait.Milliseconds()).Int64Slice()
 	if err != nil {

@@ -42,14 +42,17 @@ func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
 	room, _ := s.store.Room(roomID)
 	now := s.store.Now()
 	have := s.cookies.read(r, roomID)
-	if have != nil && have.Expired(room, now) {
-		have = nil
-	}
+	// An expired ticket still goes to Join, which gives a new place and
+	// moves this request over from it.
+	usable := have != nil && !have.Expired(room, now)
 	if promptNone {
+		if !usable {
+			have = nil
+		}
 		s.silent(w, r, id, room, have)
 		return
 	}
-	if have != nil && wantsJSON(r) {
+	if usable && wantsJSON(r) {
 		if c, ok := s.cache.Get(roomID); ok {
 			s.writeStatus(w, r, id, *have, room, c, now)
 			return
