@@ -1,0 +1,182 @@
+package waitingroom_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/anteroom/anteroom/waitingroom"
+)
+
+func mustMarshal(t testing.TB, tk waitingroom.Ticket) []byte {
+	t.Helper()
+	b, err := tk.MarshalBinary()
+	if err != nil {
+		t.Fatalf("MarshalBinary(%+v): %v", tk, err)
+	}
+	return b
+}
+
+func sampleTickets() []waitingroom.Ticket {
+	id := waitingroom.TicketID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+	return []waitingroom.Ticket{
+		{ID: id, Room: "launch", Position: 1, JoinedAt: t0},
+		{ID: waitingroom.NewTicketID(), Room: "launch", Position: 123456789, JoinedAt: t0, AdmittedAt: t0.Add(90 * time.Minute)},
+		{ID: waitingroom.NewTicketID(), Room: "ünïcode room {r:x}", Position: math.MaxInt64, JoinedAt: time.UnixMilli(0), AdmittedAt: time.UnixMilli(1)},
+		{ID: waitingroom.TicketID{}, Room: "x", Position: 1, JoinedAt: time.UnixMilli(-1)},
+	}
+}
+
+func TestTicketRoundTrip(t *testing.T) {
+	for _, tk := range sampleTickets() {
+		b := mustMarshal(t, tk)
+		var got waitingroom.Ticket
+		if err := got.UnmarshalBinary(b); err != nil {
+			t.Fatalf("UnmarshalBinary(Marshal(%+v)): %v", tk, err)
+		}
+		if !sameTicket(got, tk) {
+			t.Fatalf("round trip: got %+v, want %+v", got, tk)
+		}
+	}
+}
+
+func TestTicketMarshalCompact(t *testing.T) {
+	tk := waitingroom.Ticket{ID: waitingroom.NewTicketID(), Room: "launch", Position: 1_000_000, JoinedAt: t0}
+	b := mustMarshal(t, tk)
+	// version + id + 3 varints (≤ 10 bytes each) + room
+	if len(b) > 1+16+3*binary.MaxVarintLen64+len(tk.Room) || b[0] != 1 || !bytes.Equal(b[1:17], tk.ID[:]) || !bytes.HasSuffix(b, []byte("launch")) {
+		t.Fatalf("encoding %x does not have the documented shape", b)
+	}
+	// Times are kept to the millisecond; that is what a cookie carries.
+	fine := tk
+	fine.JoinedAt = t0.Add(999 * time.Microsecond)
+	var got waitingroom.Ticket
+	if err := got.UnmarshalBinary(mustMarshal(t, fine)); err != nil || !got.JoinedAt.Equal(t0) {
+		t.Fatalf("sub-millisecond time decoded as %v, %v; want %v", got.JoinedAt, err, t0)
+	}
+	// A zero AdmittedAt stays not admitted.
+	if got.Admitted() {
+		t.Fatal("a waiting ticket decodes as admitted")
+	}
+}
+
+func TestTicketUnmarshalRejects(t *testing.T) {
+	good := mustMarshal(t, waitingroom.Ticket{ID: waitingroom.NewTicketID(), Room: "launch", Position: 5, JoinedAt: t0})
+	head := good[:17]
+	withVarints := func(vals ...int64) []byte {
+		b := append([]byte(nil), head...)
+		for _, v := range vals {
+			b = binary.AppendVarint(b, v)
+		}
+		return b
+	}
+	cases := map[string][]byte{
+		"nil":                   nil,
+		"empty":                 {},
+		"version only":          {1},
+		"short id":              good[:16],
+		"version 0":             append([]byte{0}, good[1:]...),
+		"version 2":             append([]byte{2}, good[1:]...),
+		"no varints":            head,
+		"truncated varint":      append(append([]byte(nil), head...), 0x80),
+		"one varint":            withVarints(5),
+		"two varints":           withVarints(5, t0.UnixMilli()),
+		"third varint cut":      append(withVarints(5, t0.UnixMilli()), 0xff),
+		"overflowing varint":    append(append([]byte(nil), head...), bytes.Repeat([]byte{0xff}, 11)...),
+		"no room":               withVarints(5, t0.UnixMilli(), 0),
+		"zero position":         append(withVarints(0, t0.UnixMilli(), 0), "launch"...),
+		"negative position":     append(withVarints(-5, t0.UnixMilli(), 0), "launch"...),
+		"good without the room": good[:len(good)-len("launch")],
+	}
+	for name, b := range cases {
+		before := waitingroom.Ticket{Room: "untouched", Position: 42}
+		tk := before
+		if err := tk.UnmarshalBinary(b); err == nil {
+			t.Errorf("%s (%x): accepted as %+v", name, b, tk)
+			continue
+		}
+		if tk != before {
+			t.Errorf("%s: a rejected input changed the ticket to %+v", name, tk)
+		}
+	}
+}
+
+func TestTicketExpired(t *testing.T) {
+	r := manualRoom("launch")
+	waiting := waitingroom.Ticket{Room: "launch", Position: 1, JoinedAt: t0}
+	if waiting.Expired(r, t0.Add(r.MaxWait-time.Millisecond)) || !waiting.Expired(r, t0.Add(r.MaxWait)) {
+		t.Fatal("a waiting ticket must expire exactly at JoinedAt + MaxWait")
+	}
+	admitted := waiting
+	admitted.AdmittedAt = t0.Add(r.MaxWait - time.Minute)
+	// Admitted, the session TTL counts, not the max wait.
+	if admitted.Expired(r, t0.Add(r.MaxWait)) {
+		t.Fatal("an admitted ticket expired by its max wait")
+	}
+	end := admitted.SessionEnd(r)
+	if !end.Equal(admitted.AdmittedAt.Add(r.SessionTTL)) {
+		t.Fatalf("SessionEnd = %v", end)
+	}
+	if admitted.Expired(r, end.Add(-time.Millisecond)) || !admitted.Expired(r, end) {
+		t.Fatal("an admitted ticket must expire exactly at its session end")
+	}
+}
+
+func TestTicketID(t *testing.T) {
+	seen := map[waitingroom.TicketID]bool{}
+	for range 1000 {
+		id := waitingroom.NewTicketID()
+		if seen[id] {
+			t.Fatal("NewTicketID repeated an id")
+		}
+		seen[id] = true
+		s := id.String()
+		if len(s) != 22 || strings.ContainsAny(s, "+/=") {
+			t.Fatalf("String() = %q, want 22 characters of unpadded base64url", s)
+		}
+		back, err := waitingroom.ParseTicketID(s)
+		if err != nil || back != id {
+			t.Fatalf("ParseTicketID(%q) = %v, %v", s, back, err)
+		}
+	}
+	for _, bad := range []string{"", "short", strings.Repeat("A", 21), strings.Repeat("A", 23), strings.Repeat("A", 21) + "*", strings.Repeat("A", 20) + "=="} {
+		if _, err := waitingroom.ParseTicketID(bad); err == nil {
+			t.Errorf("ParseTicketID(%q) accepted", bad)
+		}
+	}
+}
+
+// FuzzTicketUnmarshal: UnmarshalBinary never panics, and whatever it accepts
+// re-marshals to bytes that decode to the same ticket.
+func FuzzTicketUnmarshal(f *testing.F) {
+	for _, tk := range sampleTickets() {
+		f.Add(mustMarshal(f, tk))
+	}
+	f.Add([]byte{})
+	f.Add([]byte{1})
+	f.Add(append([]byte{1}, make([]byte, 16)...))
+	f.Add(append(append([]byte{1}, make([]byte, 16)...), 0x80, 0x00, 0x02, 0x02, 'r'))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var tk waitingroom.Ticket
+		if err := tk.UnmarshalBinary(b); err != nil {
+			return
+		}
+		if tk.Position <= 0 || tk.Room == "" {
+			t.Fatalf("accepted %x as %+v: position must be positive and room set", b, tk)
+		}
+		again, err := tk.MarshalBinary()
+		if err != nil {
+			t.Fatalf("MarshalBinary of an accepted ticket %+v: %v", tk, err)
+		}
+		var back waitingroom.Ticket
+		if err := back.UnmarshalBinary(again); err != nil {
+			t.Fatalf("re-marshalled %x of accepted %x does not decode: %v", again, b, err)
+		}
+		if !sameTicket(back, tk) {
+			t.Fatalf("accepted %x as %+v, but its re-marshalled %x decodes to %+v", b, tk, again, back)
+		}
+	})
+}
