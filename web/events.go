@@ -15,17 +15,13 @@ import (
 // Like a poll it reads the ticket from the cookie and the counters from the
 // cache, so a thousand open streams cost Redis nothing.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	roomID, _, err := s.flow.Open(id)
-	if err != nil {
-		s.storeFailure(w, r, err)
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
 		return
 	}
-	room, _ := s.store.Room(roomID)
-	have := s.cookies.read(r, roomID)
-	flusher, ok := w.(http.Flusher)
-	if have == nil || !ok {
-		s.fail(w, r, msgNoTicket, nil)
+	id, room, have, ok := s.ticketFor(w, r)
+	if !ok {
 		return
 	}
 	h := w.Header()
@@ -44,8 +40,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	var last []byte
 	for {
 		changed := s.cache.Changed()
-		c, _ := s.cache.Get(roomID)
-		st := waitingroom.StatusOf(*have, room, c, s.store.Now())
+		c, _ := s.cache.Get(room.ID)
+		st := waitingroom.StatusOf(have, room, c, s.store.Now())
 		doc := visitorJSON{VisitorStatus: st}
 		if st.State == waitingroom.VisitorAdmitted {
 			doc.ContinueURL = continueURL

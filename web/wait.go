@@ -102,19 +102,29 @@ func (s *Server) silent(w http.ResponseWriter, r *http.Request, id string, room 
 
 // continueFlow serves POST /wait/{id}/continue.
 func (s *Server) continueFlow(w http.ResponseWriter, r *http.Request) {
+	id, room, have, ok := s.ticketFor(w, r)
+	if !ok {
+		return
+	}
+	s.admit(w, r, id, have, room)
+}
+
+// ticketFor resolves the request of /wait/{id}/… and the browser's usable
+// ticket for its room; when there is none it has answered already.
+func (s *Server) ticketFor(w http.ResponseWriter, r *http.Request) (string, waitingroom.Room, waitingroom.Ticket, bool) {
 	id := r.PathValue("id")
 	roomID, _, err := s.flow.Open(id)
 	if err != nil {
 		s.storeFailure(w, r, err)
-		return
+		return "", waitingroom.Room{}, waitingroom.Ticket{}, false
 	}
 	room, _ := s.store.Room(roomID)
 	have := s.cookies.read(r, roomID)
 	if have == nil || have.Expired(room, s.store.Now()) {
 		s.fail(w, r, msgNoTicket, nil)
-		return
+		return "", waitingroom.Room{}, waitingroom.Ticket{}, false
 	}
-	s.admit(w, r, id, *have, room)
+	return id, room, *have, true
 }
 
 // admit lets the ticket through for request id and continues the OIDC flow.

@@ -284,6 +284,22 @@ func (e *env) advance(n int) {
 	}
 }
 
+// admittedCode queues a new visitor in a fresh browser, admits them and
+// returns the code the relying party receives, with the login it belongs to.
+func (e *env) admittedCode(r *rp) (string, login) {
+	e.t.Helper()
+	b := e.browser()
+	l := newLogin()
+	waitURL := queue(e.t, b, r, l)
+	e.advance(1)
+	resp, _ := visit(e.t, b, http.MethodPost, waitURL+"/continue")
+	code := codeFrom(e.t, resp, l)
+	if code == "" {
+		e.t.Fatalf("no code after admission: %d at %s", resp.StatusCode, resp.Request.URL)
+	}
+	return code, l
+}
+
 func TestFlowQueuesThenIssuesTokensWithQueueClaims(t *testing.T) {
 	e := newEnv(t, false, nil)
 	e.start()
@@ -550,15 +566,7 @@ func TestConcurrentRedemptionsOfOneCode(t *testing.T) {
 	e := newEnv(t, false, nil)
 	e.start()
 	r := e.rp(clientID, secret, rpCallback)
-	b := e.browser()
-	l := newLogin()
-	waitURL := queue(t, b, r, l)
-	e.advance(1)
-	resp, _ := visit(t, b, http.MethodPost, waitURL+"/continue")
-	code := codeFrom(t, resp, l)
-	if code == "" {
-		t.Fatal("no code")
-	}
+	code, l := e.admittedCode(r)
 	var wins atomic.Int64
 	var winner atomic.Pointer[oauth2.Token]
 	var wg sync.WaitGroup
@@ -589,12 +597,7 @@ func TestWrongVerifierDoesNotBurnTheCode(t *testing.T) {
 	e := newEnv(t, false, nil)
 	e.start()
 	r := e.rp(clientID, secret, rpCallback)
-	b := e.browser()
-	l := newLogin()
-	waitURL := queue(t, b, r, l)
-	e.advance(1)
-	resp, _ := visit(t, b, http.MethodPost, waitURL+"/continue")
-	code := codeFrom(t, resp, l)
+	code, l := e.admittedCode(r)
 	if _, err := r.oauth.Exchange(r.ctx, code, oauth2.VerifierOption(oauth2.GenerateVerifier())); err == nil {
 		t.Fatal("exchange with the wrong PKCE verifier succeeded")
 	}
@@ -669,12 +672,7 @@ func TestBadRequestsGetTheRightErrorAndAdmitNobody(t *testing.T) {
 		}
 	})
 	t.Run("bad client secret", func(t *testing.T) {
-		b := e.browser()
-		l := newLogin()
-		waitURL := queue(t, b, r, l)
-		e.advance(1)
-		resp, _ := visit(t, b, http.MethodPost, waitURL+"/continue")
-		code := codeFrom(t, resp, l)
+		code, l := e.admittedCode(r)
 		bad := *r.oauth
 		bad.ClientSecret = "wrong-secret-0123456789"
 		_, err := bad.Exchange(r.ctx, code, oauth2.VerifierOption(l.verifier))
@@ -942,12 +940,7 @@ func TestTokenEndpointDuringAnOutageAsksToRetry(t *testing.T) {
 	e := newEnv(t, false, nil)
 	e.start()
 	r := e.rp(clientID, secret, rpCallback)
-	b := e.browser()
-	l := newLogin()
-	waitURL := queue(t, b, r, l)
-	e.advance(1)
-	resp, _ := visit(t, b, http.MethodPost, waitURL+"/continue")
-	code := codeFrom(t, resp, l)
+	code, l := e.admittedCode(r)
 	if err := redisServer.Kill(); err != nil {
 		t.Fatal(err)
 	}
