@@ -67,6 +67,9 @@ type Config struct {
 	// Clients are the OpenID Connect relying parties allowed to send
 	// visitors through a room.
 	Clients []Client `yaml:"clients"`
+	// Gate configures the built-in nginx auth_request gate; nil (no gate
+	// key) disables it.
+	Gate *Gate `yaml:"gate"`
 }
 
 // Secrets holds key material shared by all replicas.
@@ -116,6 +119,11 @@ type Room struct {
 	// abandoned place in the queue does not hold Redis memory forever. The
 	// default is 6h and the minimum 1m.
 	MaxWait Duration `yaml:"max_wait"`
+	// OnError is what the gate does with a request for this room while
+	// Redis cannot be reached: fail_closed (the default) refuses it, so an
+	// outage never opens the doors; fail_open lets it through, for a site
+	// that would rather be overrun than unavailable.
+	OnError string `yaml:"on_error"`
 }
 
 // Admission is a room's admission policy. A room may combine a rate and a
@@ -233,6 +241,12 @@ func (c *Config) ApplyDefaults() {
 		if r.MaxWait == 0 {
 			r.MaxWait = Duration(defaultMaxWait)
 		}
+		if r.OnError == "" {
+			r.OnError = OnErrorFailClosed
+		}
+	}
+	if c.Gate != nil {
+		c.Gate.ApplyDefaults()
 	}
 }
 

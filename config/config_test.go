@@ -90,6 +90,7 @@ func TestParseDesignExample(t *testing.T) {
 			Admission:  config.Admission{RatePerMinute: ptr(600.0), MaxActive: ptr(2000)},
 			SessionTTL: config.Duration(30 * time.Minute),
 			MaxWait:    config.Duration(6 * time.Hour),
+			OnError:    "fail_closed",
 		}},
 		Clients: []config.Client{{
 			ID:                     "shop",
@@ -127,8 +128,11 @@ clients: [{id: spa, redirect_uris: ["http://127.0.0.1:3000/cb"], room: r1}]
 	}
 	r := c.Rooms[0]
 	if c.Listen != "127.0.0.1:8080" || r.Name != "r1" || r.State != "open" ||
-		r.SessionTTL.D() != 30*time.Minute || r.MaxWait.D() != 6*time.Hour {
+		r.SessionTTL.D() != 30*time.Minute || r.MaxWait.D() != 6*time.Hour || r.OnError != "fail_closed" {
 		t.Errorf("defaults not applied: listen=%q room=%+v", c.Listen, r)
+	}
+	if c.Gate != nil {
+		t.Errorf("Gate = %+v with no gate key, want nil (gate disabled)", c.Gate)
 	}
 	if c.Redis.DialTimeout.D() != 2*time.Second || c.Redis.ReadTimeout.D() != time.Second ||
 		c.Redis.WriteTimeout.D() != time.Second {
@@ -435,7 +439,7 @@ func TestParseErrors(t *testing.T) {
 			[]string{"config must be a single YAML document, found more than one"}},
 		{"top level list", "- issuer: x\n", nil, []string{"config must be a YAML mapping, got a list"}},
 
-		{"unknown top-level key", minimal("gate: {}\n"), nil, []string{"gate: unknown key"}},
+		{"unknown top-level key", minimal("gates: {}\n"), nil, []string{"gates: unknown key"}},
 		{"unknown key in a room", `issuer: https://queue.example.com
 secrets: {cookie_keys: ["` + cookieKey + `"]}
 rooms:
@@ -450,8 +454,8 @@ clients: [{id: c1, secret: "` + shopSecret + `", redirect_uris: ["https://a.exam
 			[]string{"clients[0].redirect_uri: unknown key"}},
 		{"unknown key in redis", minimal("redis: {url: redis://h, tls: true}\n"), nil,
 			[]string{"redis.tls: unknown key"}},
-		{"several unknown keys", minimal("gate: 1\nlisten: x:1\nlsiten: y\n"), nil,
-			[]string{"gate: unknown key", "lsiten: unknown key"}},
+		{"several unknown keys", minimal("queue: 1\nlisten: x:1\nlsiten: y\n"), nil,
+			[]string{"queue: unknown key", "lsiten: unknown key"}},
 		{"duplicate key", minimal("listen: a:1\nlisten: b:2\n"), nil, []string{"listen: duplicate key"}},
 
 		{"bad duration", edit(minimal(""), "{id: r1}", "{id: r1, session_ttl: 30 minutes}"), nil,
@@ -808,11 +812,11 @@ func TestLoad(t *testing.T) {
 	}
 
 	bad := filepath.Join(dir, "bad.yaml")
-	if err := os.WriteFile(bad, []byte(minimal("gate: 1\nlisten: nope\n")), 0o600); err != nil {
+	if err := os.WriteFile(bad, []byte(minimal("queue: 1\nlisten: nope\n")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	_, err = config.Load(bad)
-	want := []string{bad + ": gate: unknown key"}
+	want := []string{bad + ": queue: unknown key"}
 	if got := errLines(err); !reflect.DeepEqual(got, want) {
 		t.Errorf("Load(bad) lines = %q, want %q", got, want)
 	}

@@ -59,6 +59,7 @@ func (c *Config) Validate() error {
 	v.admin(&c.Admin)
 	v.rooms(c.Rooms)
 	v.clients(c.Clients, c.Rooms)
+	v.gate(c.Gate, roomIDs(c.Rooms))
 	return errors.Join(v.errs...)
 }
 
@@ -226,6 +227,11 @@ func (v *validator) rooms(rooms []Room) {
 		if r.MaxWait < Duration(minRoomDuration) {
 			v.add(p+".max_wait", "must be at least %s, got %s", Duration(minRoomDuration), r.MaxWait)
 		}
+		switch r.OnError {
+		case OnErrorFailClosed, OnErrorFailOpen:
+		default:
+			v.add(p+".on_error", "must be one of fail_closed, fail_open, got %q", r.OnError)
+		}
 	}
 }
 
@@ -234,10 +240,7 @@ func (v *validator) clients(clients []Client, rooms []Room) {
 		v.add("clients", "at least one client is required")
 		return
 	}
-	roomIDs := map[string]bool{}
-	for _, r := range rooms {
-		roomIDs[r.ID] = true
-	}
+	ids := roomIDs(rooms)
 	first := map[string]int{}
 	for i, c := range clients {
 		p := indexPath("clients", i)
@@ -286,10 +289,19 @@ func (v *validator) clients(clients []Client, rooms []Room) {
 		switch {
 		case c.Room == "":
 			v.add(p+".room", "required")
-		case !roomIDs[c.Room]:
+		case !ids[c.Room]:
 			v.add(p+".room", "unknown room %q", c.Room)
 		}
 	}
+}
+
+// roomIDs is the set of the rooms' IDs, for checking references to them.
+func roomIDs(rooms []Room) map[string]bool {
+	ids := make(map[string]bool, len(rooms))
+	for _, r := range rooms {
+		ids[r.ID] = true
+	}
+	return ids
 }
 
 // httpURL parses an absolute http or https URL without a fragment, the
