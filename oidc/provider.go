@@ -35,6 +35,9 @@ type Options struct {
 	Box *keys.Box
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// GateRooms are the rooms the built-in gate protects; each gets a
+	// client of its own (GateClientID).
+	GateRooms []string
 }
 
 // Provider is the OpenID provider and the bridge the waiting page uses to
@@ -54,6 +57,11 @@ func NewProvider(o Options) (*Provider, error) {
 	s := &storage{rdb: o.Redis, rooms: o.Rooms, keys: o.Keys, box: o.Box, clients: map[string]*client{}, now: o.Now}
 	loginURL := func(id string) string { return o.Issuer + "/wait/" + id }
 	for _, c := range o.Clients {
+		if strings.HasPrefix(c.ID, gateClientPrefix) {
+			return nil, fmt.Errorf("client %q: ids starting with %q are reserved for the built-in gate", c.ID, gateClientPrefix)
+		}
+	}
+	for _, c := range append(o.Clients, gateClients(o.Issuer, o.GateRooms)...) {
 		room, ok := o.Rooms.Room(c.Room)
 		if !ok {
 			return nil, fmt.Errorf("client %q: unknown room %q", c.ID, c.Room)

@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/anteroom/anteroom/config"
+	"github.com/anteroom/anteroom/gate"
 	"github.com/anteroom/anteroom/keys"
 	"github.com/anteroom/anteroom/oidc"
 	"github.com/anteroom/anteroom/waitingroom"
@@ -96,8 +97,19 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 		case <-time.After(time.Second):
 		}
 	}
+	var gateRooms []string
+	if cfg.Gate != nil {
+		seen := map[string]bool{}
+		for _, r := range cfg.Gate.Rules {
+			if r.Room != "" && !seen[r.Room] {
+				seen[r.Room] = true
+				gateRooms = append(gateRooms, r.Room)
+			}
+		}
+	}
 	provider, err := oidc.NewProvider(oidc.Options{
 		Issuer: cfg.Issuer, Clients: cfg.Clients, Rooms: store, Redis: rdb, Keys: km, Box: oidcBox, Now: now,
+		GateRooms: gateRooms,
 	})
 	if err != nil {
 		return nil, err
@@ -113,6 +125,25 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 	}
 	mux := http.NewServeMux()
 	site.Register(mux)
+	if cfg.Gate != nil {
+		gateBox, err := keys.NewBox(secrets, "gate flow")
+		if err != nil {
+			return nil, err
+		}
+		gateRoomInfo := make(map[string]gate.Room, len(cfg.Rooms))
+		for _, r := range cfg.Rooms {
+			gateRoomInfo[r.ID] = gate.Room{ID: r.ID, SessionTTL: r.SessionTTL.D(), MaxWait: r.MaxWait.D(),
+				FailOpen: r.OnError == config.OnErrorFailOpen}
+		}
+		g, err := gate.New(gate.Options{
+			Issuer: cfg.Issuer, Config: cfg.Gate, Rooms: gateRoomInfo, Keys: km, Box: gateBox,
+			Exchanger: gateExchanger{provider}, Health: cache, ClientID: oidc.GateClientID, Now: now,
+		})
+		if err != nil {
+			return nil, err
+		}
+		g.Register(mux)
+	}
 	mux.Handle("GET /metrics", promhttp.Handler())
 	mux.Handle("/", provider.Handler())
 	return &app{
@@ -120,6 +151,18 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 		scheduler: waitingroom.NewScheduler(store, instanceID(), 500*time.Millisecond),
 		handler:   web.SecurityHeaders(mux),
 	}, nil
+}
+
+// gateExchanger lets the gate redeem codes through the provider, and tells
+// it when the store, not the code, was the problem.
+type gateExchanger struct{ p *oidc.Provider }
+
+func (x gateExchanger) ExchangeCode(ctx context.Context, clientID, code, verifier, redirectURI string) (string, error) {
+	tok, err := x.p.ExchangeCode(ctx, clientID, code, verifier, redirectURI)
+	if errors.Is(err, oidc.ErrUnavailable) {
+		err = fmt.Errorf("%w: %w", gate.ErrUnavailable, err)
+	}
+	return tok, err
 }
 
 // isUnreachable tells a store that is not answering (worth waiting for)

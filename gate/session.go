@@ -1,0 +1,107 @@
+package gate
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/anteroom/anteroom/keys"
+)
+
+// Audience is the gate session token's aud claim. Edge connectors and
+// downstream APIs check it, so a session token is never mistaken for an ID
+// or access token issued to a relying party.
+const Audience = "anteroom-gate"
+
+// sessionClaims is the gate session: a compact JWT signed with Anteroom's
+// own signing key, so anyone holding the public JWKS can verify it and no
+// secret ever leaves Anteroom.
+type sessionClaims struct {
+	jwt.Claims
+	Room     string `json:"room"`
+	Position int64  `json:"queue_position,omitempty"`
+}
+
+// signedWith signs claims with key as a compact JWT.
+func signedWith(key keys.Key, claims any) (string, error) {
+	signer, err := jose.NewSigner(
+		jose.SigningKey{Algorithm: key.Algorithm, Key: jose.JSONWebKey{Key: key.Private, KeyID: key.ID}},
+		(&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		return "", fmt.Errorf("create signer: %w", err)
+	}
+	return jwt.Signed(signer).Claims(claims).Serialize()
+}
+
+var errToken = errors.New("invalid token")
+
+// verifyJWT checks raw's signature against the published keys and decodes
+// its claims into out. The algorithm is pinned to the key's own: a token
+// that names another (alg none, HS256 keyed with the public key) fails.
+func verifyJWT(raw string, published []keys.Key, out any) error {
+	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+	if err != nil || len(tok.Headers) != 1 {
+		return errToken
+	}
+	h := tok.Headers[0]
+	for _, k := range published {
+		if k.ID == h.KeyID && string(k.Algorithm) == h.Algorithm {
+			if err := tok.Claims(k.Public.Key, out); err != nil {
+				return errToken
+			}
+			return nil
+		}
+	}
+	return errToken
+}
+
+// session is what /gate/auth needs of a verified session token.
+type session struct {
+	sub, room string
+	position  int64
+	exp       time.Time
+}
+
+// sessionCache remembers verified session tokens until they expire, so the
+// hot path of /gate/auth costs a map lookup, not a signature check. It is
+// bounded: when full, expired entries go first, then everything (a cache
+// miss only costs one verification).
+type sessionCache struct {
+	mu      sync.RWMutex
+	entries map[string]session
+	limit   int
+}
+
+func newSessionCache(limit int) *sessionCache {
+	return &sessionCache{entries: make(map[string]session), limit: limit}
+}
+
+func (c *sessionCache) get(token string, now time.Time) (session, bool) {
+	c.mu.RLock()
+	s, ok := c.entries[token]
+	c.mu.RUnlock()
+	if !ok || !now.Before(s.exp) {
+		return session{}, false
+	}
+	return s, true
+}
+
+func (c *sessionCache) put(token string, s session, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= c.limit {
+		for k, v := range c.entries {
+			if !now.Before(v.exp) {
+				delete(c.entries, k)
+			}
+		}
+		if len(c.entries) >= c.limit {
+			clear(c.entries)
+		}
+	}
+	c.entries[token] = s
+}
