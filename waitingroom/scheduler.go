@@ -24,6 +24,10 @@ type Scheduler struct {
 	leading map[string]bool
 	// OnAdvance, when set, is called after a tick admitted visitors.
 	OnAdvance func(room string, advanced int64)
+	// Throttle, when set, scales a room's admission rate at each tick:
+	// 1 is the configured rate, 0.5 half of it, 0 admits nobody. Origin
+	// health probing uses it to slow a room whose site is struggling.
+	Throttle func(room string) float64
 }
 
 // NewScheduler returns a scheduler that identifies itself in leases as owner
@@ -49,8 +53,12 @@ func (sc *Scheduler) Step(ctx context.Context) error {
 
 func (sc *Scheduler) tick(ctx context.Context, r Room) error {
 	k := sc.store.keys(r.ID)
+	factor := 1.0
+	if sc.Throttle != nil {
+		factor = min(1, max(0, sc.Throttle(r.ID)))
+	}
 	res, err := sc.store.run(ctx, r, tickScript, []string{k.lease, k.hash, k.serving, k.tail, k.active, k.reached},
-		sc.owner, sc.store.now().UnixMilli(), sc.leaseTTL.Milliseconds(), ClaimWindow.Milliseconds()).Int64Slice()
+		sc.owner, sc.store.now().UnixMilli(), sc.leaseTTL.Milliseconds(), ClaimWindow.Milliseconds(), formatFloat(factor)).Int64Slice()
 	sc.mu.Lock()
 	sc.leading[r.ID] = err == nil && res[0] == 1
 	sc.mu.Unlock()

@@ -219,7 +219,7 @@ return {serving, tail}
 // advance), renews the lease, prunes ended sessions and lets in as many as
 // the budget and the room's free capacity allow.
 // KEYS: lease, room hash, serving, tail, active set, reached set.
-// ARGV: owner, now ms, lease ttl ms, claim ms.
+// ARGV: owner, now ms, lease ttl ms, claim ms, throttle factor (0..1).
 // Returns {0} when another instance leads, else {1, advanced, serving, tail}.
 var tickScript = redis.NewScript(accrueLua + `
 local cur = redis.call('GET', KEYS[1])
@@ -227,7 +227,8 @@ if cur and cur ~= ARGV[1] then return {0} end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 local state = redis.call('HGET', KEYS[2], 'state')
 if not state then return redis.error_reply('NOSEED room not seeded') end
-local rate = tonumber(redis.call('HGET', KEYS[2], 'rate') or '0')
+local factor = tonumber(ARGV[5])
+local rate = tonumber(redis.call('HGET', KEYS[2], 'rate') or '0') * factor
 local now = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
 local serving = tonumber(redis.call('GET', KEYS[3]) or '0')
@@ -236,7 +237,7 @@ local budget, last = accrue(KEYS[2], state, rate, now, serving, tail)
 local adv = 0
 if state == 'passthrough' then
   adv = tail - serving
-elseif state == 'open' then
+elseif state == 'open' and factor > 0 then
   local f = free(KEYS[2], KEYS[5], KEYS[6], now)
   local full = false
   if rate > 0 then
