@@ -76,6 +76,13 @@ type Room struct {
 	Policy     Policy
 	SessionTTL time.Duration
 	MaxWait    time.Duration
+	// OpensAt schedules the room's opening: visitors who arrive before it
+	// join a pre-queue and are given random positions among themselves at
+	// opening. Zero: open from the start.
+	OpensAt time.Time
+	// ClosesAt stops new joins; visitors already queued are still
+	// admitted. Zero: never.
+	ClosesAt time.Time
 }
 
 func (r Room) validate() error {

@@ -58,7 +58,8 @@ func (sc *Scheduler) tick(ctx context.Context, r Room) error {
 		factor = min(1, max(0, sc.Throttle(r.ID)))
 	}
 	res, err := sc.store.run(ctx, r, tickScript, []string{k.lease, k.hash, k.serving, k.tail, k.active, k.reached},
-		sc.owner, sc.store.now().UnixMilli(), sc.leaseTTL.Milliseconds(), ClaimWindow.Milliseconds(), formatFloat(factor)).Int64Slice()
+		sc.owner, sc.store.now().UnixMilli(), sc.leaseTTL.Milliseconds(), ClaimWindow.Milliseconds(), formatFloat(factor),
+		newDrawKey()).Int64Slice()
 	sc.mu.Lock()
 	sc.leading[r.ID] = err == nil && res[0] == 1
 	sc.mu.Unlock()

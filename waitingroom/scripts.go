@@ -59,6 +59,19 @@ local function free(h, active, reached, now)
   if f < 0 then f = 0 end
   return f
 end
+-- open ends a room's pre-queue once its opening time has come: it records
+-- how many joined it and the key that draws their positions, and moves tail
+-- past them so later arrivals queue behind them in arrival order.
+local function open(h, tailKey, now, drawKey)
+  local opensAt = tonumber(redis.call('HGET', h, 'opens_at') or '0')
+  if opensAt > 0 and now >= opensAt and redis.call('HEXISTS', h, 'opened') == 0 then
+    local n = tonumber(redis.call('HGET', h, 'prequeue') or '0')
+    redis.call('HSET', h, 'opened', now, 'draw_key', drawKey)
+    local tail = tonumber(redis.call('GET', tailKey) or '0')
+    if tail < n then redis.call('SET', tailKey, n) end
+  end
+  return opensAt
+end
 -- hold records positions from (from, to] as reached, each holding a slot
 -- until deadline.
 local function hold(reached, from, to, deadline)
@@ -72,9 +85,11 @@ end
 // configuration was seeded before, so an admin's change survives a rolling
 // restart but an edited config file wins.
 // KEYS: room hash, tail, serving. ARGV: seed digest, state, rate, max_active.
+// ARGV (continued): opens_at ms, closes_at ms (0: none).
 var seedScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'seed') ~= ARGV[1] then
-  redis.call('HSET', KEYS[1], 'seed', ARGV[1], 'state', ARGV[2], 'rate', ARGV[3], 'max_active', ARGV[4])
+  redis.call('HSET', KEYS[1], 'seed', ARGV[1], 'state', ARGV[2], 'rate', ARGV[3], 'max_active', ARGV[4],
+    'opens_at', ARGV[5], 'closes_at', ARGV[6])
 end
 redis.call('SETNX', KEYS[2], 0)
 redis.call('SETNX', KEYS[3], 0)
@@ -88,17 +103,28 @@ return 1
 //
 // The safety net: when nobody is waiting and the room has admission to spare
 // (rate budget, capacity), the new ticket is admitted at once.
+// Before the room's opening time, a join takes the next pre-queue number
+// instead of a position.
 // KEYS: room hash, tail, serving, binding, active set, reached set.
-// ARGV: now ms, ticket id, binding ttl ms, previous ticket id or "", claim ms.
-// Returns {position, serving}, {-1} when the request is bound, {-2} when closed.
+// ARGV: now ms, ticket id, binding ttl ms, previous ticket id or "", claim
+// ms, draw key (used if this join opens the room).
+// Returns {position, serving}, {-1} when the request is bound, {-2} when
+// closed, {-3, pre-queue number} before opening.
 var joinScript = redis.NewScript(accrueLua + `
 local bound = redis.call('GET', KEYS[4])
 if bound and bound ~= ARGV[4] then return {-1} end
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return redis.error_reply('NOSEED room not seeded') end
 if state == 'closed' then return {-2} end
-local rate = tonumber(redis.call('HGET', KEYS[1], 'rate') or '0')
 local now = tonumber(ARGV[1])
+local closesAt = tonumber(redis.call('HGET', KEYS[1], 'closes_at') or '0')
+if closesAt > 0 and now >= closesAt then return {-2} end
+if open(KEYS[1], KEYS[2], now, ARGV[6]) > now then
+  local k = redis.call('HINCRBY', KEYS[1], 'prequeue', 1)
+  redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[3])
+  return {-3, k}
+end
+local rate = tonumber(redis.call('HGET', KEYS[1], 'rate') or '0')
 local serving = tonumber(redis.call('GET', KEYS[3]) or '0')
 local tail = tonumber(redis.call('GET', KEYS[2]) or '0')
 local budget, last = accrue(KEYS[1], state, rate, now, serving, tail)
@@ -219,7 +245,8 @@ return {serving, tail}
 // advance), renews the lease, prunes ended sessions and lets in as many as
 // the budget and the room's free capacity allow.
 // KEYS: lease, room hash, serving, tail, active set, reached set.
-// ARGV: owner, now ms, lease ttl ms, claim ms, throttle factor (0..1).
+// ARGV: owner, now ms, lease ttl ms, claim ms, throttle factor (0..1), draw
+// key (used if this tick opens the room).
 // Returns {0} when another instance leads, else {1, advanced, serving, tail}.
 var tickScript = redis.NewScript(accrueLua + `
 local cur = redis.call('GET', KEYS[1])
@@ -230,6 +257,7 @@ if not state then return redis.error_reply('NOSEED room not seeded') end
 local factor = tonumber(ARGV[5])
 local rate = tonumber(redis.call('HGET', KEYS[2], 'rate') or '0') * factor
 local now = tonumber(ARGV[2])
+if open(KEYS[2], KEYS[4], now, ARGV[6]) > now then factor = 0 end
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
 local serving = tonumber(redis.call('GET', KEYS[3]) or '0')
 local tail = tonumber(redis.call('GET', KEYS[4]) or '0')

@@ -27,16 +27,29 @@ type VisitorStatus struct {
 	// ETASeconds is nil when no rate is set (manual rooms): an honest
 	// "unknown" beats an invented number.
 	ETASeconds *int64 `json:"eta_seconds"`
+	// OpensAt is the room's opening time (unix seconds) while the visitor
+	// is in its pre-queue: position is 0 until the draw at opening.
+	OpensAt *int64 `json:"opens_at,omitempty"`
 }
 
 // StatusOf computes a ticket's status from the room's counters at now. It
 // reads nothing from Redis.
 func StatusOf(t Ticket, r Room, c Counters, now time.Time) VisitorStatus {
+	t = c.Resolve(t)
 	st := VisitorStatus{Room: r.ID, Position: t.Position, Serving: c.Serving}
+	if t.Position == 0 && !t.Admitted() && !t.Expired(r, now) {
+		// In the pre-queue: the position is drawn at opening.
+		st.State = VisitorWaiting
+		if !c.OpensAt.IsZero() {
+			opens := c.OpensAt.Unix()
+			st.OpensAt = &opens
+		}
+		return st
+	}
 	switch {
 	case t.Expired(r, now):
 		st.State = VisitorExpired
-	case t.Admitted() || t.Position <= c.Serving:
+	case t.Admitted() || c.Reached(t):
 		st.State = VisitorAdmitted
 	case c.State == StateClosed:
 		st.State = VisitorClosed

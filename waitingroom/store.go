@@ -2,6 +2,7 @@ package waitingroom
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -106,9 +107,11 @@ func (s *Store) Seed(ctx context.Context) error {
 
 func (s *Store) seed(ctx context.Context, r Room) error {
 	k := s.keys(r.ID)
-	digest := sha256.Sum256(fmt.Appendf(nil, "%s|%v|%d", r.State, r.Policy.RatePerMinute, r.Policy.MaxActive))
+	opens, closes := unixMilli(r.OpensAt), unixMilli(r.ClosesAt)
+	digest := sha256.Sum256(fmt.Appendf(nil, "%s|%v|%d|%d|%d", r.State, r.Policy.RatePerMinute, r.Policy.MaxActive, opens, closes))
 	err := seedScript.Run(ctx, s.rdb, []string{k.hash, k.tail, k.serving},
-		hex.EncodeToString(digest[:8]), string(r.State), formatFloat(r.Policy.RatePerMinute), r.Policy.MaxActive).Err()
+		hex.EncodeToString(digest[:8]), string(r.State), formatFloat(r.Policy.RatePerMinute), r.Policy.MaxActive,
+		opens, closes).Err()
 	if err != nil {
 		return fmt.Errorf("seed room %q: %w", r.ID, err)
 	}
@@ -185,7 +188,7 @@ func (s *Store) Join(ctx context.Context, room, request string, have *Ticket) (J
 	}
 	t := Ticket{ID: NewTicketID(), Room: room, JoinedAt: time.UnixMilli(now.UnixMilli())}
 	res, err := s.run(ctx, r, joinScript, []string{k.hash, k.tail, k.serving, k.binding(request), k.active, k.reached},
-		now.UnixMilli(), t.ID.String(), r.MaxWait.Milliseconds(), previous, ClaimWindow.Milliseconds()).Int64Slice()
+		now.UnixMilli(), t.ID.String(), r.MaxWait.Milliseconds(), previous, ClaimWindow.Milliseconds(), newDrawKey()).Int64Slice()
 	if err != nil {
 		return Joined{}, fmt.Errorf("join room %q: %w", room, err)
 	}
@@ -194,6 +197,9 @@ func (s *Store) Join(ctx context.Context, room, request string, have *Ticket) (J
 		return Joined{}, ErrClaimed
 	case -2:
 		return Joined{}, ErrClosed
+	case -3:
+		t.PreQueue = res[1]
+		return Joined{Ticket: t, New: true}, nil
 	}
 	t.Position = res[0]
 	return Joined{Ticket: t, Serving: res[1], New: true}, nil
@@ -214,6 +220,16 @@ func (s *Store) Admit(ctx context.Context, t Ticket, request string) (Ticket, er
 	}
 	now := s.now()
 	k := s.keys(t.Room)
+	if t.Position == 0 {
+		// A pre-queue ticket: its position is drawn when the room opens.
+		c, err := s.Status(ctx, t.Room)
+		if err != nil {
+			return Ticket{}, err
+		}
+		if t = c.Resolve(t); t.Position == 0 {
+			return Ticket{}, ErrNotAdmitted
+		}
+	}
 	// The admitted record outlives the session until the ticket's max wait
 	// has passed too, so a copy of the cookie from before admission cannot
 	// be admitted a second time.
@@ -306,6 +322,29 @@ type Counters struct {
 	// Active counts admitted visitors whose session has not ended; only
 	// Status fills it.
 	Active int64 `json:"active"`
+	// OpensAt is the room's scheduled opening (zero: none); PreQueue is
+	// how many joined before it; Opened tells whether it has happened.
+	OpensAt  time.Time `json:"opens_at"`
+	ClosesAt time.Time `json:"closes_at"`
+	PreQueue int64     `json:"pre_queue"`
+	Opened   bool      `json:"opened"`
+	drawKey  string
+}
+
+// Resolve gives a pre-queue ticket its drawn position once the room has
+// opened; other tickets are returned as they are.
+func (c Counters) Resolve(t Ticket) Ticket {
+	if t.Position == 0 && t.PreQueue > 0 && c.Opened {
+		t.Position = drawPosition(t.PreQueue, c.PreQueue, []byte(c.drawKey))
+	}
+	return t
+}
+
+// Reached reports whether the counter has reached the ticket (a pre-queue
+// ticket not drawn yet is never reached).
+func (c Counters) Reached(t Ticket) bool {
+	t = c.Resolve(t)
+	return t.Position > 0 && t.Position <= c.Serving
 }
 
 // Waiting is how many visitors hold a position the counter has not reached.
@@ -331,23 +370,33 @@ func (s *Store) Status(ctx context.Context, room string) (Counters, error) {
 // queueCounters queues the reads of a room's counters on pipe and returns a
 // function that assembles them once the pipeline has run.
 func (s *Store) queueCounters(ctx context.Context, pipe redis.Pipeliner, k roomKeys) func() Counters {
-	h := pipe.HMGet(ctx, k.hash, "state", "rate", "max_active")
+	h := pipe.HMGet(ctx, k.hash, "state", "rate", "max_active", "opens_at", "closes_at", "prequeue", "opened", "draw_key")
 	serving := pipe.Get(ctx, k.serving)
 	tail := pipe.Get(ctx, k.tail)
 	return func() Counters {
 		var c Counters
 		vals := h.Val()
-		if len(vals) == 3 {
-			if st, ok := vals[0].(string); ok {
-				c.State = State(st)
+		str := func(i int) string {
+			if i < len(vals) {
+				if v, ok := vals[i].(string); ok {
+					return v
+				}
 			}
-			if v, ok := vals[1].(string); ok {
-				c.Policy.RatePerMinute, _ = strconv.ParseFloat(v, 64)
-			}
-			if v, ok := vals[2].(string); ok {
-				c.Policy.MaxActive, _ = strconv.Atoi(v)
-			}
+			return ""
 		}
+		num := func(i int) int64 { n, _ := strconv.ParseInt(str(i), 10, 64); return n }
+		c.State = State(str(0))
+		c.Policy.RatePerMinute, _ = strconv.ParseFloat(str(1), 64)
+		c.Policy.MaxActive = int(num(2))
+		if ms := num(3); ms > 0 {
+			c.OpensAt = time.UnixMilli(ms)
+		}
+		if ms := num(4); ms > 0 {
+			c.ClosesAt = time.UnixMilli(ms)
+		}
+		c.PreQueue = num(5)
+		c.Opened = str(6) != ""
+		c.drawKey = str(7)
 		c.Serving, _ = serving.Int64()
 		c.Tail, _ = tail.Int64()
 		return c
@@ -355,6 +404,22 @@ func (s *Store) queueCounters(ctx context.Context, pipe redis.Pipeliner, k roomK
 }
 
 func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+// unixMilli is t in unix milliseconds, 0 for the zero time.
+func unixMilli(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+// newDrawKey is the random key a room draws its pre-queue's positions with,
+// offered to every script that might open the room.
+func newDrawKey() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
 
 // Ping reports whether Redis answers.
 func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }

@@ -296,6 +296,8 @@ func runStoreSuite(t *testing.T, newClient func(t *testing.T) redis.UniversalCli
 		{"StateClosed", testStateClosed},
 		{"StatePassthrough", testStatePassthrough},
 		{"CapacityOnly", testCapacityOnly},
+		{"PreQueue", testPreQueue},
+		{"ClosesAt", testClosesAt},
 		{"RateAndCapacity", testRateAndCapacity},
 		// Leases.
 		{"LeaseOneLeader", testLeaseOneLeader},

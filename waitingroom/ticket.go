@@ -39,9 +39,14 @@ func ParseTicketID(s string) (TicketID, error) {
 // authenticated cookie, which is why a status poll needs no Redis: the
 // position is in the ticket, the counter in the process's cache.
 type Ticket struct {
-	ID       TicketID
-	Room     string
+	ID   TicketID
+	Room string
+	// Position is the ticket's place in the queue; 0 for a visitor of the
+	// pre-queue until the room opens and draws it (see Counters.Resolve).
 	Position int64
+	// PreQueue is the arrival number of a visitor who joined before the
+	// room opened, 0 for everyone else.
+	PreQueue int64
 	JoinedAt time.Time
 	// AdmittedAt is zero until the ticket has passed the queue.
 	AdmittedAt time.Time
@@ -63,12 +68,13 @@ func (t Ticket) Expired(r Room, now time.Time) bool {
 // SessionEnd is when an admitted ticket's session ends in room r.
 func (t Ticket) SessionEnd(r Room) time.Time { return t.AdmittedAt.Add(r.SessionTTL) }
 
-const ticketVersion = 1
+const ticketVersion = 2
 
 // MarshalBinary encodes the ticket compactly (it rides in a cookie on every
-// poll): version, id, varint position and unix-millisecond times, room last.
+// poll): version, id, varint position, unix-millisecond times, pre-queue
+// number, room last.
 func (t Ticket) MarshalBinary() ([]byte, error) {
-	b := make([]byte, 0, 1+16+3*binary.MaxVarintLen64+len(t.Room))
+	b := make([]byte, 0, 1+16+4*binary.MaxVarintLen64+len(t.Room))
 	b = append(b, ticketVersion)
 	b = append(b, t.ID[:]...)
 	b = binary.AppendVarint(b, t.Position)
@@ -78,6 +84,7 @@ func (t Ticket) MarshalBinary() ([]byte, error) {
 		admitted = t.AdmittedAt.UnixMilli()
 	}
 	b = binary.AppendVarint(b, admitted)
+	b = binary.AppendVarint(b, t.PreQueue)
 	b = append(b, t.Room...)
 	return b, nil
 }
@@ -92,7 +99,7 @@ func (t *Ticket) UnmarshalBinary(b []byte) error {
 	var nt Ticket
 	copy(nt.ID[:], b[1:17])
 	b = b[17:]
-	var vals [3]int64
+	var vals [4]int64
 	for i := range vals {
 		v, n := binary.Varint(b)
 		if n <= 0 {
@@ -101,13 +108,15 @@ func (t *Ticket) UnmarshalBinary(b []byte) error {
 		vals[i] = v
 		b = b[n:]
 	}
-	if vals[0] <= 0 || len(b) == 0 {
+	position, joined, admitted, prequeue := vals[0], vals[1], vals[2], vals[3]
+	if position < 0 || prequeue < 0 || (position == 0 && prequeue == 0) || len(b) == 0 {
 		return errBadTicket
 	}
-	nt.Position = vals[0]
-	nt.JoinedAt = time.UnixMilli(vals[1])
-	if vals[2] != 0 {
-		nt.AdmittedAt = time.UnixMilli(vals[2])
+	nt.Position = position
+	nt.PreQueue = prequeue
+	nt.JoinedAt = time.UnixMilli(joined)
+	if admitted != 0 {
+		nt.AdmittedAt = time.UnixMilli(admitted)
 	}
 	nt.Room = string(b)
 	*t = nt

@@ -46,8 +46,8 @@ func TestTicketRoundTrip(t *testing.T) {
 func TestTicketMarshalCompact(t *testing.T) {
 	tk := waitingroom.Ticket{ID: waitingroom.NewTicketID(), Room: "launch", Position: 1_000_000, JoinedAt: t0}
 	b := mustMarshal(t, tk)
-	// version + id + 3 varints (≤ 10 bytes each) + room
-	if len(b) > 1+16+3*binary.MaxVarintLen64+len(tk.Room) || b[0] != 1 || !bytes.Equal(b[1:17], tk.ID[:]) || !bytes.HasSuffix(b, []byte("launch")) {
+	// version + id + 4 varints (≤ 10 bytes each) + room
+	if len(b) > 1+16+4*binary.MaxVarintLen64+len(tk.Room) || b[0] != 2 || !bytes.Equal(b[1:17], tk.ID[:]) || !bytes.HasSuffix(b, []byte("launch")) {
 		t.Fatalf("encoding %x does not have the documented shape", b)
 	}
 	// Times are kept to the millisecond; that is what a cookie carries.
@@ -74,22 +74,26 @@ func TestTicketUnmarshalRejects(t *testing.T) {
 		return b
 	}
 	cases := map[string][]byte{
-		"nil":                   nil,
-		"empty":                 {},
-		"version only":          {1},
-		"short id":              good[:16],
-		"version 0":             append([]byte{0}, good[1:]...),
-		"version 2":             append([]byte{2}, good[1:]...),
-		"no varints":            head,
-		"truncated varint":      append(append([]byte(nil), head...), 0x80),
-		"one varint":            withVarints(5),
-		"two varints":           withVarints(5, t0.UnixMilli()),
-		"third varint cut":      append(withVarints(5, t0.UnixMilli()), 0xff),
-		"overflowing varint":    append(append([]byte(nil), head...), bytes.Repeat([]byte{0xff}, 11)...),
-		"no room":               withVarints(5, t0.UnixMilli(), 0),
-		"zero position":         append(withVarints(0, t0.UnixMilli(), 0), "launch"...),
-		"negative position":     append(withVarints(-5, t0.UnixMilli(), 0), "launch"...),
-		"good without the room": good[:len(good)-len("launch")],
+		"nil":                                nil,
+		"empty":                              {},
+		"version only":                       {1},
+		"short id":                           good[:16],
+		"version 0":                          append([]byte{0}, good[1:]...),
+		"version 1":                          append([]byte{1}, good[1:]...),
+		"version 3":                          append([]byte{3}, good[1:]...),
+		"no varints":                         head,
+		"truncated varint":                   append(append([]byte(nil), head...), 0x80),
+		"one varint":                         withVarints(5),
+		"two varints":                        withVarints(5, t0.UnixMilli()),
+		"third varint cut":                   append(withVarints(5, t0.UnixMilli()), 0xff),
+		"three varints":                      withVarints(5, t0.UnixMilli(), 0),
+		"fourth varint cut":                  append(withVarints(5, t0.UnixMilli(), 0), 0xff),
+		"overflowing varint":                 append(append([]byte(nil), head...), bytes.Repeat([]byte{0xff}, 11)...),
+		"no room":                            withVarints(5, t0.UnixMilli(), 0, 0),
+		"zero position, no pre-queue number": append(withVarints(0, t0.UnixMilli(), 0, 0), "launch"...),
+		"negative position":                  append(withVarints(-5, t0.UnixMilli(), 0, 0), "launch"...),
+		"negative pre-queue number":          append(withVarints(0, t0.UnixMilli(), 0, -3), "launch"...),
+		"good without the room":              good[:len(good)-len("launch")],
 	}
 	for name, b := range cases {
 		before := waitingroom.Ticket{Room: "untouched", Position: 42}

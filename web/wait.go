@@ -73,7 +73,7 @@ func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
 	}
 	c, _ := s.cache.Get(roomID)
 	c.Serving = max(c.Serving, j.Serving)
-	if (t.Admitted() || t.Position <= c.Serving) && !wantsJSON(r) {
+	if (t.Admitted() || c.Reached(t)) && !wantsJSON(r) {
 		// The safety net and returning visitors: no page, straight back
 		// into the flow.
 		s.admit(w, r, id, t, room)
