@@ -83,6 +83,12 @@ type Room struct {
 	// ClosesAt stops new joins; visitors already queued are still
 	// admitted. Zero: never.
 	ClosesAt time.Time
+	// AbandonAfter is the grace period of abandonment: a waiting visitor
+	// whose page shows no sign of life (poll, event stream) for one to two
+	// grace periods is passed over when the counter advances, so admissions
+	// go to live people; if they come back they are let in at the next
+	// tick, keeping their place. Zero turns it off.
+	AbandonAfter time.Duration
 }
 
 func (r Room) validate() error {
@@ -112,6 +118,10 @@ var (
 	ErrClaimed = errors.New("request is bound to another ticket")
 	// ErrNotAdmitted is returned by Admit while the counter has not reached the ticket.
 	ErrNotAdmitted = errors.New("ticket not admitted yet")
+	// ErrSkipped is returned by Admit for a ticket the counter passed over
+	// while its page was silent. It is now queued to be let in at the next
+	// tick; ask Released until then.
+	ErrSkipped = errors.New("ticket was skipped while silent")
 	// ErrSessionOver is returned for a ticket whose admitted session has ended:
 	// it must join again at the back of the queue.
 	ErrSessionOver = errors.New("ticket session is over")

@@ -24,6 +24,9 @@ type Scheduler struct {
 	leading map[string]bool
 	// OnAdvance, when set, is called after a tick admitted visitors.
 	OnAdvance func(room string, advanced int64)
+	// OnSkip, when set, is called after a tick passed over visitors whose
+	// page fell silent (abandonment).
+	OnSkip func(room string, skipped int64)
 	// Throttle, when set, scales a room's admission rate at each tick:
 	// 1 is the configured rate, 0.5 half of it, 0 admits nobody. Origin
 	// health probing uses it to slow a room whose site is struggling.
@@ -57,9 +60,15 @@ func (sc *Scheduler) tick(ctx context.Context, r Room) error {
 	if sc.Throttle != nil {
 		factor = min(1, max(0, sc.Throttle(r.ID)))
 	}
-	res, err := sc.store.run(ctx, r, tickScript, []string{k.lease, k.hash, k.serving, k.tail, k.active, k.reached},
-		sc.owner, sc.store.now().UnixMilli(), sc.leaseTTL.Milliseconds(), ClaimWindow.Milliseconds(), formatFloat(factor),
-		newDrawKey()).Int64Slice()
+	now := sc.store.now()
+	abandon := "0"
+	if r.AbandonAfter > 0 {
+		abandon = "1"
+	}
+	res, err := sc.store.run(ctx, r, tickScript,
+		[]string{k.lease, k.hash, k.serving, k.tail, k.active, k.reached, k.live(r, now, 0), k.skipped, k.returned, k.live(r, now, 1)},
+		sc.owner, now.UnixMilli(), sc.leaseTTL.Milliseconds(), ClaimWindow.Milliseconds(), formatFloat(factor),
+		newDrawKey(), abandon).Int64Slice()
 	sc.mu.Lock()
 	sc.leading[r.ID] = err == nil && res[0] == 1
 	sc.mu.Unlock()
@@ -68,6 +77,9 @@ func (sc *Scheduler) tick(ctx context.Context, r Room) error {
 	}
 	if res[0] == 1 && res[1] > 0 && sc.OnAdvance != nil {
 		sc.OnAdvance(r.ID, res[1])
+	}
+	if res[0] == 1 && len(res) > 4 && res[4] > 0 && sc.OnSkip != nil {
+		sc.OnSkip(r.ID, res[4])
 	}
 	return nil
 }

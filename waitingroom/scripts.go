@@ -105,9 +105,12 @@ return 1
 // (rate budget, capacity), the new ticket is admitted at once.
 // Before the room's opening time, a join takes the next pre-queue number
 // instead of a position.
-// KEYS: room hash, tail, serving, binding, active set, reached set.
+// KEYS: room hash, tail, serving, binding, active set, reached set, live
+// (current window), returned (skipped visitors who came back wait ahead of
+// a newcomer, so the safety net does not apply while there are any).
 // ARGV: now ms, ticket id, binding ttl ms, previous ticket id or "", claim
-// ms, draw key (used if this join opens the room).
+// ms, draw key (used if this join opens the room), live key ttl ms (0:
+// abandonment off).
 // Returns {position, serving}, {-1} when the request is bound, {-2} when
 // closed, {-3, pre-queue number} before opening.
 var joinScript = redis.NewScript(accrueLua + `
@@ -132,7 +135,7 @@ tail = redis.call('INCR', KEYS[2])
 local admit = false
 if state == 'passthrough' then
   admit = true
-elseif state == 'open' and serving == tail - 1 then
+elseif state == 'open' and serving == tail - 1 and redis.call('SCARD', KEYS[8]) == 0 then
   local f = free(KEYS[1], KEYS[5], KEYS[6], now)
   if rate > 0 then
     admit = budget >= 1 and f ~= 0
@@ -150,6 +153,10 @@ end
 if admit and state == 'open' and rate > 0 then budget = budget - 1 end
 redis.call('HSET', KEYS[1], 'budget', budget, 'last', last)
 redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[3])
+if ARGV[7] ~= '0' then
+  redis.call('SETBIT', KEYS[7], tail, 1)
+  redis.call('PEXPIRE', KEYS[7], ARGV[7])
+end
 return {tail, serving}
 `)
 
@@ -171,11 +178,11 @@ return 0
 // A request nobody has bound yet (an app that only polled the status JSON)
 // is bound here: the first ticket to claim it wins.
 // KEYS: room hash, serving, binding, ticket record, active set, tail,
-// reached set.
+// reached set, skipped, returned.
 // ARGV: ticket id, position, joined ms, now ms, session ttl ms, record ttl
 // ms, binding ttl ms.
 // Returns {1, admitted ms, ends ms}, {-1} bound elsewhere, {-2, serving} not
-// yet, {-4} session over.
+// yet, {-4} session over, {-5} skipped as abandoned (now queued to return).
 var admitScript = redis.NewScript(`
 local b = redis.call('GET', KEYS[3])
 if not b then
@@ -197,6 +204,11 @@ local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return redis.error_reply('NOSEED room not seeded') end
 local pos = tonumber(ARGV[2])
 local serving = tonumber(redis.call('GET', KEYS[2]) or '0')
+if pos <= serving and redis.call('GETBIT', KEYS[8], pos) == 1 then
+  -- Skipped while silent, and back: let in at the next tick.
+  redis.call('SADD', KEYS[9], pos)
+  return {-5}
+end
 if pos > serving then
   if state ~= 'passthrough' then return {-2, serving} end
   -- Passthrough lets the ticket in; the counter follows it, but never
@@ -244,10 +256,17 @@ return {serving, tail}
 // lease's owner (fencing: a paused process that lost its lease cannot
 // advance), renews the lease, prunes ended sessions and lets in as many as
 // the budget and the room's free capacity allow.
-// KEYS: lease, room hash, serving, tail, active set, reached set.
+// With abandonment on, the tick lets in first the skipped visitors who came
+// back, then walks the queue from serving: a position that was live in the
+// current or previous heartbeat window is admitted, a silent one is marked
+// skipped and passed over without using budget or capacity, so what is
+// admitted counts live people. The walk is bounded per tick.
+// KEYS: lease, room hash, serving, tail, active set, reached set, live
+// (current window), skipped, returned, live (previous window).
 // ARGV: owner, now ms, lease ttl ms, claim ms, throttle factor (0..1), draw
-// key (used if this tick opens the room).
-// Returns {0} when another instance leads, else {1, advanced, serving, tail}.
+// key (used if this tick opens the room), abandonment on (1/0).
+// Returns {0} when another instance leads, else {1, admitted, serving,
+// tail, skipped}.
 var tickScript = redis.NewScript(accrueLua + `
 local cur = redis.call('GET', KEYS[1])
 if cur and cur ~= ARGV[1] then return {0} end
@@ -257,41 +276,84 @@ if not state then return redis.error_reply('NOSEED room not seeded') end
 local factor = tonumber(ARGV[5])
 local rate = tonumber(redis.call('HGET', KEYS[2], 'rate') or '0') * factor
 local now = tonumber(ARGV[2])
+local claim = tonumber(ARGV[4])
 if open(KEYS[2], KEYS[4], now, ARGV[6]) > now then factor = 0 end
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
 local serving = tonumber(redis.call('GET', KEYS[3]) or '0')
 local tail = tonumber(redis.call('GET', KEYS[4]) or '0')
 local budget, last = accrue(KEYS[2], state, rate, now, serving, tail)
-local adv = 0
+local admitted, skipped = 0, 0
+local next = serving
 if state == 'passthrough' then
-  adv = tail - serving
+  admitted = tail - serving
+  next = tail
 elseif state == 'open' and factor > 0 then
   local f = free(KEYS[2], KEYS[5], KEYS[6], now)
   local full = false
+  local want = 0
   if rate > 0 then
-    adv = math.floor(budget)
-    if f >= 0 and adv > f then adv = f; full = true end
+    want = math.floor(budget)
+    if f >= 0 and want > f then want = f; full = true end
   elseif f >= 0 then
-    adv = f
+    want = f
   end
-  if adv > tail - serving then adv = tail - serving end
-  if adv < 0 then adv = 0 end
+  if ARGV[7] == '1' then
+    while admitted < want do
+      local p = redis.call('SPOP', KEYS[9])
+      if not p then break end
+      p = tonumber(p)
+      if redis.call('GETBIT', KEYS[8], p) == 1 then
+        redis.call('SETBIT', KEYS[8], p, 0)
+        admitted = admitted + 1
+        if f >= 0 then redis.call('ZADD', KEYS[6], now + claim, p) end
+      end
+    end
+    local scanned = 0
+    while admitted < want and next < tail and scanned < 10000 do
+      next = next + 1
+      scanned = scanned + 1
+      if redis.call('GETBIT', KEYS[7], next) == 1 or redis.call('GETBIT', KEYS[10], next) == 1 then
+        admitted = admitted + 1
+        if f >= 0 then redis.call('ZADD', KEYS[6], now + claim, next) end
+      else
+        redis.call('SETBIT', KEYS[8], next, 1)
+        skipped = skipped + 1
+      end
+    end
+  else
+    admitted = math.max(0, math.min(want, tail - serving))
+    next = serving + admitted
+    if f >= 0 then hold(KEYS[6], serving, next, now + claim) end
+  end
   if full then
     -- Capacity held the room back: the rate banks nothing meanwhile,
     -- or freeing capacity would release a burst.
     budget = budget - math.floor(budget)
   elseif rate > 0 then
-    budget = budget - adv
+    budget = budget - admitted
   end
-  if f >= 0 then hold(KEYS[6], serving, serving + adv, now + tonumber(ARGV[4])) end
 end
-if adv > 0 then
-  serving = serving + adv
+if next > serving then
+  serving = next
   redis.call('SET', KEYS[3], serving)
 end
 if serving >= tail and budget > cap(rate) then budget = cap(rate) end
 redis.call('HSET', KEYS[2], 'budget', budget, 'last', last)
-return {1, adv, serving, tail}
+return {1, admitted, serving, tail, skipped}
+`)
+
+// heartbeatScript records that visitors' pages are alive, in one write per
+// room per flush. A skipped visitor who is back joins the returned set, to
+// be let in at the next tick.
+// KEYS: live (current window), skipped, returned. ARGV: ttl ms, positions…
+var heartbeatScript = redis.NewScript(`
+for i = 2, #ARGV do
+  local p = tonumber(ARGV[i])
+  redis.call('SETBIT', KEYS[1], p, 1)
+  if redis.call('GETBIT', KEYS[2], p) == 1 then redis.call('SADD', KEYS[3], p) end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return #ARGV - 1
 `)
 
 // releaseScript gives a lease up if this owner still holds it.

@@ -69,19 +69,22 @@ func (s *Store) Now() time.Time { return s.now() }
 
 type roomKeys struct {
 	hash, tail, serving, lease, active, reached string
+	skipped, returned                           string
 	tag                                         string
 }
 
 func (s *Store) keys(room string) roomKeys {
 	tag := s.prefix + ":{r:" + room + "}:"
 	return roomKeys{
-		tag:     tag,
-		hash:    tag + "room",
-		tail:    tag + "tail",
-		serving: tag + "serving",
-		lease:   tag + "lease",
-		active:  tag + "active",
-		reached: tag + "reached",
+		tag:      tag,
+		hash:     tag + "room",
+		tail:     tag + "tail",
+		serving:  tag + "serving",
+		lease:    tag + "lease",
+		active:   tag + "active",
+		reached:  tag + "reached",
+		skipped:  tag + "skipped",
+		returned: tag + "returned",
 	}
 }
 
@@ -92,6 +95,26 @@ func (k roomKeys) binding(request string) string {
 	return k.tag + "b:" + base64.RawURLEncoding.EncodeToString(sum[:15])
 }
 func (k roomKeys) ticket(id TicketID) string { return k.tag + "t:" + id.String() }
+
+// live names the liveness bitmap of the heartbeat window containing now:
+// bit p is set when the visitor at position p showed a sign of life in it.
+// A visitor counts as live while its bit is set in this window or the one
+// before, so silence is noticed after one to two grace periods.
+func (k roomKeys) live(r Room, now time.Time, windowsBack int64) string {
+	if r.AbandonAfter <= 0 {
+		return k.tag + "live:off"
+	}
+	w := now.UnixMilli()/r.AbandonAfter.Milliseconds() - windowsBack
+	return k.tag + "live:" + strconv.FormatInt(w, 10)
+}
+
+// liveTTL keeps a window's bitmap as long as it can still be read.
+func liveTTL(r Room) int64 {
+	if r.AbandonAfter <= 0 {
+		return 0
+	}
+	return 3 * r.AbandonAfter.Milliseconds()
+}
 
 // Seed writes every room's configured state and policy to Redis unless that
 // same configuration was seeded before: a change made through the admin API
@@ -187,8 +210,10 @@ func (s *Store) Join(ctx context.Context, room, request string, have *Ticket) (J
 		previous = have.ID.String()
 	}
 	t := Ticket{ID: NewTicketID(), Room: room, JoinedAt: time.UnixMilli(now.UnixMilli())}
-	res, err := s.run(ctx, r, joinScript, []string{k.hash, k.tail, k.serving, k.binding(request), k.active, k.reached},
-		now.UnixMilli(), t.ID.String(), r.MaxWait.Milliseconds(), previous, ClaimWindow.Milliseconds(), newDrawKey()).Int64Slice()
+	res, err := s.run(ctx, r, joinScript,
+		[]string{k.hash, k.tail, k.serving, k.binding(request), k.active, k.reached, k.live(r, now, 0), k.returned},
+		now.UnixMilli(), t.ID.String(), r.MaxWait.Milliseconds(), previous, ClaimWindow.Milliseconds(), newDrawKey(),
+		liveTTL(r)).Int64Slice()
 	if err != nil {
 		return Joined{}, fmt.Errorf("join room %q: %w", room, err)
 	}
@@ -212,7 +237,8 @@ func (s *Store) Join(ctx context.Context, room, request string, have *Ticket) (J
 // same admission while its session lasts.
 //
 // Errors: ErrClaimed (bound to another ticket), ErrNotAdmitted (still
-// waiting), ErrSessionOver.
+// waiting), ErrSkipped (passed over while silent; let in at the next tick),
+// ErrSessionOver.
 func (s *Store) Admit(ctx context.Context, t Ticket, request string) (Ticket, error) {
 	r, err := s.room(t.Room)
 	if err != nil {
@@ -235,7 +261,7 @@ func (s *Store) Admit(ctx context.Context, t Ticket, request string) (Ticket, er
 	// be admitted a second time.
 	recordTTL := max(r.SessionTTL, t.JoinedAt.Add(r.MaxWait).Sub(now))
 	res, err := s.run(ctx, r, admitScript,
-		[]string{k.hash, k.serving, k.binding(request), k.ticket(t.ID), k.active, k.tail, k.reached},
+		[]string{k.hash, k.serving, k.binding(request), k.ticket(t.ID), k.active, k.tail, k.reached, k.skipped, k.returned},
 		t.ID.String(), t.Position, t.JoinedAt.UnixMilli(), now.UnixMilli(),
 		r.SessionTTL.Milliseconds(), recordTTL.Milliseconds(), r.MaxWait.Milliseconds()).Int64Slice()
 	if err != nil {
@@ -248,6 +274,8 @@ func (s *Store) Admit(ctx context.Context, t Ticket, request string) (Ticket, er
 		return Ticket{}, ErrNotAdmitted
 	case -4:
 		return Ticket{}, ErrSessionOver
+	case -5:
+		return Ticket{}, ErrSkipped
 	}
 	t.AdmittedAt = time.UnixMilli(res[1])
 	return t, nil
@@ -438,4 +466,18 @@ func (s *Store) SessionEnd(ctx context.Context, room string, id TicketID) (time.
 		return time.Time{}, false, fmt.Errorf("read session in room %q: %w", room, err)
 	}
 	return time.UnixMilli(ms), true, nil
+}
+
+// Released reports whether the visitor at position was let back in after
+// being skipped as abandoned (or was never skipped). Only a visitor the
+// store told ErrSkipped needs to ask.
+func (s *Store) Released(ctx context.Context, room string, position int64) (bool, error) {
+	if _, err := s.room(room); err != nil {
+		return false, err
+	}
+	bit, err := s.rdb.GetBit(ctx, s.keys(room).skipped, position).Result()
+	if err != nil {
+		return false, fmt.Errorf("read skipped in room %q: %w", room, err)
+	}
+	return bit == 0, nil
 }

@@ -297,6 +297,8 @@ func runStoreSuite(t *testing.T, newClient func(t *testing.T) redis.UniversalCli
 		{"StatePassthrough", testStatePassthrough},
 		{"CapacityOnly", testCapacityOnly},
 		{"PreQueue", testPreQueue},
+		{"Abandonment", testAbandonment},
+		{"AbandonmentReturnTakesBudget", testAbandonmentReturnTakesBudget},
 		{"ClosesAt", testClosesAt},
 		{"RateAndCapacity", testRateAndCapacity},
 		// Leases.
