@@ -35,6 +35,10 @@ const (
 	defaultSessionTTL = 30 * time.Minute
 	// defaultMaxWait keeps a place through a long launch-day queue.
 	defaultMaxWait = 6 * time.Hour
+	// defaultAbandonAfter is long enough for a page in a background tab,
+	// whose timers browsers slow to once a minute, and short enough that
+	// closed tabs stop holding up a busy room for long.
+	defaultAbandonAfter = 2 * time.Minute
 )
 
 // Room states, as package waitingroom defines them. They are repeated here
@@ -124,6 +128,41 @@ type Room struct {
 	// outage never opens the doors; fail_open lets it through, for a site
 	// that would rather be overrun than unavailable.
 	OnError string `yaml:"on_error"`
+	// OpensAt schedules the room's opening, as RFC 3339 with a time zone
+	// (2026-12-01T09:00:00+01:00). Visitors who arrive before it join a
+	// pre-queue and are given random positions among themselves at opening,
+	// so nobody gains by arriving at 08:59:59 or by refreshing; later
+	// arrivals queue behind them. Empty: open from the start.
+	OpensAt string `yaml:"opens_at"`
+	// ClosesAt stops new joins (RFC 3339); visitors already queued are
+	// still admitted. Empty: never.
+	ClosesAt string `yaml:"closes_at"`
+	// AbandonAfter is the grace period after which a waiting visitor whose
+	// page has shown no sign of life (status polls, the event stream) is
+	// passed over when the counter advances, so admissions go to live
+	// people; a visitor who comes back is let in at the next chance and
+	// keeps their place. The default is 2m and the minimum 30s; 0s turns
+	// it off.
+	AbandonAfter *Duration `yaml:"abandon_after"`
+	// OriginHealth, when set, probes the site the room protects and slows
+	// or pauses admission while it struggles.
+	OriginHealth *OriginHealth `yaml:"origin_health"`
+}
+
+// Schedule returns the parsed opens_at and closes_at (zero when empty).
+// Validate has checked them.
+func (r Room) Schedule() (opens, closes time.Time) {
+	opens, _ = time.Parse(time.RFC3339, r.OpensAt)
+	closes, _ = time.Parse(time.RFC3339, r.ClosesAt)
+	return opens, closes
+}
+
+// Abandonment is the grace period of abandonment, 0 when it is off.
+func (r Room) Abandonment() time.Duration {
+	if r.AbandonAfter == nil {
+		return defaultAbandonAfter
+	}
+	return r.AbandonAfter.D()
 }
 
 // Admission is a room's admission policy. A room may combine a rate and a
@@ -243,6 +282,9 @@ func (c *Config) ApplyDefaults() {
 		}
 		if r.OnError == "" {
 			r.OnError = OnErrorFailClosed
+		}
+		if r.OriginHealth != nil {
+			r.OriginHealth.applyDefaults()
 		}
 	}
 	if c.Gate != nil {

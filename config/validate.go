@@ -25,6 +25,10 @@ const (
 	// certainly a unit mistake (30s for 30m), and would expire visitors
 	// before they could finish a login.
 	minRoomDuration = time.Minute
+	// minAbandonAfter stays above the waiting page's poll and event-stream
+	// intervals and the heartbeat flush, so a live page is never taken
+	// for a closed one.
+	minAbandonAfter = 30 * time.Second
 	// maxRoomNameChars keeps the waiting page's heading on a screen.
 	maxRoomNameChars = 200
 )
@@ -58,6 +62,7 @@ func (c *Config) Validate() error {
 	v.secrets(&c.Secrets)
 	v.admin(&c.Admin)
 	v.rooms(c.Rooms)
+	v.originHealth(c.Rooms)
 	v.clients(c.Clients, c.Rooms)
 	v.gate(c.Gate, roomIDs(c.Rooms))
 	return errors.Join(v.errs...)
@@ -231,6 +236,27 @@ func (v *validator) rooms(rooms []Room) {
 		case OnErrorFailClosed, OnErrorFailOpen:
 		default:
 			v.add(p+".on_error", "must be one of fail_closed, fail_open, got %q", r.OnError)
+		}
+		var opens, closes time.Time
+		for _, f := range []struct {
+			key, value string
+			into       *time.Time
+		}{{"opens_at", r.OpensAt, &opens}, {"closes_at", r.ClosesAt, &closes}} {
+			if f.value == "" {
+				continue
+			}
+			t, err := time.Parse(time.RFC3339, f.value)
+			if err != nil {
+				v.add(p+"."+f.key, "must be an RFC 3339 time with a zone, like 2026-12-01T09:00:00+01:00, got %q", f.value)
+				continue
+			}
+			*f.into = t
+		}
+		if !opens.IsZero() && !closes.IsZero() && !closes.After(opens) {
+			v.add(p+".closes_at", "must be after opens_at")
+		}
+		if a := r.AbandonAfter; a != nil && *a != 0 && *a < Duration(minAbandonAfter) {
+			v.add(p+".abandon_after", "must be 0s (off) or at least %s, got %s", Duration(minAbandonAfter), *a)
 		}
 	}
 }

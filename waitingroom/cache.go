@@ -17,18 +17,24 @@ type Cache struct {
 	store    *Store
 	interval time.Duration
 	rooms    map[string]*atomic.Pointer[Counters]
+	rates    map[string]*roomRate
 	changed  atomic.Pointer[chan struct{}]
 	lastErr  atomic.Pointer[error]
 }
 
 // NewCache returns a cache of store's rooms, refreshed every interval by Run.
+// It measures each room's admission rate from its refreshes, on the store's
+// clock.
 func NewCache(store *Store, interval time.Duration) *Cache {
 	if interval <= 0 {
 		interval = 500 * time.Millisecond
 	}
-	c := &Cache{store: store, interval: interval, rooms: make(map[string]*atomic.Pointer[Counters], len(store.order))}
+	c := &Cache{store: store, interval: interval,
+		rooms: make(map[string]*atomic.Pointer[Counters], len(store.order)),
+		rates: make(map[string]*roomRate, len(store.order))}
 	for _, id := range store.order {
 		c.rooms[id] = new(atomic.Pointer[Counters])
+		c.rates[id] = &roomRate{meter: newRateMeter(rateWindow, minRateHistory, interval)}
 	}
 	ch := make(chan struct{})
 	c.changed.Store(&ch)
@@ -71,6 +77,7 @@ func (c *Cache) Refresh(ctx context.Context) error {
 		return err
 	}
 	c.lastErr.Store(nil)
+	now := c.store.now()
 	changed := false
 	for id, read := range reads {
 		next := read()
@@ -78,6 +85,7 @@ func (c *Cache) Refresh(ctx context.Context) error {
 			// Not seeded yet (or Redis lost it): keep what we knew.
 			continue
 		}
+		c.rates[id].add(now, next)
 		// CompareAndSwap, not Store: an Observe that raced this refresh
 		// holds fresher counters; the next refresh catches up anyway.
 		if old := c.rooms[id].Load(); (old == nil || *old != next) && c.rooms[id].CompareAndSwap(old, &next) {
@@ -88,6 +96,42 @@ func (c *Cache) Refresh(ctx context.Context) error {
 		c.notify()
 	}
 	return nil
+}
+
+// MeasuredRate returns how many visitors per minute room's serving counter
+// has moved on while visitors waited, over the last five minutes of this
+// instance's refreshes. Positions passed over as abandoned count: they bring
+// a waiting visitor's turn closer like any other. It is false while there
+// is too little history (under ten seconds of visitors waiting, as after a
+// restart), and while a counter that has not moved has not stood still for
+// a whole window yet; a counter that stood still for the whole window while
+// visitors waited has rate 0.
+func (c *Cache) MeasuredRate(room string) (float64, bool) {
+	r, ok := c.rates[room]
+	if !ok {
+		return 0, false
+	}
+	m := r.last.Load()
+	if m == nil {
+		return 0, false
+	}
+	return m.perMinute, m.known
+}
+
+// Rate is the admission rate, in visitors per minute, that room's ETAs are
+// computed at: the measured rate when known, else the configured one (0 for
+// a manual room, whose ETA is then unknown).
+func (c *Cache) Rate(room string) float64 {
+	if perMinute, ok := c.MeasuredRate(room); ok {
+		return perMinute
+	}
+	if counters, ok := c.Get(room); ok {
+		return counters.Policy.RatePerMinute
+	}
+	if r, ok := c.store.rooms[room]; ok {
+		return r.Policy.RatePerMinute
+	}
+	return 0
 }
 
 // Err returns the last refresh's error, nil when Redis answered.

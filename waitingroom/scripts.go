@@ -127,7 +127,8 @@ if open(KEYS[1], KEYS[2], now, ARGV[6]) > now then
   redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[3])
   return {-3, k}
 end
-local rate = tonumber(redis.call('HGET', KEYS[1], 'rate') or '0')
+-- The leader's throttle (origin health) applies to the safety net too.
+local rate = tonumber(redis.call('HGET', KEYS[1], 'rate') or '0') * tonumber(redis.call('HGET', KEYS[1], 'factor') or '1')
 local serving = tonumber(redis.call('GET', KEYS[3]) or '0')
 local tail = tonumber(redis.call('GET', KEYS[2]) or '0')
 local budget, last = accrue(KEYS[1], state, rate, now, serving, tail)
@@ -135,7 +136,8 @@ tail = redis.call('INCR', KEYS[2])
 local admit = false
 if state == 'passthrough' then
   admit = true
-elseif state == 'open' and serving == tail - 1 and redis.call('SCARD', KEYS[8]) == 0 then
+elseif state == 'open' and serving == tail - 1 and redis.call('SCARD', KEYS[8]) == 0
+    and tonumber(redis.call('HGET', KEYS[1], 'factor') or '1') > 0 then
   local f = free(KEYS[1], KEYS[5], KEYS[6], now)
   if rate > 0 then
     admit = budget >= 1 and f ~= 0
@@ -338,7 +340,7 @@ if next > serving then
   redis.call('SET', KEYS[3], serving)
 end
 if serving >= tail and budget > cap(rate) then budget = cap(rate) end
-redis.call('HSET', KEYS[2], 'budget', budget, 'last', last)
+redis.call('HSET', KEYS[2], 'budget', budget, 'last', last, 'factor', ARGV[5])
 return {1, admitted, serving, tail, skipped}
 `)
 

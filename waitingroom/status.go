@@ -1,9 +1,6 @@
 package waitingroom
 
-import (
-	"math"
-	"time"
-)
+import "time"
 
 // VisitorState is what a visitor's page shows.
 type VisitorState string
@@ -24,19 +21,24 @@ type VisitorStatus struct {
 	Position int64        `json:"position"`
 	Serving  int64        `json:"serving"`
 	Ahead    int64        `json:"ahead"`
-	// ETASeconds is nil when no rate is set (manual rooms): an honest
+	// ETASeconds is nil when no rate is known (a manual room before its
+	// counter has been seen moving, a room that stood still): an honest
 	// "unknown" beats an invented number.
 	ETASeconds *int64 `json:"eta_seconds"`
+	// QueueFull reports whether the room is full (see QueueFull), so that
+	// a page or an app can warn that the back of the queue may not get in.
+	QueueFull bool `json:"queue_full"`
 	// OpensAt is the room's opening time (unix seconds) while the visitor
 	// is in its pre-queue: position is 0 until the draw at opening.
 	OpensAt *int64 `json:"opens_at,omitempty"`
 }
 
-// StatusOf computes a ticket's status from the room's counters at now. It
-// reads nothing from Redis.
-func StatusOf(t Ticket, r Room, c Counters, now time.Time) VisitorStatus {
+// StatusOf computes a ticket's status from the room's counters at now, with
+// ETAs at rate visitors per minute (Cache.Rate: the measured rate when
+// known). It reads nothing from Redis.
+func StatusOf(t Ticket, r Room, c Counters, rate float64, now time.Time) VisitorStatus {
 	t = c.Resolve(t)
-	st := VisitorStatus{Room: r.ID, Position: t.Position, Serving: c.Serving}
+	st := VisitorStatus{Room: r.ID, Position: t.Position, Serving: c.Serving, QueueFull: QueueFull(r, c, rate)}
 	if t.Position == 0 && !t.Admitted() && !t.Expired(r, now) {
 		// In the pre-queue: the position is drawn at opening.
 		st.State = VisitorWaiting
@@ -62,16 +64,26 @@ func StatusOf(t Ticket, r Room, c Counters, now time.Time) VisitorStatus {
 		return st
 	}
 	st.Ahead = max(0, t.Position-c.Serving-1)
-	st.ETASeconds = ETA(t.Position-c.Serving, c)
+	st.ETASeconds = ETA(t.Position-c.Serving, c, rate)
 	return st
 }
 
-// ETA estimates the seconds until n more visitors are admitted, or nil when
-// the room admits by hand or is not admitting.
-func ETA(n int64, c Counters) *int64 {
-	if c.Policy.RatePerMinute <= 0 || c.State != StateOpen {
+// ETA estimates the seconds until the counter has moved n more positions at
+// rate visitors per minute, or nil when the room is not admitting or the
+// rate is not positive (unknown, or a room that stands still).
+func ETA(n int64, c Counters, rate float64) *int64 {
+	if !(rate > 0) || c.State != StateOpen {
 		return nil
 	}
-	s := int64(math.Ceil(float64(max(n, 0)) * 60 / c.Policy.RatePerMinute))
+	s := etaSeconds(n, rate)
 	return &s
+}
+
+// QueueFull reports whether a visitor arriving now would, at rate, wait
+// longer than the room keeps a place (its max wait): the back of the queue
+// would expire before the counter reached it. A room without an ETA is
+// never full.
+func QueueFull(r Room, c Counters, rate float64) bool {
+	eta := ETA(c.Waiting()+1, c, rate)
+	return eta != nil && *eta > int64(r.MaxWait/time.Second)
 }

@@ -53,7 +53,7 @@ func TestStatusOf(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			st := waitingroom.StatusOf(tc.tk, r, tc.c, tc.now)
+			st := waitingroom.StatusOf(tc.tk, r, tc.c, tc.c.Policy.RatePerMinute, tc.now)
 			if st.Room != "launch" || st.Position != tc.tk.Position || st.Serving != tc.c.Serving {
 				t.Fatalf("room/position/serving = %s/%d/%d", st.Room, st.Position, st.Serving)
 			}
@@ -75,17 +75,17 @@ func TestStatusOf(t *testing.T) {
 func TestStatusJSON(t *testing.T) {
 	r := manualRoom("launch")
 	tk := waitingroom.Ticket{ID: waitingroom.NewTicketID(), Room: "launch", Position: 3, JoinedAt: t0}
-	st := waitingroom.StatusOf(tk, r, waitingroom.Counters{State: waitingroom.StateOpen, Serving: 1}, t0)
+	st := waitingroom.StatusOf(tk, r, waitingroom.Counters{State: waitingroom.StateOpen, Serving: 1}, 0, t0)
 	b, err := json.Marshal(st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"room":"launch","state":"waiting","position":3,"serving":1,"ahead":1,"eta_seconds":null}`
+	want := `{"room":"launch","state":"waiting","position":3,"serving":1,"ahead":1,"eta_seconds":null,"queue_full":false}`
 	if string(b) != want {
 		t.Fatalf("JSON = %s, want %s", b, want)
 	}
 	r.Policy.RatePerMinute = 60
-	st = waitingroom.StatusOf(tk, r, waitingroom.Counters{State: waitingroom.StateOpen, Policy: r.Policy, Serving: 1}, t0)
+	st = waitingroom.StatusOf(tk, r, waitingroom.Counters{State: waitingroom.StateOpen, Policy: r.Policy, Serving: 1}, r.Policy.RatePerMinute, t0)
 	b, _ = json.Marshal(st)
 	if !strings.Contains(string(b), `"eta_seconds":2`) {
 		t.Fatalf("JSON = %s, want eta_seconds 2", b)
@@ -95,18 +95,18 @@ func TestStatusJSON(t *testing.T) {
 func TestETA(t *testing.T) {
 	open := waitingroom.Counters{State: waitingroom.StateOpen, Policy: waitingroom.Policy{RatePerMinute: 30}}
 	for n, want := range map[int64]int64{-5: 0, 0: 0, 1: 2, 2: 4, 31: 62} {
-		if got := waitingroom.ETA(n, open); got == nil || *got != want {
+		if got := waitingroom.ETA(n, open, 30); got == nil || *got != want {
 			t.Errorf("ETA(%d) at 30/min = %v, want %d", n, got, want)
 		}
 	}
 	for _, st := range []waitingroom.State{waitingroom.StatePaused, waitingroom.StateClosed, waitingroom.StatePassthrough} {
 		c := open
 		c.State = st
-		if got := waitingroom.ETA(3, c); got != nil {
+		if got := waitingroom.ETA(3, c, 30); got != nil {
 			t.Errorf("ETA in a %s room = %d, want none", st, *got)
 		}
 	}
-	if got := waitingroom.ETA(3, waitingroom.Counters{State: waitingroom.StateOpen}); got != nil {
+	if got := waitingroom.ETA(3, waitingroom.Counters{State: waitingroom.StateOpen}, 0); got != nil {
 		t.Errorf("ETA in a manual room = %d, want none", *got)
 	}
 }

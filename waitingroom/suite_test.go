@@ -250,7 +250,7 @@ func rateRoom(id string, perMinute float64) waitingroom.Room {
 }
 
 func sameTicket(a, b waitingroom.Ticket) bool {
-	return a.ID == b.ID && a.Room == b.Room && a.Position == b.Position &&
+	return a.ID == b.ID && a.Room == b.Room && a.Position == b.Position && a.PreQueue == b.PreQueue && a.Skipped == b.Skipped &&
 		a.JoinedAt.Equal(b.JoinedAt) && a.AdmittedAt.Equal(b.AdmittedAt) && a.Admitted() == b.Admitted()
 }
 
@@ -297,6 +297,8 @@ func runStoreSuite(t *testing.T, newClient func(t *testing.T) redis.UniversalCli
 		{"StatePassthrough", testStatePassthrough},
 		{"CapacityOnly", testCapacityOnly},
 		{"PreQueue", testPreQueue},
+		{"RateAccuracyTenMinutes", testRateAccuracyTenMinutes},
+		{"CapacityAcrossInstances", testCapacityAcrossInstances},
 		{"Abandonment", testAbandonment},
 		{"AbandonmentReturnTakesBudget", testAbandonmentReturnTakesBudget},
 		{"ClosesAt", testClosesAt},

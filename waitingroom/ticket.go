@@ -50,6 +50,10 @@ type Ticket struct {
 	JoinedAt time.Time
 	// AdmittedAt is zero until the ticket has passed the queue.
 	AdmittedAt time.Time
+	// Skipped records that the counter passed the ticket over while its
+	// page was silent (Admit said ErrSkipped): until Store.Released says
+	// so, reaching its position does not admit it.
+	Skipped bool
 }
 
 // Admitted reports whether the ticket has passed the queue.
@@ -70,11 +74,14 @@ func (t Ticket) SessionEnd(r Room) time.Time { return t.AdmittedAt.Add(r.Session
 
 const ticketVersion = 2
 
+// flagSkipped marks Ticket.Skipped in the encoding's flags.
+const flagSkipped = 1
+
 // MarshalBinary encodes the ticket compactly (it rides in a cookie on every
 // poll): version, id, varint position, unix-millisecond times, pre-queue
-// number, room last.
+// number, flags, room last.
 func (t Ticket) MarshalBinary() ([]byte, error) {
-	b := make([]byte, 0, 1+16+4*binary.MaxVarintLen64+len(t.Room))
+	b := make([]byte, 0, 1+16+5*binary.MaxVarintLen64+len(t.Room))
 	b = append(b, ticketVersion)
 	b = append(b, t.ID[:]...)
 	b = binary.AppendVarint(b, t.Position)
@@ -85,6 +92,11 @@ func (t Ticket) MarshalBinary() ([]byte, error) {
 	}
 	b = binary.AppendVarint(b, admitted)
 	b = binary.AppendVarint(b, t.PreQueue)
+	var flags int64
+	if t.Skipped {
+		flags |= flagSkipped
+	}
+	b = binary.AppendVarint(b, flags)
 	b = append(b, t.Room...)
 	return b, nil
 }
@@ -99,7 +111,7 @@ func (t *Ticket) UnmarshalBinary(b []byte) error {
 	var nt Ticket
 	copy(nt.ID[:], b[1:17])
 	b = b[17:]
-	var vals [4]int64
+	var vals [5]int64
 	for i := range vals {
 		v, n := binary.Varint(b)
 		if n <= 0 {
@@ -108,12 +120,13 @@ func (t *Ticket) UnmarshalBinary(b []byte) error {
 		vals[i] = v
 		b = b[n:]
 	}
-	position, joined, admitted, prequeue := vals[0], vals[1], vals[2], vals[3]
-	if position < 0 || prequeue < 0 || (position == 0 && prequeue == 0) || len(b) == 0 {
+	position, joined, admitted, prequeue, flags := vals[0], vals[1], vals[2], vals[3], vals[4]
+	if position < 0 || prequeue < 0 || (position == 0 && prequeue == 0) || flags&^flagSkipped != 0 || len(b) == 0 {
 		return errBadTicket
 	}
 	nt.Position = position
 	nt.PreQueue = prequeue
+	nt.Skipped = flags&flagSkipped != 0
 	nt.JoinedAt = time.UnixMilli(joined)
 	if admitted != 0 {
 		nt.AdmittedAt = time.UnixMilli(admitted)

@@ -27,6 +27,8 @@ func sampleTickets() []waitingroom.Ticket {
 		{ID: waitingroom.NewTicketID(), Room: "launch", Position: 123456789, JoinedAt: t0, AdmittedAt: t0.Add(90 * time.Minute)},
 		{ID: waitingroom.NewTicketID(), Room: "ünïcode room {r:x}", Position: math.MaxInt64, JoinedAt: time.UnixMilli(0), AdmittedAt: time.UnixMilli(1)},
 		{ID: waitingroom.TicketID{}, Room: "x", Position: 1, JoinedAt: time.UnixMilli(-1)},
+		{ID: id, Room: "launch", PreQueue: 17, JoinedAt: t0},
+		{ID: id, Room: "launch", Position: 9, JoinedAt: t0, Skipped: true},
 	}
 }
 
@@ -46,8 +48,8 @@ func TestTicketRoundTrip(t *testing.T) {
 func TestTicketMarshalCompact(t *testing.T) {
 	tk := waitingroom.Ticket{ID: waitingroom.NewTicketID(), Room: "launch", Position: 1_000_000, JoinedAt: t0}
 	b := mustMarshal(t, tk)
-	// version + id + 4 varints (≤ 10 bytes each) + room
-	if len(b) > 1+16+4*binary.MaxVarintLen64+len(tk.Room) || b[0] != 2 || !bytes.Equal(b[1:17], tk.ID[:]) || !bytes.HasSuffix(b, []byte("launch")) {
+	// version + id + 5 varints (≤ 10 bytes each) + room
+	if len(b) > 1+16+5*binary.MaxVarintLen64+len(tk.Room) || b[0] != 2 || !bytes.Equal(b[1:17], tk.ID[:]) || !bytes.HasSuffix(b, []byte("launch")) {
 		t.Fatalf("encoding %x does not have the documented shape", b)
 	}
 	// Times are kept to the millisecond; that is what a cookie carries.
@@ -168,8 +170,8 @@ func FuzzTicketUnmarshal(f *testing.F) {
 		if err := tk.UnmarshalBinary(b); err != nil {
 			return
 		}
-		if tk.Position <= 0 || tk.Room == "" {
-			t.Fatalf("accepted %x as %+v: position must be positive and room set", b, tk)
+		if tk.Position < 0 || (tk.Position == 0 && tk.PreQueue <= 0) || tk.Room == "" {
+			t.Fatalf("accepted %x as %+v: a position (or a pre-queue number) and a room must be set", b, tk)
 		}
 		again, err := tk.MarshalBinary()
 		if err != nil {
