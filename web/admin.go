@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/anteroom/anteroom/origin"
 	"github.com/anteroom/anteroom/waitingroom"
 )
 
@@ -22,13 +23,60 @@ type roomJSON struct {
 	Tail    int64              `json:"tail"`
 	Waiting int64              `json:"waiting"`
 	Active  int64              `json:"active"`
-	// ETASeconds is the estimated wait of a visitor arriving now.
+	// ETASeconds is the estimated wait of a visitor arriving now, at the
+	// measured rate when known, else the configured one.
 	ETASeconds *int64 `json:"eta_seconds"`
+	// MeasuredRatePerMinute is how fast the counter has really moved
+	// while visitors waited (the last five minutes, as this instance saw
+	// it); null until there is enough history.
+	MeasuredRatePerMinute *float64 `json:"measured_rate_per_minute"`
+	// QueueFull: a visitor arriving now would wait longer than max_wait.
+	QueueFull bool `json:"queue_full"`
+	// Origin is what this instance's probes of the room's site found;
+	// absent for a room without origin_health.
+	Origin *originJSON `json:"origin,omitempty"`
 }
 
-func roomDoc(r waitingroom.Room, c waitingroom.Counters) roomJSON {
-	return roomJSON{ID: r.ID, Name: r.Name, State: c.State, Policy: c.Policy, Serving: c.Serving, Tail: c.Tail,
-		Waiting: c.Waiting(), Active: c.Active, ETASeconds: waitingroom.ETA(c.Waiting()+1, c)}
+// originJSON is a room's origin health. Latency and time are null until
+// the first probe has answered (state "unknown").
+type originJSON struct {
+	State     origin.State `json:"state"`
+	LatencyMS *int64       `json:"latency_ms"`
+	CheckedAt *int64       `json:"checked_at"`
+	Error     string       `json:"error,omitempty"`
+}
+
+// OriginHealth is what this instance's probes of the rooms' sites found
+// (an *origin.Prober); false for a room that is not probed.
+type OriginHealth interface {
+	Status(room string) (origin.Status, bool)
+}
+
+func (s *Server) roomDoc(r waitingroom.Room, c waitingroom.Counters) roomJSON {
+	rate := s.cache.Rate(r.ID)
+	doc := roomJSON{ID: r.ID, Name: r.Name, State: c.State, Policy: c.Policy, Serving: c.Serving, Tail: c.Tail,
+		Waiting: c.Waiting(), Active: c.Active, ETASeconds: waitingroom.ETA(c.Waiting()+1, c, rate),
+		QueueFull: waitingroom.QueueFull(r, c, rate), Origin: s.originDoc(r.ID)}
+	if measured, ok := s.cache.MeasuredRate(r.ID); ok {
+		doc.MeasuredRatePerMinute = &measured
+	}
+	return doc
+}
+
+func (s *Server) originDoc(room string) *originJSON {
+	if s.origins == nil {
+		return nil
+	}
+	st, ok := s.origins.Status(room)
+	if !ok {
+		return nil
+	}
+	doc := &originJSON{State: st.State, Error: st.Err}
+	if !st.CheckedAt.IsZero() {
+		ms, at := st.Latency.Milliseconds(), st.CheckedAt.Unix()
+		doc.LatencyMS, doc.CheckedAt = &ms, &at
+	}
+	return doc
 }
 
 // publicRoom serves /api/v1/rooms/{room} from the cache: anyone may ask, as
@@ -45,16 +93,21 @@ func (s *Server) publicRoom(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, apiError{"temporarily_unavailable", "room status not loaded yet"})
 		return
 	}
-	doc := roomDoc(room, c)
+	// Origin health stays out of the public document: how the protected
+	// site is doing is the operator's business, and its latency would
+	// tell an attacker when to push.
+	doc := s.roomDoc(room, c)
 	writeJSON(w, http.StatusOK, struct {
-		Room          string            `json:"room"`
-		Name          string            `json:"name"`
-		State         waitingroom.State `json:"state"`
-		Waiting       int64             `json:"waiting"`
-		Serving       int64             `json:"serving"`
-		RatePerMinute float64           `json:"admission_rate_per_minute"`
-		ETASeconds    *int64            `json:"eta_seconds"`
-	}{doc.ID, doc.Name, doc.State, doc.Waiting, doc.Serving, doc.Policy.RatePerMinute, doc.ETASeconds})
+		Room                  string            `json:"room"`
+		Name                  string            `json:"name"`
+		State                 waitingroom.State `json:"state"`
+		Waiting               int64             `json:"waiting"`
+		Serving               int64             `json:"serving"`
+		RatePerMinute         float64           `json:"admission_rate_per_minute"`
+		MeasuredRatePerMinute *float64          `json:"measured_rate_per_minute"`
+		ETASeconds            *int64            `json:"eta_seconds"`
+		QueueFull             bool              `json:"queue_full"`
+	}{doc.ID, doc.Name, doc.State, doc.Waiting, doc.Serving, doc.Policy.RatePerMinute, doc.MeasuredRatePerMinute, doc.ETASeconds, doc.QueueFull})
 }
 
 type apiError struct {
@@ -92,7 +145,7 @@ func (s *Server) adminRoomStatus(w http.ResponseWriter, r *http.Request, id stri
 		s.apiStoreError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, roomDoc(room, c))
+	writeJSON(w, http.StatusOK, s.roomDoc(room, c))
 }
 
 func (s *Server) adminRoom(w http.ResponseWriter, r *http.Request) {
@@ -108,7 +161,7 @@ func (s *Server) adminRooms(w http.ResponseWriter, r *http.Request) {
 			s.apiStoreError(w, r, err)
 			return
 		}
-		docs = append(docs, roomDoc(room, c))
+		docs = append(docs, s.roomDoc(room, c))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"rooms": docs})
 }

@@ -41,7 +41,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	for {
 		changed := s.cache.Changed()
 		c, _ := s.cache.Get(room.ID)
-		st := waitingroom.StatusOf(have, room, c, s.store.Now())
+		s.beat(c.Resolve(have))
+		st := s.statusOf(r.Context(), have, room, c, s.store.Now())
 		doc := visitorJSON{VisitorStatus: st}
 		if st.State == waitingroom.VisitorAdmitted {
 			doc.ContinueURL = continueURL
@@ -58,6 +59,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-changed:
 		case <-heartbeat.C:
+			// An open stream is a sign of life, and a skipped visitor's
+			// release is only seen by asking: go round the loop.
 			fmt.Fprint(w, ": ping\n\n")
 			flusher.Flush()
 		case <-s.closing:

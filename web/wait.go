@@ -1,8 +1,10 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/anteroom/anteroom/waitingroom"
@@ -25,6 +27,9 @@ type waitPage struct {
 	ContinueURL string
 	StaticURL   string
 	ETA         string
+	// KeptFor is how long the room keeps a place (its max wait), for the
+	// notice shown while the queue is full.
+	KeptFor string
 }
 
 // wait serves /wait/{id}: the login step of every auth request. A first
@@ -54,6 +59,7 @@ func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
 	}
 	if usable && wantsJSON(r) {
 		if c, ok := s.cache.Get(roomID); ok {
+			s.beat(c.Resolve(*have))
 			s.writeStatus(w, r, id, *have, room, c, now)
 			return
 		}
@@ -73,7 +79,8 @@ func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
 	}
 	c, _ := s.cache.Get(roomID)
 	c.Serving = max(c.Serving, j.Serving)
-	if (t.Admitted() || c.Reached(t)) && !wantsJSON(r) {
+	s.beat(c.Resolve(t))
+	if (t.Admitted() || c.Reached(t) && !t.Skipped) && !wantsJSON(r) {
 		// The safety net and returning visitors: no page, straight back
 		// into the flow.
 		s.admit(w, r, id, t, room)
@@ -139,6 +146,22 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, id string, t wait
 		}
 		http.Redirect(w, r, s.issuer+"/wait/"+id, http.StatusSeeOther)
 		return
+	case errors.Is(err, waitingroom.ErrSkipped):
+		// Passed over while the page was silent, and now back: the next
+		// tick lets the visitor in. The cookie remembers, so the page says
+		// "you are next" rather than "admitted" until then.
+		t.Skipped = true
+		if err := s.cookies.write(w, t, room, s.store.Now()); err != nil {
+			s.fail(w, r, msgUnavailable, err)
+			return
+		}
+		if r.Method == http.MethodGet {
+			c, _ := s.cache.Get(room.ID)
+			s.writeStatus(w, r, id, t, room, c, s.store.Now())
+			return
+		}
+		http.Redirect(w, r, s.issuer+"/wait/"+id, http.StatusSeeOther)
+		return
 	case errors.Is(err, waitingroom.ErrSessionOver):
 		// The session this ticket bought is over: back of the queue.
 		s.cookies.clear(w, room.ID)
@@ -163,7 +186,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, id string, t wait
 }
 
 func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request, id string, t waitingroom.Ticket, room waitingroom.Room, c waitingroom.Counters, now time.Time) {
-	st := waitingroom.StatusOf(t, room, c, now)
+	st := s.statusOf(r.Context(), t, room, c, now)
 	continueURL := s.issuer + "/wait/" + id + "/continue"
 	if wantsJSON(r) {
 		doc := visitorJSON{VisitorStatus: st}
@@ -182,5 +205,34 @@ func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request, id string, 
 		ContinueURL: continueURL,
 		StaticURL:   s.issuer + "/static",
 		ETA:         humanDuration(st.ETASeconds),
+		KeptFor:     keptFor(room.MaxWait),
 	})
+}
+
+// statusOf is waitingroom.StatusOf, but a ticket skipped while silent is
+// only admitted once the store has let it back in (one Redis read, for
+// those visitors alone).
+func (s *Server) statusOf(ctx context.Context, t waitingroom.Ticket, room waitingroom.Room, c waitingroom.Counters, now time.Time) waitingroom.VisitorStatus {
+	st := waitingroom.StatusOf(t, room, c, s.cache.Rate(room.ID), now)
+	if t.Skipped && !t.Admitted() && st.State == waitingroom.VisitorAdmitted {
+		if ok, err := s.store.Released(ctx, room.ID, st.Position); err != nil || !ok {
+			st.State = waitingroom.VisitorWaiting
+			st.Ahead = 0
+		}
+	}
+	return st
+}
+
+// keptFor writes a max wait as people say it: "6 hours", "90 minutes".
+func keptFor(d time.Duration) string {
+	plural := func(n int64, unit string) string {
+		if n == 1 {
+			return "1 " + unit
+		}
+		return strconv.FormatInt(n, 10) + " " + unit + "s"
+	}
+	if d >= time.Hour && d%time.Hour == 0 {
+		return plural(int64(d/time.Hour), "hour")
+	}
+	return plural(int64(max(d, time.Minute)/time.Minute), "minute")
 }

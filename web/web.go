@@ -48,6 +48,12 @@ type Options struct {
 	CookieSecrets [][]byte
 	// AdminToken guards the admin API; empty disables it.
 	AdminToken string
+	// Heartbeats collects waiting pages' signs of life for abandonment
+	// (nil: none are recorded).
+	Heartbeats *waitingroom.Heartbeats
+	// Origins reports the rooms' origin health for the admin API and
+	// metrics (nil: no room is probed).
+	Origins OriginHealth
 }
 
 // Server holds the handlers.
@@ -61,6 +67,8 @@ type Server struct {
 	pages      *template.Template
 	closing    chan struct{}
 	closeOnce  sync.Once
+	beats      *waitingroom.Heartbeats
+	origins    OriginHealth
 }
 
 // New checks the options and parses the embedded templates; a missing
@@ -98,7 +106,8 @@ func New(o Options) (*Server, error) {
 		}
 	}
 	return &Server{issuer: o.Issuer, store: o.Store, cache: o.Cache, flow: o.Flow,
-		cookies: cookies, adminToken: o.AdminToken, pages: pages, closing: make(chan struct{})}, nil
+		cookies: cookies, adminToken: o.AdminToken, pages: pages, closing: make(chan struct{}), beats: o.Heartbeats,
+		origins: o.Origins}, nil
 }
 
 // Register adds the server's routes to mux.
@@ -258,5 +267,12 @@ func humanDuration(secs *int64) string {
 		return fmt.Sprintf("about %d minutes", int(d.Minutes()+0.5))
 	default:
 		return fmt.Sprintf("about %dh %02dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+}
+
+// beat records a waiting page's sign of life (batched; no Redis here).
+func (s *Server) beat(t waitingroom.Ticket) {
+	if s.beats != nil && !t.Admitted() {
+		s.beats.Beat(t.Room, t.Position)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/anteroom/anteroom/gate"
 	"github.com/anteroom/anteroom/keys"
 	"github.com/anteroom/anteroom/oidc"
+	"github.com/anteroom/anteroom/origin"
 	"github.com/anteroom/anteroom/waitingroom"
 	"github.com/anteroom/anteroom/web"
 )
@@ -26,10 +28,12 @@ import (
 // app is one running Anteroom instance: everything wired, nothing started.
 type app struct {
 	cfg       *config.Config
+	beats     *waitingroom.Heartbeats
 	site      *web.Server
 	store     *waitingroom.Store
 	cache     *waitingroom.Cache
 	scheduler *waitingroom.Scheduler
+	origins   *origin.Prober
 	keys      *keys.Manager
 	provider  *oidc.Provider
 	handler   http.Handler
@@ -46,10 +50,24 @@ func rooms(cfg *config.Config) []waitingroom.Room {
 		if r.Admission.MaxActive != nil {
 			p.MaxActive = *r.Admission.MaxActive
 		}
+		opens, closes := r.Schedule()
 		out = append(out, waitingroom.Room{
 			ID: r.ID, Name: r.Name, Message: r.Message, State: waitingroom.State(r.State),
 			Policy: p, SessionTTL: r.SessionTTL.D(), MaxWait: r.MaxWait.D(),
+			OpensAt: opens, ClosesAt: closes, AbandonAfter: r.Abandonment(),
 		})
+	}
+	return out
+}
+
+// originTargets lists the rooms whose site is probed.
+func originTargets(cfg *config.Config) []origin.Target {
+	var out []origin.Target
+	for _, r := range cfg.Rooms {
+		if o := r.OriginHealth; o != nil {
+			out = append(out, origin.Target{Room: r.ID, URL: o.URL,
+				Interval: o.Interval.D(), Timeout: o.Timeout.D(), MaxLatency: o.MaxLatency.D()})
+		}
 	}
 	return out
 }
@@ -115,12 +133,25 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 		return nil, err
 	}
 	cache := waitingroom.NewCache(store, 500*time.Millisecond)
+	beats := waitingroom.NewHeartbeats(store)
 	_ = cache.Refresh(ctx)
+	// Every instance probes its rooms' sites, not only a room's leader:
+	// each instance's status and metrics then show the origin, and a new
+	// leader takes over with the hysteresis already warm. Probes measure
+	// real latency, so they keep the wall clock whatever now is.
+	origins, err := origin.New(originTargets(cfg))
+	if err != nil {
+		return nil, err
+	}
 	site, err := web.New(web.Options{
 		Issuer: cfg.Issuer, Store: store, Cache: cache, Flow: provider,
-		CookieSecrets: secrets, AdminToken: cfg.Admin.Token,
+		CookieSecrets: secrets, AdminToken: cfg.Admin.Token, Heartbeats: beats,
+		Origins: origins,
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := site.RegisterMetrics(prometheus.DefaultRegisterer); err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()
@@ -144,12 +175,14 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 		}
 		g.Register(mux)
 	}
+	scheduler := waitingroom.NewScheduler(store, instanceID(), 500*time.Millisecond)
+	scheduler.Throttle = origins.Factor
 	mux.Handle("GET /metrics", promhttp.Handler())
 	mux.Handle("/", provider.Handler())
 	return &app{
-		cfg: cfg, site: site, store: store, cache: cache, keys: km, provider: provider,
-		scheduler: waitingroom.NewScheduler(store, instanceID(), 500*time.Millisecond),
-		handler:   web.SecurityHeaders(mux),
+		cfg: cfg, site: site, beats: beats, store: store, cache: cache, keys: km, provider: provider,
+		scheduler: scheduler, origins: origins,
+		handler: web.SecurityHeaders(mux),
 	}, nil
 }
 
@@ -188,6 +221,8 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	go a.cache.Run(bg)
 	go a.scheduler.Run(bg)
 	go a.keys.Run(bg)
+	go a.origins.Run(bg)
+	go a.beats.Run(bg, heartbeatFlush)
 
 	srv := &http.Server{
 		Handler:           a.handler,
@@ -213,3 +248,7 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 }
 
 const shutdownGrace = 20 * time.Second
+
+// heartbeatFlush is how often waiting pages' signs of life reach Redis: a
+// write per room per flush, however many pages poll.
+const heartbeatFlush = 5 * time.Second

@@ -34,6 +34,8 @@
     if (st.state === "paused") { notice.textContent = "Admission is paused for a moment. You keep your place."; notice.hidden = false; }
     else if (st.state === "closed") { notice.textContent = "The room has closed. Check the site for news."; notice.hidden = false; }
     else notice.hidden = true;
+    var full = document.getElementById("full");
+    if (full) full.hidden = !st.queue_full || st.state !== "waiting";
     if (st.state === "admitted") {
       if (!done) {
         done = true;
