@@ -45,6 +45,17 @@ type Room struct {
 	// FailOpen lets visitors without a session through while the store is
 	// unreachable, instead of sending them to a queue that cannot work.
 	FailOpen bool
+	// OpensAt is the room's scheduled opening (zero: none): a login started
+	// before it may wait MaxWait from the opening.
+	OpensAt time.Time
+}
+
+// waitUntil is how long a login started at t may take in the room.
+func (r Room) waitUntil(t time.Time) time.Time {
+	if r.OpensAt.After(t) {
+		t = r.OpensAt
+	}
+	return t.Add(r.MaxWait)
 }
 
 // Options wires a Gate.
@@ -307,8 +318,9 @@ func (g *Gate) start(w http.ResponseWriter, r *http.Request) {
 	} else {
 		binding = rand.Text()
 		room := g.o.Rooms[d.Room]
+		now := g.o.Now()
 		http.SetCookie(w, &http.Cookie{Name: flowCookie, Value: binding, Path: g.flowPath,
-			MaxAge: int(room.MaxWait.Seconds()), HttpOnly: true, Secure: g.secure, SameSite: http.SameSiteLaxMode})
+			MaxAge: int(room.waitUntil(now).Sub(now).Seconds()), HttpOnly: true, Secure: g.secure, SameSite: http.SameSiteLaxMode})
 	}
 	f := flowState{Room: d.Room, Target: target, Verifier: oauth2.GenerateVerifier(), Nonce: rand.Text(),
 		Binding: digest(binding), Created: g.o.Now().Unix()}
@@ -419,7 +431,7 @@ func (g *Gate) openFlow(r *http.Request, state string) (flowState, error) {
 		return f, errToken
 	}
 	room, ok := g.o.Rooms[f.Room]
-	if !ok || !g.o.Now().Before(time.Unix(f.Created, 0).Add(room.MaxWait)) {
+	if !ok || !g.o.Now().Before(room.waitUntil(time.Unix(f.Created, 0))) {
 		return f, errToken
 	}
 	if _, ok := sameSiteTarget(f.Target); !ok {

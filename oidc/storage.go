@@ -113,7 +113,7 @@ func (s *storage) pending(id string) (*AuthRequest, *client, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if !s.now().Before(a.CreatedAt.Add(c.room.MaxWait)) {
+	if !s.now().Before(c.room.WaitStart(a.CreatedAt).Add(c.room.MaxWait)) {
 		return nil, nil, ErrRequestExpired
 	}
 	return a, c, nil
@@ -131,7 +131,7 @@ func (s *storage) AuthRequestByID(ctx context.Context, id string) (op.AuthReques
 	rec, err := s.rdb.HGet(ctx, s.requestRedisKey(id), "rec").Bytes()
 	switch {
 	case errors.Is(err, redis.Nil):
-		if !s.now().Before(a.CreatedAt.Add(c.room.MaxWait)) {
+		if !s.now().Before(c.room.WaitStart(a.CreatedAt).Add(c.room.MaxWait)) {
 			return nil, ErrRequestExpired
 		}
 		return a, nil
@@ -317,7 +317,8 @@ func (s *storage) newAccessToken(ctx context.Context, req op.TokenRequest) (stri
 	}
 	a, fromCode := req.(*AuthRequest)
 	if fromCode {
-		keep := a.CreatedAt.Add(s.clients[a.ClientID].room.MaxWait)
+		room := s.clients[a.ClientID].room
+		keep := room.WaitStart(a.CreatedAt).Add(room.MaxWait)
 		n, err := consumeCodeScript.Run(ctx, s.rdb, []string{s.requestRedisKey(a.ID)}, a.code,
 			keep.UnixMilli(), now.UnixMilli()).Int()
 		if err != nil {

@@ -91,6 +91,15 @@ type Room struct {
 	AbandonAfter time.Duration
 }
 
+// WaitStart is when max wait starts counting for a visitor who arrived at
+// joined: the room's opening for one who came before it.
+func (r Room) WaitStart(joined time.Time) time.Time {
+	if r.OpensAt.After(joined) {
+		return r.OpensAt
+	}
+	return joined
+}
+
 func (r Room) validate() error {
 	if r.ID == "" {
 		return errors.New("room id is empty")

@@ -195,8 +195,11 @@ func (s *Store) Join(ctx context.Context, room, request string, have *Ticket) (J
 	}
 	now := s.now()
 	k := s.keys(room)
+	// A binding lives as long as the request can wait (from opening, for
+	// the pre-queue).
+	bindTTL := r.WaitStart(now).Add(r.MaxWait).Sub(now).Milliseconds()
 	if have != nil && have.Room == room && !have.Expired(r, now) {
-		ok, err := bindScript.Run(ctx, s.rdb, []string{k.binding(request)}, have.ID.String(), r.MaxWait.Milliseconds()).Int()
+		ok, err := bindScript.Run(ctx, s.rdb, []string{k.binding(request)}, have.ID.String(), bindTTL).Int()
 		if err != nil {
 			return Joined{}, fmt.Errorf("join room %q: %w", room, err)
 		}
@@ -212,7 +215,7 @@ func (s *Store) Join(ctx context.Context, room, request string, have *Ticket) (J
 	t := Ticket{ID: NewTicketID(), Room: room, JoinedAt: time.UnixMilli(now.UnixMilli())}
 	res, err := s.run(ctx, r, joinScript,
 		[]string{k.hash, k.tail, k.serving, k.binding(request), k.active, k.reached, k.live(r, now, 0), k.returned},
-		now.UnixMilli(), t.ID.String(), r.MaxWait.Milliseconds(), previous, ClaimWindow.Milliseconds(), newDrawKey(),
+		now.UnixMilli(), t.ID.String(), bindTTL, previous, ClaimWindow.Milliseconds(), newDrawKey(),
 		liveTTL(r)).Int64Slice()
 	if err != nil {
 		return Joined{}, fmt.Errorf("join room %q: %w", room, err)
@@ -259,7 +262,7 @@ func (s *Store) Admit(ctx context.Context, t Ticket, request string) (Ticket, er
 	// The admitted record outlives the session until the ticket's max wait
 	// has passed too, so a copy of the cookie from before admission cannot
 	// be admitted a second time.
-	recordTTL := max(r.SessionTTL, t.JoinedAt.Add(r.MaxWait).Sub(now))
+	recordTTL := max(r.SessionTTL, r.WaitStart(t.JoinedAt).Add(r.MaxWait).Sub(now))
 	res, err := s.run(ctx, r, admitScript,
 		[]string{k.hash, k.serving, k.binding(request), k.ticket(t.ID), k.active, k.tail, k.reached, k.skipped, k.returned},
 		t.ID.String(), t.Position, t.JoinedAt.UnixMilli(), now.UnixMilli(),

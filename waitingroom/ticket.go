@@ -63,10 +63,17 @@ func (t Ticket) Admitted() bool { return !t.AdmittedAt.IsZero() }
 // a waiting ticket older than the room's max wait, or an admitted one whose
 // session has ended. Expired tickets join again at the back.
 func (t Ticket) Expired(r Room, now time.Time) bool {
+	return !now.Before(t.ExpiresAt(r))
+}
+
+// ExpiresAt is when the ticket stops being usable in room r: the end of its
+// session once admitted, else max wait after it joined, or after the room
+// opened for a visitor of the pre-queue (whose wait starts at opening).
+func (t Ticket) ExpiresAt(r Room) time.Time {
 	if t.Admitted() {
-		return !now.Before(t.AdmittedAt.Add(r.SessionTTL))
+		return t.AdmittedAt.Add(r.SessionTTL)
 	}
-	return !now.Before(t.JoinedAt.Add(r.MaxWait))
+	return r.WaitStart(t.JoinedAt).Add(r.MaxWait)
 }
 
 // SessionEnd is when an admitted ticket's session ends in room r.

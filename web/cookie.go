@@ -82,10 +82,7 @@ func (tc *ticketCookies) write(w http.ResponseWriter, t waitingroom.Ticket, r wa
 	if err != nil {
 		return err
 	}
-	until := t.JoinedAt.Add(r.MaxWait)
-	if t.Admitted() {
-		until = t.SessionEnd(r)
-	}
+	until := t.ExpiresAt(r)
 	http.SetCookie(w, &http.Cookie{
 		Name:     cookieName(t.Room),
 		Value:    value,

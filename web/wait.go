@@ -30,7 +30,12 @@ type waitPage struct {
 	// KeptFor is how long the room keeps a place (its max wait), for the
 	// notice shown while the queue is full.
 	KeptFor string
+	// OpensAt is set while the visitor is in the room's pre-queue.
+	OpensAt *opening
 }
+
+// opening is a room's opening time as the page shows it.
+type opening struct{ ISO, Text string }
 
 // wait serves /wait/{id}: the login step of every auth request. A first
 // visit joins the queue (or reuses the browser's ticket) and binds the
@@ -196,7 +201,13 @@ func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request, id string, 
 		writeJSON(w, http.StatusOK, doc)
 		return
 	}
+	var opens *opening
+	if st.OpensAt != nil {
+		at := time.Unix(*st.OpensAt, 0).UTC()
+		opens = &opening{ISO: at.Format(time.RFC3339), Text: at.Format("15:04 MST on 2 January")}
+	}
 	s.render(w, http.StatusOK, "wait.html", waitPage{
+		OpensAt:     opens,
 		Status:      st,
 		RoomName:    room.Name,
 		Message:     room.Message,

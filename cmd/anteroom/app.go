@@ -163,8 +163,9 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 		}
 		gateRoomInfo := make(map[string]gate.Room, len(cfg.Rooms))
 		for _, r := range cfg.Rooms {
+			opens, _ := r.Schedule()
 			gateRoomInfo[r.ID] = gate.Room{ID: r.ID, SessionTTL: r.SessionTTL.D(), MaxWait: r.MaxWait.D(),
-				FailOpen: r.OnError == config.OnErrorFailOpen}
+				FailOpen: r.OnError == config.OnErrorFailOpen, OpensAt: opens}
 		}
 		g, err := gate.New(gate.Options{
 			Issuer: cfg.Issuer, Config: cfg.Gate, Rooms: gateRoomInfo, Keys: km, Box: gateBox,

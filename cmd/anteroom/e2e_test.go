@@ -960,3 +960,34 @@ func TestTokenEndpointDuringAnOutageAsksToRetry(t *testing.T) {
 		t.Fatalf("token endpoint during outage: %d %q %s", tr.StatusCode, tr.Header.Get("Retry-After"), body)
 	}
 }
+
+func TestPreQueueThroughHTTP(t *testing.T) {
+	e := newEnv(t, false, func(c *config.Config) {
+		rate := 60.0
+		c.Rooms[0].Admission.RatePerMinute = &rate
+	})
+	// Opens an hour from the test clock's start.
+	e.cfg.Rooms[0].OpensAt = e.clock.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	a, _ := e.start()
+	r := e.rp(clientID, secret, rpCallback)
+	b := e.browser()
+	resp, body := visit(t, b, http.MethodGet, r.authURL(newLogin()))
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "drawn at opening") || !strings.Contains(body, "The room opens at") {
+		t.Fatalf("before opening: %d %.400s", resp.StatusCode, body)
+	}
+	waitURL := resp.Request.URL.String()
+	if st := pollStatus(t, b, waitURL); st.State != "waiting" || st.Position != 0 {
+		t.Fatalf("pre-queue status: %+v", st)
+	}
+	e.clock.Advance(time.Hour + time.Second)
+	if err := a.scheduler.Step(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.cache.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st := pollStatus(t, b, waitURL)
+	if st.Position != 1 || st.State != "admitted" {
+		t.Fatalf("after opening (the only early visitor draws 1 and the idle budget admits them): %+v", st)
+	}
+}
