@@ -147,6 +147,10 @@ type Room struct {
 	// OriginHealth, when set, probes the site the room protects and slows
 	// or pauses admission while it struggles.
 	OriginHealth *OriginHealth `yaml:"origin_health"`
+	// Queueing is fifo (the default: in arrival order) or random: a
+	// lottery among everyone waiting at each admission, where arriving
+	// early buys nothing.
+	Queueing string `yaml:"queueing"`
 }
 
 // Schedule returns the parsed opens_at and closes_at (zero when empty).

@@ -42,6 +42,12 @@ rooms:
 				t.Fatalf("abandonment %v", r.Abandonment())
 			}
 		}},
+		{"lottery", "    queueing: random\n", "", func(t *testing.T, r config.Room) {
+			if r.Queueing != "random" {
+				t.Fatalf("queueing %q", r.Queueing)
+			}
+		}},
+		{"unknown queueing", "    queueing: lifo\n", `rooms[0].queueing: must be fifo or random, got "lifo"`, nil},
 		{"abandonment too short", "    abandon_after: 10s\n", "rooms[0].abandon_after: must be 0s (off) or at least 30s, got 10s", nil},
 		{"opens_at without zone", "    opens_at: 2026-12-01T09:00:00\n", `rooms[0].opens_at: must be an RFC 3339 time with a zone`, nil},
 		{"closes before opening", "    opens_at: 2026-12-01T09:00:00Z\n    closes_at: 2026-12-01T08:00:00Z\n", "rooms[0].closes_at: must be after opens_at", nil},

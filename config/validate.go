@@ -255,6 +255,11 @@ func (v *validator) rooms(rooms []Room) {
 		if !opens.IsZero() && !closes.IsZero() && !closes.After(opens) {
 			v.add(p+".closes_at", "must be after opens_at")
 		}
+		switch r.Queueing {
+		case "", "fifo", "random":
+		default:
+			v.add(p+".queueing", "must be fifo or random, got %q", r.Queueing)
+		}
 		if a := r.AbandonAfter; a != nil && *a != 0 && *a < Duration(minAbandonAfter) {
 			v.add(p+".abandon_after", "must be 0s (off) or at least %s, got %s", Duration(minAbandonAfter), *a)
 		}

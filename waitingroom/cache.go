@@ -78,9 +78,17 @@ func (c *Cache) Refresh(ctx context.Context) error {
 	}
 	c.lastErr.Store(nil)
 	now := c.store.now()
-	changed := false
+	counters := make(map[string]Counters, len(reads))
 	for id, read := range reads {
-		next := read()
+		counters[id] = read()
+	}
+	if err := c.readDrawn(ctx, counters); err != nil {
+		err = fmt.Errorf("refresh counters: %w", err)
+		c.lastErr.Store(&err)
+		return err
+	}
+	changed := false
+	for id, next := range counters {
 		if next.State == "" {
 			// Not seeded yet (or Redis lost it): keep what we knew.
 			continue
@@ -176,4 +184,29 @@ func (c *Cache) Run(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// readDrawn loads, for lottery rooms, the part of the drawn bitmap between
+// serving and tail, so a status poll can tell a drawn visitor without Redis.
+// It costs one pipelined read of (tail-serving)/8 bytes per lottery room.
+func (c *Cache) readDrawn(ctx context.Context, counters map[string]Counters) error {
+	pipe := c.store.rdb.Pipeline()
+	reads := map[string]*redis.StringCmd{}
+	for id, ct := range counters {
+		if ct.Method == MethodRandom && ct.Tail > ct.Serving {
+			reads[id] = pipe.GetRange(ctx, c.store.keys(id).drawn, ct.Serving/8, ct.Tail/8)
+		}
+	}
+	if len(reads) == 0 {
+		return nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return err
+	}
+	for id, cmd := range reads {
+		ct := counters[id]
+		ct.drawn, ct.drawnFrom = cmd.Val(), ct.Serving/8*8
+		counters[id] = ct
+	}
+	return nil
 }

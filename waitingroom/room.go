@@ -30,6 +30,26 @@ const (
 	StatePassthrough State = "passthrough"
 )
 
+// Method is a room's queueing method.
+type Method string
+
+// Queueing methods.
+const (
+	// MethodFIFO admits in arrival order.
+	MethodFIFO Method = "fifo"
+	// MethodRandom admits by lottery among everyone waiting: arriving
+	// early buys nothing, which suits a sale where fairness matters more
+	// than order (and pairs well with a pre-queue).
+	MethodRandom Method = "random"
+)
+
+func (r Room) method() Method {
+	if r.Method == "" {
+		return MethodFIFO
+	}
+	return r.Method
+}
+
 // Valid reports whether s is one of the four room states.
 func (s State) Valid() bool {
 	switch s {
@@ -83,6 +103,10 @@ type Room struct {
 	// ClosesAt stops new joins; visitors already queued are still
 	// admitted. Zero: never.
 	ClosesAt time.Time
+	// Method is how the room chooses whom to admit: MethodFIFO (the
+	// default) in arrival order, or MethodRandom, a lottery among everyone
+	// waiting at each admission.
+	Method Method
 	// AbandonAfter is the grace period of abandonment: a waiting visitor
 	// whose page shows no sign of life (poll, event stream) for one to two
 	// grace periods is passed over when the counter advances, so admissions
@@ -106,6 +130,9 @@ func (r Room) validate() error {
 	}
 	if !r.State.Valid() {
 		return fmt.Errorf("room %q: unknown state %q", r.ID, r.State)
+	}
+	if m := r.method(); m != MethodFIFO && m != MethodRandom {
+		return fmt.Errorf("room %q: unknown method %q", r.ID, r.Method)
 	}
 	if err := r.Policy.Validate(); err != nil {
 		return fmt.Errorf("room %q: %w", r.ID, err)

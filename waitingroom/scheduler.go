@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 )
@@ -66,9 +67,9 @@ func (sc *Scheduler) tick(ctx context.Context, r Room) error {
 		abandon = "1"
 	}
 	res, err := sc.store.run(ctx, r, tickScript,
-		[]string{k.lease, k.hash, k.serving, k.tail, k.active, k.reached, k.live(r, now, 0), k.skipped, k.returned, k.live(r, now, 1)},
+		[]string{k.lease, k.hash, k.serving, k.tail, k.active, k.reached, k.live(r, now, 0), k.skipped, k.returned, k.live(r, now, 1), k.drawn},
 		sc.owner, now.UnixMilli(), sc.leaseTTL.Milliseconds(), ClaimWindow.Milliseconds(), formatFloat(factor),
-		newDrawKey(), abandon).Int64Slice()
+		newDrawKey(), abandon, rand.Int64N(1<<31)).Int64Slice()
 	sc.mu.Lock()
 	sc.leading[r.ID] = err == nil && res[0] == 1
 	sc.mu.Unlock()

@@ -85,11 +85,11 @@ end
 // configuration was seeded before, so an admin's change survives a rolling
 // restart but an edited config file wins.
 // KEYS: room hash, tail, serving. ARGV: seed digest, state, rate, max_active.
-// ARGV (continued): opens_at ms, closes_at ms (0: none).
+// ARGV (continued): opens_at ms, closes_at ms (0: none), method (fifo, random).
 var seedScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'seed') ~= ARGV[1] then
   redis.call('HSET', KEYS[1], 'seed', ARGV[1], 'state', ARGV[2], 'rate', ARGV[3], 'max_active', ARGV[4],
-    'opens_at', ARGV[5], 'closes_at', ARGV[6])
+    'opens_at', ARGV[5], 'closes_at', ARGV[6], 'method', ARGV[7])
 end
 redis.call('SETNX', KEYS[2], 0)
 redis.call('SETNX', KEYS[3], 0)
@@ -180,7 +180,7 @@ return 0
 // A request nobody has bound yet (an app that only polled the status JSON)
 // is bound here: the first ticket to claim it wins.
 // KEYS: room hash, serving, binding, ticket record, active set, tail,
-// reached set, skipped, returned.
+// reached set, skipped, returned, drawn (lottery rooms).
 // ARGV: ticket id, position, joined ms, now ms, session ttl ms, record ttl
 // ms, binding ttl ms.
 // Returns {1, admitted ms, ends ms}, {-1} bound elsewhere, {-2, serving} not
@@ -211,7 +211,9 @@ if pos <= serving and redis.call('GETBIT', KEYS[8], pos) == 1 then
   redis.call('SADD', KEYS[9], pos)
   return {-5}
 end
-if pos > serving then
+if pos > serving and redis.call('GETBIT', KEYS[10], pos) == 1 then
+  -- Drawn in a lottery room: in, whatever the counter says.
+elseif pos > serving then
   if state ~= 'passthrough' then return {-2, serving} end
   -- Passthrough lets the ticket in; the counter follows it, but never
   -- past tail (which a store that lost its data may have reset).
@@ -264,9 +266,10 @@ return {serving, tail}
 // skipped and passed over without using budget or capacity, so what is
 // admitted counts live people. The walk is bounded per tick.
 // KEYS: lease, room hash, serving, tail, active set, reached set, live
-// (current window), skipped, returned, live (previous window).
+// (current window), skipped, returned, live (previous window), drawn
+// (lottery rooms).
 // ARGV: owner, now ms, lease ttl ms, claim ms, throttle factor (0..1), draw
-// key (used if this tick opens the room), abandonment on (1/0).
+// key (used if this tick opens the room), abandonment on (1/0), random seed.
 // Returns {0} when another instance leads, else {1, admitted, serving,
 // tail, skipped}.
 var tickScript = redis.NewScript(accrueLua + `
@@ -299,24 +302,73 @@ elseif state == 'open' and factor > 0 then
   elseif f >= 0 then
     want = f
   end
-  if ARGV[7] == '1' then
+  local abandon = ARGV[7] == '1'
+  local function live(p)
+    return not abandon or redis.call('GETBIT', KEYS[7], p) == 1 or redis.call('GETBIT', KEYS[10], p) == 1
+  end
+  local function let(p)
+    admitted = admitted + 1
+    if f >= 0 then redis.call('ZADD', KEYS[6], now + claim, p) end
+  end
+  if abandon then
     while admitted < want do
       local p = redis.call('SPOP', KEYS[9])
       if not p then break end
       p = tonumber(p)
       if redis.call('GETBIT', KEYS[8], p) == 1 then
         redis.call('SETBIT', KEYS[8], p, 0)
-        admitted = admitted + 1
-        if f >= 0 then redis.call('ZADD', KEYS[6], now + claim, p) end
+        let(p)
       end
     end
+  end
+  if redis.call('HGET', KEYS[2], 'method') == 'random' then
+    -- A lottery: each admission goes to a visitor drawn at random among
+    -- those waiting (live ones, with abandonment). Park-Miller from a
+    -- seed the caller drew, as scripts must not rely on Lua's random.
+    local seed = tonumber(ARGV[8]) % 2147483646 + 1
+    local span = tail - serving
+    local tries = 0
+    while admitted < want and span > 0 and tries < want * 20 + 64 do
+      tries = tries + 1
+      seed = (seed * 16807) % 2147483647
+      local p = serving + 1 + (seed % span)
+      if redis.call('GETBIT', KEYS[11], p) == 0 and live(p) then
+        redis.call('SETBIT', KEYS[11], p, 1)
+        let(p)
+      end
+    end
+    -- Where the draw keeps missing (few left), take the first undrawn.
+    local p, scanned = serving, 0
+    while admitted < want and p < tail and scanned < 10000 do
+      p, scanned = p + 1, scanned + 1
+      if redis.call('GETBIT', KEYS[11], p) == 0 and live(p) then
+        redis.call('SETBIT', KEYS[11], p, 1)
+        let(p)
+      end
+    end
+    -- serving moves over the decided front of the queue: drawn, or
+    -- silent and so skipped.
+    scanned = 0
+    while next < tail and scanned < 10000 do
+      local q = next + 1
+      if redis.call('GETBIT', KEYS[11], q) == 1 then
+        next = q
+      elseif not live(q) then
+        redis.call('SETBIT', KEYS[8], q, 1)
+        skipped = skipped + 1
+        next = q
+      else
+        break
+      end
+      scanned = scanned + 1
+    end
+  elseif abandon then
     local scanned = 0
     while admitted < want and next < tail and scanned < 10000 do
       next = next + 1
       scanned = scanned + 1
-      if redis.call('GETBIT', KEYS[7], next) == 1 or redis.call('GETBIT', KEYS[10], next) == 1 then
-        admitted = admitted + 1
-        if f >= 0 then redis.call('ZADD', KEYS[6], now + claim, next) end
+      if live(next) then
+        let(next)
       else
         redis.call('SETBIT', KEYS[8], next, 1)
         skipped = skipped + 1

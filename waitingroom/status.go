@@ -63,6 +63,12 @@ func StatusOf(t Ticket, r Room, c Counters, rate float64, now time.Time) Visitor
 	if st.State == VisitorAdmitted || st.State == VisitorExpired {
 		return st
 	}
+	if c.Method == MethodRandom {
+		// A lottery has nobody ahead of anyone: the ETA is the expected
+		// wait, halfway through those waiting now.
+		st.ETASeconds = ETA((c.Waiting()+1)/2, c, rate)
+		return st
+	}
 	st.Ahead = max(0, t.Position-c.Serving-1)
 	st.ETASeconds = ETA(t.Position-c.Serving, c, rate)
 	return st

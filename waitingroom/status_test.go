@@ -110,3 +110,12 @@ func TestETA(t *testing.T) {
 		t.Errorf("ETA in a manual room = %d, want none", *got)
 	}
 }
+
+func TestStatusOfLottery(t *testing.T) {
+	r := rateRoom("sale", 60)
+	c := waitingroom.Counters{State: waitingroom.StateOpen, Policy: r.Policy, Serving: 10, Tail: 110, Method: waitingroom.MethodRandom}
+	st := waitingroom.StatusOf(waitingroom.Ticket{Room: "sale", Position: 100, JoinedAt: t0}, r, c, 60, t0)
+	if st.State != waitingroom.VisitorWaiting || st.Ahead != 0 || st.ETASeconds == nil || *st.ETASeconds != 50 {
+		t.Fatalf("lottery status %+v (eta %v)", st, st.ETASeconds)
+	}
+}

@@ -69,7 +69,7 @@ func (s *Store) Now() time.Time { return s.now() }
 
 type roomKeys struct {
 	hash, tail, serving, lease, active, reached string
-	skipped, returned                           string
+	skipped, returned, drawn                    string
 	tag                                         string
 }
 
@@ -85,6 +85,7 @@ func (s *Store) keys(room string) roomKeys {
 		reached:  tag + "reached",
 		skipped:  tag + "skipped",
 		returned: tag + "returned",
+		drawn:    tag + "drawn",
 	}
 }
 
@@ -131,10 +132,10 @@ func (s *Store) Seed(ctx context.Context) error {
 func (s *Store) seed(ctx context.Context, r Room) error {
 	k := s.keys(r.ID)
 	opens, closes := unixMilli(r.OpensAt), unixMilli(r.ClosesAt)
-	digest := sha256.Sum256(fmt.Appendf(nil, "%s|%v|%d|%d|%d", r.State, r.Policy.RatePerMinute, r.Policy.MaxActive, opens, closes))
+	digest := sha256.Sum256(fmt.Appendf(nil, "%s|%v|%d|%d|%d|%s", r.State, r.Policy.RatePerMinute, r.Policy.MaxActive, opens, closes, r.method()))
 	err := seedScript.Run(ctx, s.rdb, []string{k.hash, k.tail, k.serving},
 		hex.EncodeToString(digest[:8]), string(r.State), formatFloat(r.Policy.RatePerMinute), r.Policy.MaxActive,
-		opens, closes).Err()
+		opens, closes, string(r.method())).Err()
 	if err != nil {
 		return fmt.Errorf("seed room %q: %w", r.ID, err)
 	}
@@ -264,7 +265,7 @@ func (s *Store) Admit(ctx context.Context, t Ticket, request string) (Ticket, er
 	// be admitted a second time.
 	recordTTL := max(r.SessionTTL, r.WaitStart(t.JoinedAt).Add(r.MaxWait).Sub(now))
 	res, err := s.run(ctx, r, admitScript,
-		[]string{k.hash, k.serving, k.binding(request), k.ticket(t.ID), k.active, k.tail, k.reached, k.skipped, k.returned},
+		[]string{k.hash, k.serving, k.binding(request), k.ticket(t.ID), k.active, k.tail, k.reached, k.skipped, k.returned, k.drawn},
 		t.ID.String(), t.Position, t.JoinedAt.UnixMilli(), now.UnixMilli(),
 		r.SessionTTL.Milliseconds(), recordTTL.Milliseconds(), r.MaxWait.Milliseconds()).Int64Slice()
 	if err != nil {
@@ -360,6 +361,21 @@ type Counters struct {
 	PreQueue int64     `json:"pre_queue"`
 	Opened   bool      `json:"opened"`
 	drawKey  string
+	// Method is the room's queueing method; for a lottery, drawn holds the
+	// drawn bitmap from bit drawnFrom on, as far as tail (Cache fills it).
+	Method    Method `json:"method"`
+	drawn     string
+	drawnFrom int64
+}
+
+// isDrawn reports whether a lottery drew position, as far as the cached
+// bitmap tells.
+func (c Counters) isDrawn(position int64) bool {
+	i := position - c.drawnFrom
+	if c.Method != MethodRandom || i < 0 || i/8 >= int64(len(c.drawn)) {
+		return false
+	}
+	return c.drawn[i/8]&(0x80>>(i%8)) != 0
 }
 
 // Resolve gives a pre-queue ticket its drawn position once the room has
@@ -375,7 +391,7 @@ func (c Counters) Resolve(t Ticket) Ticket {
 // ticket not drawn yet is never reached).
 func (c Counters) Reached(t Ticket) bool {
 	t = c.Resolve(t)
-	return t.Position > 0 && t.Position <= c.Serving
+	return t.Position > 0 && (t.Position <= c.Serving || c.isDrawn(t.Position))
 }
 
 // Waiting is how many visitors hold a position the counter has not reached.
@@ -401,7 +417,7 @@ func (s *Store) Status(ctx context.Context, room string) (Counters, error) {
 // queueCounters queues the reads of a room's counters on pipe and returns a
 // function that assembles them once the pipeline has run.
 func (s *Store) queueCounters(ctx context.Context, pipe redis.Pipeliner, k roomKeys) func() Counters {
-	h := pipe.HMGet(ctx, k.hash, "state", "rate", "max_active", "opens_at", "closes_at", "prequeue", "opened", "draw_key")
+	h := pipe.HMGet(ctx, k.hash, "state", "rate", "max_active", "opens_at", "closes_at", "prequeue", "opened", "draw_key", "method")
 	serving := pipe.Get(ctx, k.serving)
 	tail := pipe.Get(ctx, k.tail)
 	return func() Counters {
@@ -428,6 +444,7 @@ func (s *Store) queueCounters(ctx context.Context, pipe redis.Pipeliner, k roomK
 		c.PreQueue = num(5)
 		c.Opened = str(6) != ""
 		c.drawKey = str(7)
+		c.Method = Method(str(8))
 		c.Serving, _ = serving.Int64()
 		c.Tail, _ = tail.Int64()
 		return c

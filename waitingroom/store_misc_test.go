@@ -118,7 +118,7 @@ func testSeedKeepsAdminChanges(e *env) {
 	if err := s.SetState(e.ctx, "launch", waitingroom.StatePaused); err != nil {
 		e.t.Fatal(err)
 	}
-	want := waitingroom.Counters{State: waitingroom.StatePaused, Policy: waitingroom.Policy{RatePerMinute: 120, MaxActive: 7}, Serving: serving, Tail: 3}
+	want := waitingroom.Counters{State: waitingroom.StatePaused, Policy: waitingroom.Policy{RatePerMinute: 120, MaxActive: 7}, Serving: serving, Tail: 3, Method: waitingroom.MethodFIFO}
 	if c := e.status(s, "launch"); c != want {
 		e.t.Fatalf("status after admin changes = %+v, want %+v", c, want)
 	}
@@ -143,7 +143,7 @@ func testSeedChangedConfigWins(e *env) {
 		e.t.Fatal(err)
 	}
 	s2 := e.store(rateRoom("launch", 90))
-	want := waitingroom.Counters{State: waitingroom.StateOpen, Policy: waitingroom.Policy{RatePerMinute: 90}, Serving: serving, Tail: 3}
+	want := waitingroom.Counters{State: waitingroom.StateOpen, Policy: waitingroom.Policy{RatePerMinute: 90}, Serving: serving, Tail: 3, Method: waitingroom.MethodFIFO}
 	if c := e.status(s2, "launch"); c != want {
 		e.t.Fatalf("status after Seed of a changed configuration = %+v, want %+v", c, want)
 	}

@@ -297,6 +297,7 @@ func runStoreSuite(t *testing.T, newClient func(t *testing.T) redis.UniversalCli
 		{"StatePassthrough", testStatePassthrough},
 		{"CapacityOnly", testCapacityOnly},
 		{"PreQueue", testPreQueue},
+		{"Lottery", testLottery},
 		{"RateAccuracyTenMinutes", testRateAccuracyTenMinutes},
 		{"CapacityAcrossInstances", testCapacityAcrossInstances},
 		{"Abandonment", testAbandonment},

@@ -54,7 +54,7 @@ func rooms(cfg *config.Config) []waitingroom.Room {
 		out = append(out, waitingroom.Room{
 			ID: r.ID, Name: r.Name, Message: r.Message, State: waitingroom.State(r.State),
 			Policy: p, SessionTTL: r.SessionTTL.D(), MaxWait: r.MaxWait.D(),
-			OpensAt: opens, ClosesAt: closes, AbandonAfter: r.Abandonment(),
+			OpensAt: opens, ClosesAt: closes, AbandonAfter: r.Abandonment(), Method: waitingroom.Method(r.Queueing),
 		})
 	}
 	return out
