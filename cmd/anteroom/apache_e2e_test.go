@@ -3,7 +3,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -147,15 +146,7 @@ func startApacheSite(t *testing.T) *apacheSite {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := newApp(ctx, cfg, redisServer.Client(t), nil)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = a.serve(ctx, ln); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	serveApp(t, cfg, ln, nil)
 
 	// The example configuration, pointed at this test's ports.
 	example, err := os.ReadFile(filepath.Join("..", "..", "deploy", "apache", "anteroom.conf"))

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -90,33 +89,16 @@ func startGateSite(t *testing.T) *gateSite {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := newApp(ctx, cfg, redisServer.Client(t), s.clock.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	done := make(chan struct{})
-	go func() { _ = a.serve(ctx, ln); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	serveApp(t, cfg, ln, s.clock.Now)
 	s.anteroom = ln.Addr().String()
 
 	// The example configuration, pointed at this test's ports.
-	example, err := os.ReadFile(filepath.Join("..", "..", "deploy", "nginx", "anteroom.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf := string(example)
-	for old, new := range map[string]string{
+	conf := deployExample(t, map[string]string{
 		"server 127.0.0.1:3000;": "server " + appLn.Addr().String() + ";",
 		"server 127.0.0.1:8080;": "server " + s.anteroom + ";",
 		"listen 80;":             "listen " + nginxAddr + ";",
-	} {
-		if !strings.Contains(conf, old) {
-			t.Fatalf("deploy/nginx/anteroom.conf no longer contains %q", old)
-		}
-		conf = strings.ReplaceAll(conf, old, new)
-	}
+	}, "nginx", "anteroom.conf")
 	dir := t.TempDir()
 	main := fmt.Sprintf(`daemon off;
 pid %[1]s/nginx.pid;

@@ -164,15 +164,7 @@ func startO2PSite(t *testing.T, replace map[string]string) *o2pSite {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := newApp(ctx, cfg, redisServer.Client(t), nil)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = a.serve(ctx, ln); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	serveApp(t, cfg, ln, nil)
 
 	// The example configuration, pointed at this test's ports.
 	example, err := os.ReadFile(filepath.Join("..", "..", "deploy", "oauth2-proxy", "oauth2-proxy.cfg"))
