@@ -225,18 +225,21 @@ func (g *Gate) session(r *http.Request, room string) (session, bool) {
 		return session{}, false
 	}
 	now := g.o.Now()
-	if s, ok := g.sessions.get(c.Value, now); ok {
+	if s, ok := g.sessions.get(c.Value, now); ok && g.published(s.kid) {
 		return s, s.room == room
 	}
 	var claims sessionClaims
-	if err := verifyJWT(c.Value, g.o.Keys.Verification(), &claims); err != nil {
+	kid, err := verifyJWT(c.Value, g.o.Keys.Verification(), &claims)
+	if err != nil {
 		return session{}, false
 	}
-	err = claims.ValidateWithLeeway(jwt.Expected{Issuer: g.o.Issuer, AnyAudience: jwt.Audience{Audience}, Time: now}, 0)
-	if err != nil || claims.Expiry == nil || claims.Room != room || claims.Subject == "" {
+	// A minute of leeway for iat and nbf (instances' clocks differ), none
+	// for exp: a session never outlives the visitor's.
+	err = claims.ValidateWithLeeway(jwt.Expected{Issuer: g.o.Issuer, AnyAudience: jwt.Audience{Audience}, Time: now}, time.Minute)
+	if err != nil || claims.Expiry == nil || !now.Before(claims.Expiry.Time()) || claims.Room != room || claims.Subject == "" {
 		return session{}, false
 	}
-	s := session{sub: claims.Subject, room: claims.Room, position: claims.Position, exp: claims.Expiry.Time()}
+	s := session{sub: claims.Subject, room: claims.Room, position: claims.Position, exp: claims.Expiry.Time(), kid: kid}
 	g.sessions.put(c.Value, s, now)
 	return s, true
 }
@@ -312,16 +315,16 @@ func (g *Gate) start(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	binding := ""
+	binding := rand.Text()
 	if c, err := r.Cookie(flowCookie); err == nil && len(c.Value) >= 22 {
 		binding = c.Value
-	} else {
-		binding = rand.Text()
-		room := g.o.Rooms[d.Room]
-		now := g.o.Now()
-		http.SetCookie(w, &http.Cookie{Name: flowCookie, Value: binding, Path: g.flowPath,
-			MaxAge: int(room.waitUntil(now).Sub(now).Seconds()), HttpOnly: true, Secure: g.secure, SameSite: http.SameSiteLaxMode})
 	}
+	// Set on every start: the cookie must outlive this login's whole wait,
+	// which may be longer than the one it was first set for.
+	room := g.o.Rooms[d.Room]
+	now := g.o.Now()
+	http.SetCookie(w, &http.Cookie{Name: flowCookie, Value: binding, Path: g.flowPath,
+		MaxAge: int(room.waitUntil(now).Sub(now).Seconds()), HttpOnly: true, Secure: g.secure, SameSite: http.SameSiteLaxMode})
 	f := flowState{Room: d.Room, Target: target, Verifier: oauth2.GenerateVerifier(), Nonce: rand.Text(),
 		Binding: digest(binding), Created: g.o.Now().Unix()}
 	raw, _ := json.Marshal(f)
@@ -382,7 +385,7 @@ func (g *Gate) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	var c idClaims
 	now := g.o.Now()
-	if err := verifyJWT(idToken, g.o.Keys.Verification(), &c); err != nil ||
+	if _, err := verifyJWT(idToken, g.o.Keys.Verification(), &c); err != nil ||
 		c.ValidateWithLeeway(jwt.Expected{Issuer: g.o.Issuer, AnyAudience: jwt.Audience{clientID}, Time: now}, time.Minute) != nil ||
 		c.Nonce != f.Nonce || c.Room != f.Room || c.Subject == "" {
 		slog.WarnContext(r.Context(), "gate ID token rejected", "room", f.Room)
@@ -449,4 +452,15 @@ func (g *Gate) page(w http.ResponseWriter, status int, title, text string) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	_ = pageTemplate.Execute(w, map[string]string{"Title": title, "Text": text, "Static": g.o.Issuer + "/static"})
+}
+
+// published reports whether the key that signed a cached session is still
+// in the JWKS: retiring a key retires what it signed.
+func (g *Gate) published(kid string) bool {
+	for _, k := range g.o.Keys.Verification() {
+		if k.ID == kid {
+			return true
+		}
+	}
+	return false
 }

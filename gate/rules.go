@@ -115,6 +115,10 @@ type rule struct {
 	cookie     *valueMatcher
 	goodBots   bool
 	userAgent  *regexp.Regexp // case-insensitive
+	// foldCase: queue and block rules match paths ignoring ASCII case, as
+	// dynamic paths do, since a backend that ignores case serves /CHECKOUT
+	// as /checkout; bypass rules match exactly (the conservative side).
+	foldCase bool
 }
 
 // hasUserAgent reports whether the rule looks at the user agent, which
@@ -165,9 +169,14 @@ func Compile(g *config.Gate) (*Rules, error) {
 			path:       cr.Path,
 			pathPrefix: cr.PathPrefix,
 			goodBots:   cr.UserAgent == config.UserAgentGoodBots,
+			foldCase:   action != ActionBypass,
 		}
 		if cr.PathRegex != "" {
-			ru.pathRegex = regexp.MustCompile(cr.PathRegex)
+			re := cr.PathRegex
+			if ru.foldCase {
+				re = "(?i)" + re
+			}
+			ru.pathRegex = regexp.MustCompile(re)
 		}
 		if suffix, wild := strings.CutPrefix(cr.Host, "*"); wild {
 			ru.hostSuffix = suffix // ".example.com"
@@ -329,10 +338,10 @@ func (ru *rule) matchPath(p *reqPath) bool {
 }
 
 func (ru *rule) matchPathForm(path string) bool {
-	if ru.path != "" && path != ru.path {
+	if ru.path != "" && path != ru.path && !(ru.foldCase && equalFold(path, ru.path)) {
 		return false
 	}
-	if ru.pathPrefix != "" && !strings.HasPrefix(path, ru.pathPrefix) {
+	if ru.pathPrefix != "" && !strings.HasPrefix(path, ru.pathPrefix) && !(ru.foldCase && hasPrefixFold(path, ru.pathPrefix)) {
 		return false
 	}
 	if ru.pathRegex != nil && !ru.pathRegex.MatchString(path) {

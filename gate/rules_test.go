@@ -108,7 +108,11 @@ func TestDecide(t *testing.T) {
 		{"path exact with query", nil, only(config.Rule{Path: "/robots.txt"}), req("/robots.txt?x=1"), hit},
 		{"path exact longer", nil, only(config.Rule{Path: "/robots.txt"}), req("/robots.txt/x"), noMatch},
 		{"path exact trailing slash", nil, only(config.Rule{Path: "/a"}), req("/a/"), noMatch},
-		{"path exact is case-sensitive", nil, only(config.Rule{Path: "/a"}), req("/A"), noMatch},
+		{"queue path exact ignores case", nil, only(config.Rule{Path: "/a"}), req("/A"), hit},
+		{"bypass path exact is case-sensitive", nil, []config.Rule{{Path: "/a", Action: "bypass"}, {PathPrefix: "/", Action: "queue", Room: "x"}}, req("/A"),
+			gate.Decision{Action: gate.ActionQueue, Room: "x", Rule: 1}},
+		{"queue path prefix ignores case", nil, only(config.Rule{PathPrefix: "/checkout/"}), req("/CHECKOUT/pay"), hit},
+		{"queue path regex ignores case", nil, only(config.Rule{PathRegex: "^/cart$"}), req("/Cart"), hit},
 		{"path exact decoded", nil, only(config.Rule{Path: "/a b"}), req("/a%20b"), hit},
 
 		// path prefix

@@ -1,6 +1,7 @@
 package gate
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
@@ -39,50 +40,52 @@ func signedWith(key keys.Key, claims any) (string, error) {
 
 var errToken = errors.New("invalid token")
 
-// verifyJWT checks raw's signature against the published keys and decodes
-// its claims into out. The algorithm is pinned to the key's own: a token
-// that names another (alg none, HS256 keyed with the public key) fails.
-func verifyJWT(raw string, published []keys.Key, out any) error {
+// verifyJWT checks raw's signature against the published keys, decodes
+// its claims into out and returns the signing key's id. The algorithm is
+// pinned to the key's own: a token that names another (alg none, HS256
+// keyed with the public key) fails.
+func verifyJWT(raw string, published []keys.Key, out any) (string, error) {
 	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
 	if err != nil || len(tok.Headers) != 1 {
-		return errToken
+		return "", errToken
 	}
 	h := tok.Headers[0]
 	for _, k := range published {
 		if k.ID == h.KeyID && string(k.Algorithm) == h.Algorithm {
 			if err := tok.Claims(k.Public.Key, out); err != nil {
-				return errToken
+				return "", errToken
 			}
-			return nil
+			return k.ID, nil
 		}
 	}
-	return errToken
+	return "", errToken
 }
 
 // session is what /gate/auth needs of a verified session token.
 type session struct {
-	sub, room string
-	position  int64
-	exp       time.Time
+	sub, room, kid string
+	position       int64
+	exp            time.Time
 }
 
 // sessionCache remembers verified session tokens until they expire, so the
-// hot path of /gate/auth costs a map lookup, not a signature check. It is
+// hot path of /gate/auth costs a map lookup and a hash, not a signature
+// check. It is keyed by the token's SHA-256 (a token is ~1 KB) and
 // bounded: when full, expired entries go first, then everything (a cache
 // miss only costs one verification).
 type sessionCache struct {
 	mu      sync.RWMutex
-	entries map[string]session
+	entries map[[32]byte]session
 	limit   int
 }
 
 func newSessionCache(limit int) *sessionCache {
-	return &sessionCache{entries: make(map[string]session), limit: limit}
+	return &sessionCache{entries: make(map[[32]byte]session), limit: limit}
 }
 
 func (c *sessionCache) get(token string, now time.Time) (session, bool) {
 	c.mu.RLock()
-	s, ok := c.entries[token]
+	s, ok := c.entries[sha256.Sum256([]byte(token))]
 	c.mu.RUnlock()
 	if !ok || !now.Before(s.exp) {
 		return session{}, false
@@ -103,5 +106,5 @@ func (c *sessionCache) put(token string, s session, now time.Time) {
 			clear(c.entries)
 		}
 	}
-	c.entries[token] = s
+	c.entries[sha256.Sum256([]byte(token))] = s
 }

@@ -1,6 +1,7 @@
 package waitingroom_test
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -56,10 +57,25 @@ func testCapacityOnly(e *env) {
 	if st := e.status(s, "cap"); st.Active != 0 {
 		e.t.Fatalf("active = %d, want 0", st.Active)
 	}
-	// A late visitor still gets in: their place was reached.
-	if _, err := s.Admit(e.ctx, js[1].Ticket, "r1"); err != nil {
-		e.t.Fatalf("late Admit: %v", err)
+	// A late visitor keeps their place but not their slot: the room is
+	// full (4 and 5 hold the slots), so they get in at the next tick with
+	// a free slot, ahead of anyone new.
+	if _, err := s.Admit(e.ctx, js[1].Ticket, "r1"); !errors.Is(err, waitingroom.ErrSkipped) {
+		e.t.Fatalf("late Admit into a full room: %v, want ErrSkipped", err)
 	}
+	late := e.join(s, "cap", "late", nil)
+	e.clock.Add(waitingroom.ClaimWindow + time.Second) // 4 and 5 never continue either
+	e.step(sc)
+	if ok, _ := s.Released(e.ctx, "cap", js[1].Ticket.Position); !ok {
+		e.t.Fatal("the late visitor was not let in when slots freed")
+	}
+	if _, err := s.Admit(e.ctx, js[1].Ticket, "r1"); err != nil {
+		e.t.Fatalf("late Admit after release: %v", err)
+	}
+	if c := e.status(s, "cap"); c.Active > 2 {
+		e.t.Fatalf("active %d, max 2", c.Active)
+	}
+	_ = late
 }
 
 // testRateAndCapacity: with both limits, the tighter one decides.

@@ -98,3 +98,80 @@ func testClosesAt(e *env) {
 		e.t.Fatalf("queued visitor after closes_at: %v", err)
 	}
 }
+
+// testPreQueueWithAbandonment: at opening the early visitors' pages have
+// been beating with no position; they must not be taken for silent and
+// skipped wholesale.
+func testPreQueueWithAbandonment(e *env) {
+	r := rateRoom("launch", 60)
+	r.AbandonAfter = 30 * time.Second
+	r.OpensAt = e.clock.Now().Add(time.Hour)
+	s := e.store(r)
+	sc := waitingroom.NewScheduler(s, "a", time.Second)
+	var skips int64
+	sc.OnSkip = func(_ string, n int64) { skips += n }
+	for i := range 50 {
+		e.join(s, "launch", fmt.Sprintf("early-%d", i), nil)
+	}
+	e.clock.Add(time.Hour)
+	e.step(sc)
+	e.clock.Add(3 * time.Second)
+	e.step(sc)
+	if got := e.serving(s, "launch"); skips != 0 || got > 5 {
+		e.t.Fatalf("after opening: serving %d, %d skipped; want the pre-queue admitted at the rate, none skipped", got, skips)
+	}
+}
+
+// testPreQueueOpeningRace: once any script opened the room, a join whose
+// clock reads a moment earlier gets a position after the pre-queue, not a
+// pre-queue number that would collide with it.
+func testPreQueueOpeningRace(e *env) {
+	r := rateRoom("launch", 60)
+	opens := e.clock.Now().Add(time.Hour)
+	r.OpensAt = opens
+	s := e.store(r)
+	for i := range 10 {
+		e.join(s, "launch", fmt.Sprintf("early-%d", i), nil)
+	}
+	e.clock.Add(time.Hour)
+	e.step(waitingroom.NewScheduler(s, "a", time.Second)) // opens
+	behind := newClock()
+	behind.now = opens.Add(-time.Millisecond)
+	lagging, err := waitingroom.NewStore(e.rdb, []waitingroom.Room{r}, waitingroom.WithClock(behind.Now), waitingroom.WithPrefix(e.prefix))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	j, err := lagging.Join(e.ctx, "launch", "late", nil)
+	if err != nil || j.Ticket.PreQueue != 0 || j.Ticket.Position != 11 {
+		e.t.Fatalf("join with a lagging clock after opening: %+v %v, want position 11", j.Ticket, err)
+	}
+}
+
+// testPreQueueAfterARoomRan: a room that already has a queue and gains an
+// opening later keeps its queue ahead; the pre-queue draws positions
+// behind it.
+func testPreQueueAfterARoomRan(e *env) {
+	r := manualRoom("launch")
+	s := e.store(r)
+	e.fill(s, "launch", 5)
+	r.OpensAt = e.clock.Now().Add(time.Hour)
+	s2 := e.store(r)
+	var early []waitingroom.Ticket
+	for i := range 3 {
+		early = append(early, e.join(s2, "launch", fmt.Sprintf("early-%d", i), nil).Ticket)
+	}
+	e.clock.Add(time.Hour)
+	e.step(waitingroom.NewScheduler(s2, "a", time.Second))
+	c := e.status(s2, "launch")
+	seen := map[int64]bool{}
+	for _, t := range early {
+		p := c.Resolve(t).Position
+		if p < 6 || p > 8 || seen[p] {
+			e.t.Fatalf("pre-queue drew %d, want 6..8 behind the five already queued", p)
+		}
+		seen[p] = true
+	}
+	if c.Tail != 8 {
+		e.t.Fatalf("tail %d after opening, want 8", c.Tail)
+	}
+}

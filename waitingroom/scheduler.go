@@ -62,10 +62,7 @@ func (sc *Scheduler) tick(ctx context.Context, r Room) error {
 		factor = min(1, max(0, sc.Throttle(r.ID)))
 	}
 	now := sc.store.now()
-	abandon := "0"
-	if r.AbandonAfter > 0 {
-		abandon = "1"
-	}
+	abandon := r.AbandonAfter.Milliseconds()
 	res, err := sc.store.run(ctx, r, tickScript,
 		[]string{k.lease, k.hash, k.serving, k.tail, k.active, k.reached, k.live(r, now, 0), k.skipped, k.returned, k.live(r, now, 1), k.drawn},
 		sc.owner, now.UnixMilli(), sc.leaseTTL.Milliseconds(), ClaimWindow.Milliseconds(), formatFloat(factor),

@@ -62,15 +62,30 @@ end
 -- open ends a room's pre-queue once its opening time has come: it records
 -- how many joined it and the key that draws their positions, and moves tail
 -- past them so later arrivals queue behind them in arrival order.
+-- The pre-queue's positions are base+1..base+n, base being tail at the
+-- opening, so a room that already had visitors keeps them ahead. It
+-- returns true while the room has not opened yet (a join then takes a
+-- pre-queue number): once any script opened it, no later join can, even
+-- one whose clock runs a little behind.
 local function open(h, tailKey, now, drawKey)
+  if redis.call('HEXISTS', h, 'opened') == 1 then return false end
   local opensAt = tonumber(redis.call('HGET', h, 'opens_at') or '0')
-  if opensAt > 0 and now >= opensAt and redis.call('HEXISTS', h, 'opened') == 0 then
-    local n = tonumber(redis.call('HGET', h, 'prequeue') or '0')
-    redis.call('HSET', h, 'opened', now, 'draw_key', drawKey)
-    local tail = tonumber(redis.call('GET', tailKey) or '0')
-    if tail < n then redis.call('SET', tailKey, n) end
-  end
-  return opensAt
+  if opensAt <= 0 then return false end
+  if now < opensAt then return true end
+  local n = tonumber(redis.call('HGET', h, 'prequeue') or '0')
+  local tail = tonumber(redis.call('GET', tailKey) or '0')
+  redis.call('HSET', h, 'opened', now, 'draw_key', drawKey, 'base', tail)
+  redis.call('SET', tailKey, tail + n)
+  return false
+end
+-- prequeueLive says whether position p belongs to a pre-queue that opened
+-- less than two grace periods ago: its visitors' pages beat with position
+-- 0 until the draw, so they must not be taken for silent at opening.
+local function prequeueLive(h, p, now, grace)
+  local v = redis.call('HMGET', h, 'opened', 'base', 'prequeue')
+  if not v[1] then return false end
+  local base, n = tonumber(v[2] or '0'), tonumber(v[3] or '0')
+  return p > base and p <= base + n and now < tonumber(v[1]) + 2 * grace
 end
 -- hold records positions from (from, to] as reached, each holding a slot
 -- until deadline.
@@ -122,7 +137,7 @@ if state == 'closed' then return {-2} end
 local now = tonumber(ARGV[1])
 local closesAt = tonumber(redis.call('HGET', KEYS[1], 'closes_at') or '0')
 if closesAt > 0 and now >= closesAt then return {-2} end
-if open(KEYS[1], KEYS[2], now, ARGV[6]) > now then
+if open(KEYS[1], KEYS[2], now, ARGV[6]) then
   local k = redis.call('HINCRBY', KEYS[1], 'prequeue', 1)
   redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[3])
   return {-3, k}
@@ -221,6 +236,19 @@ elseif pos > serving then
   local to = math.min(pos, tail)
   if to > serving then redis.call('SET', KEYS[2], to) end
 end
+-- In a capacity-bound room, a visitor whose claim window ran out gave
+-- their slot back: they get in only if one is free now, else at the
+-- next tick like a returning skipped visitor.
+local maxActive = tonumber(redis.call('HGET', KEYS[1], 'max_active') or '0')
+if maxActive > 0 and state ~= 'passthrough' and not redis.call('ZSCORE', KEYS[7], pos) then
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
+  redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now)
+  if redis.call('ZCARD', KEYS[5]) + redis.call('ZCARD', KEYS[7]) >= maxActive then
+    redis.call('SETBIT', KEYS[8], pos, 1)
+    redis.call('SADD', KEYS[9], pos)
+    return {-5}
+  end
+end
 local ends = now + tonumber(ARGV[5])
 redis.call('HSET', KEYS[4], 'pos', pos, 'joined', ARGV[3], 'admitted', now, 'ends', ends)
 redis.call('PEXPIRE', KEYS[4], ARGV[6])
@@ -269,7 +297,8 @@ return {serving, tail}
 // (current window), skipped, returned, live (previous window), drawn
 // (lottery rooms).
 // ARGV: owner, now ms, lease ttl ms, claim ms, throttle factor (0..1), draw
-// key (used if this tick opens the room), abandonment on (1/0), random seed.
+// key (used if this tick opens the room), abandonment grace ms (0: off),
+// random seed.
 // Returns {0} when another instance leads, else {1, admitted, serving,
 // tail, skipped}.
 var tickScript = redis.NewScript(accrueLua + `
@@ -282,7 +311,7 @@ local factor = tonumber(ARGV[5])
 local rate = tonumber(redis.call('HGET', KEYS[2], 'rate') or '0') * factor
 local now = tonumber(ARGV[2])
 local claim = tonumber(ARGV[4])
-if open(KEYS[2], KEYS[4], now, ARGV[6]) > now then factor = 0 end
+if open(KEYS[2], KEYS[4], now, ARGV[6]) then factor = 0 end
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
 local serving = tonumber(redis.call('GET', KEYS[3]) or '0')
 local tail = tonumber(redis.call('GET', KEYS[4]) or '0')
@@ -302,15 +331,17 @@ elseif state == 'open' and factor > 0 then
   elseif f >= 0 then
     want = f
   end
-  local abandon = ARGV[7] == '1'
+  local grace = tonumber(ARGV[7])
+  local abandon = grace > 0
   local function live(p)
     return not abandon or redis.call('GETBIT', KEYS[7], p) == 1 or redis.call('GETBIT', KEYS[10], p) == 1
+      or prequeueLive(KEYS[2], p, now, grace)
   end
   local function let(p)
     admitted = admitted + 1
     if f >= 0 then redis.call('ZADD', KEYS[6], now + claim, p) end
   end
-  if abandon then
+  do
     while admitted < want do
       local p = redis.call('SPOP', KEYS[9])
       if not p then break end

@@ -361,6 +361,8 @@ type Counters struct {
 	PreQueue int64     `json:"pre_queue"`
 	Opened   bool      `json:"opened"`
 	drawKey  string
+	// preQueueBase is tail at the opening: the pre-queue's positions follow it.
+	preQueueBase int64
 	// Method is the room's queueing method; for a lottery, drawn holds the
 	// drawn bitmap from bit drawnFrom on, as far as tail (Cache fills it).
 	Method    Method `json:"method"`
@@ -382,7 +384,7 @@ func (c Counters) isDrawn(position int64) bool {
 // opened; other tickets are returned as they are.
 func (c Counters) Resolve(t Ticket) Ticket {
 	if t.Position == 0 && t.PreQueue > 0 && c.Opened {
-		t.Position = drawPosition(t.PreQueue, c.PreQueue, []byte(c.drawKey))
+		t.Position = c.preQueueBase + drawPosition(t.PreQueue, c.PreQueue, []byte(c.drawKey))
 	}
 	return t
 }
@@ -417,7 +419,7 @@ func (s *Store) Status(ctx context.Context, room string) (Counters, error) {
 // queueCounters queues the reads of a room's counters on pipe and returns a
 // function that assembles them once the pipeline has run.
 func (s *Store) queueCounters(ctx context.Context, pipe redis.Pipeliner, k roomKeys) func() Counters {
-	h := pipe.HMGet(ctx, k.hash, "state", "rate", "max_active", "opens_at", "closes_at", "prequeue", "opened", "draw_key", "method")
+	h := pipe.HMGet(ctx, k.hash, "state", "rate", "max_active", "opens_at", "closes_at", "prequeue", "opened", "draw_key", "method", "base")
 	serving := pipe.Get(ctx, k.serving)
 	tail := pipe.Get(ctx, k.tail)
 	return func() Counters {
@@ -445,6 +447,7 @@ func (s *Store) queueCounters(ctx context.Context, pipe redis.Pipeliner, k roomK
 		c.Opened = str(6) != ""
 		c.drawKey = str(7)
 		c.Method = Method(str(8))
+		c.preQueueBase = num(9)
 		c.Serving, _ = serving.Int64()
 		c.Tail, _ = tail.Int64()
 		return c

@@ -42,7 +42,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		changed := s.cache.Changed()
 		c, _ := s.cache.Get(room.ID)
 		s.beat(c.Resolve(have))
-		st := s.statusOf(r.Context(), have, room, c, s.store.Now())
+		st := s.statusOf(have, room, c, s.store.Now())
 		doc := visitorJSON{VisitorStatus: st}
 		if st.State == waitingroom.VisitorAdmitted {
 			doc.ContinueURL = continueURL

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -191,7 +190,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, id string, t wait
 }
 
 func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request, id string, t waitingroom.Ticket, room waitingroom.Room, c waitingroom.Counters, now time.Time) {
-	st := s.statusOf(r.Context(), t, room, c, now)
+	st := s.statusOf(t, room, c, now)
 	continueURL := s.issuer + "/wait/" + id + "/continue"
 	if wantsJSON(r) {
 		doc := visitorJSON{VisitorStatus: st}
@@ -220,16 +219,15 @@ func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request, id string, 
 	})
 }
 
-// statusOf is waitingroom.StatusOf, but a ticket skipped while silent is
-// only admitted once the store has let it back in (one Redis read, for
-// those visitors alone).
-func (s *Server) statusOf(ctx context.Context, t waitingroom.Ticket, room waitingroom.Room, c waitingroom.Counters, now time.Time) waitingroom.VisitorStatus {
+// statusOf is waitingroom.StatusOf, except that a ticket passed over while
+// its page was silent (or whose claim on a full room lapsed) shows as
+// waiting, at the front, until continue succeeds: the page retries
+// continue every few seconds, and only that touches Redis, never a poll.
+func (s *Server) statusOf(t waitingroom.Ticket, room waitingroom.Room, c waitingroom.Counters, now time.Time) waitingroom.VisitorStatus {
 	st := waitingroom.StatusOf(t, room, c, s.cache.Rate(room.ID), now)
 	if t.Skipped && !t.Admitted() && st.State == waitingroom.VisitorAdmitted {
-		if ok, err := s.store.Released(ctx, room.ID, st.Position); err != nil || !ok {
-			st.State = waitingroom.VisitorWaiting
-			st.Ahead = 0
-		}
+		st.State = waitingroom.VisitorWaiting
+		st.Ahead = 0
 	}
 	return st
 }

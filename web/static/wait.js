@@ -10,6 +10,7 @@
   var form = document.getElementById("continue");
   var go = document.getElementById("go");
   var done = false;
+  var retrying = false;
 
   function text(id, v) {
     var el = document.getElementById(id);
@@ -46,6 +47,13 @@
       return true;
     }
     if (st.state === "expired") { done = true; window.location.reload(); return true; }
+    // Waiting although the counter has passed this place: the visitor was
+    // passed over while the page was away, and is let in at the next
+    // chance. Only continue can tell, so ask it now and then.
+    if (st.state === "waiting" && st.position > 0 && st.position <= st.serving && !retrying) {
+      retrying = true;
+      later(function () { done = true; form.submit(); }, 8000);
+    }
     return false;
   }
   function later(fn, ms) { setTimeout(fn, ms * (0.75 + Math.random() * 0.5)); }
