@@ -38,6 +38,9 @@ type Options struct {
 	// GateRooms are the rooms the built-in gate protects; each gets a
 	// client of its own (GateClientID).
 	GateRooms []string
+	// OnToken, when set, is called each time a credential is issued, with
+	// its kind: IssuedCode, IssuedAccessToken or IssuedRefreshToken.
+	OnToken func(kind string)
 }
 
 // Provider is the OpenID provider and the bridge the waiting page uses to
@@ -54,10 +57,13 @@ func NewProvider(o Options) (*Provider, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &storage{rdb: o.Redis, rooms: o.Rooms, keys: o.Keys, box: o.Box, clients: map[string]*client{}, now: o.Now}
+	s := &storage{rdb: o.Redis, rooms: o.Rooms, keys: o.Keys, box: o.Box, clients: map[string]*client{}, now: o.Now,
+		onToken: o.OnToken}
 	loginURL := func(id string) string { return o.Issuer + "/wait/" + id }
 	for _, c := range o.Clients {
-		if strings.HasPrefix(c.ID, gateClientPrefix) {
+		// The exact id too: a client called anteroom-gate would get tokens
+		// whose aud is the gate's session audience.
+		if strings.HasPrefix(c.ID, gateClientPrefix) || c.ID == strings.TrimSuffix(gateClientPrefix, "-") {
 			return nil, fmt.Errorf("client %q: ids starting with %q are reserved for the built-in gate", c.ID, gateClientPrefix)
 		}
 	}

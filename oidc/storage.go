@@ -44,6 +44,8 @@ type storage struct {
 	box     *keys.Box
 	clients map[string]*client
 	now     func() time.Time
+	// onToken is Options.OnToken (nil: not reported).
+	onToken func(kind string)
 }
 
 func (s *storage) requestRedisKey(id string) string { return "anteroom:ar:" + requestKey(id) }
@@ -194,6 +196,7 @@ func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
 	if n != 1 {
 		return zoidc.ErrInvalidRequest().WithDescription("this authorization request has already been answered; start again")
 	}
+	s.issued(IssuedCode)
 	return nil
 }
 
@@ -336,6 +339,7 @@ func (s *storage) newAccessToken(ctx context.Context, req op.TokenRequest) (stri
 	if fromCode {
 		_ = s.rdb.HSet(ctx, s.requestRedisKey(a.ID), "at", id).Err()
 	}
+	s.issued(IssuedAccessToken)
 	return id, exp, nil
 }
 
@@ -367,6 +371,7 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 	if err := s.rdb.Set(ctx, refreshTokenKey(token), rec, exp.Sub(s.now())).Err(); err != nil {
 		return "", "", time.Time{}, down(ctx, fmt.Errorf("store refresh token: %w", err))
 	}
+	s.issued(IssuedRefreshToken)
 	if a, ok := req.(*AuthRequest); ok {
 		_ = s.rdb.HSet(ctx, s.requestRedisKey(a.ID), "rt", refreshTokenKey(token)).Err()
 	}

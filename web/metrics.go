@@ -1,10 +1,15 @@
 package web
 
 import (
+	"context"
 	"errors"
+	"net/http"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/anteroom/anteroom/waitingroom"
 )
@@ -15,6 +20,18 @@ import (
 // (an ETA without a rate, a rate without history, an origin not probed
 // yet) is left out rather than given as 0, which would mean something.
 var (
+	waitingDesc = prometheus.NewDesc("anteroom_room_waiting",
+		"Visitors holding a position the serving counter has not reached (tail - serving).",
+		[]string{"room"}, nil)
+	servingDesc = prometheus.NewDesc("anteroom_room_serving",
+		"The room's serving counter: the last position admitted.",
+		[]string{"room"}, nil)
+	tailDesc = prometheus.NewDesc("anteroom_room_tail",
+		"The last position handed out.",
+		[]string{"room"}, nil)
+	activeDesc = prometheus.NewDesc("anteroom_room_active",
+		"Admitted visitors whose session has not ended (read from Redis at scrape time).",
+		[]string{"room"}, nil)
 	etaDesc = prometheus.NewDesc("anteroom_room_eta_seconds",
 		"Estimated wait of a visitor arriving now, at the measured admission rate when known, else the configured one.",
 		[]string{"room"}, nil)
@@ -36,7 +53,7 @@ var (
 type roomCollector struct{ server atomic.Pointer[Server] }
 
 func (c *roomCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{etaDesc, rateDesc, fullDesc, originUpDesc, originLatencyDesc} {
+	for _, d := range []*prometheus.Desc{waitingDesc, servingDesc, tailDesc, activeDesc, etaDesc, rateDesc, fullDesc, originUpDesc, originLatencyDesc} {
 		ch <- d
 	}
 }
@@ -49,6 +66,9 @@ func (c *roomCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, id := range s.store.Rooms() {
 		room, _ := s.store.Room(id)
 		if counters, ok := s.cache.Get(id); ok {
+			gauge(waitingDesc, float64(counters.Waiting()), id)
+			gauge(servingDesc, float64(counters.Serving), id)
+			gauge(tailDesc, float64(counters.Tail), id)
 			rate := s.cache.Rate(id)
 			if eta := waitingroom.ETA(counters.Waiting()+1, counters, rate); eta != nil {
 				gauge(etaDesc, float64(*eta), id)
@@ -62,6 +82,9 @@ func (c *roomCollector) Collect(ch chan<- prometheus.Metric) {
 		if measured, ok := s.cache.MeasuredRate(id); ok {
 			gauge(rateDesc, measured, id)
 		}
+		if active, ok := s.activeNow(id); ok {
+			gauge(activeDesc, float64(active), id)
+		}
 		if s.origins == nil {
 			continue
 		}
@@ -70,6 +93,17 @@ func (c *roomCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(originLatencyDesc, st.Latency.Seconds(), id)
 		}
 	}
+}
+
+// activeNow counts room's active visitors. The cache does not keep them
+// (only capacity-bound admission needs them, and it reads Redis), so a
+// scrape costs one short read per room; while Redis does not answer within
+// a second the gauge is left out.
+func (s *Server) activeNow(room string) (int64, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	c, err := s.store.Status(ctx, room)
+	return c.Active, err == nil
 }
 
 // RegisterMetrics registers the rooms' gauges with reg (nil:
@@ -92,5 +126,217 @@ func (s *Server) RegisterMetrics(reg prometheus.Registerer) error {
 	return err
 }
 
+// Metrics counts what happens in this process: visitors joining and being
+// admitted, abandonment, credentials issued, request latency and Redis
+// failures. Every Metrics of a process reports into the same series (the
+// registry is the process's). Counters count the events this instance
+// saw, so their sum across instances is the deployment's.
+type Metrics struct {
+	joins       *prometheus.CounterVec
+	admissions  *prometheus.CounterVec
+	abandoned   *prometheus.CounterVec
+	issued      *prometheus.CounterVec
+	wait        *prometheus.HistogramVec
+	requests    *prometheus.HistogramVec
+	redisErrors *redisErrorCounter
+}
+
+// waitBuckets span a quiet room's instant admission to a launch's hours.
+var waitBuckets = []float64{1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 21600, 43200}
+
+// NewMetrics registers the process's counters and histograms with reg (nil:
+// prometheus.DefaultRegisterer). When they were registered before (tests
+// run several instances in one process), it reports into those.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	if reg == nil {
+		reg = prometheus.DefaultRegisterer
+	}
+	m := &Metrics{}
+	var err error
+	if m.joins, err = registerOnce(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "anteroom_joins_total",
+		Help: "Visitors who got a new place in the room's queue (a new ticket), including the pre-queue and those the safety net let straight in.",
+	}, []string{"room"})); err != nil {
+		return nil, err
+	}
+	if m.admissions, err = registerOnce(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "anteroom_admissions_total",
+		Help: "Visitors who passed the queue: a ticket admitted for the first time, on continue or by the safety net at joining.",
+	}, []string{"room"})); err != nil {
+		return nil, err
+	}
+	if m.abandoned, err = registerOnce(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "anteroom_abandoned_total",
+		Help: "Positions the scheduler passed over because the visitor's page had fallen silent (counted by the room's scheduling instance).",
+	}, []string{"room"})); err != nil {
+		return nil, err
+	}
+	if m.issued, err = registerOnce(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "anteroom_oidc_issued_total",
+		Help: "Credentials issued, by kind: code, access_token, refresh_token.",
+	}, []string{"kind"})); err != nil {
+		return nil, err
+	}
+	if m.wait, err = registerOnce(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "anteroom_wait_seconds",
+		Help:    "Time from joining to admission (queued_at to admitted_at) of each visitor admitted.",
+		Buckets: waitBuckets,
+	}, []string{"room"})); err != nil {
+		return nil, err
+	}
+	if m.requests, err = registerOnce(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "anteroom_http_request_duration_seconds",
+		Help: "Time to serve a request, by route (the ServeMux pattern, or the OIDC endpoint's path); for an event stream, how long it stayed open.",
+	}, []string{"route"})); err != nil {
+		return nil, err
+	}
+	if m.redisErrors, err = registerOnce(reg, &redisErrorCounter{
+		Counter: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "anteroom_redis_errors_total",
+			Help: "Redis commands and pipelines of this instance that failed: unreachable, timed out or refused. Missing keys and the script cache and room reseeding it recovers from by itself are not errors.",
+		}),
+		watched: map[redis.UniversalClient]bool{},
+	}); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// registerOnce registers c with reg, or returns the collector of the same
+// description registered before.
+func registerOnce[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	return c, err
+}
+
+// TokenIssued counts a credential of kind (oidc.Options.OnToken).
+func (m *Metrics) TokenIssued(kind string) { m.issued.WithLabelValues(kind).Inc() }
+
+// Abandoned counts positions a scheduler tick passed over in room
+// (waitingroom.Scheduler.OnSkip).
+func (m *Metrics) Abandoned(room string, skipped int64) {
+	m.abandoned.WithLabelValues(room).Add(float64(skipped))
+}
+
+// joined counts a new ticket in room; m may be nil.
+func (m *Metrics) joined(room string) {
+	if m != nil {
+		m.joins.WithLabelValues(room).Inc()
+	}
+}
+
+// admitted counts a ticket's first admission and how long it waited.
+func (m *Metrics) admitted(t waitingroom.Ticket) {
+	if m == nil {
+		return
+	}
+	m.admissions.WithLabelValues(t.Room).Inc()
+	m.wait.WithLabelValues(t.Room).Observe(max(0, t.AdmittedAt.Sub(t.JoinedAt).Seconds()))
+}
+
+// Instrument measures every request next serves in
+// anteroom_http_request_duration_seconds, labelled by the route the
+// ServeMux chose (it sets r.Pattern on the request it is given, so next must
+// be, or end in, the mux).
+func (s *Server) Instrument(m *Metrics, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		next.ServeHTTP(w, r)
+		m.requests.WithLabelValues(route(r)).Observe(time.Since(start).Seconds())
+	})
+}
+
+// providerPaths are the OIDC endpoints, which the provider serves behind
+// the mux's catch-all "/" pattern; each is a route of its own.
+var providerPaths = map[string]bool{
+	"/.well-known/openid-configuration": true, "/keys": true, "/authorize": true, "/authorize/callback": true,
+	"/oauth/token": true, "/oauth/introspect": true, "/userinfo": true, "/revoke": true, "/end_session": true,
+}
+
+// route is a request's label: a bounded set, never the raw path.
+func route(r *http.Request) string {
+	switch {
+	case r.Pattern == "":
+		return "unmatched"
+	case r.Pattern == "/" && providerPaths[r.URL.Path]:
+		return r.URL.Path
+	}
+	return r.Pattern
+}
+
+// redisErrorCounter is anteroom_redis_errors_total and the clients it
+// watches, so that instances sharing a client count its errors once.
+type redisErrorCounter struct {
+	prometheus.Counter
+	mu      sync.Mutex
+	watched map[redis.UniversalClient]bool
+}
+
+// WatchRedis counts rdb's failures in anteroom_redis_errors_total. Watching
+// the same client again changes nothing.
+func (m *Metrics) WatchRedis(rdb redis.UniversalClient) {
+	c := m.redisErrors
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.watched[rdb] {
+		return
+	}
+	c.watched[rdb] = true
+	rdb.AddHook(redisErrorHook{c})
+}
+
+// redisErrorHook counts failed commands, and a pipeline once however many
+// of its commands failed.
+type redisErrorHook struct{ errors prometheus.Counter }
+
+func (h redisErrorHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h redisErrorHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if redisFailure(err) {
+			h.errors.Inc()
+		}
+		return err
+	}
+}
+
+func (h redisErrorHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		failed := redisFailure(err)
+		for _, cmd := range cmds {
+			failed = failed || redisFailure(cmd.Err())
+		}
+		if failed {
+			h.errors.Inc()
+		}
+		return err
+	}
+}
+
+// redisFailure tells an error worth an operator's attention from an
+// answer: a missing key, a script not cached yet (go-redis then sends it),
+// a room Redis lost and the store seeds again, a caller that went away.
+func redisFailure(err error) bool {
+	switch {
+	case err == nil, errors.Is(err, redis.Nil), errors.Is(err, context.Canceled):
+		return false
+	case redis.HasErrorPrefix(err, "NOSCRIPT"), redis.HasErrorPrefix(err, "NOSEED"):
+		return false
+	}
+	return true
+}
+
 // Interface guards.
-var _ prometheus.Collector = (*roomCollector)(nil)
+var (
+	_ prometheus.Collector = (*roomCollector)(nil)
+	_ prometheus.Collector = (*redisErrorCounter)(nil)
+	_ redis.Hook           = redisErrorHook{}
+)

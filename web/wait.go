@@ -75,6 +75,7 @@ func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
 	}
 	t := j.Ticket
 	if j.New {
+		s.metrics.joined(roomID)
 		if err := s.cookies.write(w, t, room, now); err != nil {
 			s.fail(w, r, msgUnavailable, err)
 			return
@@ -176,6 +177,9 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, id string, t wait
 		return
 	}
 	if !t.Admitted() {
+		// The first admission of this ticket; a restarted login of an
+		// admitted ticket is not counted again.
+		s.metrics.admitted(admitted)
 		if err := s.cookies.write(w, admitted, room, s.store.Now()); err != nil {
 			s.fail(w, r, msgUnavailable, err)
 			return

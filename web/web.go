@@ -54,6 +54,8 @@ type Options struct {
 	// Origins reports the rooms' origin health for the admin API and
 	// metrics (nil: no room is probed).
 	Origins OriginHealth
+	// Metrics counts joins and admissions (nil: not counted).
+	Metrics *Metrics
 }
 
 // Server holds the handlers.
@@ -69,6 +71,7 @@ type Server struct {
 	closeOnce  sync.Once
 	beats      *waitingroom.Heartbeats
 	origins    OriginHealth
+	metrics    *Metrics
 }
 
 // New checks the options and parses the embedded templates; a missing
@@ -107,7 +110,7 @@ func New(o Options) (*Server, error) {
 	}
 	return &Server{issuer: o.Issuer, store: o.Store, cache: o.Cache, flow: o.Flow,
 		cookies: cookies, adminToken: o.AdminToken, pages: pages, closing: make(chan struct{}), beats: o.Heartbeats,
-		origins: o.Origins}, nil
+		origins: o.Origins, metrics: o.Metrics}, nil
 }
 
 // Register adds the server's routes to mux.

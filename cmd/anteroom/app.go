@@ -79,6 +79,11 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 	if now == nil {
 		now = time.Now
 	}
+	metrics, err := web.NewMetrics(prometheus.DefaultRegisterer)
+	if err != nil {
+		return nil, err
+	}
+	metrics.WatchRedis(rdb)
 	store, err := waitingroom.NewStore(rdb, rooms(cfg), waitingroom.WithClock(now))
 	if err != nil {
 		return nil, err
@@ -127,7 +132,7 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 	}
 	provider, err := oidc.NewProvider(oidc.Options{
 		Issuer: cfg.Issuer, Clients: cfg.Clients, Rooms: store, Redis: rdb, Keys: km, Box: oidcBox, Now: now,
-		GateRooms: gateRooms,
+		GateRooms: gateRooms, OnToken: metrics.TokenIssued,
 	})
 	if err != nil {
 		return nil, err
@@ -146,7 +151,7 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 	site, err := web.New(web.Options{
 		Issuer: cfg.Issuer, Store: store, Cache: cache, Flow: provider,
 		CookieSecrets: secrets, AdminToken: cfg.Admin.Token, Heartbeats: beats,
-		Origins: origins,
+		Origins: origins, Metrics: metrics,
 	})
 	if err != nil {
 		return nil, err
@@ -178,12 +183,13 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 	}
 	scheduler := waitingroom.NewScheduler(store, instanceID(), 500*time.Millisecond)
 	scheduler.Throttle = origins.Factor
+	scheduler.OnSkip = metrics.Abandoned
 	mux.Handle("GET /metrics", promhttp.Handler())
 	mux.Handle("/", provider.Handler())
 	return &app{
 		cfg: cfg, site: site, beats: beats, store: store, cache: cache, keys: km, provider: provider,
 		scheduler: scheduler, origins: origins,
-		handler: web.SecurityHeaders(mux),
+		handler: web.SecurityHeaders(site.Instrument(metrics, mux)),
 	}, nil
 }
 

@@ -3,6 +3,7 @@
 //
 //	anteroom serve --config FILE   production, against Redis
 //	anteroom demo                  everything on 127.0.0.1 with an embedded store
+//	anteroom admin COMMAND         status, advance, pause/resume… against a running server
 //	anteroom version
 package main
 
@@ -47,6 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serveCmd(ctx, args[1:], stderr)
 	case "demo":
 		return demoCmd(ctx, args[1:], stdout, stderr)
+	case "admin":
+		return adminCmd(ctx, args[1:], os.Getenv, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "anteroom", versionString())
 		return 0
@@ -63,6 +66,7 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   anteroom serve --config FILE   run against Redis with the given configuration
   anteroom demo [flags]          run a demo room, client and protected site on 127.0.0.1
+  anteroom admin COMMAND         call a running server's admin API (anteroom admin --help)
   anteroom version               print the version
 `)
 }

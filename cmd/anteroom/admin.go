@@ -1,0 +1,370 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/anteroom/anteroom/waitingroom"
+)
+
+// exitFailed is the exit code of an admin command the server refused or
+// could not be asked.
+const exitFailed = 1
+
+// adminTimeout bounds each call to the admin API.
+const adminTimeout = 10 * time.Second
+
+// defaultAdminURL is where `anteroom admin` looks without --url or
+// ANTEROOM_URL: the default listen address.
+const defaultAdminURL = "http://127.0.0.1:8080"
+
+func adminUsage(w io.Writer) {
+	fmt.Fprint(w, `usage: anteroom admin [--url URL] [--token TOKEN] [--json] COMMAND
+
+commands:
+  status [ROOM]             every room's status, or one room's
+  advance ROOM N            move the room's serving counter by N
+  pause ROOM                admit nobody; everyone keeps their place
+  resume ROOM               admit by the room's policy again (state open)
+  close ROOM                take no new visitors
+  open ROOM                 take visitors and admit them (state open)
+  set ROOM [--rate N] [--max-active N] [--state S]
+                            change the admission policy (0 clears a limit) or state
+                            (open, paused, closed, passthrough)
+
+flags:
+  --url URL        the server's base URL, its issuer (default $ANTEROOM_URL, else `+defaultAdminURL+`)
+  --token TOKEN    the admin token (default $ANTEROOM_ADMIN_TOKEN; prefer the variable,
+                   other users can read a process's arguments)
+  --json           print the API's JSON instead of a table
+`)
+}
+
+// adminCmd runs `anteroom admin`: it calls a running server's admin API.
+// getenv reads the environment (os.Getenv).
+func adminCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("admin", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are reported below, on one line
+	base := fs.String("url", "", "")
+	token := fs.String("token", "", "")
+	asJSON := fs.Bool("json", false, "")
+	rate := fs.Float64("rate", 0, "")
+	maxActive := fs.Int("max-active", 0, "")
+	state := fs.String("state", "", "")
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "anteroom admin: "+format+"\n", a...)
+		fmt.Fprintln(stderr, "run 'anteroom admin --help' for usage")
+		return exitConfig
+	}
+	pos, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		adminUsage(stdout)
+		return 0
+	}
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	if len(pos) == 0 {
+		return usageErr("a command is required")
+	}
+	setFlags := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "rate" || f.Name == "max-active" || f.Name == "state" {
+			setFlags[f.Name] = true
+		}
+	})
+	cmd, rest := pos[0], pos[1:]
+	if cmd != "set" && len(setFlags) > 0 {
+		return usageErr("--rate, --max-active and --state belong to set")
+	}
+
+	var req adminRequest
+	switch cmd {
+	case "status":
+		if len(rest) > 1 {
+			return usageErr("status takes at most one room")
+		}
+		req = adminRequest{method: http.MethodGet, path: "/admin/v1/rooms"}
+		if len(rest) == 1 {
+			req.room = rest[0]
+			req.path += "/" + url.PathEscape(rest[0])
+		}
+	case "advance":
+		if len(rest) != 2 {
+			return usageErr("usage: advance ROOM N")
+		}
+		n, err := strconv.ParseInt(rest[1], 10, 64)
+		if err != nil || n < 1 {
+			return usageErr("advance: N must be a whole number of at least 1, got %q", rest[1])
+		}
+		req = adminRequest{method: http.MethodPost, room: rest[0], path: "/admin/v1/rooms/" + url.PathEscape(rest[0]) + "/advance",
+			body: map[string]any{"count": n}}
+	case "pause", "resume", "close", "open":
+		if len(rest) != 1 {
+			return usageErr("usage: %s ROOM", cmd)
+		}
+		st := map[string]waitingroom.State{"pause": waitingroom.StatePaused, "resume": waitingroom.StateOpen,
+			"close": waitingroom.StateClosed, "open": waitingroom.StateOpen}[cmd]
+		req = adminRequest{method: http.MethodPatch, room: rest[0], path: "/admin/v1/rooms/" + url.PathEscape(rest[0]),
+			body: map[string]any{"state": st}}
+	case "set":
+		if len(rest) != 1 {
+			return usageErr("usage: set ROOM [--rate N] [--max-active N] [--state S]")
+		}
+		if len(setFlags) == 0 {
+			return usageErr("set: give at least one of --rate, --max-active and --state")
+		}
+		body := map[string]any{}
+		if setFlags["rate"] {
+			if math.IsNaN(*rate) || math.IsInf(*rate, 0) {
+				return usageErr("set: --rate must be a number, got %v", *rate)
+			}
+			body["rate_per_minute"] = *rate
+		}
+		if setFlags["max-active"] {
+			body["max_active"] = *maxActive
+		}
+		if setFlags["state"] {
+			if !waitingroom.State(*state).Valid() {
+				return usageErr("set: --state must be open, paused, closed or passthrough, got %q", *state)
+			}
+			body["state"] = *state
+		}
+		req = adminRequest{method: http.MethodPatch, room: rest[0], path: "/admin/v1/rooms/" + url.PathEscape(rest[0]), body: body}
+	default:
+		return usageErr("unknown command %q", cmd)
+	}
+
+	if *base == "" {
+		*base = getenv("ANTEROOM_URL")
+	}
+	if *base == "" {
+		*base = defaultAdminURL
+	}
+	u, err := url.Parse(*base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return usageErr("--url must be an http:// or https:// base URL such as https://queue.example.com, got %q", *base)
+	}
+	if *token == "" {
+		*token = getenv("ANTEROOM_ADMIN_TOKEN")
+	}
+	if *token == "" {
+		return usageErr("no admin token: set ANTEROOM_ADMIN_TOKEN (or pass --token)")
+	}
+
+	client := &adminClient{base: strings.TrimSuffix(u.String(), "/"), token: *token, http: &http.Client{
+		Timeout: adminTimeout,
+		// A redirect would resend the token elsewhere, or turn a PATCH
+		// into a GET: report it instead.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+	body, err := client.do(ctx, req)
+	if err != nil {
+		fmt.Fprintf(stderr, "anteroom admin: %v\n", err)
+		return exitFailed
+	}
+	if *asJSON {
+		_, _ = stdout.Write(body)
+		if !bytes.HasSuffix(body, []byte("\n")) {
+			fmt.Fprintln(stdout)
+		}
+		return 0
+	}
+	var rooms []adminRoom
+	if req.room == "" {
+		var doc struct {
+			Rooms []adminRoom `json:"rooms"`
+		}
+		err = json.Unmarshal(body, &doc)
+		rooms = doc.Rooms
+	} else {
+		var doc adminRoom
+		err = json.Unmarshal(body, &doc)
+		rooms = []adminRoom{doc}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "anteroom admin: the server's answer is not a room status: %v\n", err)
+		return exitFailed
+	}
+	writeRoomTable(stdout, rooms)
+	return 0
+}
+
+// parseInterspersed parses fs's flags wherever they stand among the
+// positional arguments (`set launch --rate 600`), and returns the latter.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// adminRequest is one call to the admin API.
+type adminRequest struct {
+	method, path string
+	// room is the room the call is about ("" for every room), for
+	// messages and to know the answer's shape.
+	room string
+	// body is sent as JSON when set.
+	body any
+}
+
+// adminClient calls the admin API of the server at base.
+type adminClient struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// do makes the call and returns the answer's body, or an error fit for
+// one line of output (never containing the token).
+func (c *adminClient) do(ctx context.Context, ar adminRequest) ([]byte, error) {
+	var body io.Reader
+	if ar.body != nil {
+		b, err := json.Marshal(ar.body)
+		if err != nil {
+			return nil, err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, ar.method, c.base+ar.path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		if errors.Is(err, context.DeadlineExceeded) || (uerr != nil && uerr.Timeout()) {
+			return nil, fmt.Errorf("%s did not answer within %s", c.base, adminTimeout)
+		}
+		return nil, fmt.Errorf("cannot reach %s: %v", c.base, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read the answer of %s: %v", c.base, err)
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return b, nil
+	}
+	about := ""
+	if ar.room != "" {
+		about = fmt.Sprintf("room %q: ", ar.room)
+	}
+	var apiErr struct {
+		Code        string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	isAPIError := json.Unmarshal(b, &apiErr) == nil && apiErr.Code != ""
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized:
+		return nil, errors.New("the server refused the admin token (HTTP 401): check ANTEROOM_ADMIN_TOKEN or --token")
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return nil, fmt.Errorf("%s redirects to %s (HTTP %d): use that address as --url", c.base, resp.Header.Get("Location"), resp.StatusCode)
+	case isAPIError && apiErr.Description != "":
+		return nil, fmt.Errorf("%s%s (HTTP %d)", about, apiErr.Description, resp.StatusCode)
+	case isAPIError:
+		return nil, fmt.Errorf("%s%s (HTTP %d)", about, apiErr.Code, resp.StatusCode)
+	}
+	return nil, fmt.Errorf("%s%s %s answered HTTP %d; is --url an Anteroom server?", about, ar.method, c.base+ar.path, resp.StatusCode)
+}
+
+// adminRoom is the part of the admin API's room status the table shows.
+type adminRoom struct {
+	ID      string `json:"id"`
+	State   string `json:"state"`
+	Waiting int64  `json:"waiting"`
+	Serving int64  `json:"serving"`
+	Tail    int64  `json:"tail"`
+	Active  int64  `json:"active"`
+	Policy  struct {
+		RatePerMinute float64 `json:"rate_per_minute"`
+		MaxActive     int64   `json:"max_active"`
+	} `json:"policy"`
+	MeasuredRatePerMinute *float64 `json:"measured_rate_per_minute"`
+	ETASeconds            *int64   `json:"eta_seconds"`
+	QueueFull             bool     `json:"queue_full"`
+}
+
+// writeRoomTable writes rooms as an aligned table, one room a line.
+func writeRoomTable(w io.Writer, rooms []adminRoom) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATE\tWAITING\tSERVING\tTAIL\tACTIVE\tRATE/MIN\tMEASURED\tETA\tQUEUE FULL")
+	for _, r := range rooms {
+		active := strconv.FormatInt(r.Active, 10)
+		if r.Policy.MaxActive > 0 {
+			active += "/" + strconv.FormatInt(r.Policy.MaxActive, 10)
+		}
+		rate := "-"
+		switch {
+		case r.Policy.RatePerMinute > 0:
+			rate = formatRate(r.Policy.RatePerMinute)
+		case r.Policy.MaxActive == 0:
+			rate = "manual"
+		}
+		measured := "-"
+		if r.MeasuredRatePerMinute != nil {
+			measured = formatRate(*r.MeasuredRatePerMinute)
+		}
+		eta := "-"
+		if r.ETASeconds != nil {
+			eta = formatETA(*r.ETASeconds)
+		}
+		full := "no"
+		if r.QueueFull {
+			full = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n",
+			r.ID, r.State, r.Waiting, r.Serving, r.Tail, active, rate, measured, eta, full)
+	}
+	_ = tw.Flush()
+}
+
+// formatRate writes a rate per minute as a whole number when it is one,
+// else with one decimal.
+func formatRate(v float64) string {
+	if v == math.Trunc(v) {
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64)
+}
+
+// formatETA writes a wait compactly: 45s, 12m05s, 3h20m.
+func formatETA(secs int64) string {
+	d := time.Duration(secs) * time.Second
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", secs)
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", secs/60, secs%60)
+	}
+	return fmt.Sprintf("%dh%02dm", secs/3600, secs%3600/60)
+}
