@@ -74,6 +74,9 @@ type Config struct {
 	// Gate configures the built-in nginx auth_request gate; nil (no gate
 	// key) disables it.
 	Gate *Gate `yaml:"gate"`
+	// Web configures the visitor's pages: an operator's own templates,
+	// static files and translations.
+	Web Web `yaml:"web"`
 }
 
 // Secrets holds key material shared by all replicas.

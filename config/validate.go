@@ -65,6 +65,7 @@ func (c *Config) Validate() error {
 	v.originHealth(c.Rooms)
 	v.clients(c.Clients, c.Rooms)
 	v.gate(c.Gate, roomIDs(c.Rooms))
+	v.web(&c.Web)
 	return errors.Join(v.errs...)
 }
 

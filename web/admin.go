@@ -32,6 +32,11 @@ type roomJSON struct {
 	MeasuredRatePerMinute *float64 `json:"measured_rate_per_minute"`
 	// QueueFull: a visitor arriving now would wait longer than max_wait.
 	QueueFull bool `json:"queue_full"`
+	// Abandoned counts the positions this instance's scheduler passed over
+	// because the visitor's page had fallen silent, since it started: only
+	// the instance leading the room counts them (sum
+	// anteroom_abandoned_total across instances for the deployment's).
+	Abandoned int64 `json:"abandoned"`
 	// Origin is what this instance's probes of the room's site found;
 	// absent for a room without origin_health.
 	Origin *originJSON `json:"origin,omitempty"`
@@ -56,7 +61,7 @@ func (s *Server) roomDoc(r waitingroom.Room, c waitingroom.Counters) roomJSON {
 	rate := s.cache.Rate(r.ID)
 	doc := roomJSON{ID: r.ID, Name: r.Name, State: c.State, Policy: c.Policy, Serving: c.Serving, Tail: c.Tail,
 		Waiting: c.Waiting(), Active: c.Active, ETASeconds: waitingroom.ETA(c.Waiting()+1, c, rate),
-		QueueFull: waitingroom.QueueFull(r, c, rate), Origin: s.originDoc(r.ID)}
+		QueueFull: waitingroom.QueueFull(r, c, rate), Abandoned: s.metrics.abandonedHere(r.ID), Origin: s.originDoc(r.ID)}
 	if measured, ok := s.cache.MeasuredRate(r.ID); ok {
 		doc.MeasuredRatePerMinute = &measured
 	}
@@ -116,11 +121,21 @@ type apiError struct {
 }
 
 // admin guards a handler with the bearer token, compared in constant time.
+// A request without an Authorization header may instead carry the
+// dashboard's session cookie; then a change also needs the CSRF header.
 func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
 	want := sha256.Sum256([]byte(s.adminToken))
 	return func(w http.ResponseWriter, r *http.Request) {
 		if s.adminToken == "" {
 			writeJSON(w, http.StatusNotFound, apiError{"not_found", "the admin API is disabled: set admin.token"})
+			return
+		}
+		if r.Header.Get("Authorization") == "" && s.admins.signedIn(r, s.store.Now()) {
+			if !csrfSafe(r) {
+				writeJSON(w, http.StatusForbidden, apiError{"forbidden", "a change made with the dashboard's cookie needs the " + csrfHeader + " header"})
+				return
+			}
+			h(w, r)
 			return
 		}
 		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")

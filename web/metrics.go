@@ -139,6 +139,10 @@ type Metrics struct {
 	wait        *prometheus.HistogramVec
 	requests    *prometheus.HistogramVec
 	redisErrors *redisErrorCounter
+	// abandonedByRoom is this instance's own count of abandoned positions
+	// per room (*atomic.Int64), for the admin status: unlike the series,
+	// it is not shared with other Metrics of the process.
+	abandonedByRoom sync.Map
 }
 
 // waitBuckets span a quiet room's instant admission to a launch's hours.
@@ -222,6 +226,20 @@ func (m *Metrics) TokenIssued(kind string) { m.issued.WithLabelValues(kind).Inc(
 // (waitingroom.Scheduler.OnSkip).
 func (m *Metrics) Abandoned(room string, skipped int64) {
 	m.abandoned.WithLabelValues(room).Add(float64(skipped))
+	n, _ := m.abandonedByRoom.LoadOrStore(room, new(atomic.Int64))
+	n.(*atomic.Int64).Add(skipped)
+}
+
+// abandonedHere returns how many of room's positions this instance's
+// scheduler passed over since it started; m may be nil.
+func (m *Metrics) abandonedHere(room string) int64 {
+	if m == nil {
+		return 0
+	}
+	if n, ok := m.abandonedByRoom.Load(room); ok {
+		return n.(*atomic.Int64).Load()
+	}
+	return 0
 }
 
 // joined counts a new ticket in room; m may be nil.

@@ -2,8 +2,8 @@ package web
 
 import (
 	"errors"
+	"html/template"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/anteroom/anteroom/waitingroom"
@@ -16,8 +16,10 @@ type visitorJSON struct {
 	ContinueURL string `json:"continue_url,omitempty"`
 }
 
-// waitPage is what the waiting page template renders.
+// waitPage is what the waiting page template renders, in the visitor's
+// language (the embedded locale: {{.T "key"}}, {{.Lang}}, {{.Strings}}).
 type waitPage struct {
+	locale
 	Status      waitingroom.VisitorStatus
 	RoomName    string
 	Message     string
@@ -35,6 +37,12 @@ type waitPage struct {
 
 // opening is a room's opening time as the page shows it.
 type opening struct{ ISO, Text string }
+
+// Element is the opening time as a <time> element, for
+// {{$.HTML "wait.prequeue" "time" .Element}}.
+func (o opening) Element() template.HTML {
+	return template.HTML(`<time datetime="` + template.HTMLEscapeString(o.ISO) + `">` + template.HTMLEscapeString(o.Text) + `</time>`)
+}
 
 // wait serves /wait/{id}: the login step of every auth request. A first
 // visit joins the queue (or reuses the browser's ticket) and binds the
@@ -204,12 +212,14 @@ func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request, id string, 
 		writeJSON(w, http.StatusOK, doc)
 		return
 	}
+	l := s.localeFor(w, r)
 	var opens *opening
 	if st.OpensAt != nil {
 		at := time.Unix(*st.OpensAt, 0).UTC()
-		opens = &opening{ISO: at.Format(time.RFC3339), Text: at.Format("15:04 MST on 2 January")}
+		opens = &opening{ISO: at.Format(time.RFC3339), Text: l.opening(at)}
 	}
 	s.render(w, http.StatusOK, "wait.html", waitPage{
+		locale:      l,
 		OpensAt:     opens,
 		Status:      st,
 		RoomName:    room.Name,
@@ -218,8 +228,8 @@ func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request, id string, 
 		EventsURL:   s.issuer + "/wait/" + id + "/events",
 		ContinueURL: continueURL,
 		StaticURL:   s.issuer + "/static",
-		ETA:         humanDuration(st.ETASeconds),
-		KeptFor:     keptFor(room.MaxWait),
+		ETA:         l.eta(st.ETASeconds),
+		KeptFor:     l.keptFor(room.MaxWait),
 	})
 }
 
@@ -234,18 +244,4 @@ func (s *Server) statusOf(t waitingroom.Ticket, room waitingroom.Room, c waiting
 		st.Ahead = 0
 	}
 	return st
-}
-
-// keptFor writes a max wait as people say it: "6 hours", "90 minutes".
-func keptFor(d time.Duration) string {
-	plural := func(n int64, unit string) string {
-		if n == 1 {
-			return "1 " + unit
-		}
-		return strconv.FormatInt(n, 10) + " " + unit + "s"
-	}
-	if d >= time.Hour && d%time.Hour == 0 {
-		return plural(int64(d/time.Hour), "hour")
-	}
-	return plural(int64(max(d, time.Minute)/time.Minute), "minute")
 }

@@ -56,6 +56,9 @@ type Options struct {
 	Origins OriginHealth
 	// Metrics counts joins and admissions (nil: not counted).
 	Metrics *Metrics
+	// WebDir, when not empty, is a directory whose templates, static files
+	// and locales replace or add to the embedded ones (config web.dir).
+	WebDir string
 }
 
 // Server holds the handlers.
@@ -67,15 +70,20 @@ type Server struct {
 	cookies    *ticketCookies
 	adminToken string
 	pages      *template.Template
+	static     fs.FS      // the override directory's files over the embedded ones
+	locales    *catalogue // the visitor's pages' texts, by language
 	closing    chan struct{}
 	closeOnce  sync.Once
 	beats      *waitingroom.Heartbeats
 	origins    OriginHealth
 	metrics    *Metrics
+	admins     *adminSessions // nil when the admin API is disabled
+	history    *history
 }
 
-// New checks the options and parses the embedded templates; a missing
-// template fails here, at start-up, not on a visitor's request.
+// New checks the options, parses the templates and reads the texts (those
+// of o.WebDir over the embedded ones); a missing or broken template fails
+// here, at start-up, not on a visitor's request.
 func New(o Options) (*Server, error) {
 	u, err := url.Parse(o.Issuer)
 	if err != nil || u.Host == "" {
@@ -91,7 +99,7 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	pages, err := template.New("").Funcs(template.FuncMap{
+	th, err := loadTheme(o.WebDir, template.FuncMap{
 		"percent": func(st waitingroom.VisitorStatus) int {
 			if st.Position <= 0 {
 				return 0
@@ -99,18 +107,23 @@ func New(o Options) (*Server, error) {
 			return int(min(100, max(0, 100*st.Serving/st.Position)))
 		},
 		"duration": humanDuration,
-	}).ParseFS(assets, "templates/*.html")
+	})
 	if err != nil {
-		return nil, fmt.Errorf("parse templates: %w", err)
+		return nil, err
 	}
-	for _, name := range []string{"wait.html", "message.html"} {
+	pages := th.pages
+	for _, name := range []string{"wait.html", "message.html", "dashboard.html", "login.html"} {
 		if pages.Lookup(name) == nil {
 			return nil, fmt.Errorf("template %s is missing", name)
 		}
 	}
+	var admins *adminSessions
+	if o.AdminToken != "" {
+		admins = newAdminSessions(o.CookieSecrets, o.AdminToken, u.Scheme == "https", strings.TrimSuffix(u.Path, "/")+"/admin/")
+	}
 	return &Server{issuer: o.Issuer, store: o.Store, cache: o.Cache, flow: o.Flow,
-		cookies: cookies, adminToken: o.AdminToken, pages: pages, closing: make(chan struct{}), beats: o.Heartbeats,
-		origins: o.Origins, metrics: o.Metrics}, nil
+		cookies: cookies, adminToken: o.AdminToken, pages: pages, static: th.static, locales: th.locales, closing: make(chan struct{}), beats: o.Heartbeats,
+		origins: o.Origins, metrics: o.Metrics, admins: admins, history: newHistory(o.Store.Rooms())}, nil
 }
 
 // Register adds the server's routes to mux.
@@ -123,16 +136,16 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin/v1/rooms/{room}", s.admin(s.adminRoom))
 	mux.HandleFunc("PATCH /admin/v1/rooms/{room}", s.admin(s.adminPatch))
 	mux.HandleFunc("POST /admin/v1/rooms/{room}/advance", s.admin(s.adminAdvance))
+	s.registerDashboard(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
-	mux.HandleFunc("GET /logged-out", func(w http.ResponseWriter, _ *http.Request) {
-		s.render(w, http.StatusOK, "message.html", s.messagePage(msgLoggedOut))
+	mux.HandleFunc("GET /logged-out", func(w http.ResponseWriter, r *http.Request) {
+		s.render(w, http.StatusOK, "message.html", s.visitorMessage(w, r, msgLoggedOut))
 	})
-	static, _ := fs.Sub(assets, "static")
-	mux.Handle("GET /static/", http.StripPrefix("/static/", cacheFor(time.Hour, http.FileServerFS(static))))
+	mux.Handle("GET /static/", http.StripPrefix("/static/", cacheFor(time.Hour, http.FileServerFS(s.static))))
 }
 
 func cacheFor(d time.Duration, h http.Handler) http.Handler {
@@ -184,6 +197,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // message is a page (or JSON) telling a person what happened and what to do.
+// Title and Text are message keys of the catalogue (i18n.go), shown in the
+// visitor's language on a page and in English in JSON (MarshalJSON); a
+// text that is no key is shown as it is.
 type message struct {
 	Status int    `json:"-"`
 	Code   string `json:"error"`
@@ -192,20 +208,13 @@ type message struct {
 }
 
 var (
-	msgUnknown = message{http.StatusBadRequest, "invalid_request", "This link does not work",
-		"This waiting-room link is not valid. Go back to the site and try again."}
-	msgExpired = message{http.StatusGone, "expired", "Your waiting link has expired",
-		"You waited longer than this room keeps a place. Go back to the site to join the queue again."}
-	msgClaimed = message{http.StatusConflict, "start_again", "Please start again from the site",
-		"This waiting link belongs to another browser, so it cannot let you in here. Go back to the site and follow its link again: you will get a place of your own."}
-	msgClosed = message{http.StatusForbidden, "closed", "This waiting room is closed",
-		"The room is not taking new visitors. Check the site for news."}
-	msgNoTicket = message{http.StatusForbidden, "start_again", "Please start again from the site",
-		"We could not find your place in the queue in this browser. Go back to the site and follow its link again."}
-	msgLoggedOut = message{http.StatusOK, "", "You have logged out",
-		"Your visit has ended and your place has been freed for someone else. Thank you."}
-	msgUnavailable = message{http.StatusServiceUnavailable, "temporarily_unavailable", "We are having trouble right now",
-		"Your place in the queue is safe. This page will try again in a few seconds."}
+	msgUnknown     = message{http.StatusBadRequest, "invalid_request", "msg.unknown.title", "msg.unknown.text"}
+	msgExpired     = message{http.StatusGone, "expired", "msg.expired.title", "msg.expired.text"}
+	msgClaimed     = message{http.StatusConflict, "start_again", "msg.claimed.title", "msg.claimed.text"}
+	msgClosed      = message{http.StatusForbidden, "closed", "msg.closed.title", "msg.closed.text"}
+	msgNoTicket    = message{http.StatusForbidden, "start_again", "msg.no_ticket.title", "msg.no_ticket.text"}
+	msgLoggedOut   = message{http.StatusOK, "", "msg.logged_out.title", "msg.logged_out.text"}
+	msgUnavailable = message{http.StatusServiceUnavailable, "temporarily_unavailable", "msg.unavailable.title", "msg.unavailable.text"}
 )
 
 // fail writes m as a page or as JSON, and logs err (not shown to people).
@@ -220,16 +229,26 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, m message, err err
 		writeJSON(w, m.Status, m)
 		return
 	}
-	s.render(w, m.Status, "message.html", s.messagePage(m))
+	s.render(w, m.Status, "message.html", s.visitorMessage(w, r, m))
 }
 
-// messagePage is what the message template renders.
+// messagePage is what the message template renders, its title and text
+// in the page's language.
 type messagePage struct {
+	locale
 	message
 	StaticURL string
 }
 
-func (s *Server) messagePage(m message) messagePage { return messagePage{m, s.issuer + "/static"} }
+// messagePage renders m in English.
+func (s *Server) messagePage(m message) messagePage {
+	return newMessagePage(m, locale{lang: s.locales.langs[0]}, s.issuer+"/static")
+}
+
+// visitorMessage renders m in the language r asks for.
+func (s *Server) visitorMessage(w http.ResponseWriter, r *http.Request, m message) messagePage {
+	return newMessagePage(m, s.localeFor(w, r), s.issuer+"/static")
+}
 
 func (s *Server) render(w http.ResponseWriter, status int, name string, data any) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")

@@ -151,7 +151,7 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 	site, err := web.New(web.Options{
 		Issuer: cfg.Issuer, Store: store, Cache: cache, Flow: provider,
 		CookieSecrets: secrets, AdminToken: cfg.Admin.Token, Heartbeats: beats,
-		Origins: origins, Metrics: metrics,
+		Origins: origins, Metrics: metrics, WebDir: cfg.Web.Dir,
 	})
 	if err != nil {
 		return nil, err
@@ -230,6 +230,7 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	go a.keys.Run(bg)
 	go a.origins.Run(bg)
 	go a.beats.Run(bg, heartbeatFlush)
+	go a.site.RunHistory(bg)
 
 	srv := &http.Server{
 		Handler:           a.handler,

@@ -625,8 +625,13 @@ func TestOAuth2ProxyCSRFCookieMustOutliveTheWait(t *testing.T) {
 		!strings.Contains(body, "Unable to find a valid CSRF token") || s.appRequests() != 0 {
 		t.Fatalf("continue after the CSRF cookie expired: %d at %s: %.300s", resp.StatusCode, resp.Request.URL, body)
 	}
-	if !strings.Contains(s.output.String(), "unable to obtain CSRF cookie") {
-		t.Fatalf("oauth2-proxy did not say why it refused the callback:\n%s", s.output.String())
+	// oauth2-proxy writes its log line around the time it answers; give
+	// the pipe a moment rather than race it.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(s.output.String(), "unable to obtain CSRF cookie"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("oauth2-proxy did not say why it refused the callback:\n%s", s.output.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 
 	// Starting again from the site is a new login, with a new CSRF cookie;

@@ -1,6 +1,8 @@
 // The waiting page follows its status by server-sent events, falls back to
 // polling the status JSON (jittered, so a crowd does not poll in lockstep),
-// and continues into the site by itself once admitted.
+// and continues into the site by itself once admitted. Its words come from
+// the page's <script type="application/json" id="strings">, in the page's
+// language.
 (function () {
   "use strict";
   var room = document.getElementById("room");
@@ -11,29 +13,60 @@
   var go = document.getElementById("go");
   var done = false;
   var retrying = false;
+  var strings = {};
+  try { strings = JSON.parse(document.getElementById("strings").textContent); } catch (err) { /* keys show instead */ }
 
+  // t returns the text of key with its {name}s filled in from args.
+  function t(key, args) {
+    var s = strings[key];
+    if (typeof s !== "string") return key;
+    return s.replace(/\{([a-z0-9_]+)\}/g, function (m, name) {
+      return args && Object.prototype.hasOwnProperty.call(args, name) ? String(args[name]) : m;
+    });
+  }
   function text(id, v) {
     var el = document.getElementById(id);
     if (el && el.textContent !== String(v)) el.textContent = v;
   }
   function eta(s) {
-    if (s === null || s === undefined) return "—";
-    if (s < 60) return "less than a minute";
-    if (s < 120) return "about a minute";
-    if (s < 3600) return "about " + Math.round(s / 60) + " minutes";
-    return "about " + Math.floor(s / 3600) + "h " + String(Math.floor(s / 60) % 60).padStart(2, "0") + "m";
+    if (s === null || s === undefined) return t("wait.eta.unknown");
+    if (s < 60) return t("wait.eta.less_than_minute");
+    if (s < 120) return t("wait.eta.about_minute");
+    if (s < 3600) return t("wait.eta.minutes", { minutes: Math.round(s / 60) });
+    return t("wait.eta.hours", { hours: Math.floor(s / 3600), minutes: String(Math.floor(s / 60) % 60).padStart(2, "0") });
   }
+
+  // Screen readers hear the queue move through the live region, at most
+  // every announceEvery ms: a busy room changes twice a second, and reading
+  // each change out would drown the page.
+  var announceEvery = 30000;
+  var lastAnnounced = Date.now();
+  var pending = null;
+  var timer = null;
+  function say() {
+    clearTimeout(timer);
+    timer = null;
+    lastAnnounced = Date.now();
+    text("announce", pending);
+  }
+  function announce(msg, now) {
+    pending = msg;
+    if (now) say();
+    else if (!timer) timer = setTimeout(say, Math.max(0, lastAnnounced + announceEvery - Date.now()));
+  }
+
+  var lastAhead = null;
   // show updates the page; it returns true once nothing more will change.
   function show(st) {
-    text("position", st.position);
+    text("position", st.position > 0 ? st.position : t("wait.position.drawn"));
     text("ahead", st.ahead);
     text("eta", eta(st.eta_seconds));
     var pct = st.position > 0 ? Math.min(100, Math.round(100 * st.serving / st.position)) : 0;
     if (st.state === "admitted") pct = 100;
     document.getElementById("bar").value = pct;
     var notice = document.getElementById("notice");
-    if (st.state === "paused") { notice.textContent = "Admission is paused for a moment. You keep your place."; notice.hidden = false; }
-    else if (st.state === "closed") { notice.textContent = "The room has closed. Check the site for news."; notice.hidden = false; }
+    if (st.state === "paused") { text("notice", t("wait.notice.paused")); notice.hidden = false; }
+    else if (st.state === "closed") { text("notice", t("wait.notice.closed")); notice.hidden = false; }
     else notice.hidden = true;
     var full = document.getElementById("full");
     if (full) full.hidden = !st.queue_full || st.state !== "waiting";
@@ -41,12 +74,17 @@
       if (!done) {
         done = true;
         go.hidden = false;
-        text("eta", "it is your turn");
+        text("eta", t("wait.eta.your_turn"));
+        announce(t("wait.announce.admitted"), true);
         form.submit();
       }
       return true;
     }
     if (st.state === "expired") { done = true; window.location.reload(); return true; }
+    if (st.position > 0 && st.ahead !== lastAhead) {
+      if (lastAhead !== null) announce(t("wait.announce", { ahead: st.ahead, eta: eta(st.eta_seconds) }), false);
+      lastAhead = st.ahead;
+    }
     // Waiting although the counter has passed this place: the visitor was
     // passed over while the page was away, and is let in at the next
     // chance. Only continue can tell, so ask it now and then.

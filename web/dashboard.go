@@ -1,0 +1,376 @@
+package web
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/anteroom/anteroom/keys"
+)
+
+// The operator dashboard at /admin/ is a page of static HTML, CSS and
+// JavaScript that calls the admin API with fetch. Signing in with the admin
+// token sets a cookie that the admin API accepts beside the bearer token;
+// a cookie-authorised call that changes anything must also carry a header
+// that no cross-site form can send.
+
+const (
+	// adminCookieName is the dashboard's session cookie. A ticket cookie
+	// of a room called "admin" has the same name but Path=/: both reach
+	// /admin/, so every cookie of this name is tried.
+	adminCookieName = "anteroom_admin"
+	// adminSessionTTL is how long a dashboard sign-in lasts.
+	adminSessionTTL = 12 * time.Hour
+	// csrfHeader must accompany every state-changing admin call authorised
+	// by the cookie, with the value "1". A cross-site form cannot set a
+	// header, and a cross-site fetch that sets one needs a CORS preflight,
+	// which Anteroom never grants.
+	csrfHeader = "X-Anteroom-CSRF"
+)
+
+// adminSessions issues and checks the dashboard's cookie. Its value is an
+// expiry and an HMAC-SHA256 over it, keyed by a key derived from the cookie
+// secrets and bound to the admin token's digest: the token itself never
+// leaves the login form, a stolen cookie does not help guess the token
+// offline, and changing the token (or retiring every secret) signs every
+// dashboard out. The first secret signs, all verify, as with tickets.
+type adminSessions struct {
+	keys   [][]byte
+	token  [sha256.Size]byte
+	secure bool
+	path   string
+}
+
+func newAdminSessions(secrets [][]byte, token string, secure bool, path string) *adminSessions {
+	a := &adminSessions{token: sha256.Sum256([]byte(token)), secure: secure, path: path}
+	for _, s := range secrets {
+		a.keys = append(a.keys, keys.DeriveKey(s, "admin session cookie", 32))
+	}
+	return a
+}
+
+// tokenMatches compares a submitted token with the admin token in constant
+// time (of the digests, so the length leaks nothing either).
+func (a *adminSessions) tokenMatches(token string) bool {
+	got := sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(a.token[:], got[:]) == 1
+}
+
+func (a *adminSessions) mac(key []byte, payload string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write(a.token[:])
+	m.Write([]byte(payload))
+	return m.Sum(nil)
+}
+
+// value returns a cookie value valid until expires.
+func (a *adminSessions) value(expires time.Time) string {
+	payload := "v1." + strconv.FormatInt(expires.Unix(), 10)
+	return payload + "." + base64.RawURLEncoding.EncodeToString(a.mac(a.keys[0], payload))
+}
+
+// valid reports whether v is a value of ours that has not expired at now.
+func (a *adminSessions) valid(v string, now time.Time) bool {
+	i := strings.LastIndexByte(v, '.')
+	if i < 0 {
+		return false
+	}
+	payload, tag := v[:i], v[i+1:]
+	sum, err := base64.RawURLEncoding.DecodeString(tag)
+	if err != nil {
+		return false
+	}
+	ok := false
+	for _, k := range a.keys {
+		ok = hmac.Equal(sum, a.mac(k, payload)) || ok
+	}
+	if !ok {
+		return false
+	}
+	exp, found := strings.CutPrefix(payload, "v1.")
+	if !found {
+		return false
+	}
+	unix, err := strconv.ParseInt(exp, 10, 64)
+	return err == nil && now.Before(time.Unix(unix, 0))
+}
+
+// signedIn reports whether r carries a valid session cookie at now.
+func (a *adminSessions) signedIn(r *http.Request, now time.Time) bool {
+	for _, c := range r.CookiesNamed(adminCookieName) {
+		if a.valid(c.Value, now) {
+			return true
+		}
+	}
+	return false
+}
+
+// present reports whether r carries a cookie of the session's name at all.
+func (a *adminSessions) present(r *http.Request) bool {
+	return len(r.CookiesNamed(adminCookieName)) > 0
+}
+
+func (a *adminSessions) set(w http.ResponseWriter, now time.Time) {
+	http.SetCookie(w, &http.Cookie{Name: adminCookieName, Value: a.value(now.Add(adminSessionTTL)), Path: a.path,
+		MaxAge: int(adminSessionTTL.Seconds()), HttpOnly: true, Secure: a.secure, SameSite: http.SameSiteStrictMode})
+}
+
+func (a *adminSessions) clear(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: adminCookieName, Value: "", Path: a.path, MaxAge: -1,
+		HttpOnly: true, Secure: a.secure, SameSite: http.SameSiteStrictMode})
+}
+
+// sameOrigin reports whether the browser says r came from one of our own
+// pages. Browsers that predate Sec-Fetch-Site send none; SameSite=Strict
+// and the CSRF header protect those.
+func sameOrigin(r *http.Request) bool {
+	site := r.Header.Get("Sec-Fetch-Site")
+	return site == "" || site == "same-origin"
+}
+
+// csrfSafe reports whether a cookie-authorised admin call may go ahead:
+// reads always, changes only with the dashboard's header from our origin.
+func csrfSafe(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return true
+	}
+	return r.Header.Get(csrfHeader) == "1" && sameOrigin(r)
+}
+
+// registerDashboard adds the dashboard's pages and its history API.
+func (s *Server) registerDashboard(mux *http.ServeMux) {
+	mux.HandleFunc("GET /admin/{$}", s.dashboard)
+	mux.HandleFunc("GET /admin", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, s.issuer+"/admin/", http.StatusMovedPermanently)
+	})
+	mux.HandleFunc("POST /admin/login", s.adminLogin)
+	mux.HandleFunc("POST /admin/logout", s.adminLogout)
+	mux.HandleFunc("GET /admin/v1/rooms/{room}/history", s.admin(s.adminHistory))
+}
+
+// dashboardPage is what dashboard.html and login.html render.
+type dashboardPage struct {
+	StaticURL string
+	APIURL    string
+	LoginURL  string
+	LogoutURL string
+	Error     string
+}
+
+func (s *Server) dashboardPage(errText string) dashboardPage {
+	return dashboardPage{StaticURL: s.issuer + "/static", APIURL: s.issuer + "/admin/v1",
+		LoginURL: s.issuer + "/admin/login", LogoutURL: s.issuer + "/admin/logout", Error: errText}
+}
+
+var msgAdminDisabled = message{http.StatusNotFound, "not_found", "The dashboard is disabled",
+	"Set admin.token in the configuration to use the operator dashboard."}
+
+// dashboard serves GET /admin/: the dashboard with a valid session cookie,
+// else the sign-in form.
+func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
+	if s.admins == nil {
+		s.render(w, http.StatusNotFound, "message.html", s.messagePage(msgAdminDisabled))
+		return
+	}
+	if s.admins.signedIn(r, s.store.Now()) {
+		s.render(w, http.StatusOK, "dashboard.html", s.dashboardPage(""))
+		return
+	}
+	text := ""
+	if s.admins.present(r) {
+		text = "Your session has ended. Sign in again."
+	}
+	s.render(w, http.StatusOK, "login.html", s.dashboardPage(text))
+}
+
+// adminLogin serves POST /admin/login: the right token sets the session
+// cookie and goes to the dashboard; a wrong one shows the form again.
+func (s *Server) adminLogin(w http.ResponseWriter, r *http.Request) {
+	if s.admins == nil {
+		s.render(w, http.StatusNotFound, "message.html", s.messagePage(msgAdminDisabled))
+		return
+	}
+	if !sameOrigin(r) {
+		s.render(w, http.StatusForbidden, "login.html", s.dashboardPage("Sign in from this site's own page."))
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
+	if err := r.ParseForm(); err != nil || !s.admins.tokenMatches(r.PostForm.Get("token")) {
+		slog.WarnContext(r.Context(), "dashboard sign-in refused", "remote", r.RemoteAddr)
+		s.render(w, http.StatusUnauthorized, "login.html", s.dashboardPage("That is not the admin token."))
+		return
+	}
+	s.admins.set(w, s.store.Now())
+	http.Redirect(w, r, s.issuer+"/admin/", http.StatusSeeOther)
+}
+
+// adminLogout serves POST /admin/logout. The cookie carries no server-side
+// state, so this signs out this browser; changing admin.token signs out all.
+func (s *Server) adminLogout(w http.ResponseWriter, r *http.Request) {
+	if s.admins == nil {
+		s.render(w, http.StatusNotFound, "message.html", s.messagePage(msgAdminDisabled))
+		return
+	}
+	if !sameOrigin(r) {
+		http.Error(w, "forbidden", http.StatusForbidden)
+		return
+	}
+	s.admins.clear(w)
+	http.Redirect(w, r, s.issuer+"/admin/", http.StatusSeeOther)
+}
+
+// History of the rooms' counters for the dashboard's chart: one sample per
+// room every historyStep of the store's clock, for historyLen steps (an
+// hour), kept in this process and taken from the cache (no Redis).
+const (
+	historyStep = 10 * time.Second
+	historyLen  = 360
+	historyPoll = 500 * time.Millisecond
+)
+
+// historySample is one point of a room's history.
+type historySample struct {
+	// T is when the sample was taken (unix seconds, store clock).
+	T       int64 `json:"t"`
+	Waiting int64 `json:"waiting"`
+	Serving int64 `json:"serving"`
+	Tail    int64 `json:"tail"`
+	// Admitted is how far serving moved since the previous sample: the
+	// positions admitted, including those passed over as abandoned; null
+	// for the first sample.
+	Admitted *int64 `json:"admitted"`
+	// Abandoned is how many positions this instance's scheduler passed
+	// over since the previous sample (0 on an instance that did not lead
+	// the room).
+	Abandoned int64 `json:"abandoned"`
+}
+
+// roomHistory is one room's ring of samples, oldest first from start.
+type roomHistory struct {
+	ring      [historyLen]historySample
+	start, n  int
+	lastSlot  int64
+	abandoned int64 // the instance's running count at the last sample
+}
+
+type history struct {
+	mu    sync.Mutex
+	rooms map[string]*roomHistory
+}
+
+func newHistory(rooms []string) *history {
+	h := &history{rooms: make(map[string]*roomHistory, len(rooms))}
+	for _, id := range rooms {
+		h.rooms[id] = &roomHistory{}
+	}
+	return h
+}
+
+// record adds a sample of room at now unless one was taken in the same
+// step already (or the clock went back). abandoned is the instance's
+// running count of the room's abandoned positions.
+func (h *history) record(now time.Time, room string, waiting, serving, tail, abandoned int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	rh, ok := h.rooms[room]
+	if !ok {
+		return
+	}
+	slot := now.Unix() / int64(historyStep/time.Second)
+	if rh.n > 0 && slot <= rh.lastSlot {
+		return
+	}
+	s := historySample{T: now.Unix(), Waiting: waiting, Serving: serving, Tail: tail}
+	if rh.n > 0 {
+		prev := rh.ring[(rh.start+rh.n-1)%historyLen]
+		moved := max(0, serving-prev.Serving)
+		s.Admitted = &moved
+		s.Abandoned = max(0, abandoned-rh.abandoned)
+	}
+	if rh.n < historyLen {
+		rh.ring[(rh.start+rh.n)%historyLen] = s
+		rh.n++
+	} else {
+		rh.ring[rh.start] = s
+		rh.start = (rh.start + 1) % historyLen
+	}
+	rh.lastSlot, rh.abandoned = slot, abandoned
+}
+
+// since returns room's samples of the hour before now, oldest first.
+func (h *history) since(room string, now time.Time) []historySample {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := []historySample{}
+	rh, ok := h.rooms[room]
+	if !ok {
+		return out
+	}
+	from := now.Add(-historyLen * historyStep).Unix()
+	for i := range rh.n {
+		if s := rh.ring[(rh.start+i)%historyLen]; s.T > from && s.T <= now.Unix() {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// RunHistory samples every room's cached counters for the dashboard's
+// chart until ctx is done.
+func (s *Server) RunHistory(ctx context.Context) {
+	t := time.NewTicker(historyPoll)
+	defer t.Stop()
+	for {
+		s.sampleHistory()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// sampleHistory records each room's cached counters at the store's clock.
+// While the cache cannot refresh it records nothing: the chart shows a gap
+// rather than a flat line through an outage.
+func (s *Server) sampleHistory() {
+	if s.cache.Err() != nil {
+		return
+	}
+	now := s.store.Now()
+	for _, id := range s.store.Rooms() {
+		if c, ok := s.cache.Get(id); ok {
+			s.history.record(now, id, c.Waiting(), c.Serving, c.Tail, s.metrics.abandonedHere(id))
+		}
+	}
+}
+
+// historyJSON is the body of GET /admin/v1/rooms/{room}/history.
+type historyJSON struct {
+	Room string `json:"room"`
+	// Now is the store's clock (unix seconds), so the chart's hour ends
+	// at the server's time, not the browser's.
+	Now             int64           `json:"now"`
+	IntervalSeconds int64           `json:"interval_seconds"`
+	Samples         []historySample `json:"samples"`
+}
+
+func (s *Server) adminHistory(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("room")
+	if _, ok := s.store.Room(id); !ok {
+		writeJSON(w, http.StatusNotFound, apiError{"not_found", "no such room"})
+		return
+	}
+	now := s.store.Now()
+	writeJSON(w, http.StatusOK, historyJSON{Room: id, Now: now.Unix(),
+		IntervalSeconds: int64(historyStep / time.Second), Samples: s.history.since(id, now)})
+}

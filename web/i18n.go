@@ -1,0 +1,468 @@
+package web
+
+// Localisation: every word the waiting page and the message pages show a
+// visitor comes from a catalogue of texts, one JSON object per language,
+// keyed by message keys such as "wait.position". The binary carries English
+// and German (locales/*.json); an operator's override directory adds
+// languages and replaces texts with its own locales/<tag>.json. The
+// language of a page is the best match for the browser's Accept-Language,
+// and English when nothing matches. A text missing from a language comes
+// from its parent language (de-AT from de) and then from English, so a
+// partial translation still gives a whole page.
+
+import (
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"maps"
+	"net/http"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/text/language"
+)
+
+//go:embed locales/*.json
+var builtinLocales embed.FS
+
+// fallback is the language every key must have a text in, the one a page
+// falls back to, and the language of JSON error descriptions.
+var fallback = language.English
+
+// scriptKeys are the texts wait.js needs; the page hands them over in a
+// JSON script element (a data block, which the CSP allows, where inline
+// JavaScript it would not).
+var scriptKeys = []string{
+	"wait.eta.unknown", "wait.eta.less_than_minute", "wait.eta.about_minute",
+	"wait.eta.minutes", "wait.eta.hours", "wait.eta.your_turn",
+	"wait.notice.paused", "wait.notice.closed", "wait.position.drawn",
+	"wait.announce", "wait.announce.admitted",
+}
+
+// rtlScripts are the scripts written right to left, for <html dir>.
+var rtlScripts = map[string]bool{"Arab": true, "Hebr": true, "Syrc": true, "Thaa": true, "Nkoo": true, "Adlm": true, "Rohg": true}
+
+// catalogue holds every language's texts and picks a language for a
+// request. It is built once at start-up and only read afterwards.
+type catalogue struct {
+	// tags are the languages offered, English first (the matcher's
+	// default); langs are their resolved texts, in the same order.
+	tags    []language.Tag
+	langs   []*lang
+	matcher language.Matcher
+}
+
+// lang is one language's texts with their fallbacks resolved.
+type lang struct {
+	tag string // BCP 47, for <html lang>
+	dir string // ltr or rtl
+	// chain is the language's own texts, then its parents', then
+	// English's: a key is looked up in each in turn.
+	chain []map[string]string
+}
+
+// texts maps a message key to its text in one language.
+type texts = map[string]string
+
+// loadCatalogue reads the built-in languages and then, if override is not
+// nil, the JSON files of override's locales directory, which add
+// languages and replace texts. dir names the override directory in errors.
+func loadCatalogue(override fs.FS, dir string) (*catalogue, error) {
+	builtin, err := readLocales(builtinLocales, "built-in ")
+	if err != nil {
+		return nil, err
+	}
+	en := fallback.String()
+	if builtin[en] == nil {
+		return nil, errors.New("built-in locales: no en.json")
+	}
+	all := make(map[string]texts, len(builtin))
+	for tag, f := range builtin {
+		if tag != en {
+			if err := checkTexts(f, builtin[en].texts, false); err != nil {
+				return nil, err
+			}
+		}
+		all[tag] = f.texts
+	}
+	if override != nil {
+		extra, err := readLocales(override, dir+"/")
+		if err != nil {
+			return nil, err
+		}
+		// English first: it may add keys (for an operator's own
+		// templates), which the other languages may then translate.
+		if f := extra[en]; f != nil {
+			if err := checkTexts(f, builtin[en].texts, true); err != nil {
+				return nil, err
+			}
+			all[en] = merge(all[en], f.texts)
+		}
+		for _, tag := range slices.Sorted(maps.Keys(extra)) {
+			if tag == en {
+				continue
+			}
+			if err := checkTexts(extra[tag], all[en], false); err != nil {
+				return nil, err
+			}
+			all[tag] = merge(all[tag], extra[tag].texts)
+		}
+	}
+
+	c := &catalogue{}
+	names := slices.DeleteFunc(slices.Sorted(maps.Keys(all)), func(n string) bool { return n == en })
+	for _, name := range append([]string{en}, names...) {
+		tag := language.Make(name)
+		l := &lang{tag: name, dir: "ltr"}
+		if script, conf := tag.Script(); conf != language.No && rtlScripts[script.String()] {
+			l.dir = "rtl"
+		}
+		for t := tag; !t.IsRoot(); t = t.Parent() {
+			if own := all[t.String()]; own != nil && t.String() != en {
+				l.chain = append(l.chain, own)
+			}
+		}
+		l.chain = append(l.chain, all[en])
+		c.tags = append(c.tags, tag)
+		c.langs = append(c.langs, l)
+	}
+	c.matcher = language.NewMatcher(c.tags)
+	return c, nil
+}
+
+// merge returns base with over's texts replacing or adding to its own;
+// base may be nil.
+func merge(base, over texts) texts {
+	out := maps.Clone(base)
+	if out == nil {
+		out = texts{}
+	}
+	maps.Copy(out, over)
+	return out
+}
+
+// localeFile is one <tag>.json.
+type localeFile struct {
+	name  string // for errors: where it came from
+	texts texts
+}
+
+// readLocales reads every <tag>.json in the locales directory of fsys,
+// keyed by the canonical form of the tag; prefix says where they came from
+// in errors. A missing directory holds no languages.
+func readLocales(fsys fs.FS, prefix string) (map[string]*localeFile, error) {
+	const dir = "locales"
+	entries, err := fs.ReadDir(fsys, dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s%s: %w", prefix, dir, err)
+	}
+	out := map[string]*localeFile{}
+	for _, e := range entries {
+		base, ok := strings.CutSuffix(e.Name(), ".json")
+		if e.IsDir() || !ok {
+			continue
+		}
+		f := &localeFile{name: prefix + path.Join(dir, e.Name())}
+		tag, err := language.Parse(base)
+		if err != nil || tag.IsRoot() {
+			return nil, fmt.Errorf("%s: the file name must be a BCP 47 language tag, like de.json or pt-BR.json", f.name)
+		}
+		if other := out[tag.String()]; other != nil {
+			return nil, fmt.Errorf("%s: the same language as %s", f.name, other.name)
+		}
+		b, err := fs.ReadFile(fsys, path.Join(dir, e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.name, err)
+		}
+		if err := json.Unmarshal(b, &f.texts); err != nil || f.texts == nil {
+			if err == nil {
+				err = errors.New("null")
+			}
+			return nil, fmt.Errorf("%s: must be a JSON object of message keys and texts: %w", f.name, err)
+		}
+		out[tag.String()] = f
+	}
+	return out, nil
+}
+
+// checkTexts checks one language's texts against English: every key must
+// be one English has (unless adding is set: an operator's English may add
+// keys), no text may be empty, and a text may only use the placeholders
+// English uses for its key.
+func checkTexts(f *localeFile, en texts, adding bool) error {
+	var errs []error
+	file := f.name
+	for _, key := range slices.Sorted(maps.Keys(f.texts)) {
+		text := f.texts[key]
+		ref, known := en[key]
+		switch {
+		case !known && !adding:
+			errs = append(errs, fmt.Errorf("%s: unknown key %q (add it to en.json first)", file, key))
+		case strings.TrimSpace(text) == "":
+			errs = append(errs, fmt.Errorf("%s: %q has an empty text", file, key))
+		case known:
+			allowed := placeholders(ref)
+			for _, p := range placeholders(text) {
+				if !slices.Contains(allowed, p) {
+					errs = append(errs, fmt.Errorf("%s: %q uses {%s}, which is not one of its placeholders %v", file, key, p, allowed))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// placeholders lists the {name}s of a text.
+func placeholders(text string) []string {
+	var out []string
+	for {
+		_, rest, ok := strings.Cut(text, "{")
+		if !ok {
+			return out
+		}
+		name, after, ok := strings.Cut(rest, "}")
+		if !ok {
+			return out
+		}
+		if isPlaceholderName(name) && !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+		text = after
+	}
+}
+
+func isPlaceholderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// pick returns the language for an Accept-Language header: the best match
+// by q-value among the offered ones, and English when none matches or the
+// header does not parse.
+func (c *catalogue) pick(acceptLanguage string) *lang {
+	prefs, _, err := language.ParseAcceptLanguage(acceptLanguage)
+	if err != nil || len(prefs) == 0 {
+		return c.langs[0]
+	}
+	_, i, conf := c.matcher.Match(prefs...)
+	if conf == language.No {
+		return c.langs[0]
+	}
+	return c.langs[i]
+}
+
+// localeFor picks the language of the page answering r, and says so to
+// caches.
+func (s *Server) localeFor(w http.ResponseWriter, r *http.Request) locale {
+	w.Header().Add("Vary", "Accept-Language")
+	return locale{lang: s.locales.pick(r.Header.Get("Accept-Language"))}
+}
+
+// locale is one page's language. Page data embed it, so templates write
+// {{.Lang}}, {{.Dir}}, {{.T "wait.position"}} and {{.Strings}}.
+type locale struct {
+	lang *lang
+	// strict makes an unknown key an error rather than the key itself; it
+	// is set while templates are checked at start-up.
+	strict bool
+}
+
+// Lang is the page's language as a BCP 47 tag, for <html lang>.
+func (l locale) Lang() string { return l.lang.tag }
+
+// Dir is the page's writing direction, ltr or rtl, for <html dir>.
+func (l locale) Dir() string { return l.lang.dir }
+
+// T returns the text of key with its placeholders filled in from args,
+// which alternate a placeholder's name and its value: {{.T "wait.title"
+// "room" .RoomName}}. html/template escapes the result.
+func (l locale) T(key string, args ...any) (string, error) {
+	text, err := l.lookup(key)
+	if err != nil {
+		return "", err
+	}
+	return fill(text, args, false)
+}
+
+// HTML is T for a text some of whose values are markup: values of type
+// template.HTML go in as they are, everything else (the text itself
+// included) is escaped.
+func (l locale) HTML(key string, args ...any) (template.HTML, error) {
+	text, err := l.lookup(key)
+	if err != nil {
+		return "", err
+	}
+	s, err := fill(text, args, true)
+	return template.HTML(s), err
+}
+
+// Strings returns the texts wait.js needs, for a
+// <script type="application/json"> element.
+func (l locale) Strings() map[string]string {
+	out := make(map[string]string, len(scriptKeys))
+	for _, k := range scriptKeys {
+		out[k] = l.text(k)
+	}
+	return out
+}
+
+// text is T for Go code, which only uses keys it knows exist.
+func (l locale) text(key string, args ...any) string {
+	s, _ := l.T(key, args...)
+	return s
+}
+
+func (l locale) lookup(key string) (string, error) {
+	for _, t := range l.lang.chain {
+		if s, ok := t[key]; ok {
+			return s, nil
+		}
+	}
+	if l.strict {
+		return "", fmt.Errorf("unknown message key %q", key)
+	}
+	return key, nil
+}
+
+// fill replaces each {name} of text with the value named so in args. A
+// {name} without a value stays as it is. With markup set, the result is
+// HTML: text and values are escaped except values of type template.HTML.
+func fill(text string, args []any, markup bool) (string, error) {
+	if len(args)%2 != 0 {
+		return "", fmt.Errorf("placeholder values come in name, value pairs, got %d arguments", len(args))
+	}
+	esc := func(s string) string { return s }
+	if markup {
+		esc = template.HTMLEscapeString
+	}
+	var b strings.Builder
+	for {
+		before, rest, ok := strings.Cut(text, "{")
+		if !ok {
+			b.WriteString(esc(text))
+			return b.String(), nil
+		}
+		b.WriteString(esc(before))
+		name, after, ok := strings.Cut(rest, "}")
+		v, found := lookupArg(args, name)
+		if !ok || !found {
+			b.WriteString(esc("{"))
+			text = rest
+			continue
+		}
+		if h, ok := v.(template.HTML); ok {
+			b.WriteString(string(h))
+		} else {
+			b.WriteString(esc(fmt.Sprint(v)))
+		}
+		text = after
+	}
+}
+
+func lookupArg(args []any, name string) (any, bool) {
+	for i := 0; i+1 < len(args); i += 2 {
+		if n, ok := args[i].(string); ok && n == name {
+			return args[i+1], true
+		}
+	}
+	return nil, false
+}
+
+// eta writes an ETA in seconds as people say it: "about 7 minutes"; nil
+// (unknown) is a dash.
+func (l locale) eta(secs *int64) string {
+	if secs == nil {
+		return l.text("wait.eta.unknown")
+	}
+	d := time.Duration(*secs) * time.Second
+	switch {
+	case d < time.Minute:
+		return l.text("wait.eta.less_than_minute")
+	case d < 2*time.Minute:
+		return l.text("wait.eta.about_minute")
+	case d < time.Hour:
+		return l.text("wait.eta.minutes", "minutes", int(d.Minutes()+0.5))
+	default:
+		return l.text("wait.eta.hours", "hours", int(d.Hours()), "minutes", fmt.Sprintf("%02d", int(d.Minutes())%60))
+	}
+}
+
+// keptFor writes a max wait as people say it: "6 hours", "90 minutes".
+func (l locale) keptFor(d time.Duration) string {
+	if d >= time.Hour && d%time.Hour == 0 {
+		return l.count("duration.hours", int64(d/time.Hour))
+	}
+	return l.count("duration.minutes", int64(max(d, time.Minute)/time.Minute))
+}
+
+// count picks key.one or key.other for n. Two forms cover English,
+// German and the languages most sites add; a language with more plural
+// forms can still word its texts around the number.
+func (l locale) count(key string, n int64) string {
+	form := ".other"
+	if n == 1 {
+		form = ".one"
+	}
+	return l.text(key+form, "n", strconv.FormatInt(n, 10))
+}
+
+// opening writes a room's opening time (in UTC) in the page's language:
+// "09:00 UTC on 1 December".
+func (l locale) opening(t time.Time) string {
+	t = t.UTC()
+	return l.text("wait.opens_at",
+		"hour", fmt.Sprintf("%02d", t.Hour()), "minute", fmt.Sprintf("%02d", t.Minute()),
+		"zone", "UTC", "day", t.Day(), "month", l.text("month."+strconv.Itoa(int(t.Month()))))
+}
+
+// MarshalJSON writes a message as the JSON error answer,
+// {"error": code, "error_description": text}, in the binary's English
+// whatever the request's language: it is an API, not page copy.
+func (m message) MarshalJSON() ([]byte, error) {
+	type answer struct {
+		Code string `json:"error"`
+		Text string `json:"error_description"`
+	}
+	text, ok := builtinEnglish()[m.Text]
+	if !ok {
+		text = m.Text
+	}
+	return json.Marshal(answer{m.Code, text})
+}
+
+// builtinEnglish is the binary's own English catalogue.
+var builtinEnglish = sync.OnceValue(func() texts {
+	b, err := builtinLocales.ReadFile("locales/en.json")
+	if err != nil {
+		panic(err)
+	}
+	var t texts
+	if err := json.Unmarshal(b, &t); err != nil {
+		panic(err)
+	}
+	return t
+})
+
+// newMessagePage renders m in l: its title and text are keys, or texts
+// shown as they are.
+func newMessagePage(m message, l locale, staticURL string) messagePage {
+	m.Title, m.Text = l.text(m.Title), l.text(m.Text)
+	return messagePage{locale: l, message: m, StaticURL: staticURL}
+}
