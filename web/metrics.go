@@ -139,6 +139,7 @@ type Metrics struct {
 	wait        *prometheus.HistogramVec
 	requests    *prometheus.HistogramVec
 	redisErrors *redisErrorCounter
+	refusals    *prometheus.CounterVec
 	// abandonedByRoom is this instance's own count of abandoned positions
 	// per room (*atomic.Int64), for the admin status: unlike the series,
 	// it is not shared with other Metrics of the process.
@@ -192,6 +193,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Name: "anteroom_http_request_duration_seconds",
 		Help: "Time to serve a request, by route (the ServeMux pattern, or the OIDC endpoint's path); for an event stream, how long it stayed open.",
 	}, []string{"route"})); err != nil {
+		return nil, err
+	}
+	if m.refusals, err = registerOnce(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "anteroom_visitor_errors_total",
+		Help: "Error pages and error JSON shown to visitors, by kind: invalid_request, expired, start_again, closed, temporarily_unavailable.",
+	}, []string{"kind"})); err != nil {
 		return nil, err
 	}
 	if m.redisErrors, err = registerOnce(reg, &redisErrorCounter{
@@ -358,3 +365,10 @@ var (
 	_ prometheus.Collector = (*redisErrorCounter)(nil)
 	_ redis.Hook           = redisErrorHook{}
 )
+
+// refused counts an error shown to a visitor; m may be nil.
+func (m *Metrics) refused(kind string) {
+	if m != nil {
+		m.refusals.WithLabelValues(kind).Inc()
+	}
+}

@@ -219,6 +219,7 @@ var (
 
 // fail writes m as a page or as JSON, and logs err (not shown to people).
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, m message, err error) {
+	s.metrics.refused(m.Code)
 	if err != nil {
 		slog.WarnContext(r.Context(), "request failed", "route", r.Pattern, "status", m.Status, "err", err)
 	}

@@ -189,7 +189,7 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 	return &app{
 		cfg: cfg, site: site, beats: beats, store: store, cache: cache, keys: km, provider: provider,
 		scheduler: scheduler, origins: origins,
-		handler: web.SecurityHeaders(site.Instrument(metrics, mux)),
+		handler: web.RequestIDs(web.SecurityHeaders(site.Instrument(metrics, mux))),
 	}, nil
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/anteroom/anteroom/config"
+	"github.com/anteroom/anteroom/web"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -36,7 +37,7 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	slog.SetDefault(slog.New(slog.NewTextHandler(stderr, nil)))
+	slog.SetDefault(slog.New(web.LogHandler{Handler: slog.NewTextHandler(stderr, nil)}))
 	if len(args) == 0 {
 		usage(stderr)
 		return exitConfig

@@ -168,6 +168,10 @@ func TestMetricsCountRedisErrors(t *testing.T) {
 	if resp, _ := visit(t, e.browser(), http.MethodGet, r.authURL(newLogin())); resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("during the outage: %d", resp.StatusCode)
 	}
+	const refused = `anteroom_visitor_errors_total{kind="temporarily_unavailable"}`
+	if got := e.scrape()[refused] - before[refused]; got != 1 {
+		t.Fatalf("%s moved by %v, want 1", refused, got)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for e.scrape()[`anteroom_redis_errors_total`]-before[`anteroom_redis_errors_total`] < 1 {
