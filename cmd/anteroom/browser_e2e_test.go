@@ -22,13 +22,7 @@ import (
 // the site, logged in, without a click. With ANTEROOM_SCREENSHOTS=DIR it
 // also saves screenshots of the page at desktop and phone width there.
 func TestWaitingPageInABrowser(t *testing.T) {
-	chromium := findChromium()
-	if chromium == "" {
-		if os.Getenv("ANTEROOM_TEST_BROWSER") == "required" {
-			t.Fatal("Chromium is required (ANTEROOM_TEST_BROWSER=required) but not installed")
-		}
-		t.Skip("Chromium not installed (set ANTEROOM_TEST_BROWSER=required to fail instead)")
-	}
+	chromium := requireChromium(t)
 	if err := redisServer.FlushAll(); err != nil {
 		t.Fatal(err)
 	}
@@ -126,6 +120,20 @@ func TestWaitingPageInABrowser(t *testing.T) {
 		t.Fatalf("phone: %v", err)
 	}
 	screenshot(t, phone, "waiting-page-phone.png")
+}
+
+// requireChromium returns Chromium's path, or skips the test (fails it
+// with ANTEROOM_TEST_BROWSER=required) when there is none.
+func requireChromium(t *testing.T) string {
+	t.Helper()
+	chromium := findChromium()
+	if chromium == "" {
+		if os.Getenv("ANTEROOM_TEST_BROWSER") == "required" {
+			t.Fatal("Chromium is required (ANTEROOM_TEST_BROWSER=required) but not installed")
+		}
+		t.Skip("Chromium not installed (set ANTEROOM_TEST_BROWSER=required to fail instead)")
+	}
+	return chromium
 }
 
 func findChromium() string {

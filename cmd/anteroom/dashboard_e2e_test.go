@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -384,13 +383,7 @@ func TestDashboardHistoryFillsEveryTenSeconds(t *testing.T) {
 // says no, and raise no script error or CSP violation. With
 // ANTEROOM_SCREENSHOTS=DIR it saves a screenshot there.
 func TestDashboardInABrowser(t *testing.T) {
-	chromium := findChromium()
-	if chromium == "" {
-		if os.Getenv("ANTEROOM_TEST_BROWSER") == "required" {
-			t.Fatal("Chromium is required (ANTEROOM_TEST_BROWSER=required) but not installed")
-		}
-		t.Skip("Chromium not installed (set ANTEROOM_TEST_BROWSER=required to fail instead)")
-	}
+	chromium := requireChromium(t)
 	if err := redisServer.FlushAll(); err != nil {
 		t.Fatal(err)
 	}
