@@ -124,6 +124,10 @@ queue, then let everyone in at once:
 
   curl -X POST -H 'Authorization: Bearer %[5]s' -d '{"count": 10}' %[1]s/admin/v1/rooms/demo/advance
 
+or with the admin CLI, or the dashboard at %[1]s/admin/ (sign in with the admin token):
+
+  ANTEROOM_URL=%[1]s ANTEROOM_ADMIN_TOKEN=%[5]s anteroom admin advance demo 10
+
 Press Ctrl-C to stop.
 `, issuer, siteURL, client.ID, client.Secret, cfg.Admin.Token)
 	if err := a.serve(ctx, ln); err != nil {
