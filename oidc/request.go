@@ -230,3 +230,13 @@ func (c boxCrypto) Decrypt(s string) (string, error) {
 	}
 	return string(b), nil
 }
+
+// RequestCreated returns when the auth request sealed in id was created,
+// without Redis: the waiting room files the request's binding by it.
+func RequestCreated(box *keys.Box, id string) (time.Time, bool) {
+	a, err := openRequest(box, id)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return a.CreatedAt, true
+}

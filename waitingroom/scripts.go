@@ -96,6 +96,14 @@ local function hold(reached, from, to, deadline)
 end
 `
 
+// keepLua extends a binding bucket's life to at least ttl ms and never
+// shortens it (a relative TTL: the callers' clocks may be injected).
+const keepLua = `
+local function keepUntil(key, ttl)
+  if redis.call('PTTL', key) < tonumber(ttl) then redis.call('PEXPIRE', key, ttl) end
+end
+`
+
 // seedScript writes a room's configured state and policy unless the same
 // configuration was seeded before, so an admin's change survives a rolling
 // restart but an edited config file wins.
@@ -123,13 +131,13 @@ return 1
 // KEYS: room hash, tail, serving, binding, active set, reached set, live
 // (current window), returned (skipped visitors who came back wait ahead of
 // a newcomer, so the safety net does not apply while there are any).
-// ARGV: now ms, ticket id, binding ttl ms, previous ticket id or "", claim
-// ms, draw key (used if this join opens the room), live key ttl ms (0:
-// abandonment off).
+// ARGV: now ms, ticket id, binding bucket's ttl ms, previous
+// ticket id or "", claim ms, draw key (used if this join opens the room),
+// live key ttl ms (0: abandonment off), binding field.
 // Returns {position, serving}, {-1} when the request is bound, {-2} when
 // closed, {-3, pre-queue number} before opening.
-var joinScript = redis.NewScript(accrueLua + `
-local bound = redis.call('GET', KEYS[4])
+var joinScript = redis.NewScript(accrueLua + keepLua + `
+local bound = redis.call('HGET', KEYS[4], ARGV[8])
 if bound and bound ~= ARGV[4] then return {-1} end
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return redis.error_reply('NOSEED room not seeded') end
@@ -139,7 +147,8 @@ local closesAt = tonumber(redis.call('HGET', KEYS[1], 'closes_at') or '0')
 if closesAt > 0 and now >= closesAt then return {-2} end
 if open(KEYS[1], KEYS[2], now, ARGV[6]) then
   local k = redis.call('HINCRBY', KEYS[1], 'prequeue', 1)
-  redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[3])
+  redis.call('HSET', KEYS[4], ARGV[8], ARGV[2])
+  keepUntil(KEYS[4], ARGV[3])
   return {-3, k}
 end
 -- The leader's throttle (origin health) applies to the safety net too.
@@ -169,7 +178,8 @@ if admit and tail > serving then
 end
 if admit and state == 'open' and rate > 0 then budget = budget - 1 end
 redis.call('HSET', KEYS[1], 'budget', budget, 'last', last)
-redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[3])
+redis.call('HSET', KEYS[4], ARGV[8], ARGV[2])
+keepUntil(KEYS[4], ARGV[3])
 if ARGV[7] ~= '0' then
   redis.call('SETBIT', KEYS[7], tail, 1)
   redis.call('PEXPIRE', KEYS[7], ARGV[7])
@@ -178,11 +188,13 @@ return {tail, serving}
 `)
 
 // bindScript binds a request to an existing ticket, or confirms the binding.
-// KEYS: binding. ARGV: ticket id, ttl ms. Returns 1 when bound to this ticket.
-var bindScript = redis.NewScript(`
-local b = redis.call('GET', KEYS[1])
+// KEYS: binding bucket. ARGV: ticket id, bucket ttl ms, binding
+// field. Returns 1 when bound to this ticket.
+var bindScript = redis.NewScript(keepLua + `
+local b = redis.call('HGET', KEYS[1], ARGV[3])
 if not b then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  redis.call('HSET', KEYS[1], ARGV[3], ARGV[1])
+  keepUntil(KEYS[1], ARGV[2])
   return 1
 end
 if b == ARGV[1] then return 1 end
@@ -197,13 +209,14 @@ return 0
 // KEYS: room hash, serving, binding, ticket record, active set, tail,
 // reached set, skipped, returned, drawn (lottery rooms).
 // ARGV: ticket id, position, joined ms, now ms, session ttl ms, record ttl
-// ms, binding ttl ms.
+// ms, binding bucket's ttl ms, binding field.
 // Returns {1, admitted ms, ends ms}, {-1} bound elsewhere, {-2, serving} not
 // yet, {-4} session over, {-5} skipped as abandoned (now queued to return).
-var admitScript = redis.NewScript(`
-local b = redis.call('GET', KEYS[3])
+var admitScript = redis.NewScript(keepLua + `
+local b = redis.call('HGET', KEYS[3], ARGV[8])
 if not b then
-  redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[7])
+  redis.call('HSET', KEYS[3], ARGV[8], ARGV[1])
+  keepUntil(KEYS[3], ARGV[7])
 elseif b ~= ARGV[1] then
   return {-1}
 end
@@ -212,7 +225,7 @@ local rec = redis.call('HMGET', KEYS[4], 'admitted', 'ends')
 if rec[1] then
   if tonumber(rec[2]) <= now then
     -- The session is over: free the request for the visitor's next ticket.
-    redis.call('DEL', KEYS[3])
+    redis.call('HDEL', KEYS[3], ARGV[8])
     return {-4}
   end
   return {1, tonumber(rec[1]), tonumber(rec[2])}

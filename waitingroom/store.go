@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -23,6 +22,8 @@ type Store struct {
 	now    func() time.Time
 	rooms  map[string]Room
 	order  []string
+	// requestTime dates requests for their binding's bucket (optional).
+	requestTime func(request string) (time.Time, bool)
 }
 
 // Option changes a Store's defaults.
@@ -31,6 +32,14 @@ type Option func(*Store)
 // WithClock makes the store read time from now, so tests of admission and
 // expiry are deterministic.
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// WithRequestTime tells the store when a request was created (for an OIDC
+// auth request, the time sealed in its id), which decides the bucket its
+// binding is kept in. Without it, or for a request it cannot date, all
+// bindings share one bucket that expires only when writes stop.
+func WithRequestTime(f func(request string) (time.Time, bool)) Option {
+	return func(s *Store) { s.requestTime = f }
+}
 
 // WithPrefix changes the "anteroom" prefix of every Redis key (tests give
 // each case its own).
@@ -89,11 +98,39 @@ func (s *Store) keys(room string) roomKeys {
 	}
 }
 
-// binding names the key that binds a request to a ticket. Requests may be
-// long (a sealed OIDC auth request), so the key carries a 120-bit hash.
-func (k roomKeys) binding(request string) string {
+// bindingBucket is the span of creation times whose requests' bindings
+// share one Redis hash. A waiting visitor's Redis cost is their binding, so
+// it must be small: a field in a hash costs about a third of a key with its
+// own TTL, and the bucket as a whole expires when its youngest request no
+// longer can wait.
+const bindingBucket = 10 * time.Minute
+
+// binding locates the binding of request: its bucket's key, its field (a
+// 96-bit hash: requests may be long, like a sealed OIDC auth request) and
+// how long, from now, the bucket must live.
+type binding struct {
+	key, field string
+	ttl        int64
+}
+
+func (s *Store) binding(r Room, k roomKeys, request string) binding {
 	sum := sha256.Sum256([]byte(request))
-	return k.tag + "b:" + base64.RawURLEncoding.EncodeToString(sum[:15])
+	b := binding{field: string(sum[:12])}
+	created, ok := time.Time{}, false
+	if s.requestTime != nil {
+		created, ok = s.requestTime(request)
+	}
+	if !ok {
+		// A request of unknown age: one bucket, kept alive by its writes.
+		b.key = k.tag + "b:-"
+		b.ttl = r.WaitStart(s.now()).Add(r.MaxWait).Sub(s.now()).Milliseconds()
+		return b
+	}
+	n := created.UnixMilli() / bindingBucket.Milliseconds()
+	b.key = k.tag + "b:" + strconv.FormatInt(n, 36)
+	end := time.UnixMilli((n + 1) * bindingBucket.Milliseconds())
+	b.ttl = max(1, r.WaitStart(end).Add(r.MaxWait).Sub(s.now()).Milliseconds())
+	return b
 }
 func (k roomKeys) ticket(id TicketID) string { return k.tag + "t:" + id.String() }
 
@@ -196,11 +233,11 @@ func (s *Store) Join(ctx context.Context, room, request string, have *Ticket) (J
 	}
 	now := s.now()
 	k := s.keys(room)
-	// A binding lives as long as the request can wait (from opening, for
+	// A binding lives as long as its request can wait (from opening, for
 	// the pre-queue).
-	bindTTL := r.WaitStart(now).Add(r.MaxWait).Sub(now).Milliseconds()
+	bd := s.binding(r, k, request)
 	if have != nil && have.Room == room && !have.Expired(r, now) {
-		ok, err := bindScript.Run(ctx, s.rdb, []string{k.binding(request)}, have.ID.String(), bindTTL).Int()
+		ok, err := bindScript.Run(ctx, s.rdb, []string{bd.key}, have.ID.String(), bd.ttl, bd.field).Int()
 		if err != nil {
 			return Joined{}, fmt.Errorf("join room %q: %w", room, err)
 		}
@@ -215,9 +252,9 @@ func (s *Store) Join(ctx context.Context, room, request string, have *Ticket) (J
 	}
 	t := Ticket{ID: NewTicketID(), Room: room, JoinedAt: time.UnixMilli(now.UnixMilli())}
 	res, err := s.run(ctx, r, joinScript,
-		[]string{k.hash, k.tail, k.serving, k.binding(request), k.active, k.reached, k.live(r, now, 0), k.returned},
-		now.UnixMilli(), t.ID.String(), bindTTL, previous, ClaimWindow.Milliseconds(), newDrawKey(),
-		liveTTL(r)).Int64Slice()
+		[]string{k.hash, k.tail, k.serving, bd.key, k.active, k.reached, k.live(r, now, 0), k.returned},
+		now.UnixMilli(), t.ID.String(), bd.ttl, previous, ClaimWindow.Milliseconds(), newDrawKey(),
+		liveTTL(r), bd.field).Int64Slice()
 	if err != nil {
 		return Joined{}, fmt.Errorf("join room %q: %w", room, err)
 	}
@@ -264,10 +301,11 @@ func (s *Store) Admit(ctx context.Context, t Ticket, request string) (Ticket, er
 	// has passed too, so a copy of the cookie from before admission cannot
 	// be admitted a second time.
 	recordTTL := max(r.SessionTTL, r.WaitStart(t.JoinedAt).Add(r.MaxWait).Sub(now))
+	bd := s.binding(r, k, request)
 	res, err := s.run(ctx, r, admitScript,
-		[]string{k.hash, k.serving, k.binding(request), k.ticket(t.ID), k.active, k.tail, k.reached, k.skipped, k.returned, k.drawn},
+		[]string{k.hash, k.serving, bd.key, k.ticket(t.ID), k.active, k.tail, k.reached, k.skipped, k.returned, k.drawn},
 		t.ID.String(), t.Position, t.JoinedAt.UnixMilli(), now.UnixMilli(),
-		r.SessionTTL.Milliseconds(), recordTTL.Milliseconds(), r.MaxWait.Milliseconds()).Int64Slice()
+		r.SessionTTL.Milliseconds(), recordTTL.Milliseconds(), bd.ttl, bd.field).Int64Slice()
 	if err != nil {
 		return Ticket{}, fmt.Errorf("admit to room %q: %w", t.Room, err)
 	}

@@ -275,6 +275,7 @@ func runStoreSuite(t *testing.T, newClient func(t *testing.T) redis.UniversalCli
 		{"BindingCopiedURLCostsNoPosition", testBindingCopiedURL},
 		{"BindingOtherTicketClaimed", testBindingOtherTicket},
 		{"BindingAdmitOtherTicketClaimed", testBindingAdmitOtherTicket},
+		{"BindingBuckets", testBindingBuckets},
 		// Admission.
 		{"AdmitWaitsForCounter", testAdmitWaitsForCounter},
 		{"AdmitSessionTTL", testAdmitSessionTTL},

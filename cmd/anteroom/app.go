@@ -84,15 +84,18 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 		return nil, err
 	}
 	metrics.WatchRedis(rdb)
-	store, err := waitingroom.NewStore(rdb, rooms(cfg), waitingroom.WithClock(now))
-	if err != nil {
-		return nil, err
-	}
 	secrets := make([][]byte, len(cfg.Secrets.CookieKeys))
 	for i, k := range cfg.Secrets.CookieKeys {
 		secrets[i] = []byte(k)
 	}
 	oidcBox, err := keys.NewBox(secrets, "oidc requests")
+	if err != nil {
+		return nil, err
+	}
+	// Bindings are filed by their auth request's creation time, sealed in
+	// its id, so they expire in buckets with the requests.
+	requestTime := func(id string) (time.Time, bool) { return oidc.RequestCreated(oidcBox, id) }
+	store, err := waitingroom.NewStore(rdb, rooms(cfg), waitingroom.WithClock(now), waitingroom.WithRequestTime(requestTime))
 	if err != nil {
 		return nil, err
 	}
