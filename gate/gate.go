@@ -22,6 +22,7 @@ import (
 
 	"github.com/anteroom/anteroom/config"
 	"github.com/anteroom/anteroom/keys"
+	"github.com/anteroom/anteroom/waitingroom"
 )
 
 // Exchanger redeems an authorization code of the gate's own clients
@@ -37,26 +38,17 @@ type Health interface {
 	Err() error
 }
 
-// Room is what the gate needs to know of a room.
+// Room is what the gate needs to know of a room: the queue's room, whose
+// session TTL, max wait and opening bound a gate login and its session.
 type Room struct {
-	ID         string
-	SessionTTL time.Duration
-	MaxWait    time.Duration
+	waitingroom.Room
 	// FailOpen lets visitors without a session through while the store is
 	// unreachable, instead of sending them to a queue that cannot work.
 	FailOpen bool
-	// OpensAt is the room's scheduled opening (zero: none): a login started
-	// before it may wait MaxWait from the opening.
-	OpensAt time.Time
 }
 
-// waitUntil is how long a login started at t may take in the room.
-func (r Room) waitUntil(t time.Time) time.Time {
-	if r.OpensAt.After(t) {
-		t = r.OpensAt
-	}
-	return t.Add(r.MaxWait)
-}
+// waitUntil is when a login started at t stops being allowed to wait.
+func (r Room) waitUntil(t time.Time) time.Time { return r.WaitStart(t).Add(r.MaxWait) }
 
 // Options wires a Gate.
 type Options struct {
@@ -225,7 +217,7 @@ func (g *Gate) session(r *http.Request, room string) (session, bool) {
 		return session{}, false
 	}
 	now := g.o.Now()
-	if s, ok := g.sessions.get(c.Value, now); ok && g.published(s.kid) {
+	if s, ok := g.sessions.get(c.Value, now); ok && g.o.Keys.Published(s.kid) {
 		return s, s.room == room
 	}
 	var claims sessionClaims
@@ -452,15 +444,4 @@ func (g *Gate) page(w http.ResponseWriter, status int, title, text string) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	_ = pageTemplate.Execute(w, map[string]string{"Title": title, "Text": text, "Static": g.o.Issuer + "/static"})
-}
-
-// published reports whether the key that signed a cached session is still
-// in the JWKS: retiring a key retires what it signed.
-func (g *Gate) published(kid string) bool {
-	for _, k := range g.o.Keys.Verification() {
-		if k.ID == kid {
-			return true
-		}
-	}
-	return false
 }

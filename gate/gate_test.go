@@ -20,6 +20,7 @@ import (
 	"github.com/anteroom/anteroom/config"
 	"github.com/anteroom/anteroom/internal/testredis"
 	"github.com/anteroom/anteroom/keys"
+	"github.com/anteroom/anteroom/waitingroom"
 )
 
 const testIssuer = "https://shop.example.com/_anteroom"
@@ -68,8 +69,8 @@ func newFixture(t *testing.T) *fixture {
 	f.g, err = New(Options{
 		Issuer: testIssuer, Config: cfg, Keys: km, Box: box, Exchanger: noExchange{&f.calls}, Health: f.health,
 		Rooms: map[string]Room{
-			"launch": {ID: "launch", SessionTTL: 30 * time.Minute, MaxWait: time.Hour},
-			"sale":   {ID: "sale", SessionTTL: 30 * time.Minute, MaxWait: time.Hour, FailOpen: true},
+			"launch": {Room: waitingroom.Room{ID: "launch", SessionTTL: 30 * time.Minute, MaxWait: time.Hour}},
+			"sale":   {Room: waitingroom.Room{ID: "sale", SessionTTL: 30 * time.Minute, MaxWait: time.Hour}, FailOpen: true},
 		},
 		ClientID:   func(r string) string { return "gate-" + r },
 		Now:        func() time.Time { return f.now },

@@ -313,6 +313,18 @@ func (m *Manager) Verification() []Key {
 	return slices.Clone(m.current.Load().keys)
 }
 
+// Published reports whether the key kid is in the set, without copying it:
+// a cache of tokens asks on every hit, so that retiring a key retires what
+// it signed.
+func (m *Manager) Published(kid string) bool {
+	for _, k := range m.current.Load().keys {
+		if k.ID == kid {
+			return true
+		}
+	}
+	return false
+}
+
 // JWKS returns the public halves of every published key.
 func (m *Manager) JWKS() jose.JSONWebKeySet {
 	keys := m.current.Load().keys

@@ -556,3 +556,13 @@ func TestNewManagerRedisDown(t *testing.T) {
 		t.Fatalf("NewManager with Redis down: err = %v", err)
 	}
 }
+
+func TestPublished(t *testing.T) {
+	m := mustManager(t, testredis.Start(t).Client(t), mustBox(t, "signing keys", secret(1)), testOptions(""))
+	if !m.Published(m.Signing().ID) {
+		t.Fatal("the signing key is not published")
+	}
+	if m.Published("retired-or-never-issued") || m.Published("") {
+		t.Fatal("an unknown kid is published")
+	}
+}

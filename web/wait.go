@@ -151,23 +151,18 @@ func (s *Server) ticketFor(w http.ResponseWriter, r *http.Request) (string, wait
 func (s *Server) admit(w http.ResponseWriter, r *http.Request, id string, t waitingroom.Ticket, room waitingroom.Room) {
 	admitted, err := s.store.Admit(r.Context(), t, id)
 	switch {
-	case errors.Is(err, waitingroom.ErrNotAdmitted):
-		if r.Method == http.MethodGet {
-			c, _ := s.cache.Get(room.ID)
-			s.writeStatus(w, r, id, t, room, c, s.store.Now())
-			return
+	case errors.Is(err, waitingroom.ErrNotAdmitted), errors.Is(err, waitingroom.ErrSkipped):
+		if errors.Is(err, waitingroom.ErrSkipped) {
+			// Passed over while the page was silent, and now back: the
+			// next tick lets the visitor in. The cookie remembers, so the
+			// page says "you are next" rather than "admitted" until then.
+			t.Skipped = true
+			if err := s.cookies.write(w, t, room, s.store.Now()); err != nil {
+				s.fail(w, r, msgUnavailable, err)
+				return
+			}
 		}
-		http.Redirect(w, r, s.issuer+"/wait/"+id, http.StatusSeeOther)
-		return
-	case errors.Is(err, waitingroom.ErrSkipped):
-		// Passed over while the page was silent, and now back: the next
-		// tick lets the visitor in. The cookie remembers, so the page says
-		// "you are next" rather than "admitted" until then.
-		t.Skipped = true
-		if err := s.cookies.write(w, t, room, s.store.Now()); err != nil {
-			s.fail(w, r, msgUnavailable, err)
-			return
-		}
+		// Not yet: back to the page.
 		if r.Method == http.MethodGet {
 			c, _ := s.cache.Get(room.ID)
 			s.writeStatus(w, r, id, t, room, c, s.store.Now())

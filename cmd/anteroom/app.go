@@ -170,10 +170,8 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 			return nil, err
 		}
 		gateRoomInfo := make(map[string]gate.Room, len(cfg.Rooms))
-		for _, r := range cfg.Rooms {
-			opens, _ := r.Schedule()
-			gateRoomInfo[r.ID] = gate.Room{ID: r.ID, SessionTTL: r.SessionTTL.D(), MaxWait: r.MaxWait.D(),
-				FailOpen: r.OnError == config.OnErrorFailOpen, OpensAt: opens}
+		for i, r := range rooms(cfg) {
+			gateRoomInfo[r.ID] = gate.Room{Room: r, FailOpen: cfg.Rooms[i].OnError == config.OnErrorFailOpen}
 		}
 		g, err := gate.New(gate.Options{
 			Issuer: cfg.Issuer, Config: cfg.Gate, Rooms: gateRoomInfo, Keys: km, Box: gateBox,
