@@ -77,6 +77,8 @@ type Config struct {
 	// Web configures the visitor's pages: an operator's own templates,
 	// static files and translations.
 	Web Web `yaml:"web"`
+	// Debug configures diagnostics: the profiler's listener.
+	Debug Debug `yaml:"debug"`
 }
 
 // Secrets holds key material shared by all replicas.
