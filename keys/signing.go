@@ -233,6 +233,10 @@ func newKey(priv crypto.Signer, alg jose.SignatureAlgorithm, created time.Time) 
 		if bits := k.N.BitLen(); bits < rsaBits {
 			return Key{}, fmt.Errorf("RSA key is %d bits, want at least %d", bits, rsaBits)
 		}
+		// A key decoded from its JWK carries the CRT values but not the
+		// precomputation crypto/rsa caches beside them; without it every
+		// signature would redo that work (about a sixth of its cost).
+		k.Precompute()
 	case *ecdsa.PrivateKey:
 		if alg != jose.ES256 || k.Curve != elliptic.P256() {
 			return Key{}, fmt.Errorf("%s key is ECDSA on %s", alg, k.Curve.Params().Name)
