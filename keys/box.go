@@ -101,19 +101,26 @@ func (b *Box) Seal(plaintext, additionalData []byte) []byte {
 // secrets. It returns ErrOpen for every failure: truncated input, unknown key,
 // tampering, or additionalData that differs from the one sealed.
 func (b *Box) Open(sealed, additionalData []byte) ([]byte, error) {
+	return b.AppendOpen(nil, sealed, additionalData)
+}
+
+// AppendOpen is Open that appends the plaintext to dst, so that a caller on
+// a hot path can reuse a buffer. On failure dst is returned unchanged (its
+// spare capacity may have been overwritten).
+func (b *Box) AppendOpen(dst, sealed, additionalData []byte) ([]byte, error) {
 	if len(sealed) < Overhead {
-		return nil, ErrOpen
+		return dst, ErrOpen
 	}
 	id, nonce, ciphertext := sealed[:idLen], sealed[idLen:idLen+nonceLen], sealed[idLen+nonceLen:]
 	for _, k := range b.keys {
 		if !bytes.Equal(k.id[:], id) {
 			continue
 		}
-		if plaintext, err := k.aead.Open(nil, nonce, ciphertext, additionalData); err == nil {
-			return plaintext, nil
+		if out, err := k.aead.Open(dst, nonce, ciphertext, additionalData); err == nil {
+			return out, nil
 		}
 	}
-	return nil, ErrOpen
+	return dst, ErrOpen
 }
 
 // DeriveKey derives n bytes from secret for purpose with the same HKDF-SHA256

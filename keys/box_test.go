@@ -46,6 +46,21 @@ func TestBoxRoundTrip(t *testing.T) {
 	}
 }
 
+func TestBoxAppendOpenReusesTheBuffer(t *testing.T) {
+	b := mustBox(t, "test", secret(1))
+	sealed := b.Seal([]byte("plain"), []byte("ad"))
+	buf := make([]byte, 3, 64)
+	copy(buf, "pre")
+	out, err := b.AppendOpen(buf, sealed, []byte("ad"))
+	if err != nil || string(out) != "preplain" || &out[0] != &buf[0] {
+		t.Fatalf("AppendOpen = %q, %v (same array: %v), want \"preplain\" in the caller's buffer", out, err, err == nil && &out[0] == &buf[0])
+	}
+	out, err = b.AppendOpen(buf, sealed, []byte("other ad"))
+	if !errors.Is(err, ErrOpen) || string(out) != "pre" {
+		t.Fatalf("AppendOpen with wrong ad = %q, %v, want the buffer unchanged and ErrOpen", out, err)
+	}
+}
+
 func TestBoxSealIsRandomized(t *testing.T) {
 	b := mustBox(t, "test", secret(1))
 	x, y := b.Seal([]byte("same"), nil), b.Seal([]byte("same"), nil)

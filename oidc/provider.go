@@ -138,11 +138,14 @@ func (p *Provider) serve(w http.ResponseWriter, r *http.Request) {
 // asked for no interaction (prompt=none), without Redis. Errors wrap
 // waitingroom.ErrUnknownRequest or waitingroom.ErrExpired.
 func (p *Provider) Open(id string) (room string, promptNone bool, err error) {
-	a, c, err := p.storage.pending(id)
+	r, err := peekRequest(p.storage.box, id, p.storage.clients)
 	if err != nil {
-		return "", false, err
+		return "", false, ErrUnknownRequest
 	}
-	return c.room.ID, a.PromptNone(), nil
+	if !p.storage.now().Before(r.client.room.WaitStart(r.created).Add(r.client.room.MaxWait)) {
+		return "", false, ErrRequestExpired
+	}
+	return r.client.room.ID, r.promptNone, nil
 }
 
 // Complete marks auth request id done for an admitted ticket and returns the

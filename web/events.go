@@ -1,7 +1,6 @@
 package web
 
 import (
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -37,7 +36,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	continueURL := s.issuer + "/wait/" + id + "/continue"
 	heartbeat := time.NewTicker(15 * time.Second)
 	defer heartbeat.Stop()
-	var last []byte
+	var last, next []byte
 	for {
 		changed := s.cache.Changed()
 		c, _ := s.cache.Get(room.ID)
@@ -47,11 +46,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		if st.State == waitingroom.VisitorAdmitted {
 			doc.ContinueURL = continueURL
 		}
-		b, _ := json.Marshal(doc)
-		if string(b) != string(last) {
-			fmt.Fprintf(w, "data: %s\n\n", b)
+		next = appendStatusJSON(next[:0], doc)
+		if string(next) != string(last) {
+			fmt.Fprintf(w, "data: %s\n\n", next)
 			flusher.Flush()
-			last = b
+			last, next = next, last
 		}
 		if st.State == waitingroom.VisitorAdmitted || st.State == waitingroom.VisitorExpired {
 			return

@@ -138,6 +138,7 @@ type Metrics struct {
 	issued      *prometheus.CounterVec
 	wait        *prometheus.HistogramVec
 	requests    *prometheus.HistogramVec
+	routes      sync.Map // route → prometheus.Observer of requests
 	redisErrors *redisErrorCounter
 	refusals    *prometheus.CounterVec
 	// abandonedByRoom is this instance's own count of abandoned positions
@@ -273,8 +274,20 @@ func (s *Server) Instrument(m *Metrics, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		next.ServeHTTP(w, r)
-		m.requests.WithLabelValues(route(r)).Observe(time.Since(start).Seconds())
+		m.observer(route(r)).Observe(time.Since(start).Seconds())
 	})
+}
+
+// observer returns the latency histogram of a route, looked up once per
+// route: resolving label values hashes them on every call, and routes are
+// a small fixed set.
+func (m *Metrics) observer(route string) prometheus.Observer {
+	if o, ok := m.routes.Load(route); ok {
+		return o.(prometheus.Observer)
+	}
+	o := m.requests.WithLabelValues(route)
+	m.routes.Store(route, o)
+	return o
 }
 
 // providerPaths are the OIDC endpoints, which the provider serves behind

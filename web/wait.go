@@ -198,15 +198,15 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, id string, t wait
 
 func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request, id string, t waitingroom.Ticket, room waitingroom.Room, c waitingroom.Counters, now time.Time) {
 	st := s.statusOf(t, room, c, now)
-	continueURL := s.issuer + "/wait/" + id + "/continue"
 	if wantsJSON(r) {
 		doc := visitorJSON{VisitorStatus: st}
 		if st.State == waitingroom.VisitorAdmitted {
-			doc.ContinueURL = continueURL
+			doc.ContinueURL = s.issuer + "/wait/" + id + "/continue"
 		}
-		writeJSON(w, http.StatusOK, doc)
+		writeStatusJSON(w, doc)
 		return
 	}
+	continueURL := s.issuer + "/wait/" + id + "/continue"
 	l := s.localeFor(w, r)
 	var opens *opening
 	if st.OpensAt != nil {

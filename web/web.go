@@ -171,22 +171,62 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 // button), no referrer (URLs carry request ids), no sniffing.
 func SecurityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Assigned, not Set: the values are shared and never written to
+		// (Set and Add replace or copy them), which saves four
+		// allocations on every response.
 		h := w.Header()
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self' https: http:; base-uri 'none'")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("X-Content-Type-Options", "nosniff")
+		h["X-Frame-Options"] = frameDeny
+		h["Content-Security-Policy"] = contentPolicy
+		h["Referrer-Policy"] = noReferrer
+		h["X-Content-Type-Options"] = noSniff
 		next.ServeHTTP(w, r)
 	})
 }
 
+var (
+	frameDeny     = []string{"DENY"}
+	contentPolicy = []string{"default-src 'self'; frame-ancestors 'none'; form-action 'self' https: http:; base-uri 'none'"}
+	noReferrer    = []string{"no-referrer"}
+	noSniff       = []string{"nosniff"}
+)
+
 // wantsJSON reports whether the client asked for JSON rather than a page.
 func wantsJSON(r *http.Request) bool {
-	if r.URL.Query().Get("format") == "json" {
+	if queryValue(r.URL.RawQuery, "format") == "json" {
 		return true
 	}
 	accept := r.Header.Get("Accept")
 	return strings.Contains(accept, "application/json") && !strings.Contains(accept, "text/html")
+}
+
+// queryValue is url.ParseQuery(raw).Get(key) without building the map: a
+// status poll asks for one parameter, several times, on the hottest path.
+func queryValue(raw, key string) string {
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if strings.Contains(pair, ";") {
+			continue // ParseQuery rejects such pairs
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		if strings.ContainsAny(k, "%+") {
+			var err error
+			if k, err = url.QueryUnescape(k); err != nil {
+				continue
+			}
+		}
+		if k != key {
+			continue
+		}
+		if strings.ContainsAny(v, "%+") {
+			var err error
+			if v, err = url.QueryUnescape(v); err != nil {
+				continue
+			}
+		}
+		return v
+	}
+	return ""
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
