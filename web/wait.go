@@ -188,12 +188,9 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, id string, t wait
 			return
 		}
 	}
-	next, err := s.flow.Complete(r.Context(), id, admitted)
-	if err != nil {
+	if err := s.flow.Finish(w, r, id, admitted); err != nil {
 		s.storeFailure(w, r, err)
-		return
 	}
-	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
 func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request, id string, t waitingroom.Ticket, room waitingroom.Room, c waitingroom.Counters, now time.Time) {

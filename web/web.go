@@ -30,9 +30,12 @@ type AuthFlow interface {
 	// for no interaction. Errors wrap waitingroom.ErrUnknownRequest or
 	// waitingroom.ErrExpired.
 	Open(id string) (room string, promptNone bool, err error)
-	// Complete marks the request done for an admitted ticket and returns the
-	// URL that continues the flow.
-	Complete(ctx context.Context, id string, t waitingroom.Ticket) (string, error)
+	// Finish answers the request for an admitted ticket: it sends the
+	// browser back to the relying party with the request's code. It writes
+	// nothing when it returns an error; errors wrap
+	// waitingroom.ErrUnknownRequest, ErrExpired or ErrAnswered, or are the
+	// store's.
+	Finish(w http.ResponseWriter, r *http.Request, id string, t waitingroom.Ticket) error
 	// LoginRequired answers a prompt=none request that would have to queue.
 	LoginRequired(w http.ResponseWriter, r *http.Request, id string)
 }
@@ -251,6 +254,7 @@ var (
 	msgUnknown     = message{http.StatusBadRequest, "invalid_request", "msg.unknown.title", "msg.unknown.text"}
 	msgExpired     = message{http.StatusGone, "expired", "msg.expired.title", "msg.expired.text"}
 	msgClaimed     = message{http.StatusConflict, "start_again", "msg.claimed.title", "msg.claimed.text"}
+	msgAnswered    = message{http.StatusConflict, "start_again", "msg.answered.title", "msg.answered.text"}
 	msgClosed      = message{http.StatusForbidden, "closed", "msg.closed.title", "msg.closed.text"}
 	msgNoTicket    = message{http.StatusForbidden, "start_again", "msg.no_ticket.title", "msg.no_ticket.text"}
 	msgLoggedOut   = message{http.StatusOK, "", "msg.logged_out.title", "msg.logged_out.text"}
@@ -311,6 +315,8 @@ func (s *Server) storeFailure(w http.ResponseWriter, r *http.Request, err error)
 		s.fail(w, r, msgUnknown, nil)
 	case errors.Is(err, waitingroom.ErrExpired):
 		s.fail(w, r, msgExpired, nil)
+	case errors.Is(err, waitingroom.ErrAnswered):
+		s.fail(w, r, msgAnswered, nil)
 	default:
 		s.fail(w, r, msgUnavailable, err)
 	}
