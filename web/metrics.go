@@ -274,8 +274,19 @@ func (s *Server) Instrument(m *Metrics, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		next.ServeHTTP(w, r)
+		if r.Pattern == eventsPattern {
+			return // measured when the stream ends, after its handler (streamEnded)
+		}
 		m.observer(route(r)).Observe(time.Since(start).Seconds())
 	})
+}
+
+// streamEnded records how long an event stream that opened at start stayed
+// open, under its route.
+func (m *Metrics) streamEnded(start time.Time) {
+	if m != nil {
+		m.observer(eventsPattern).Observe(time.Since(start).Seconds())
+	}
 }
 
 // observer returns the latency histogram of a route, looked up once per

@@ -75,7 +75,7 @@ type Server struct {
 	pages      *template.Template
 	static     fs.FS      // the override directory's files over the embedded ones
 	locales    *catalogue // the visitor's pages' texts, by language
-	closing    chan struct{}
+	streams    *streamHub
 	closeOnce  sync.Once
 	beats      *waitingroom.Heartbeats
 	origins    OriginHealth
@@ -124,15 +124,18 @@ func New(o Options) (*Server, error) {
 	if o.AdminToken != "" {
 		admins = newAdminSessions(o.CookieSecrets, o.AdminToken, u.Scheme == "https", strings.TrimSuffix(u.Path, "/")+"/admin/")
 	}
-	return &Server{issuer: o.Issuer, store: o.Store, cache: o.Cache, flow: o.Flow,
-		cookies: cookies, adminToken: o.AdminToken, pages: pages, static: th.static, locales: th.locales, closing: make(chan struct{}), beats: o.Heartbeats,
-		origins: o.Origins, metrics: o.Metrics, admins: admins, history: newHistory(o.Store.Rooms())}, nil
+	s := &Server{issuer: o.Issuer, store: o.Store, cache: o.Cache, flow: o.Flow,
+		cookies: cookies, adminToken: o.AdminToken, pages: pages, static: th.static, locales: th.locales, beats: o.Heartbeats,
+		origins: o.Origins, metrics: o.Metrics, admins: admins, history: newHistory(o.Store.Rooms())}
+	s.streams = newStreamHub(s)
+	go s.streams.run()
+	return s, nil
 }
 
 // Register adds the server's routes to mux.
 func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /wait/{id}", s.wait)
-	mux.HandleFunc("GET /wait/{id}/events", s.events)
+	mux.HandleFunc(eventsPattern, s.events)
 	mux.HandleFunc("POST /wait/{id}/continue", s.continueFlow)
 	mux.HandleFunc("GET /api/v1/rooms/{room}", s.publicRoom)
 	mux.HandleFunc("GET /admin/v1/rooms", s.admin(s.adminRooms))
