@@ -343,7 +343,7 @@ func edgeInstanceFor(t *testing.T, alg jose.SignatureAlgorithm, tab sharedRules)
 	}
 
 	// The start URL Anteroom gives a script, for targets that need escaping.
-	for _, target := range []string{"/products/red-shoe?colour=red&size=42", "/checkout/pay?q=%C3%A9t%C3%A9+x&y=1*'()!~", "/products/a%20b;c=d"} {
+	for _, target := range []string{"/products/red-shoe?colour=red&size=42", "/checkout/pay?q=%C3%A9t%C3%A9+x&y=1*'()!~", "/products/a%20b;c=d", "/search?q=a b&c=d/e"} {
 		resp, body := edgeGet(t, anteroom+"/gate/start", map[string]string{
 			"Host": "shop.example.com", "X-Original-URI": target, "X-Requested-With": "XMLHttpRequest",
 		})
@@ -549,6 +549,7 @@ func edgeVariants(t *testing.T, key keys.Key, launch, checkout string, now time.
 		{Name: "unknown_kid", Token: sign(other, key.Algorithm, otherKID, nil, claims())},
 		{Name: "spoofed_kid", Token: sign(other, key.Algorithm, key.ID, nil, claims())},
 		{Name: "critical_header", Token: sign(key.Private, key.Algorithm, key.ID, map[jose.HeaderKey]any{"crit": []string{"exp"}}, claims())},
+		{Name: "other_alg_in_header", Token: b64(map[string]any{"alg": map[jose.SignatureAlgorithm]string{jose.RS256: "ES256", jose.ES256: "RS256"}[key.Algorithm], "kid": key.ID, "typ": "JWT"}) + "." + parts[1] + "." + parts[2]},
 		{Name: "header_not_json", Token: base64.RawURLEncoding.EncodeToString([]byte("{")) + "." + parts[1] + "." + parts[2]},
 	}
 	if key.Algorithm == jose.RS256 {
@@ -585,7 +586,7 @@ func edgeDecisions(rs *gate.Rules) []edgeDecision {
 	segments := []string{"static", "STATIC", "Static", "checkout", "CHECKOUT", "login", "login.php", "account", "stores", "locator",
 		"internal", "api", "cart", "robots.txt", "products", "red-shoe", "app.js", "..", ".", "", "%2e%2e", "%2E", "%2e",
 		"..;", ";x", "a%2fb", "a%2Fb", "a%5cb", `a\b`, "%25", "%252e%252e", "%zz", "a%2", "%00", "%0d", "%0a", "%c3%a9",
-		"%ff", "%e2%82", "é", "ſtatic", "%63heckout", "a%20b", "~user", "x;y=1"}
+		"%ff", "%e2%82", "é", "bytes", "%c3%a9%ff", "ſtatic", "%63heckout", "a%20b", "~user", "x;y=1"}
 	userAgents := []string{browser, browser, browser,
 		"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "GOOGLEBOT", "Slackbot-LinkExpanding 1.0",
 		"sqlmap/1.7.2#stable", "Mozilla/5.00 (Nikto/2.1.6)", "ni\u212ato/2", "\u017fqlmap", "MASSCAN/1.3", "curl/8.5.0", "", "yeti/1.1", "Yeti"}

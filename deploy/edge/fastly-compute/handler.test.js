@@ -46,6 +46,14 @@ for (const inst of fixture.instances) {
 
 const inst = fixture.instances[1];
 
+test('a client cannot hand the origin its own X-Anteroom headers', async () => {
+  const { net, handle } = setup(inst);
+  const res = await handle(browser('https://shop.example.com/static/app.js', { 'x-anteroom-sub': 'forged', 'x-anteroom-fail-open': '1' }));
+  assert.equal(res.status, 200);
+  assert.equal(net.origin[0].headers['x-anteroom-sub'], undefined);
+  assert.equal(net.origin[0].headers['x-anteroom-fail-open'], undefined);
+});
+
 test('/_anteroom/* goes to the anteroom backend under the site host, without the prefix', async () => {
   const { net, handle } = setup(inst);
   const site = new URL(inst.issuer);
