@@ -349,7 +349,7 @@ export function translate(pattern, { foldCase = false } = {}) {
             expectClose();
             continue;
           }
-          const named = /^\?P?<([A-Za-z0-9_]+)>/.exec(String.fromCodePoint(...cps.slice(i + 1, i + 40)));
+          const named = /^\?P?<([A-Za-z0-9_]+)>/.exec(String.fromCodePoint(...cps.slice(i + 1)));
           if (named) {
             i += 1 + named[0].length;
             last = `(?:${parseAlternation({ ...flags })})`;
