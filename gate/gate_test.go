@@ -184,7 +184,7 @@ func TestCachedSessionIsRefusedOnceItsKeyLeavesTheJWKS(t *testing.T) {
 	// shorter than this session, which only a key pulled early (or a
 	// session_ttl raised without care) would allow, so the cache's own
 	// check is what refuses it.
-	f := newFixture(t, keys.Options{RotateEvery: time.Hour, PublishAhead: 10 * time.Minute, Retain: 5 * time.Minute})
+	f := newFixture(t, keys.Options{Algorithm: jose.ES256, RotateEvery: time.Hour, PublishAhead: 10 * time.Minute, Retain: 5 * time.Minute})
 	start := f.now
 	c := f.claims("launch")
 	c.Expiry = jwt.NewNumericDate(start.Add(2 * time.Hour))
