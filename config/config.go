@@ -64,6 +64,8 @@ type Config struct {
 	Redis Redis `yaml:"redis"`
 	// Secrets holds the keys that must be the same on every replica.
 	Secrets Secrets `yaml:"secrets"`
+	// Signing configures the token signing keys and their rotation.
+	Signing Signing `yaml:"signing"`
 	// Admin controls the admin API.
 	Admin Admin `yaml:"admin"`
 	// Rooms are the waiting rooms; each client belongs to exactly one.
@@ -275,6 +277,7 @@ func (c *Config) ApplyDefaults() {
 	if c.Redis.WriteTimeout == 0 {
 		c.Redis.WriteTimeout = Duration(defaultWriteTimeout)
 	}
+	c.Signing.applyDefaults()
 	for i := range c.Rooms {
 		r := &c.Rooms[i]
 		if r.Name == "" {

@@ -82,6 +82,7 @@ func TestParseDesignExample(t *testing.T) {
 			WriteTimeout: config.Duration(time.Second),
 		},
 		Secrets: config.Secrets{CookieKeys: []string{cookieKey}},
+		Signing: config.Signing{Algorithm: "RS256", PublishAhead: config.Duration(2 * time.Hour)},
 		Admin:   config.Admin{Token: adminToken},
 		Rooms: []config.Room{{
 			ID:         "launch",

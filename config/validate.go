@@ -60,6 +60,7 @@ func (c *Config) Validate() error {
 	v.listen(c.Listen)
 	v.redis(&c.Redis)
 	v.secrets(&c.Secrets)
+	v.signing(&c.Signing)
 	v.admin(&c.Admin)
 	v.rooms(c.Rooms)
 	v.originHealth(c.Rooms)

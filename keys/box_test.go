@@ -92,6 +92,33 @@ func TestBoxRotation(t *testing.T) {
 	}
 }
 
+func TestBoxOpenStaleTellsWhichSecretOpened(t *testing.T) {
+	oldBox := mustBox(t, "test", secret(1))
+	rotated := mustBox(t, "test", secret(2), secret(1))
+	for _, tc := range []struct {
+		name   string
+		sealed []byte
+		stale  bool
+	}{
+		{"sealed under the old secret", oldBox.Seal([]byte("x"), nil), true},
+		{"sealed under the first secret", rotated.Seal([]byte("x"), nil), false},
+	} {
+		got, stale, err := rotated.OpenStale(tc.sealed, nil)
+		if err != nil || string(got) != "x" || stale != tc.stale {
+			t.Errorf("%s: OpenStale = %q, stale %v, %v; want stale %v", tc.name, got, stale, err, tc.stale)
+		}
+	}
+	// With colliding ids the answer must still come from the secret that
+	// authenticated the value, not from the id.
+	rotated.keys[0].id = rotated.keys[1].id
+	if _, stale, err := rotated.OpenStale(oldBox.Seal([]byte("x"), nil), nil); err != nil || !stale {
+		t.Fatalf("colliding ids: stale %v, %v; want stale", stale, err)
+	}
+	if _, _, err := rotated.OpenStale([]byte("short"), nil); !errors.Is(err, ErrOpen) {
+		t.Fatalf("short input: %v", err)
+	}
+}
+
 func TestBoxTriesEveryKeyWithMatchingID(t *testing.T) {
 	oldBox := mustBox(t, "test", secret(1))
 	rotated := mustBox(t, "test", secret(2), secret(1))

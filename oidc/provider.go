@@ -45,10 +45,11 @@ type Options struct {
 // Provider is the OpenID provider and the bridge the waiting page uses to
 // continue a flow.
 type Provider struct {
-	op      *op.Provider
-	storage *storage
-	issuer  string
-	handler http.Handler
+	op         *op.Provider
+	storage    *storage
+	issuer     string
+	handler    http.Handler
+	keysMaxAge time.Duration
 }
 
 // NewProvider builds the provider.
@@ -104,6 +105,9 @@ func NewProvider(o Options) (*Provider, error) {
 		return nil, fmt.Errorf("create provider: %w", err)
 	}
 	prov := &Provider{op: p, storage: s, issuer: o.Issuer}
+	if o.Keys != nil {
+		prov.keysMaxAge = o.Keys.CacheMaxAge()
+	}
 	prov.handler = http.HandlerFunc(prov.serve)
 	return prov, nil
 }
@@ -129,6 +133,12 @@ func (p *Provider) serve(w http.ResponseWriter, r *http.Request) {
 	case "/userinfo", "/oauth/introspect", "/revoke":
 		guardOutage(w, r, p.op)
 		return
+	case "/keys":
+		// The library sends no Cache-Control, and caches then guess. A
+		// key is published ahead of signing for at least twice this
+		// long, so every cache that honours it has the key before the key
+		// signs anything.
+		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(p.keysMaxAge.Seconds())))
 	}
 	p.op.ServeHTTP(w, r)
 }

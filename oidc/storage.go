@@ -542,9 +542,12 @@ func (s *storage) SigningKey(context.Context) (op.SigningKey, error) {
 	return signingKey{s.keys.Signing()}, nil
 }
 
-// SignatureAlgorithms implements op.Storage.
+// SignatureAlgorithms implements op.Storage: discovery lists the algorithm
+// of every published key, so a key of a newly configured algorithm is
+// accepted by relying parties that re-read discovery while it is published
+// ahead.
 func (s *storage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
-	return []jose.SignatureAlgorithm{s.keys.Signing().Algorithm}, nil
+	return s.keys.Algorithms(), nil
 }
 
 // KeySet implements op.Storage.
