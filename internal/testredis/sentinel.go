@@ -18,10 +18,12 @@ const SentinelMasterName = "anteroom"
 // that it is down before a failover (the quorum).
 const sentinels = 3
 
-// sentinelConf is every Sentinel's configuration: a master that does not
-// answer for a second is down, so a failover after a kill takes seconds.
+// sentinelConf is every Sentinel's configuration. A master that does not
+// answer for 3 s is down: a failover after a kill takes seconds, and a
+// master (or Sentinel) starved of CPU on a busy test machine for a moment
+// is not failed over by mistake in the middle of a test.
 const sentinelConf = `sentinel monitor %[1]s 127.0.0.1 %[2]d 2
-sentinel down-after-milliseconds %[1]s 1000
+sentinel down-after-milliseconds %[1]s 3000
 sentinel failover-timeout %[1]s 5000
 `
 
