@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -349,7 +350,7 @@ func (h redisErrorHook) DialHook(next redis.DialHook) redis.DialHook { return ne
 func (h redisErrorHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
-		if redisFailure(err) {
+		if redisFailure(err) && !handshakeProbe(cmd) {
 			h.errors.Inc()
 		}
 		return err
@@ -359,15 +360,46 @@ func (h redisErrorHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func (h redisErrorHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		err := next(ctx, cmds)
-		failed := redisFailure(err)
+		// A pipeline's error is one of its commands' (a network error is
+		// set on each), so the commands say whether it failed.
+		failed := redisFailure(err) && !anyErr(cmds)
 		for _, cmd := range cmds {
-			failed = failed || redisFailure(cmd.Err())
+			failed = failed || redisFailure(cmd.Err()) && !handshakeProbe(cmd)
 		}
 		if failed {
 			h.errors.Inc()
 		}
 		return err
 	}
+}
+
+// handshakeProbe reports a command go-redis sends on each new connection
+// to learn what the server supports, and whose refusal it takes in its
+// stride: CLIENT SETINFO (Redis 7.2+), CLIENT MAINT_NOTIFICATIONS (Redis
+// 8+), HELLO (6+). Counting them would count every connection an older
+// Redis accepts as an error.
+func handshakeProbe(cmd redis.Cmder) bool {
+	args := cmd.Args()
+	switch strings.ToLower(cmd.Name()) {
+	case "hello":
+		return true
+	case "client":
+		if len(args) > 1 {
+			sub, _ := args[1].(string)
+			return strings.EqualFold(sub, "setinfo") || strings.EqualFold(sub, "maint_notifications")
+		}
+	}
+	return false
+}
+
+// anyErr reports whether a command of a pipeline carries an error.
+func anyErr(cmds []redis.Cmder) bool {
+	for _, cmd := range cmds {
+		if cmd.Err() != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // redisFailure tells an error worth an operator's attention from an
