@@ -331,6 +331,7 @@ func runStoreSuite(t *testing.T, newClient func(t *testing.T) redis.UniversalCli
 		{"CapacityAcrossInstances", testCapacityAcrossInstances},
 		{"Abandonment", testAbandonment},
 		{"AbandonmentReturnTakesBudget", testAbandonmentReturnTakesBudget},
+		{"HeartbeatsInBatches", testHeartbeatsInBatches},
 		{"ClosesAt", testClosesAt},
 		{"RateAndCapacity", testRateAndCapacity},
 		// Leases.
