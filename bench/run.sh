@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Builds Anteroom and the load generator, then runs every figure against a
-# redis-server the bench starts itself on a free port (never 6379).
-# Prints a table to stdout and writes bench/results.json.
+# redis-server (and, for figure 5, a 3-master Redis Cluster) that the bench
+# starts itself on free ports (never 6379). Prints a table to stdout and
+# writes bench/results.json. About four minutes with the defaults.
 #
-#   bash bench/run.sh                 # defaults: 32 clients, 10s per figure, N=200000
-#   bash bench/run.sh -c 64 -d 5s -n 500000 -flows=false
+#   bash bench/run.sh                       # 32 clients, 3 rounds of 3s per figure, N=1,000,000
+#   bash bench/run.sh -rounds 5 -d 5s       # steadier medians
+#   bash bench/run.sh -profile /tmp/prof    # CPU profiles of Anteroom per figure
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for bin in redis-server redis-benchmark; do
+for bin in redis-server redis-benchmark redis-cli; do
 	command -v "$bin" >/dev/null || { echo "bench: $bin is required (apt-get install redis-server redis-tools)" >&2; exit 1; }
 done
 tmp=$(mktemp -d)

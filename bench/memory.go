@@ -1,0 +1,294 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+func usedMemory(ctx context.Context, rdb redis.UniversalClient) int64 {
+	n, _ := strconv.ParseInt(infoField(ctx, rdb, "memory", "used_memory"), 10, 64)
+	return n
+}
+
+// figureMemory is figure 4a: what a waiting visitor costs Redis, after N
+// joins, against a plain string key.
+func figureMemory(ctx context.Context, o options, rdb *redis.Client) (figure, error) {
+	step("figure 4a: Redis memory per waiting visitor after %d joins", o.memoryN)
+	store, err := storeFor(ctx, rdb)
+	if err != nil {
+		return figure{}, err
+	}
+	before := usedMemory(ctx, rdb)
+	var next atomic.Int64
+	run := randomHex(4)
+	var wg sync.WaitGroup
+	var firstErr atomic.Pointer[error]
+	start := time.Now()
+	for range o.concurrency * 2 {
+		wg.Go(func() {
+			for {
+				i := next.Add(1)
+				if i > int64(o.memoryN) || ctx.Err() != nil {
+					return
+				}
+				if _, err := store.Join(ctx, memoryRoom, fmt.Sprintf("mem-%s-%d", run, i), nil); err != nil {
+					firstErr.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	took := time.Since(start)
+	if p := firstErr.Load(); p != nil {
+		return figure{}, *p
+	}
+	after := usedMemory(ctx, rdb)
+	perVisitor := float64(after-before) / float64(o.memoryN)
+
+	// Baseline: as many plain string keys (no TTL), created by DEBUG
+	// POPULATE in the same server.
+	before = usedMemory(ctx, rdb)
+	if err := rdb.Do(ctx, "DEBUG", "POPULATE", o.memoryN, "bench-populate").Err(); err != nil {
+		return figure{}, fmt.Errorf("DEBUG POPULATE: %w", err)
+	}
+	perKey := float64(usedMemory(ctx, rdb)-before) / float64(o.memoryN)
+	pass := perVisitor <= 150
+	f := figure{ID: "memory", Name: "Redis bytes per waiting visitor", Value: perVisitor, Unit: "bytes",
+		Baseline: perKey, BaselineName: "one plain string key (DEBUG POPULATE)", Goal: "<= 150 B", Pass: &pass,
+		Details: map[string]float64{"n": float64(o.memoryN), "joins_per_s": float64(o.memoryN) / took.Seconds()}}
+	if perKey > 0 {
+		f.Ratio = perVisitor / perKey
+	}
+	// Leave the server as it was for the figures after this one.
+	_ = rdb.FlushDB(ctx).Err()
+	return f, nil
+}
+
+// streamsPerProcess is how many event streams one process holds: this
+// machine's limit on open files per process is 20,000 and cannot be raised,
+// so 20,000 streams are spread over two instances (and two clients).
+const streamsPerProcess = 10_000
+
+// figureStreams is figure 4b: the resident memory an open event stream costs
+// an Anteroom instance, against a bare net/http server holding as many
+// streams.
+func figureStreams(ctx context.Context, o options, instances []*instance) (figure, error) {
+	n := o.streams
+	per := min(n, streamsPerProcess)
+	k := (n + per - 1) / per
+	if k > len(instances) {
+		return figure{}, fmt.Errorf("%d streams need %d instances, have %d", n, k, len(instances))
+	}
+	step("figure 4b: resident memory per open event stream, %d streams on %d instance(s)", n, k)
+	client := newClient(4)
+	var rssBefore, rssAfter int64
+	var stops []func()
+	defer func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}()
+	for i := range k {
+		a := instances[i]
+		v, err := queueVisitor(client, a)
+		if err != nil {
+			return figure{}, err
+		}
+		settle()
+		b, err := a.rss()
+		if err != nil {
+			return figure{}, err
+		}
+		count := min(per, n-i*per)
+		stop, err := openStreams(v.waitURL+"/events", v.cookie, count)
+		if err != nil {
+			return figure{}, a.explain(err)
+		}
+		stops = append(stops, stop)
+		settle()
+		after, err := a.rss()
+		if err != nil {
+			return figure{}, err
+		}
+		rssBefore += b
+		rssAfter += after
+	}
+	perStream := float64(rssAfter-rssBefore) / float64(n)
+	for _, stop := range stops {
+		stop()
+	}
+	stops = nil
+
+	// Baseline: a bare net/http server that holds a stream open and sends
+	// nothing after its first event.
+	addr, pid, stopBare, err := startSelf("bare-sse")
+	if err != nil {
+		return figure{}, err
+	}
+	defer stopBare()
+	settle()
+	b, err := processRSS(pid)
+	if err != nil {
+		return figure{}, err
+	}
+	stop, err := openStreams("http://"+addr+"/events", "", per)
+	if err != nil {
+		return figure{}, err
+	}
+	settle()
+	after, err := processRSS(pid)
+	stop()
+	if err != nil {
+		return figure{}, err
+	}
+	perBare := float64(after-b) / float64(per)
+	pass := perStream <= 16*1024
+	f := figure{ID: "streams", Name: "Anteroom RSS per open event stream", Value: perStream, Unit: "bytes",
+		Baseline: perBare, BaselineName: "bare net/http server holding a stream", Goal: "<= 16 KiB", Pass: &pass,
+		Details: map[string]float64{"streams": float64(n), "instances": float64(k),
+			"rss_before_mib": float64(rssBefore) / (1 << 20), "rss_after_mib": float64(rssAfter) / (1 << 20)}}
+	if perBare > 0 {
+		f.Ratio = perStream / perBare
+	}
+	return f, nil
+}
+
+// settle gives a process a moment to finish what it was doing (and the
+// kernel to account for it) before its memory is read.
+func settle() { time.Sleep(2 * time.Second) }
+
+// openStreams opens count event streams to u in a child process of this
+// program (each process may hold only so many sockets) and returns once
+// every stream has received its first event; stop closes them all.
+func openStreams(u, cookie string, count int) (func(), error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, "sse-client", "-url", u, "-cookie", cookie, "-n", strconv.Itoa(count))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	stop := func() { stdin.Close(); _ = cmd.Wait() }
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "open ") {
+		stop()
+		return nil, fmt.Errorf("sse-client: %q: %v", line, err)
+	}
+	return stop, nil
+}
+
+// sseClient holds -n event streams to -url open until its stdin closes,
+// printing "open N" once each has received its first event.
+func sseClient(args []string) {
+	fs := flag.NewFlagSet("sse-client", flag.ExitOnError)
+	u := fs.String("url", "", "event stream URL")
+	cookie := fs.String("cookie", "", "Cookie header")
+	n := fs.Int("n", 1000, "streams")
+	_ = fs.Parse(args)
+	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: -1, DisableCompression: true, MaxConnsPerHost: 0}
+	client := &http.Client{Transport: tr}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	var opened, failed atomic.Int64
+	var firstErr atomic.Pointer[error]
+	sem := make(chan struct{}, 256) // connect this many at a time
+	open := func() (io.ReadCloser, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, *u, nil)
+		req.Header.Set("Accept", "text/event-stream")
+		if *cookie != "" {
+			req.Header.Set("Cookie", *cookie)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+			return nil, fmt.Errorf("GET %s: %s", *u, resp.Status)
+		}
+		r := bufio.NewReader(resp.Body)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				resp.Body.Close()
+				return nil, err
+			}
+			if strings.HasPrefix(line, "data:") {
+				return resp.Body, nil
+			}
+		}
+	}
+	for range *n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			body, err := open()
+			<-sem
+			if err != nil {
+				failed.Add(1)
+				firstErr.CompareAndSwap(nil, &err)
+				wg.Done()
+				return
+			}
+			opened.Add(1)
+			wg.Done()
+			// Hold the stream, reading what comes, until the end.
+			_, _ = io.Copy(io.Discard, body)
+			body.Close()
+		}()
+	}
+	wg.Wait()
+	if p := firstErr.Load(); p != nil && opened.Load() < int64(*n) {
+		fmt.Fprintf(os.Stderr, "bench sse-client: %d of %d streams failed, first: %v\n", failed.Load(), *n, *p)
+		os.Exit(1)
+	}
+	fmt.Printf("open %d\n", opened.Load())
+	_, _ = io.Copy(io.Discard, os.Stdin)
+}
+
+// bareSSE serves event streams that send one event and then hold the
+// connection: the least net/http can spend on an open stream.
+func bareSSE([]string) {
+	closing := make(chan struct{})
+	serveUntilSignal(holdStreams(closing), func() { close(closing) })
+}
+
+// holdStreams is the handler of bareSSE.
+func holdStreams(closing <-chan struct{}) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+		fmt.Fprint(w, "data: {}\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-closing:
+		}
+	})
+}
