@@ -89,6 +89,7 @@ func (s *storage) CreateAuthRequest(ctx context.Context, req *zoidc.AuthRequest,
 		CodeChallenge:       req.CodeChallenge,
 		CodeChallengeMethod: req.CodeChallengeMethod,
 		Prompt:              req.Prompt,
+		MaxAge:              req.MaxAge,
 		CreatedAt:           s.now(),
 	}
 	a.ID = sealRequest(s.box, a)
