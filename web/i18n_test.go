@@ -35,6 +35,8 @@ func (fakeFlow) Complete(context.Context, string, waitingroom.Ticket) (string, e
 	return "https://rp.example.com/cb?code=x", nil
 }
 
+func (fakeFlow) Fresh(string, waitingroom.Ticket) bool { return true }
+
 func (fakeFlow) LoginRequired(w http.ResponseWriter, _ *http.Request, _ string) {
 	http.Error(w, "login_required", http.StatusBadRequest)
 }

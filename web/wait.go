@@ -62,6 +62,12 @@ func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
 	// An expired ticket still goes to Join, which gives a new place and
 	// moves this request over from it.
 	usable := have != nil && !have.Expired(room, now)
+	if usable && !s.flow.Fresh(id, *have) {
+		// The relying party wants a more recent admission than this
+		// browser's (max_age): a new place at the back, as for a new
+		// visitor. The old admission runs out by its session.
+		have, usable = nil, false
+	}
 	if promptNone {
 		if !usable {
 			have = nil
@@ -124,6 +130,11 @@ func (s *Server) silent(w http.ResponseWriter, r *http.Request, id string, room 
 func (s *Server) continueFlow(w http.ResponseWriter, r *http.Request) {
 	id, room, have, ok := s.ticketFor(w, r)
 	if !ok {
+		return
+	}
+	if !s.flow.Fresh(id, have) {
+		// Too old an admission for this request: the page queues anew.
+		http.Redirect(w, r, s.issuer+"/wait/"+id, http.StatusSeeOther)
 		return
 	}
 	s.admit(w, r, id, have, room)
@@ -189,6 +200,12 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, id string, t wait
 		}
 	}
 	next, err := s.flow.Complete(r.Context(), id, admitted)
+	if errors.Is(err, waitingroom.ErrSessionOver) {
+		// An admission too old for this request (max_age), which the
+		// waiting page turns into a new place.
+		http.Redirect(w, r, s.issuer+"/wait/"+id, http.StatusSeeOther)
+		return
+	}
 	if err != nil {
 		s.storeFailure(w, r, err)
 		return

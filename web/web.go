@@ -35,6 +35,10 @@ type AuthFlow interface {
 	Complete(ctx context.Context, id string, t waitingroom.Ticket) (string, error)
 	// LoginRequired answers a prompt=none request that would have to queue.
 	LoginRequired(w http.ResponseWriter, r *http.Request, id string)
+	// Fresh reports whether an admitted ticket's admission may answer the
+	// request: false when the relying party asked for a more recent one
+	// (max_age, prompt=login), which means queueing again.
+	Fresh(id string, t waitingroom.Ticket) bool
 }
 
 // Options wires a Server.
@@ -259,6 +263,11 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, data any
 		slog.Error("render page", "template", name, "err", err)
 	}
 }
+
+// RequestError shows a person an authorization request that cannot be sent
+// back to its relying party (oidc.Provider.SetErrorPage): a short page in
+// the visitor's language; the reason is in the log.
+func (s *Server) RequestError(w http.ResponseWriter, r *http.Request) { s.fail(w, r, msgUnknown, nil) }
 
 // storeFailure maps an error from the queue to what a person sees.
 func (s *Server) storeFailure(w http.ResponseWriter, r *http.Request, err error) {

@@ -159,6 +159,7 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 	if err != nil {
 		return nil, err
 	}
+	provider.SetErrorPage(site.RequestError)
 	if err := site.RegisterMetrics(prometheus.DefaultRegisterer); err != nil {
 		return nil, err
 	}
