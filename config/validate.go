@@ -66,6 +66,7 @@ func (c *Config) Validate() error {
 	v.clients(c.Clients, c.Rooms)
 	v.gate(c.Gate, roomIDs(c.Rooms))
 	v.web(&c.Web)
+	v.limits(&c.Limits)
 	return errors.Join(v.errs...)
 }
 

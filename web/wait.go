@@ -82,7 +82,7 @@ func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	j, err := s.store.Join(r.Context(), roomID, id, have)
+	j, err := s.store.Join(r.Context(), roomID, id, have, waitingroom.JoinFrom(limitKey(s.clientIPs.Of(r))))
 	if err != nil {
 		s.storeFailure(w, r, err)
 		return

@@ -12,8 +12,10 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -63,6 +65,9 @@ type Options struct {
 	// WebDir, when not empty, is a directory whose templates, static files
 	// and locales replace or add to the embedded ones (config web.dir).
 	WebDir string
+	// ClientIPs tells a visitor's address, for the store's join limit
+	// (zero: the peer's address).
+	ClientIPs ClientIPs
 }
 
 // Server holds the handlers.
@@ -83,6 +88,7 @@ type Server struct {
 	metrics    *Metrics
 	admins     *adminSessions // nil when the admin API is disabled
 	history    *history
+	clientIPs  ClientIPs
 }
 
 // New checks the options, parses the templates and reads the texts (those
@@ -127,7 +133,7 @@ func New(o Options) (*Server, error) {
 	}
 	return &Server{issuer: o.Issuer, store: o.Store, cache: o.Cache, flow: o.Flow,
 		cookies: cookies, adminToken: o.AdminToken, pages: pages, static: th.static, locales: th.locales, closing: make(chan struct{}), beats: o.Heartbeats,
-		origins: o.Origins, metrics: o.Metrics, admins: admins, history: newHistory(o.Store.Rooms())}, nil
+		origins: o.Origins, metrics: o.Metrics, admins: admins, history: newHistory(o.Store.Rooms()), clientIPs: o.ClientIPs}, nil
 }
 
 // Register adds the server's routes to mux.
@@ -219,6 +225,10 @@ var (
 	msgNoTicket    = message{http.StatusForbidden, "start_again", "msg.no_ticket.title", "msg.no_ticket.text"}
 	msgLoggedOut   = message{http.StatusOK, "", "msg.logged_out.title", "msg.logged_out.text"}
 	msgUnavailable = message{http.StatusServiceUnavailable, "temporarily_unavailable", "msg.unavailable.title", "msg.unavailable.text"}
+	// msgRateLimited: too many new places from one address (limits.joins_per_ip_per_minute).
+	msgRateLimited = message{http.StatusTooManyRequests, "rate_limited", "msg.rate_limited.title", "msg.rate_limited.text"}
+	// msgTooManyLogins: one ticket started too many logins (limits.logins_per_ticket).
+	msgTooManyLogins = message{http.StatusTooManyRequests, "too_many_logins", "msg.too_many_logins.title", "msg.too_many_logins.text"}
 )
 
 // fail writes m as a page or as JSON, and logs err (not shown to people).
@@ -280,6 +290,15 @@ func (s *Server) storeFailure(w http.ResponseWriter, r *http.Request, err error)
 		s.fail(w, r, msgUnknown, nil)
 	case errors.Is(err, waitingroom.ErrExpired):
 		s.fail(w, r, msgExpired, nil)
+	case errors.Is(err, waitingroom.ErrRateLimited):
+		retry := 1
+		if rl := (*waitingroom.RateLimitedError)(nil); errors.As(err, &rl) {
+			retry = max(1, int(math.Ceil(rl.RetryAfter.Seconds())))
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(retry))
+		s.fail(w, r, msgRateLimited, nil)
+	case errors.Is(err, waitingroom.ErrTooManyLogins):
+		s.fail(w, r, msgTooManyLogins, nil)
 	default:
 		s.fail(w, r, msgUnavailable, err)
 	}
