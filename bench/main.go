@@ -51,17 +51,19 @@ import (
 // Where the relying party's callback would be: never served, the client
 // stops at the redirect to it and reads the code.
 const (
-	rpAddr      = "127.0.0.1:9"
-	rpCallback  = "http://" + rpAddr + "/cb"
-	pollRoom    = "bench"
-	openRoom    = "open"
-	pollClient  = "poll"
-	flowClient  = "flow"
-	flowSecret  = "flow-secret-0123456789"
-	adminToken  = "bench-admin-token-0123456789"
-	joinRoom    = "joins"
-	memoryRoom  = "memory"
-	benchPrefix = "bench"
+	rpAddr     = "127.0.0.1:9"
+	rpCallback = "http://" + rpAddr + "/cb"
+	pollRoom   = "bench"
+	openRoom   = "open"
+	pollClient = "poll"
+	flowClient = "flow"
+	flowSecret = "flow-secret-0123456789"
+	adminToken = "bench-admin-token-0123456789"
+	joinRoom   = "joins"
+	memoryRoom = "memory"
+	// memoryLimitRoom is memoryRoom with the join limit on.
+	memoryLimitRoom = "memory-limited"
+	benchPrefix     = "bench"
 )
 
 type options struct {
@@ -595,13 +597,13 @@ func bare(args []string) {
 // storeFor is the store the bench drives directly, on the bench's own key
 // prefix so it never meets the Anteroom instance's keys. Its rooms are manual
 // (no admission), so every join queues: tail INCR, binding and liveness.
-func storeFor(rdb redis.UniversalClient) (*waitingroom.Store, error) {
+func storeFor(rdb redis.UniversalClient, opts ...waitingroom.Option) (*waitingroom.Store, error) {
 	var rooms []waitingroom.Room
-	for _, id := range []string{joinRoom, memoryRoom} {
+	for _, id := range []string{joinRoom, memoryRoom, memoryLimitRoom} {
 		rooms = append(rooms, waitingroom.Room{ID: id, Name: id, State: waitingroom.StateOpen,
 			SessionTTL: 30 * time.Minute, MaxWait: 6 * time.Hour, AbandonAfter: 2 * time.Minute})
 	}
-	s, err := waitingroom.NewStore(rdb, rooms, waitingroom.WithPrefix(benchPrefix))
+	s, err := waitingroom.NewStore(rdb, rooms, append([]waitingroom.Option{waitingroom.WithPrefix(benchPrefix)}, opts...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -800,6 +802,51 @@ func figureMemory(ctx context.Context, o options, rdb *redis.Client) (figure, er
 		return figure{}, err
 	}
 	before := usedMemory(ctx, rdb)
+	took, err := fillRoom(ctx, o, store, memoryRoom, nil)
+	if err != nil {
+		return figure{}, err
+	}
+	after := usedMemory(ctx, rdb)
+	perVisitor := float64(after-before) / float64(o.memoryN)
+
+	// The same joins with the join limit on (limits.joins_per_ip_per_minute),
+	// each from an address of its own, the worst case for it: what a
+	// visitor who joined in the last window or two costs on top.
+	limited, err := storeFor(rdb, waitingroom.WithJoinLimit(30, 10))
+	if err != nil {
+		return figure{}, err
+	}
+	before = usedMemory(ctx, rdb)
+	if _, err := fillRoom(ctx, o, limited, memoryLimitRoom, func(i int64) waitingroom.JoinOption {
+		return waitingroom.JoinFrom(string([]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}))
+	}); err != nil {
+		return figure{}, err
+	}
+	after = usedMemory(ctx, rdb)
+	perLimited := float64(after-before) / float64(o.memoryN)
+
+	// Baseline: the same number of plain string keys (no TTL), created by
+	// DEBUG POPULATE in the same server.
+	before = usedMemory(ctx, rdb)
+	if err := rdb.Do(ctx, "DEBUG", "POPULATE", o.memoryN, "bench-populate").Err(); err != nil {
+		return figure{}, fmt.Errorf("DEBUG POPULATE: %w", err)
+	}
+	after = usedMemory(ctx, rdb)
+	perKey := float64(after-before) / float64(o.memoryN)
+	f := figure{ID: "memory", Name: "Redis bytes per waiting visitor", Value: perVisitor, Unit: "bytes",
+		Baseline: perKey, BaselineName: "one plain string key (DEBUG POPULATE)",
+		Details: map[string]float64{"n": float64(o.memoryN), "joins_per_s": float64(o.memoryN) / took.Seconds(),
+			"with_join_limit_bytes": perLimited}}
+	if perKey > 0 {
+		f.Ratio = perVisitor / perKey
+	}
+	return f, nil
+}
+
+// fillRoom makes o.memoryN joins into room with o.concurrency workers, the
+// i-th from the client from(i) names (nil: no client), and says how long
+// they took.
+func fillRoom(ctx context.Context, o options, store *waitingroom.Store, room string, from func(i int64) waitingroom.JoinOption) (time.Duration, error) {
 	var next atomic.Int64
 	run := randomHex(4)
 	var wg sync.WaitGroup
@@ -812,7 +859,11 @@ func figureMemory(ctx context.Context, o options, rdb *redis.Client) (figure, er
 				if i > int64(o.memoryN) || ctx.Err() != nil {
 					return
 				}
-				if _, err := store.Join(ctx, memoryRoom, fmt.Sprintf("mem-%s-%d", run, i), nil); err != nil {
+				var opts []waitingroom.JoinOption
+				if from != nil {
+					opts = append(opts, from(i))
+				}
+				if _, err := store.Join(ctx, room, fmt.Sprintf("mem-%s-%d", run, i), nil, opts...); err != nil {
 					firstErr.CompareAndSwap(nil, &err)
 					return
 				}
@@ -820,28 +871,10 @@ func figureMemory(ctx context.Context, o options, rdb *redis.Client) (figure, er
 		})
 	}
 	wg.Wait()
-	took := time.Since(start)
 	if p := firstErr.Load(); p != nil {
-		return figure{}, *p
+		return 0, *p
 	}
-	after := usedMemory(ctx, rdb)
-	perVisitor := float64(after-before) / float64(o.memoryN)
-
-	// Baseline: the same number of plain string keys (no TTL), created by
-	// DEBUG POPULATE in the same server.
-	before = usedMemory(ctx, rdb)
-	if err := rdb.Do(ctx, "DEBUG", "POPULATE", o.memoryN, "bench-populate").Err(); err != nil {
-		return figure{}, fmt.Errorf("DEBUG POPULATE: %w", err)
-	}
-	after = usedMemory(ctx, rdb)
-	perKey := float64(after-before) / float64(o.memoryN)
-	f := figure{ID: "memory", Name: "Redis bytes per waiting visitor", Value: perVisitor, Unit: "bytes",
-		Baseline: perKey, BaselineName: "one plain string key (DEBUG POPULATE)",
-		Details: map[string]float64{"n": float64(o.memoryN), "joins_per_s": float64(o.memoryN) / took.Seconds()}}
-	if perKey > 0 {
-		f.Ratio = perVisitor / perKey
-	}
-	return f, nil
+	return time.Since(start), nil
 }
 
 // --- Output -----------------------------------------------------------------

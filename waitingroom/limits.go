@@ -36,7 +36,7 @@ func (e *RateLimitedError) Is(target error) bool { return target == ErrRateLimit
 
 // joinLimit is a generic cell rate limit (GCRA) per client and room: a
 // client may take burst places at once, then one per interval. Its state
-// is one hash field per client (its theoretical arrival time, unix ms) in
+// is one hash field per client (its theoretical arrival time) in
 // a hash per window; a window is long enough that a client's state from
 // two windows back has always run out, so each join reads the current and
 // the previous window and both expire on their own: the cost is a field
@@ -80,16 +80,18 @@ func JoinFrom(client string) JoinOption { return func(o *joinOptions) { o.client
 
 // limiterArgs returns the join limit's keys and arguments for client at now:
 // the current and previous window's hashes, then the client, interval ms,
-// burst and the current window's ttl ms ("" and zeros: no limit).
+// burst, the current window's ttl ms, its start ms and its length ms (""
+// and zeros: no limit).
 func (s *Store) limiterArgs(k roomKeys, client string, now time.Time) ([]string, []any) {
 	l := s.joinLimit
 	if l == nil || client == "" {
-		return []string{k.tag + "ip:-", k.tag + "ip:-"}, []any{"", 0, 0, 0}
+		return []string{k.tag + "ip:-", k.tag + "ip:-"}, []any{"", 0, 0, 0, 0, 0}
 	}
-	w := now.UnixMilli() / l.window.Milliseconds()
-	end := (w + 2) * l.window.Milliseconds()
+	size := l.window.Milliseconds()
+	w := now.UnixMilli() / size
+	end := (w + 2) * size
 	return []string{k.tag + "ip:" + strconv.FormatInt(w, 36), k.tag + "ip:" + strconv.FormatInt(w-1, 36)},
-		[]any{client, l.interval.Milliseconds(), l.burst, max(1, end-now.UnixMilli())}
+		[]any{client, l.interval.Milliseconds(), l.burst, max(1, end-now.UnixMilli()), w * size, size}
 }
 
 // loginCounter names the counter of a ticket's extra bindings, and how long

@@ -116,17 +116,25 @@ end
 `
 
 // limitLua is the join limit: a generic cell rate algorithm per client,
-// its state (the theoretical arrival time, unix ms) in a hash per window.
+// its state (the theoretical arrival time) in a hash per window, as tenths
+// of a second from the window's start: a short value keeps the field small.
 // limited returns 0 and records the join, or how many ms to wait.
 const limitLua = `
-local function limited(cur, prev, client, now, interval, burst, ttl)
+local function limited(cur, prev, client, now, interval, burst, ttl, start, window)
   if client == '' then return 0 end
-  interval, burst = tonumber(interval), tonumber(burst)
-  local tat = tonumber(redis.call('HGET', cur, client) or redis.call('HGET', prev, client) or '0')
+  interval, burst, start = tonumber(interval), tonumber(burst), tonumber(start)
+  local tat = 0
+  local v = redis.call('HGET', cur, client)
+  if v then
+    tat = start + tonumber(v) * 100
+  else
+    v = redis.call('HGET', prev, client)
+    if v then tat = start - tonumber(window) + tonumber(v) * 100 end
+  end
   if tat < now then tat = now end
   local over = tat + interval - now - burst * interval
   if over > 0 then return over end
-  redis.call('HSET', cur, client, tat + interval)
+  redis.call('HSET', cur, client, math.ceil((tat + interval - start) / 100))
   redis.call('PEXPIRE', cur, ttl)
   return 0
 end
@@ -163,7 +171,8 @@ return 1
 // ARGV: now ms, ticket id, binding bucket's ttl ms, previous
 // ticket id or "", claim ms, draw key (used if this join opens the room),
 // live key ttl ms (0: abandonment off), binding field, client ("": not
-// limited), limit interval ms, burst, limit window ttl ms.
+// limited), limit interval ms, burst, limit window ttl ms, the window's
+// start ms and length ms.
 // Returns {position, serving}, {-1} when the request is bound, {-2} when
 // closed, {-3, pre-queue number} before opening, {-4, retry ms} when the
 // client is over its join limit.
@@ -176,7 +185,7 @@ if state == 'closed' then return {-2} end
 local now = tonumber(ARGV[1])
 local closesAt = tonumber(redis.call('HGET', KEYS[1], 'closes_at') or '0')
 if closesAt > 0 and now >= closesAt then return {-2} end
-local wait = limited(KEYS[9], KEYS[10], ARGV[9], now, ARGV[10], ARGV[11], ARGV[12])
+local wait = limited(KEYS[9], KEYS[10], ARGV[9], now, ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14])
 if wait > 0 then return {-4, wait} end
 if open(KEYS[1], KEYS[2], now, ARGV[6]) then
   local k = redis.call('HINCRBY', KEYS[1], 'prequeue', 1)

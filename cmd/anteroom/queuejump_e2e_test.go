@@ -69,8 +69,10 @@ func (e *env) withCookie(name, value string) *http.Client {
 // forger who had that secret, or a deployment that retired it.
 type ticketCodec struct{}
 
-func (ticketCodec) Serialize(src any) ([]byte, error) { return src.(waitingroom.Ticket).MarshalBinary() }
-func (ticketCodec) Deserialize([]byte, any) error     { return nil }
+func (ticketCodec) Serialize(src any) ([]byte, error) {
+	return src.(waitingroom.Ticket).MarshalBinary()
+}
+func (ticketCodec) Deserialize([]byte, any) error { return nil }
 
 func forgeTicket(t *testing.T, secret string, tk waitingroom.Ticket) string {
 	t.Helper()
@@ -103,7 +105,7 @@ func TestQueueJumpingWithCookies(t *testing.T) {
 		front := waitingroom.Ticket{ID: waitingroom.NewTicketID(), Room: roomID, Position: 1,
 			JoinedAt: e.clock.Now().Add(-time.Minute), AdmittedAt: e.clock.Now()}
 		for name, value := range map[string]string{
-			"random":                     base64.RawURLEncoding.EncodeToString([]byte("an admitted ticket, honest")),
+			"random":                      base64.RawURLEncoding.EncodeToString([]byte("an admitted ticket, honest")),
 			"sealed under another secret": forgeTicket(t, "another-deployment-secret-0123456789", front),
 		} {
 			tail := e.room(roomID)["tail"].(float64)
