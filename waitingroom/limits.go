@@ -27,6 +27,7 @@ type RateLimitedError struct {
 	RetryAfter time.Duration
 }
 
+// Error says when to retry.
 func (e *RateLimitedError) Error() string {
 	return fmt.Sprintf("%v: retry in %s", ErrRateLimited, e.RetryAfter)
 }

@@ -117,7 +117,8 @@ end
 
 // limitLua is the join limit: a generic cell rate algorithm per client,
 // its state (the theoretical arrival time) in a hash per window, as tenths
-// of a second from the window's start: a short value keeps the field small.
+// of a second from the window's start, rounded down (a client may come
+// back up to 0.1 s early): a short value keeps the field small.
 // limited returns 0 and records the join, or how many ms to wait.
 const limitLua = `
 local function limited(cur, prev, client, now, interval, burst, ttl, start, window)
@@ -134,7 +135,7 @@ local function limited(cur, prev, client, now, interval, burst, ttl, start, wind
   if tat < now then tat = now end
   local over = tat + interval - now - burst * interval
   if over > 0 then return over end
-  redis.call('HSET', cur, client, math.ceil((tat + interval - start) / 100))
+  redis.call('HSET', cur, client, math.floor((tat + interval - start) / 100))
   redis.call('PEXPIRE', cur, ttl)
   return 0
 end
