@@ -62,7 +62,7 @@ func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
 	// An expired ticket still goes to Join, which gives a new place and
 	// moves this request over from it.
 	usable := have != nil && !have.Expired(room, now)
-	if usable && !s.flow.Fresh(id, *have) {
+	if usable && have.Admitted() && !s.flow.Fresh(id, *have) {
 		// The relying party wants a more recent admission than this
 		// browser's (max_age): a new place at the back, as for a new
 		// visitor. The old admission runs out by its session.
@@ -132,7 +132,7 @@ func (s *Server) continueFlow(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !s.flow.Fresh(id, have) {
+	if have.Admitted() && !s.flow.Fresh(id, have) {
 		// Too old an admission for this request: the page queues anew.
 		http.Redirect(w, r, s.issuer+"/wait/"+id, http.StatusSeeOther)
 		return
