@@ -64,6 +64,8 @@ type Config struct {
 	Redis Redis `yaml:"redis"`
 	// Secrets holds the keys that must be the same on every replica.
 	Secrets Secrets `yaml:"secrets"`
+	// Signing configures the token signing keys and their rotation.
+	Signing Signing `yaml:"signing"`
 	// Admin controls the admin API.
 	Admin Admin `yaml:"admin"`
 	// Rooms are the waiting rooms; each client belongs to exactly one.
@@ -80,6 +82,8 @@ type Config struct {
 	// Limits bound what one client can make Anteroom do: joins per
 	// address, logins per ticket, and which proxies report addresses.
 	Limits Limits `yaml:"limits"`
+	// Debug configures diagnostics: the profiler's listener.
+	Debug Debug `yaml:"debug"`
 }
 
 // Secrets holds key material shared by all replicas.
@@ -276,6 +280,7 @@ func (c *Config) ApplyDefaults() {
 	if c.Redis.WriteTimeout == 0 {
 		c.Redis.WriteTimeout = Duration(defaultWriteTimeout)
 	}
+	c.Signing.applyDefaults()
 	for i := range c.Rooms {
 		r := &c.Rooms[i]
 		if r.Name == "" {

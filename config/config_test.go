@@ -82,6 +82,7 @@ func TestParseDesignExample(t *testing.T) {
 			WriteTimeout: config.Duration(time.Second),
 		},
 		Secrets: config.Secrets{CookieKeys: []string{cookieKey}},
+		Signing: config.Signing{Algorithm: "RS256", PublishAhead: config.Duration(2 * time.Hour)},
 		Admin:   config.Admin{Token: adminToken},
 		Rooms: []config.Room{{
 			ID:         "launch",
@@ -236,6 +237,16 @@ func TestValidate(t *testing.T) {
 		{"listen port out of range", func(c *config.Config) { c.Listen = "127.0.0.1:65536" },
 			[]string{`listen: port must be a number from 0 to 65535, got "65536"`}},
 		{"listen all interfaces", func(c *config.Config) { c.Listen = ":0" }, nil},
+
+		// debug
+		{"debug listen loopback", func(c *config.Config) { c.Debug.Listen = "127.0.0.1:6060" }, nil},
+		{"debug listen ipv6 loopback", func(c *config.Config) { c.Debug.Listen = "[::1]:6060" }, nil},
+		{"debug listen not host:port", func(c *config.Config) { c.Debug.Listen = "6060" },
+			[]string{`debug.listen: must be host:port, got "6060"`}},
+		{"debug listen all interfaces", func(c *config.Config) { c.Debug.Listen = ":6060" },
+			[]string{`debug.listen: must be a loopback address (127.0.0.1, ::1 or localhost), got ""`}},
+		{"debug listen public", func(c *config.Config) { c.Debug.Listen = "10.0.0.1:6060" },
+			[]string{`debug.listen: must be a loopback address (127.0.0.1, ::1 or localhost), got "10.0.0.1"`}},
 
 		// redis
 		{"redis url and addrs", func(c *config.Config) { c.Redis.Addrs = []string{"10.0.0.1:6379"} },

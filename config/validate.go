@@ -60,6 +60,7 @@ func (c *Config) Validate() error {
 	v.listen(c.Listen)
 	v.redis(&c.Redis)
 	v.secrets(&c.Secrets)
+	v.signing(&c.Signing)
 	v.admin(&c.Admin)
 	v.rooms(c.Rooms)
 	v.originHealth(c.Rooms)
@@ -67,6 +68,7 @@ func (c *Config) Validate() error {
 	v.gate(c.Gate, roomIDs(c.Rooms))
 	v.web(&c.Web)
 	v.limits(&c.Limits)
+	v.debug(&c.Debug)
 	return errors.Join(v.errs...)
 }
 

@@ -45,17 +45,25 @@ type fixture struct {
 	calls  int
 }
 
-func newFixture(t *testing.T) *fixture {
+// newFixture builds a gate whose clock, and its key manager's, is f.now;
+// keyOpts, when given, configures the key manager.
+func newFixture(t *testing.T, keyOpts ...keys.Options) *fixture {
 	t.Helper()
 	rdb := testredis.Start(t).Client(t)
 	secret := [][]byte{bytes.Repeat([]byte{7}, 32)}
 	kb, _ := keys.NewBox(secret, "signing keys")
-	km, err := keys.NewManager(context.Background(), rdb, kb, keys.Options{})
+	f := &fixture{health: &fakeHealth{}, now: time.Unix(1_800_000_000, 0)}
+	var ko keys.Options
+	if len(keyOpts) > 0 {
+		ko = keyOpts[0]
+	}
+	ko.Now = func() time.Time { return f.now }
+	km, err := keys.NewManager(context.Background(), rdb, kb, ko)
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.keys = km
 	box, _ := keys.NewBox(secret, "gate flow")
-	f := &fixture{keys: km, health: &fakeHealth{}, now: time.Unix(1_800_000_000, 0)}
 	cfg := &config.Gate{
 		DynamicPaths: []string{"/checkout"},
 		Rules: []config.Rule{
@@ -168,6 +176,55 @@ func TestAuthAnswersByRuleAndSession(t *testing.T) {
 	f.now = f.now.Add(11 * time.Minute)
 	if w := f.auth("/shop", cookie("launch", valid)); w.Code != http.StatusUnauthorized {
 		t.Fatalf("cached session after expiry: %d", w.Code)
+	}
+}
+
+func TestCachedSessionIsRefusedOnceItsKeyLeavesTheJWKS(t *testing.T) {
+	// Keys that rotate hourly and stay published five minutes after:
+	// shorter than this session, which only a key pulled early (or a
+	// session_ttl raised without care) would allow, so the cache's own
+	// check is what refuses it.
+	f := newFixture(t, keys.Options{Algorithm: jose.ES256, RotateEvery: time.Hour, PublishAhead: 10 * time.Minute, Retain: 5 * time.Minute})
+	start := f.now
+	c := f.claims("launch")
+	c.Expiry = jwt.NewNumericDate(start.Add(2 * time.Hour))
+	old := f.token(t, c)
+	oldKID := f.keys.Signing().ID
+	cookie := &http.Cookie{Name: f.g.CookieName("launch"), Value: old}
+	if w := f.auth("/shop", cookie); w.Code != http.StatusNoContent {
+		t.Fatalf("fresh session: %d", w.Code)
+	}
+	if _, cached := f.g.sessions.get(old, f.now); !cached {
+		t.Fatal("test is void: the verified session was not cached")
+	}
+
+	f.now = start.Add(50 * time.Minute)
+	if err := f.keys.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.now = start.Add(time.Hour)
+	if f.keys.Signing().ID == oldKID {
+		t.Fatal("test is void: the key did not rotate")
+	}
+	if w := f.auth("/shop", cookie); w.Code != http.StatusNoContent {
+		t.Fatalf("session of the previous key, which is still published: %d", w.Code)
+	}
+	fresh := &http.Cookie{Name: f.g.CookieName("launch"), Value: f.token(t, f.claims("launch"))}
+	if w := f.auth("/shop", fresh); w.Code != http.StatusNoContent {
+		t.Fatalf("session of the new key: %d", w.Code)
+	}
+
+	// Five minutes after the switch the old key leaves the JWKS, by the
+	// clock alone, and the cached session with it, unexpired as it is.
+	f.now = start.Add(time.Hour + 5*time.Minute)
+	if f.keys.Published(oldKID) {
+		t.Fatal("test is void: the old key is still published")
+	}
+	if w := f.auth("/shop", cookie); w.Code != http.StatusUnauthorized {
+		t.Fatalf("cached session whose key left the JWKS: %d, want 401", w.Code)
+	}
+	if w := f.auth("/shop", fresh); w.Code != http.StatusNoContent {
+		t.Fatalf("session of the new key after the old one left: %d", w.Code)
 	}
 }
 

@@ -101,19 +101,41 @@ func (b *Box) Seal(plaintext, additionalData []byte) []byte {
 // secrets. It returns ErrOpen for every failure: truncated input, unknown key,
 // tampering, or additionalData that differs from the one sealed.
 func (b *Box) Open(sealed, additionalData []byte) ([]byte, error) {
+	return b.AppendOpen(nil, sealed, additionalData)
+}
+
+// AppendOpen is Open that appends the plaintext to dst, so that a caller on
+// a hot path can reuse a buffer. On failure dst is returned unchanged (its
+// spare capacity may have been overwritten).
+func (b *Box) AppendOpen(dst, sealed, additionalData []byte) ([]byte, error) {
+	out, _, err := b.appendOpen(dst, sealed, additionalData)
+	return out, err
+}
+
+// OpenStale is Open that also reports whether sealed was sealed under a
+// secret that is no longer the first. A value kept at rest (rather than
+// in a cookie that is rewritten anyway) should then be sealed again, so
+// that it still opens once the operator drops the old secret. The answer
+// comes from the secret that authenticated the value, not from the key id
+// in it, which two secrets may share.
+func (b *Box) OpenStale(sealed, additionalData []byte) (plaintext []byte, stale bool, err error) {
+	return b.appendOpen(nil, sealed, additionalData)
+}
+
+func (b *Box) appendOpen(dst, sealed, additionalData []byte) ([]byte, bool, error) {
 	if len(sealed) < Overhead {
-		return nil, ErrOpen
+		return dst, false, ErrOpen
 	}
 	id, nonce, ciphertext := sealed[:idLen], sealed[idLen:idLen+nonceLen], sealed[idLen+nonceLen:]
-	for _, k := range b.keys {
+	for i, k := range b.keys {
 		if !bytes.Equal(k.id[:], id) {
 			continue
 		}
-		if plaintext, err := k.aead.Open(nil, nonce, ciphertext, additionalData); err == nil {
-			return plaintext, nil
+		if out, err := k.aead.Open(dst, nonce, ciphertext, additionalData); err == nil {
+			return out, i > 0, nil
 		}
 	}
-	return nil, ErrOpen
+	return dst, false, ErrOpen
 }
 
 // DeriveKey derives n bytes from secret for purpose with the same HKDF-SHA256

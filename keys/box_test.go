@@ -46,6 +46,21 @@ func TestBoxRoundTrip(t *testing.T) {
 	}
 }
 
+func TestBoxAppendOpenReusesTheBuffer(t *testing.T) {
+	b := mustBox(t, "test", secret(1))
+	sealed := b.Seal([]byte("plain"), []byte("ad"))
+	buf := make([]byte, 3, 64)
+	copy(buf, "pre")
+	out, err := b.AppendOpen(buf, sealed, []byte("ad"))
+	if err != nil || string(out) != "preplain" || &out[0] != &buf[0] {
+		t.Fatalf("AppendOpen = %q, %v (same array: %v), want \"preplain\" in the caller's buffer", out, err, err == nil && &out[0] == &buf[0])
+	}
+	out, err = b.AppendOpen(buf, sealed, []byte("other ad"))
+	if !errors.Is(err, ErrOpen) || string(out) != "pre" {
+		t.Fatalf("AppendOpen with wrong ad = %q, %v, want the buffer unchanged and ErrOpen", out, err)
+	}
+}
+
 func TestBoxSealIsRandomized(t *testing.T) {
 	b := mustBox(t, "test", secret(1))
 	x, y := b.Seal([]byte("same"), nil), b.Seal([]byte("same"), nil)
@@ -74,6 +89,33 @@ func TestBoxRotation(t *testing.T) {
 	}
 	if _, err := oldBox.Open(fresh, nil); !errors.Is(err, ErrOpen) {
 		t.Fatalf("old box opened a value sealed with the new secret: err = %v", err)
+	}
+}
+
+func TestBoxOpenStaleTellsWhichSecretOpened(t *testing.T) {
+	oldBox := mustBox(t, "test", secret(1))
+	rotated := mustBox(t, "test", secret(2), secret(1))
+	for _, tc := range []struct {
+		name   string
+		sealed []byte
+		stale  bool
+	}{
+		{"sealed under the old secret", oldBox.Seal([]byte("x"), nil), true},
+		{"sealed under the first secret", rotated.Seal([]byte("x"), nil), false},
+	} {
+		got, stale, err := rotated.OpenStale(tc.sealed, nil)
+		if err != nil || string(got) != "x" || stale != tc.stale {
+			t.Errorf("%s: OpenStale = %q, stale %v, %v; want stale %v", tc.name, got, stale, err, tc.stale)
+		}
+	}
+	// With colliding ids the answer must still come from the secret that
+	// authenticated the value, not from the id.
+	rotated.keys[0].id = rotated.keys[1].id
+	if _, stale, err := rotated.OpenStale(oldBox.Seal([]byte("x"), nil), nil); err != nil || !stale {
+		t.Fatalf("colliding ids: stale %v, %v; want stale", stale, err)
+	}
+	if _, _, err := rotated.OpenStale([]byte("short"), nil); !errors.Is(err, ErrOpen) {
+		t.Fatalf("short input: %v", err)
 	}
 }
 

@@ -29,6 +29,29 @@ const DefaultRedisKey = "anteroom:keys"
 // Options.RefreshEvery says otherwise.
 const DefaultRefreshEvery = time.Minute
 
+// DefaultPublishAhead is how long a new key is in the JWKS before it signs,
+// unless Options.PublishAhead says otherwise: above the hour for which
+// relying parties commonly cache a JWKS (mod_auth_openidc's default), and
+// twice CacheMaxAge's hour.
+const DefaultPublishAhead = 2 * time.Hour
+
+// DefaultRetain is how long a key stays published after a newer key has
+// taken over, unless Options.Retain says otherwise. A day outlives every
+// token of a default configuration; the wiring derives the real value from
+// the rooms' session lengths.
+const DefaultRetain = 24 * time.Hour
+
+// ClockSkew is the margin that callers deriving Options.Retain add to the
+// longest life of a token: for instances and relying parties whose clocks
+// disagree by up to this much, and for instances of a version that signs
+// with the record's first key, which follow a switch only at their next
+// refresh.
+const ClockSkew = 5 * time.Minute
+
+// MaxCacheAge caps CacheMaxAge: a JWKS cached for an hour at most still
+// lets an operator pull a compromised key from every cache within the hour.
+const MaxCacheAge = time.Hour
+
 // rsaBits is the RSA modulus size for new keys: the common floor that OIDC
 // relying parties accept.
 const rsaBits = 2048
@@ -41,62 +64,166 @@ const recordVersion = 1
 // someone deletes the record while instances race to create it.
 const maxCreateAttempts = 3
 
-// Key is one signing key: its private half and the public JWK published in
-// the JWKS.
+// maxWriteAttempts bounds the compare-and-set loop of a change: it repeats
+// only when another instance changed the record in between, and then the
+// change is usually no longer due.
+const maxWriteAttempts = 3
+
+// Key is one signing key: its private half, the public JWK published in the
+// JWKS, and its window.
 type Key struct {
 	ID        string                  // kid: RFC 7638 SHA-256 thumbprint, base64url without padding
 	Algorithm jose.SignatureAlgorithm // RS256 or ES256
 	Private   crypto.Signer           // *rsa.PrivateKey or *ecdsa.PrivateKey
 	Public    jose.JSONWebKey         // Use "sig", Algorithm and KeyID set
 	Created   time.Time
+	// NotBefore is when the key starts signing; it is published from the
+	// moment it is in the record, PublishAhead earlier. Zero only in a
+	// record written before rotation existed.
+	NotBefore time.Time
+	// NotAfter is when the key leaves the JWKS: Retain after a newer key
+	// took over from it. Zero while no newer key is scheduled.
+	NotAfter time.Time
 }
 
-// Options configures a Manager; the zero value is usable.
+// live reports whether k is still published at now.
+func (k Key) live(now time.Time) bool { return k.NotAfter.IsZero() || now.Before(k.NotAfter) }
+
+// Options configures a Manager; the zero value is usable and never rotates.
 type Options struct {
-	// Algorithm is used when this instance creates the key set: jose.RS256
-	// (the default, which every OIDC relying party must support) or
-	// jose.ES256. Anything else is an error.
+	// Algorithm is what this instance signs with: jose.RS256 (the default,
+	// which every OIDC relying party must support) or jose.ES256. Anything
+	// else is an error. A record whose newest key has another algorithm
+	// gets a new key of this one, PublishAhead before it signs.
 	Algorithm jose.SignatureAlgorithm
+	// RotateEvery is how long each key signs before the next takes over;
+	// 0 never rotates on a schedule.
+	RotateEvery time.Duration
+	// PublishAhead is how long a new key is in the JWKS before it signs, so
+	// that every instance and every relying party's JWKS cache has it by
+	// then; default DefaultPublishAhead. It must be shorter than
+	// RotateEvery.
+	PublishAhead time.Duration
+	// Retain is how long a key stays in the JWKS after a newer key took
+	// over from it: the longest life of anything it signed, plus ClockSkew;
+	// default DefaultRetain. Instances with different values extend a
+	// key's stay to the longest, never shorten it.
+	Retain time.Duration
 	// RedisKey is where the record lives; default DefaultRedisKey.
 	RedisKey string
-	// Now stamps new keys; default time.Now.
+	// Now is the clock that stamps new keys and decides which key signs
+	// and which are published; default time.Now.
 	Now func() time.Time
 	// RefreshEvery is Run's period; default DefaultRefreshEvery.
 	RefreshEvery time.Duration
-	// Logger receives Run's failures and warnings; default slog.Default().
+	// Logger receives rotations, Run's failures and warnings; default
+	// slog.Default().
 	Logger *slog.Logger
 }
 
-// record is the JSON stored at the Redis key. Keys[0] is the key to sign
-// with; the others are published for verification only. Readers ignore
-// fields they do not know, so rotation can add fields (not_before,
-// not_after) and keys without a version bump, provided the writer keeps the
-// key that should sign now in first place for readers that predate it.
+// record is the JSON stored at the Redis key. Each key has a window: it
+// signs from not_before until a newer key's not_before, and is published
+// until not_after. The writer puts the key that signs at the time of
+// writing first, for readers that predate windows (they sign with the
+// first key and publish all). A record without windows, from before
+// rotation, signs with its first key.
 type record struct {
 	Version int         `json:"version"`
 	Keys    []recordKey `json:"keys"`
 }
 
 type recordKey struct {
-	KID     string    `json:"kid"`
-	Alg     string    `json:"alg"`
-	Created time.Time `json:"created"`
+	KID       string    `json:"kid"`
+	Alg       string    `json:"alg"`
+	Created   time.Time `json:"created"`
+	NotBefore time.Time `json:"not_before,omitzero"`
+	NotAfter  time.Time `json:"not_after,omitzero"`
 	// Private is the private JWK sealed by the Box with the kid as
 	// additional data, base64url: a Redis dump alone does not leak it, and a
 	// sealed key cannot be passed off under another kid.
 	Private string `json:"private"`
 }
 
-// keySet is one decoded record; raw lets Refresh skip unchanged records and
-// put the record back verbatim if Redis loses it.
+// keySet is one decoded record; raw lets Refresh skip unchanged records,
+// compare-and-set against them, and put the record back verbatim if Redis
+// loses it.
 type keySet struct {
 	raw  string
 	keys []Key
+	// stale: some private key was sealed under a secret that is no longer
+	// the first, so the record must be sealed again before the operator
+	// drops that secret.
+	stale bool
+}
+
+// signer returns the index of the key that signs at now: of the published
+// keys whose not_before has come, the one with the latest; a tie goes to
+// the earlier in the record, so a record without windows signs with its
+// first key. When none has started (this instance's clock is behind the
+// one that created the record), the earliest signs.
+func (s *keySet) signer(now time.Time) int {
+	best := -1
+	for i, k := range s.keys {
+		if k.live(now) && !k.NotBefore.After(now) && (best < 0 || k.NotBefore.After(s.keys[best].NotBefore)) {
+			best = i
+		}
+	}
+	if best >= 0 {
+		return best
+	}
+	for i, k := range s.keys {
+		if k.live(now) && (best < 0 || k.NotBefore.Before(s.keys[best].NotBefore)) {
+			best = i
+		}
+	}
+	return max(best, 0) // decode guarantees a live newest key; 0 is unreachable
+}
+
+// newest returns the index of the key with the latest not_before (the
+// first of a tie): the one the next rotation follows.
+func (s *keySet) newest() int {
+	best := 0
+	for i, k := range s.keys {
+		if k.NotBefore.After(s.keys[best].NotBefore) {
+			best = i
+		}
+	}
+	return best
+}
+
+// successor returns when the first key newer than keys[i] starts signing,
+// which is when keys[i] stops.
+func successor(keys []Key, i int) (time.Time, bool) {
+	var next time.Time
+	for _, k := range keys {
+		if k.NotBefore.After(keys[i].NotBefore) && (next.IsZero() || k.NotBefore.Before(next)) {
+			next = k.NotBefore
+		}
+	}
+	return next, !next.IsZero()
+}
+
+// published returns the keys published at now, the signing key first.
+func (s *keySet) published(now time.Time) []Key {
+	sig := s.signer(now)
+	out := make([]Key, 0, len(s.keys))
+	out = append(out, s.keys[sig])
+	for i, k := range s.keys {
+		if i != sig && k.live(now) {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // Manager keeps the key set that every instance shares: the first instance
 // to start creates it in Redis, every other one reads it, so all sign with
-// the same key and serve the same JWKS.
+// the same key and serve the same JWKS. Whichever instance first sees that
+// a change is due (a rotation, a key to retire, a record to seal again)
+// makes it, with a compare-and-set on the record, and the others follow at
+// their next refresh. Which key signs is decided from each key's window by
+// each instance's own clock, so instances switch together without talking
+// to each other.
 type Manager struct {
 	rdb  redis.UniversalClient
 	box  *Box
@@ -105,20 +232,20 @@ type Manager struct {
 
 	current   atomic.Pointer[keySet]
 	refreshMu sync.Mutex // one Refresh at a time, so an older read never replaces a newer one
+	counts    changeCounts
 
 	// afterRefresh, when set by a test, is called after each refresh in Run.
 	afterRefresh func(error)
+	// beforeWrite, when set by a test, is called between planning a change
+	// and writing it, so a test can make instances race for the record.
+	beforeWrite func()
 }
 
 // NewManager loads the shared key set from Redis, creating it with a fresh
-// key of opts.Algorithm if no instance has yet. Creation is race-free: every
-// instance that finds no record generates a key and offers it with SET NX,
-// and the losers adopt the winner's.
-//
-// If the stored set was created with another algorithm than
-// opts.Algorithm, the stored one is used and a warning logged: changing the
-// algorithm of a running deployment needs key rotation, which this version
-// does not do.
+// key of opts.Algorithm if no instance has yet, then makes any change that
+// is due (see Refresh). Creation is race-free: every instance that finds
+// no record generates a key and offers it with SET NX, and the losers
+// adopt the winner's.
 //
 // It fails if the stored private keys cannot be opened by box, which means
 // the configured secrets are not the ones that sealed them.
@@ -135,6 +262,18 @@ func NewManager(ctx context.Context, rdb redis.UniversalClient, box *Box, opts O
 	case jose.RS256, jose.ES256:
 	default:
 		return nil, fmt.Errorf("new key manager: unsupported signing algorithm %q (want %s or %s)", opts.Algorithm, jose.RS256, jose.ES256)
+	}
+	if opts.PublishAhead <= 0 {
+		opts.PublishAhead = DefaultPublishAhead
+	}
+	if opts.Retain <= 0 {
+		opts.Retain = DefaultRetain
+	}
+	switch {
+	case opts.RotateEvery < 0:
+		return nil, fmt.Errorf("new key manager: negative rotation period %s", opts.RotateEvery)
+	case opts.RotateEvery > 0 && opts.PublishAhead >= opts.RotateEvery:
+		return nil, fmt.Errorf("new key manager: publish ahead %s must be shorter than the rotation period %s", opts.PublishAhead, opts.RotateEvery)
 	}
 	if opts.RedisKey == "" {
 		opts.RedisKey = DefaultRedisKey
@@ -155,12 +294,15 @@ func NewManager(ctx context.Context, rdb redis.UniversalClient, box *Box, opts O
 		return nil, fmt.Errorf("new key manager: %w", err)
 	}
 	m.current.Store(set)
-	if k := set.keys[0]; k.Algorithm != opts.Algorithm {
-		m.log.Warn("signing key algorithm differs from configuration; using the stored key until rotation is supported",
-			"kid", k.ID, "stored", k.Algorithm, "configured", opts.Algorithm, "redis_key", opts.RedisKey)
+	if err := m.maintain(ctx, set); err != nil {
+		return nil, fmt.Errorf("new key manager: %w", err)
 	}
 	return m, nil
 }
+
+// now reads the clock without its monotonic reading, so times compare and
+// serialize alike.
+func (m *Manager) now() time.Time { return m.opts.Now().UTC().Round(0) }
 
 // getOrCreate reads the record, or creates it if there is none.
 func (m *Manager) getOrCreate(ctx context.Context) (*keySet, error) {
@@ -172,7 +314,12 @@ func (m *Manager) getOrCreate(ctx context.Context) (*keySet, error) {
 		if !errors.Is(err, redis.Nil) {
 			return nil, fmt.Errorf("read %s: %w", m.opts.RedisKey, err)
 		}
-		set, err := m.generate()
+		now := m.now()
+		key, err := m.generate(now, now)
+		if err != nil {
+			return nil, err
+		}
+		set, err := m.encode([]Key{key})
 		if err != nil {
 			return nil, err
 		}
@@ -181,7 +328,8 @@ func (m *Manager) getOrCreate(ctx context.Context) (*keySet, error) {
 			return nil, fmt.Errorf("create %s: %w", m.opts.RedisKey, err)
 		}
 		if won {
-			m.log.Info("created signing key", "kid", set.keys[0].ID, "alg", set.keys[0].Algorithm, "redis_key", m.opts.RedisKey)
+			m.counts.add("created")
+			m.log.Info("created signing key", "kid", key.ID, "alg", key.Algorithm, "redis_key", m.opts.RedisKey)
 			return set, nil
 		}
 		// Another instance created it first: loop to read and adopt theirs.
@@ -189,8 +337,9 @@ func (m *Manager) getOrCreate(ctx context.Context) (*keySet, error) {
 	return nil, fmt.Errorf("create %s: record keeps disappearing", m.opts.RedisKey)
 }
 
-// generate makes a new one-key set, sealed and serialized for Redis.
-func (m *Manager) generate() (*keySet, error) {
+// generate makes a new key of the configured algorithm that signs from
+// notBefore.
+func (m *Manager) generate(created, notBefore time.Time) (Key, error) {
 	var priv crypto.Signer
 	var err error
 	switch m.opts.Algorithm {
@@ -200,27 +349,35 @@ func (m *Manager) generate() (*keySet, error) {
 		priv, err = rsa.GenerateKey(rand.Reader, rsaBits)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("generate %s key: %w", m.opts.Algorithm, err)
+		return Key{}, fmt.Errorf("generate %s key: %w", m.opts.Algorithm, err)
 	}
-	key, err := newKey(priv, m.opts.Algorithm, m.opts.Now().UTC().Round(0))
+	key, err := newKey(priv, m.opts.Algorithm, created)
 	if err != nil {
-		return nil, err
+		return Key{}, err
 	}
-	private, err := jose.JSONWebKey{Key: priv, KeyID: key.ID, Algorithm: string(key.Algorithm), Use: "sig"}.MarshalJSON()
-	if err != nil {
-		return nil, fmt.Errorf("encode signing key %s: %w", key.ID, err)
+	key.NotBefore = notBefore
+	return key, nil
+}
+
+// encode seals every key under the box's first secret and serializes the
+// record, keys in the given order.
+func (m *Manager) encode(keys []Key) (*keySet, error) {
+	rec := record{Version: recordVersion, Keys: make([]recordKey, len(keys))}
+	for i, k := range keys {
+		private, err := jose.JSONWebKey{Key: k.Private, KeyID: k.ID, Algorithm: string(k.Algorithm), Use: "sig"}.MarshalJSON()
+		if err != nil {
+			return nil, fmt.Errorf("encode signing key %s: %w", k.ID, err)
+		}
+		rec.Keys[i] = recordKey{
+			KID: k.ID, Alg: string(k.Algorithm), Created: k.Created, NotBefore: k.NotBefore, NotAfter: k.NotAfter,
+			Private: base64.RawURLEncoding.EncodeToString(m.box.Seal(private, []byte(k.ID))),
+		}
 	}
-	rec := record{Version: recordVersion, Keys: []recordKey{{
-		KID:     key.ID,
-		Alg:     string(key.Algorithm),
-		Created: key.Created,
-		Private: base64.RawURLEncoding.EncodeToString(m.box.Seal(private, []byte(key.ID))),
-	}}}
 	raw, err := json.Marshal(rec)
 	if err != nil {
 		return nil, fmt.Errorf("encode key record: %w", err)
 	}
-	return &keySet{raw: string(raw), keys: []Key{key}}, nil
+	return &keySet{raw: string(raw), keys: keys}, nil
 }
 
 // newKey checks that priv suits alg and fills in the derived fields.
@@ -233,6 +390,10 @@ func newKey(priv crypto.Signer, alg jose.SignatureAlgorithm, created time.Time) 
 		if bits := k.N.BitLen(); bits < rsaBits {
 			return Key{}, fmt.Errorf("RSA key is %d bits, want at least %d", bits, rsaBits)
 		}
+		// A key decoded from its JWK carries the CRT values but not the
+		// precomputation crypto/rsa caches beside them; without it every
+		// signature would redo that work (about a sixth of its cost).
+		k.Precompute()
 	case *ecdsa.PrivateKey:
 		if alg != jose.ES256 || k.Curve != elliptic.P256() {
 			return Key{}, fmt.Errorf("%s key is ECDSA on %s", alg, k.Curve.Params().Name)
@@ -263,63 +424,84 @@ func (m *Manager) decode(raw string) (*keySet, error) {
 	}
 	set := &keySet{raw: raw, keys: make([]Key, 0, len(rec.Keys))}
 	for _, rk := range rec.Keys {
-		key, err := m.open(rk)
+		key, stale, err := m.open(rk)
 		if err != nil {
 			return nil, err
 		}
+		if !rk.NotAfter.IsZero() && !rk.NotAfter.After(rk.NotBefore) {
+			return nil, fmt.Errorf("decode %s: key %s leaves the JWKS (%s) before it starts signing (%s)",
+				m.opts.RedisKey, rk.KID, rk.NotAfter.Format(time.RFC3339), rk.NotBefore.Format(time.RFC3339))
+		}
+		key.NotBefore, key.NotAfter = rk.NotBefore.UTC(), rk.NotAfter.UTC()
 		set.keys = append(set.keys, key)
+		set.stale = set.stale || stale
+	}
+	// The newest key signs until a newer one exists; one that retires
+	// would leave nothing to sign with.
+	if n := set.keys[set.newest()]; !n.NotAfter.IsZero() {
+		return nil, fmt.Errorf("decode %s: newest key %s has not_after %s, so nothing would sign after it",
+			m.opts.RedisKey, n.ID, n.NotAfter.Format(time.RFC3339))
 	}
 	return set, nil
 }
 
-// open unseals one stored key and checks it is the key its kid names.
-func (m *Manager) open(rk recordKey) (Key, error) {
+// open unseals one stored key and checks it is the key its kid names; stale
+// reports that it was sealed under a secret that is no longer the first.
+func (m *Manager) open(rk recordKey) (Key, bool, error) {
 	sealed, err := base64.RawURLEncoding.DecodeString(rk.Private)
 	if err != nil {
-		return Key{}, fmt.Errorf("open signing key %s: decode base64: %w", rk.KID, err)
+		return Key{}, false, fmt.Errorf("open signing key %s: decode base64: %w", rk.KID, err)
 	}
-	plain, err := m.box.Open(sealed, []byte(rk.KID))
+	plain, stale, err := m.box.OpenStale(sealed, []byte(rk.KID))
 	if err != nil {
-		return Key{}, fmt.Errorf("open signing key %s: cookie_keys do not match the ones that sealed it: %w", rk.KID, err)
+		return Key{}, false, fmt.Errorf("open signing key %s: cookie_keys do not match the ones that sealed it "+
+			"(list the previous cookie key second until every instance has run with both): %w", rk.KID, err)
 	}
 	var jwk jose.JSONWebKey
 	if err := jwk.UnmarshalJSON(plain); err != nil {
-		return Key{}, fmt.Errorf("open signing key %s: decode JWK: %w", rk.KID, err)
+		return Key{}, false, fmt.Errorf("open signing key %s: decode JWK: %w", rk.KID, err)
 	}
 	priv, ok := jwk.Key.(crypto.Signer)
 	if !ok || jwk.IsPublic() {
-		return Key{}, fmt.Errorf("open signing key %s: sealed JWK holds %T, not a private key", rk.KID, jwk.Key)
+		return Key{}, false, fmt.Errorf("open signing key %s: sealed JWK holds %T, not a private key", rk.KID, jwk.Key)
 	}
 	key, err := newKey(priv, jose.SignatureAlgorithm(rk.Alg), rk.Created)
 	if err != nil {
-		return Key{}, fmt.Errorf("open signing key %s: %w", rk.KID, err)
+		return Key{}, false, fmt.Errorf("open signing key %s: %w", rk.KID, err)
 	}
 	if key.ID != rk.KID {
-		return Key{}, fmt.Errorf("open signing key %s: key's thumbprint is %s", rk.KID, key.ID)
+		return Key{}, false, fmt.Errorf("open signing key %s: key's thumbprint is %s", rk.KID, key.ID)
 	}
-	return key, nil
+	return key, stale, nil
 }
 
-// Signing returns the key to sign with now. It reads memory only, so it is
-// safe on every request path.
+// Signing returns the key to sign with now: the newest key whose
+// not_before has come by this instance's clock. It reads memory only, so
+// it is safe on every request path.
 func (m *Manager) Signing() Key {
-	return m.current.Load().keys[0]
+	set := m.current.Load()
+	if len(set.keys) == 1 { // most of the time: no clock to read
+		return set.keys[0]
+	}
+	return set.keys[set.signer(m.now())]
 }
 
 // Verification returns every published key, signing key first, for the
-// JWKS and for verifying tokens this deployment issued. The slice is the
-// caller's.
+// JWKS and for verifying tokens this deployment issued: the key signing
+// now, keys scheduled to sign next, and keys that stopped signing less than
+// Retain ago. The slice is the caller's.
 func (m *Manager) Verification() []Key {
-	return slices.Clone(m.current.Load().keys)
+	return m.current.Load().published(m.now())
 }
 
-// Published reports whether the key kid is in the set, without copying it:
-// a cache of tokens asks on every hit, so that retiring a key retires what
-// it signed.
+// Published reports whether the key kid is published now, without copying
+// the set: a cache of tokens asks on every hit, so that retiring a key
+// retires what it signed.
 func (m *Manager) Published(kid string) bool {
 	for _, k := range m.current.Load().keys {
 		if k.ID == kid {
-			return true
+			// Only a retiring key needs the clock.
+			return k.NotAfter.IsZero() || k.live(m.now())
 		}
 	}
 	return false
@@ -327,7 +509,7 @@ func (m *Manager) Published(kid string) bool {
 
 // JWKS returns the public halves of every published key.
 func (m *Manager) JWKS() jose.JSONWebKeySet {
-	keys := m.current.Load().keys
+	keys := m.Verification()
 	set := jose.JSONWebKeySet{Keys: make([]jose.JSONWebKey, len(keys))}
 	for i, k := range keys {
 		set.Keys[i] = k.Public
@@ -335,11 +517,50 @@ func (m *Manager) JWKS() jose.JSONWebKeySet {
 	return set
 }
 
+// Algorithms returns the algorithms of the published keys, the signing
+// key's first, for discovery's id_token_signing_alg_values_supported: a
+// relying party that checks a token's alg against it accepts a key
+// scheduled with a new algorithm from the moment the key is published.
+// RS256 is always listed, as OpenID Connect Discovery 1.0 requires.
+func (m *Manager) Algorithms() []jose.SignatureAlgorithm {
+	var out []jose.SignatureAlgorithm
+	for _, k := range m.Verification() {
+		if !slices.Contains(out, k.Algorithm) {
+			out = append(out, k.Algorithm)
+		}
+	}
+	if !slices.Contains(out, jose.RS256) {
+		out = append(out, jose.RS256)
+	}
+	return out
+}
+
+// CacheMaxAge is how long a client may cache the JWKS: half of
+// PublishAhead, so a scheduled key reaches every cache well before it
+// signs, and at most MaxCacheAge.
+func (m *Manager) CacheMaxAge() time.Duration {
+	return min(m.opts.PublishAhead/2, MaxCacheAge)
+}
+
 // Refresh re-reads the record from Redis so this instance follows changes
-// made by others. On error the current set stays in use. If the record is
-// gone (Redis lost its data), Refresh puts back the set this instance holds
-// rather than creating a key, so instances converge on keys that tokens in
-// flight were signed with.
+// made by others, then makes any change that has come due, with a
+// compare-and-set so that of several instances doing so at once exactly
+// one succeeds and the others adopt its record:
+//
+//   - a new key when the newest one has signed for RotateEvery less
+//     PublishAhead (or has another algorithm than configured), which
+//     starts signing PublishAhead later;
+//   - not_after for keys a newer one has taken over from, Retain after
+//     it did; keys past it are removed;
+//   - the key that signs now moved first, for readers that predate
+//     windows;
+//   - every private key sealed again under the first cookie key, when
+//     one was sealed under another.
+//
+// On error the current set stays in use. If the record is gone (Redis lost
+// its data), Refresh puts back the set this instance holds rather than
+// creating a key, so instances converge on keys that tokens in flight were
+// signed with.
 func (m *Manager) Refresh(ctx context.Context) error {
 	m.refreshMu.Lock()
 	defer m.refreshMu.Unlock()
@@ -351,26 +572,225 @@ func (m *Manager) Refresh(ctx context.Context) error {
 			return fmt.Errorf("refresh keys: restore missing %s: %w", m.opts.RedisKey, setErr)
 		}
 		if won {
-			m.log.Warn("signing key record was missing from Redis; restored it", "redis_key", m.opts.RedisKey, "kid", cur.keys[0].ID)
-			return nil
+			m.log.Warn("signing key record was missing from Redis; restored it", "redis_key", m.opts.RedisKey, "kid", m.Signing().ID)
+			raw, err = cur.raw, nil
+		} else {
+			raw, err = m.rdb.Get(ctx, m.opts.RedisKey).Result()
 		}
-		raw, err = m.rdb.Get(ctx, m.opts.RedisKey).Result()
 	}
 	if err != nil {
 		return fmt.Errorf("refresh keys: read %s: %w", m.opts.RedisKey, err)
 	}
-	if raw == cur.raw {
-		return nil
+	set := cur
+	if raw != cur.raw {
+		if set, err = m.decode(raw); err != nil {
+			return fmt.Errorf("refresh keys: %w", err)
+		}
+		m.adopt(set)
 	}
-	set, err := m.decode(raw)
-	if err != nil {
+	if err := m.maintain(ctx, set); err != nil {
 		return fmt.Errorf("refresh keys: %w", err)
 	}
-	m.current.Store(set)
-	if set.keys[0].ID != cur.keys[0].ID {
-		m.log.Info("signing key changed", "kid", set.keys[0].ID, "previous", cur.keys[0].ID)
-	}
 	return nil
+}
+
+// adopt makes set the one in use and logs how the published keys changed.
+func (m *Manager) adopt(set *keySet) {
+	prev := m.current.Swap(set)
+	if prev == nil {
+		return
+	}
+	kids := func(s *keySet) []string {
+		out := make([]string, len(s.keys))
+		for i, k := range s.keys {
+			out[i] = k.ID
+		}
+		slices.Sort(out)
+		return out
+	}
+	if before, after := kids(prev), kids(set); !slices.Equal(before, after) {
+		m.log.Info("signing keys changed", "keys", after, "previous", before, "signing", set.keys[set.signer(m.now())].ID)
+	}
+}
+
+// maintain makes the changes that are due on set, retrying on a record
+// that another instance changed meanwhile.
+func (m *Manager) maintain(ctx context.Context, set *keySet) error {
+	for attempt := 1; ; attempt++ {
+		next, changes, err := m.plan(set, m.now())
+		if err != nil || next == nil {
+			return err
+		}
+		if m.beforeWrite != nil {
+			m.beforeWrite()
+		}
+		won, err := casScript.Run(ctx, m.rdb, []string{m.opts.RedisKey}, set.raw, next.raw).Bool()
+		if err != nil {
+			return fmt.Errorf("write %s: %w", m.opts.RedisKey, err)
+		}
+		if won {
+			m.current.Store(next)
+			m.report(changes)
+			return nil
+		}
+		if attempt == maxWriteAttempts {
+			return fmt.Errorf("write %s: changed by other instances %d times in a row; will try again", m.opts.RedisKey, attempt)
+		}
+		// Another instance wrote first: adopt its record and see whether
+		// anything is still due.
+		raw, err := m.rdb.Get(ctx, m.opts.RedisKey).Result()
+		if err != nil {
+			return fmt.Errorf("read %s: %w", m.opts.RedisKey, err)
+		}
+		if set, err = m.decode(raw); err != nil {
+			return err
+		}
+		m.adopt(set)
+	}
+}
+
+// casScript replaces the record only if it is still the one the change was
+// planned on. One key, so it runs on Redis Cluster as anywhere.
+// KEYS: record. ARGV: expected record, new record.
+var casScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+`)
+
+// change is one thing a write did, for logs and metrics.
+type change struct {
+	kind string // scheduled, retired, resealed, upgraded
+	key  Key
+}
+
+// report logs and counts the changes this instance wrote.
+func (m *Manager) report(changes []change) {
+	for _, c := range changes {
+		m.counts.add(c.kind)
+		switch c.kind {
+		case "scheduled":
+			m.log.Info("scheduled signing key", "kid", c.key.ID, "alg", c.key.Algorithm,
+				"not_before", c.key.NotBefore, "redis_key", m.opts.RedisKey)
+		case "retired":
+			m.log.Info("retired signing key", "kid", c.key.ID, "alg", c.key.Algorithm,
+				"not_after", c.key.NotAfter, "redis_key", m.opts.RedisKey)
+		case "resealed":
+			m.log.Info("sealed signing keys again under the first cookie key", "redis_key", m.opts.RedisKey)
+		case "upgraded":
+			m.log.Info("gave signing keys rotation windows", "signing", c.key.ID, "redis_key", m.opts.RedisKey)
+		}
+	}
+}
+
+// plan returns the record set should become at now, with what changed, or
+// nil when nothing is due. It is pure: the same set and time give the
+// same plan on every instance (bar the new key's random material), which
+// is what keeps instances from undoing each other's writes.
+func (m *Manager) plan(set *keySet, now time.Time) (*keySet, []change, error) {
+	keys := slices.Clone(set.keys)
+	var changes []change
+	dirty := set.stale
+	if set.stale {
+		changes = append(changes, change{kind: "resealed"})
+	}
+
+	// A record from before rotation: its first key has signed since it was
+	// created; the others were only published, and are retired like keys
+	// a newer one took over from just now.
+	if slices.ContainsFunc(keys, func(k Key) bool { return k.NotBefore.IsZero() }) {
+		if keys[0].NotBefore.IsZero() {
+			keys[0].NotBefore = keys[0].Created
+			if keys[0].NotBefore.IsZero() {
+				keys[0].NotBefore = now
+			}
+		}
+		for i := 1; i < len(keys); i++ {
+			if keys[i].NotBefore.IsZero() {
+				keys[i].NotBefore = keys[0].NotBefore
+				if keys[i].NotAfter.IsZero() {
+					keys[i].NotAfter = now.Add(m.opts.Retain)
+				}
+			}
+		}
+		dirty = true
+		changes = append(changes, change{kind: "upgraded", key: keys[0]})
+	}
+
+	if notBefore, due := m.due(keys, now); due {
+		key, err := m.generate(now, notBefore)
+		if err != nil {
+			return nil, nil, err
+		}
+		keys = append(keys, key)
+		dirty = true
+		changes = append(changes, change{kind: "scheduled", key: key})
+	}
+
+	// A key stays published for Retain after a newer one takes over. Only
+	// ever extended, so the instance whose tokens live longest decides.
+	for i := range keys {
+		if next, ok := successor(keys, i); ok {
+			if want := next.Add(m.opts.Retain); keys[i].NotAfter.Before(want) {
+				keys[i].NotAfter = want
+				dirty = true
+			}
+		}
+	}
+
+	kept := keys[:0:0]
+	for _, k := range keys {
+		if k.live(now) {
+			kept = append(kept, k)
+			continue
+		}
+		dirty = true
+		changes = append(changes, change{kind: "retired", key: k})
+	}
+
+	// The key that signs now goes first, for readers that predate windows;
+	// never back to an older key, so instances whose clocks straddle a
+	// switch do not take turns reordering.
+	s := &keySet{keys: kept}
+	if i := s.signer(now); i != 0 && kept[i].NotBefore.After(kept[0].NotBefore) {
+		kept = slices.Concat(kept[i:i+1], kept[:i], kept[i+1:])
+		dirty = true
+	}
+
+	if !dirty {
+		return nil, nil, nil
+	}
+	next, err := m.encode(kept)
+	if err != nil {
+		return nil, nil, err
+	}
+	return next, changes, nil
+}
+
+// due reports whether keys need a new key at now, and when it would start
+// signing: never sooner than PublishAhead from now, so it is published for
+// at least that long even after an outage that let a rotation slip.
+func (m *Manager) due(keys []Key, now time.Time) (time.Time, bool) {
+	newest := keys[(&keySet{keys: keys}).newest()]
+	earliest := now.Add(m.opts.PublishAhead)
+	if newest.Algorithm != m.opts.Algorithm {
+		// The configured algorithm changed. A pending key of the other
+		// one (scheduled by an instance still on the old configuration)
+		// signs first; a rolling change of configuration thus adds at
+		// most one key.
+		return earliest, !newest.NotBefore.After(now)
+	}
+	if m.opts.RotateEvery <= 0 {
+		return time.Time{}, false
+	}
+	next := newest.NotBefore.Add(m.opts.RotateEvery)
+	if now.Before(next.Add(-m.opts.PublishAhead)) {
+		return time.Time{}, false
+	}
+	if next.Before(earliest) {
+		next = earliest
+	}
+	return next, true
 }
 
 // Run refreshes every RefreshEvery until ctx is done. Failures are logged

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -274,21 +275,48 @@ func TestInvalidAlgorithmRejected(t *testing.T) {
 	}
 }
 
-func TestStoredAlgorithmWins(t *testing.T) {
+func TestChangedAlgorithmIsScheduledNotImposed(t *testing.T) {
 	srv := testredis.Start(t)
 	rdb := srv.Client(t)
 	box := mustBox(t, "signing keys", secret(1))
 	created := mustManager(t, rdb, box, testOptions(jose.ES256))
+	es := created.Signing()
 
 	var logs bytes.Buffer
+	clk := &testClock{t: fixedNow.Add(time.Hour)}
 	opts := testOptions(jose.RS256)
+	opts.Now = clk.Now
+	opts.PublishAhead = 2 * time.Hour
 	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	m := mustManager(t, rdb, box, opts)
-	if k := m.Signing(); k.ID != created.Signing().ID || k.Algorithm != jose.ES256 {
-		t.Fatalf("manager configured for RS256 signs with %s %s, want the stored ES256 key %s", k.Algorithm, k.ID, created.Signing().ID)
+	// The stored ES256 key keeps signing: an RS256 key signing at once
+	// would not be in any relying party's cached JWKS yet.
+	if k := m.Signing(); k.ID != es.ID || k.Algorithm != jose.ES256 {
+		t.Fatalf("manager configured for RS256 signs with %s %s at once, want the stored ES256 key %s until the new one is due", k.Algorithm, k.ID, es.ID)
 	}
-	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "configured=RS256") {
-		t.Fatalf("no warning about the algorithm mismatch; log:\n%s", logs.String())
+	v := m.Verification()
+	if len(v) != 2 || v[1].Algorithm != jose.RS256 || !v[1].NotBefore.Equal(clk.Now().Add(2*time.Hour)) {
+		t.Fatalf("published = %v, want the ES256 key and an RS256 key signing from %v", describe(v), clk.Now().Add(2*time.Hour))
+	}
+	if got := m.Algorithms(); !slices.Equal(got, []jose.SignatureAlgorithm{jose.ES256, jose.RS256}) {
+		t.Fatalf("Algorithms = %v, want [ES256 RS256] while both are published", got)
+	}
+	if !strings.Contains(logs.String(), "scheduled signing key") || !strings.Contains(logs.String(), "kid="+v[1].ID) || !strings.Contains(logs.String(), "alg=RS256") {
+		t.Fatalf("no log of the scheduled key; log:\n%s", logs.String())
+	}
+	// An instance still configured for ES256 does not schedule an ES256 key
+	// over the pending RS256 one: a rolling change adds one key, not one per
+	// instance per refresh.
+	old := testOptions(jose.ES256)
+	old.Now = clk.Now
+	oldInstance := mustManager(t, rdb, box, old)
+	if n := len(oldInstance.Verification()); n != 2 {
+		t.Fatalf("an instance on the old algorithm scheduled another key: %d published", n)
+	}
+
+	clk.Advance(2 * time.Hour)
+	if k := m.Signing(); k.ID != v[1].ID || k.Algorithm != jose.RS256 {
+		t.Fatalf("at its not_before the RS256 key does not sign: %s %s", k.Algorithm, k.ID)
 	}
 }
 
@@ -309,7 +337,8 @@ func TestCustomRedisKey(t *testing.T) {
 }
 
 // addKey writes a second key into the record at DefaultRedisKey, the way a
-// future rotating writer would, including fields this version does not know.
+// rotating writer does (a key published ahead of its not_before), with a
+// field this version does not know.
 func addKey(t *testing.T, rdb redis.UniversalClient, box *Box) string {
 	t.Helper()
 	ctx := context.Background()
@@ -323,7 +352,6 @@ func addKey(t *testing.T, rdb redis.UniversalClient, box *Box) string {
 	json.Unmarshal([]byte(raw), &rec)
 	extra := scratch["keys"].([]any)[0].(map[string]any)
 	extra["not_before"] = "2026-12-01T00:00:00Z"
-	extra["not_after"] = "2027-12-01T00:00:00Z"
 	rec["keys"] = append(rec["keys"].([]any), extra)
 	rec["rotation"] = map[string]any{"next": other.Signing().ID}
 	if err := rdb.Set(ctx, DefaultRedisKey, jsonOf(t, rec), 0).Err(); err != nil {

@@ -56,9 +56,14 @@ func (c *client) GrantTypes() []zoidc.GrantType {
 func (c *client) LoginURL(id string) string           { return c.loginURL(id) }
 func (c *client) AccessTokenType() op.AccessTokenType { return op.AccessTokenTypeJWT }
 
-// IDTokenLifetime is short: the ID token proves the login to the relying
-// party; how long the visit lasts is the access token's business.
-func (c *client) IDTokenLifetime() time.Duration       { return min(c.room.SessionTTL, 10*time.Minute) }
+// MaxIDTokenLifetime bounds every ID token's life. The ID token proves the
+// login to the relying party; how long the visit lasts is the access
+// token's business. A signing key stays published at least this long after
+// it stops signing.
+const MaxIDTokenLifetime = 10 * time.Minute
+
+// IDTokenLifetime is MaxIDTokenLifetime, or the session if it is shorter.
+func (c *client) IDTokenLifetime() time.Duration       { return min(c.room.SessionTTL, MaxIDTokenLifetime) }
 func (c *client) DevMode() bool                        { return c.cfg.Public() }
 func (c *client) IsScopeAllowed(string) bool           { return false }
 func (c *client) IDTokenUserinfoClaimsAssertion() bool { return true }

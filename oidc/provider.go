@@ -5,7 +5,6 @@
 package oidc
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,10 +46,11 @@ type Options struct {
 // Provider is the OpenID provider and the bridge the waiting page uses to
 // continue a flow.
 type Provider struct {
-	op      *op.Provider
-	storage *storage
-	issuer  string
-	handler http.Handler
+	op         *op.Provider
+	storage    *storage
+	issuer     string
+	handler    http.Handler
+	keysMaxAge time.Duration
 	// errorPage shows a person an authorization request that cannot be
 	// answered at the relying party (see SetErrorPage).
 	errorPage func(w http.ResponseWriter, r *http.Request)
@@ -119,6 +119,9 @@ func NewProvider(o Options) (*Provider, error) {
 		return nil, fmt.Errorf("create provider: %w", err)
 	}
 	prov := &Provider{op: p, storage: s, issuer: o.Issuer}
+	if o.Keys != nil {
+		prov.keysMaxAge = o.Keys.CacheMaxAge()
+	}
 	prov.handler = http.HandlerFunc(prov.serve)
 	return prov, nil
 }
@@ -156,6 +159,12 @@ func (p *Provider) serve(w http.ResponseWriter, r *http.Request) {
 	case "/userinfo", "/oauth/introspect", "/revoke":
 		guardOutage(w, r, p.op)
 		return
+	case "/keys":
+		// The library sends no Cache-Control, and caches then guess. A
+		// key is published ahead of signing for at least twice this
+		// long, so every cache that honours it has the key before the key
+		// signs anything.
+		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(p.keysMaxAge.Seconds())))
 	}
 	p.op.ServeHTTP(w, r)
 }
@@ -164,11 +173,14 @@ func (p *Provider) serve(w http.ResponseWriter, r *http.Request) {
 // asked for no interaction (prompt=none), without Redis. Errors wrap
 // waitingroom.ErrUnknownRequest or waitingroom.ErrExpired.
 func (p *Provider) Open(id string) (room string, promptNone bool, err error) {
-	a, c, err := p.storage.pending(id)
+	r, err := peekRequest(p.storage.box, id, p.storage.clients)
 	if err != nil {
-		return "", false, err
+		return "", false, ErrUnknownRequest
 	}
-	return c.room.ID, a.PromptNone(), nil
+	if !p.storage.now().Before(r.client.room.WaitStart(r.created).Add(r.client.room.MaxWait)) {
+		return "", false, ErrRequestExpired
+	}
+	return r.client.room.ID, r.promptNone, nil
 }
 
 // ErrStaleAdmission is returned by Complete for a ticket admitted before the
@@ -196,24 +208,40 @@ func fresh(a *AuthRequest, t waitingroom.Ticket) bool {
 	return a.CreatedAt.Sub(t.AdmittedAt) <= time.Duration(*a.MaxAge)*time.Second
 }
 
-// Complete marks auth request id done for an admitted ticket and returns the
-// URL that continues the flow (the provider's callback, which redirects to
-// the relying party with a code).
-func (p *Provider) Complete(ctx context.Context, id string, t waitingroom.Ticket) (string, error) {
+// Finish answers auth request id for an admitted ticket: it records the
+// ticket's claims with the request's code in one write and sends the
+// browser to the relying party with the code, as the library's callback
+// would have, one hop sooner. Nothing is written to w when it returns an
+// error: ErrUnknownRequest, ErrRequestExpired, ErrRequestAnswered (the
+// request got its code already), or the store's failure.
+func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, id string, t waitingroom.Ticket) error {
 	a, c, err := p.storage.pending(id)
 	if err != nil {
-		return "", err
+		return err
 	}
 	if !t.Admitted() || t.Room != c.room.ID {
-		return "", errors.New("ticket is not admitted to the request's room")
+		return errors.New("ticket is not admitted to the request's room")
 	}
 	if !fresh(a, t) {
-		return "", ErrStaleAdmission
+		return ErrStaleAdmission
 	}
-	if err := p.storage.complete(ctx, id, t, c.room); err != nil {
-		return "", err
+	code, err := op.BuildAuthRequestCode(a, p.op.Crypto())
+	if err != nil {
+		return fmt.Errorf("seal code: %w", err)
 	}
-	return op.AuthCallbackURL(p.op)(op.ContextWithIssuer(ctx, p.issuer), id), nil
+	if err := p.storage.answer(r.Context(), id, claimsOf(t, c.room), code); err != nil {
+		return err
+	}
+	resp := &op.CodeResponseType{Code: code, State: a.State}
+	if a.ResponseMode == zoidc.ResponseModeFormPost {
+		return p.formPost(w, a.RedirectURI, resp)
+	}
+	u, err := op.AuthResponseURL(a.RedirectURI, a.ResponseType, a.ResponseMode, resp, p.op.Encoder())
+	if err != nil {
+		return err
+	}
+	http.Redirect(w, r, u, http.StatusSeeOther)
+	return nil
 }
 
 // LoginRequired ends auth request id at the relying party with the OAuth

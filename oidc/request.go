@@ -1,12 +1,14 @@
 package oidc
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
@@ -226,6 +228,62 @@ func openRequest(box *keys.Box, id string) (*AuthRequest, error) {
 		Prompt:              splitSpaces(fields[9]),
 		CreatedAt:           time.Unix(created, 0),
 	}, nil
+}
+
+// sealedBuffers are scratch space for peekRequest: a waiting page's every
+// poll opens its request's sealed id, and should not allocate to do it.
+var sealedBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// requestPeek is what the waiting page needs of a pending auth request.
+type requestPeek struct {
+	client     *client
+	created    time.Time
+	promptNone bool
+}
+
+// peekRequest opens a sealed id as openRequest does, but reads only the
+// client, the creation time and whether prompt holds none, into pooled
+// buffers: the id is authenticated all the same, nothing is allocated.
+func peekRequest(box *keys.Box, id string, clients map[string]*client) (requestPeek, error) {
+	bp := sealedBuffers.Get().(*[]byte)
+	defer sealedBuffers.Put(bp)
+	src := append((*bp)[:0], id...)
+	raw, err := base64.RawURLEncoding.AppendDecode(src[len(src):], src)
+	if err != nil {
+		return requestPeek{}, errBadRequestID
+	}
+	b, err := box.AppendOpen(raw[len(raw):], raw, sealedAD)
+	if err != nil || len(b) < 2 || (b[0] != sealedVersion && b[0] != 1) {
+		return requestPeek{}, errBadRequestID
+	}
+	b = b[1:]
+	created, n := binary.Varint(b)
+	if n <= 0 {
+		return requestPeek{}, errBadRequestID
+	}
+	b = b[n:]
+	var p requestPeek
+	p.created = time.Unix(created, 0)
+	for i := range 10 {
+		l, n := binary.Uvarint(b)
+		if n <= 0 || uint64(len(b)-n) < l {
+			return requestPeek{}, errBadRequestID
+		}
+		field := b[n : n+int(l)]
+		b = b[n+int(l):]
+		switch i {
+		case 0:
+			p.client = clients[string(field)]
+		case 9:
+			for word := range bytes.FieldsSeq(field) {
+				p.promptNone = p.promptNone || string(word) == zoidc.PromptNone
+			}
+		}
+	}
+	if p.client == nil {
+		return requestPeek{}, errBadRequestID
+	}
+	return p, nil
 }
 
 func splitSpaces(s string) []string {

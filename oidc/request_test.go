@@ -150,3 +150,61 @@ func FuzzCode(f *testing.F) {
 		}
 	})
 }
+
+// peekAgrees checks that peekRequest reads what openRequest reads.
+func peekAgrees(t *testing.T, box *keys.Box, clients map[string]*client, id string) {
+	t.Helper()
+	full, ferr := openRequest(box, id)
+	p, perr := peekRequest(box, id, clients)
+	if ferr == nil && clients[full.ClientID] == nil {
+		ferr = errBadRequestID // peek also refuses a client it does not know
+	}
+	if (ferr == nil) != (perr == nil) {
+		t.Fatalf("openRequest: %v, peekRequest: %v", ferr, perr)
+	}
+	if ferr != nil {
+		return
+	}
+	if p.client != clients[full.ClientID] || !p.created.Equal(full.CreatedAt) || p.promptNone != full.PromptNone() {
+		t.Fatalf("peek %+v, open %+v", p, full)
+	}
+}
+
+func TestPeekRequestReadsWhatOpenReads(t *testing.T) {
+	box := testBox(t, 1)
+	clients := map[string]*client{"shop": {}}
+	a := sampleRequest()
+	peekAgrees(t, box, clients, sealRequest(box, a))
+	a.Prompt = []string{"login", "consent"}
+	peekAgrees(t, box, clients, sealRequest(box, a))
+	a.Prompt = []string{"consent", "none"}
+	peekAgrees(t, box, clients, sealRequest(box, a))
+	a.ClientID = "unknown"
+	if _, err := peekRequest(box, sealRequest(box, a), clients); err == nil {
+		t.Fatal("peeked a request of an unknown client")
+	}
+	raw, _ := base64.RawURLEncoding.DecodeString(sealRequest(box, sampleRequest()))
+	raw[len(raw)-1] ^= 1
+	if _, err := peekRequest(box, base64.RawURLEncoding.EncodeToString(raw), clients); err == nil {
+		t.Fatal("peeked a tampered id")
+	}
+}
+
+// A waiting page polls its status every few seconds, and every poll opens
+// the request's sealed id: that must not allocate.
+func TestPeekRequestDoesNotAllocate(t *testing.T) {
+	box := testBox(t, 1)
+	clients := map[string]*client{"shop": {}}
+	id := sealRequest(box, sampleRequest())
+	if n := testing.AllocsPerRun(100, func() { _, _ = peekRequest(box, id, clients) }); n != 0 {
+		t.Fatalf("peekRequest allocates %.1f times", n)
+	}
+}
+
+func FuzzPeekRequest(f *testing.F) {
+	box := testBox(f, 1)
+	clients := map[string]*client{"shop": {}}
+	f.Add(sealRequest(box, sampleRequest()))
+	f.Add("")
+	f.Fuzz(func(t *testing.T, id string) { peekAgrees(t, box, clients, id) })
+}

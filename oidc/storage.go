@@ -32,8 +32,9 @@ var (
 	ErrUnknownRequest = fmt.Errorf("auth request: %w", waitingroom.ErrUnknownRequest)
 	// ErrRequestExpired is returned for an auth request older than its room's max wait.
 	ErrRequestExpired = fmt.Errorf("auth request: %w", waitingroom.ErrExpired)
-	// ErrRequestUsed is returned when an auth request's code was already redeemed.
-	ErrRequestUsed = fmt.Errorf("auth request already used: %w", waitingroom.ErrExpired)
+	// ErrRequestAnswered is returned when an auth request was answered
+	// with its code already.
+	ErrRequestAnswered = fmt.Errorf("auth request: %w", waitingroom.ErrAnswered)
 )
 
 // storage is Anteroom's op.Storage. Everything it keeps is in Redis with a
@@ -157,17 +158,38 @@ func (s *storage) AuthRequestByID(ctx context.Context, id string) (op.AuthReques
 	return a, nil
 }
 
-// complete records that the ticket passed the queue for request id. It is
-// idempotent until the request's code has been redeemed.
-var completeScript = redis.NewScript(`
-if redis.call('HEXISTS', KEYS[1], 'used') == 1 then return 0 end
-redis.call('HSETNX', KEYS[1], 'rec', ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+// answerScript records that the ticket passed the queue for a request and
+// attaches the request's one code, in one write: the waiting page answers
+// the relying party itself, without a hop through the callback.
+// KEYS: request record. ARGV: claims JSON, code digest, ttl ms, the code's
+// expiry (unix ms, the provider's clock).
+// Returns 1, or 0 when the request was answered already.
+var answerScript = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], 'code') == 1 or redis.call('HEXISTS', KEYS[1], 'used') == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'rec', ARGV[1], 'code', ARGV[2], 'code_exp', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 `)
 
-func (s *storage) complete(ctx context.Context, id string, t waitingroom.Ticket, r waitingroom.Room) error {
-	q := QueueClaims{
+// answer records the admitted ticket's claims for request id with the digest
+// of its code. A request is answered once: ErrRequestAnswered after that.
+func (s *storage) answer(ctx context.Context, id string, q QueueClaims, code string) error {
+	rec, _ := json.Marshal(q)
+	n, err := answerScript.Run(ctx, s.rdb, []string{s.requestRedisKey(id)}, rec, digest(code), codeTTL.Milliseconds(),
+		s.now().Add(codeTTL).UnixMilli()).Int()
+	if err != nil {
+		return down(ctx, fmt.Errorf("answer auth request: %w", err))
+	}
+	if n == 0 {
+		return ErrRequestAnswered
+	}
+	s.issued(IssuedCode)
+	return nil
+}
+
+// claimsOf is what the tokens will say of an admitted ticket.
+func claimsOf(t waitingroom.Ticket, r waitingroom.Room) QueueClaims {
+	return QueueClaims{
 		Subject:    t.ID.String(),
 		Room:       t.Room,
 		Position:   t.Position,
@@ -175,15 +197,6 @@ func (s *storage) complete(ctx context.Context, id string, t waitingroom.Ticket,
 		AdmittedAt: t.AdmittedAt,
 		SessionEnd: t.SessionEnd(r),
 	}
-	rec, _ := json.Marshal(q)
-	n, err := completeScript.Run(ctx, s.rdb, []string{s.requestRedisKey(id)}, rec, codeTTL.Milliseconds()).Int()
-	if err != nil {
-		return down(ctx, fmt.Errorf("complete auth request: %w", err))
-	}
-	if n == 0 {
-		return ErrRequestUsed
-	}
-	return nil
 }
 
 // saveCodeScript attaches the one code an admitted request may have, with
@@ -197,8 +210,10 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 `)
 
-// SaveAuthCode implements op.Storage. A request gets one code: a second
-// visit to the callback cannot mint another.
+// SaveAuthCode implements op.Storage for the library's callback endpoint,
+// which the waiting page no longer sends anyone to (it answers with the
+// code itself, see Provider.Finish). A request gets one code: a second
+// visit cannot mint another.
 func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
 	n, err := saveCodeScript.Run(ctx, s.rdb, []string{s.requestRedisKey(id)}, digest(code), codeTTL.Milliseconds(),
 		s.now().Add(codeTTL).UnixMilli()).Int()
@@ -226,13 +241,18 @@ return {'ok', h[2], h[6] or '0'}
 `)
 
 // consumeCodeScript spends a code once, when tokens are minted from it:
-// of concurrent redemptions that all passed validation, one wins here. The
-// spent record then lives as long as the sealed request id could be
-// replayed, so the same request can never get a second code.
-// KEYS: request record. ARGV: code digest, expire-at ms.
+// of concurrent redemptions that all passed validation, one wins here. It
+// records the ids of the tokens the code bought (written just before, so a
+// replay can always find and revoke them) and drops the claims, which
+// nothing reads again. The spent record then lives as long as the sealed
+// request id could be replayed, so the same request can never get a second
+// code.
+// KEYS: request record. ARGV: code digest, expire-at ms, now ms, access
+// token id, refresh token key ("" for none).
 var consumeCodeScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'code') ~= ARGV[1] or redis.call('HEXISTS', KEYS[1], 'used') == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'used', 1)
+redis.call('HSET', KEYS[1], 'used', 1, 'at', ARGV[4], 'rt', ARGV[5])
+redis.call('HDEL', KEYS[1], 'rec')
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) - tonumber(ARGV[3]) then
   redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 end
@@ -290,12 +310,11 @@ func (s *storage) revokeReplayed(ctx context.Context, accessID, refreshKey strin
 	}
 }
 
-// DeleteAuthRequest implements op.Storage. The library calls it after the
-// exchange; the record keeps the code's digest, its "used" mark and the
-// token ids until its TTL so a replayed code can still revoke them.
-func (s *storage) DeleteAuthRequest(ctx context.Context, id string) error {
-	return s.rdb.HDel(ctx, s.requestRedisKey(id), "rec").Err()
-}
+// DeleteAuthRequest implements op.Storage. The library calls it after a
+// code exchange, when consumeCodeScript has dropped the claims already; the
+// record keeps the code's digest, its "used" mark and the token ids until its
+// TTL so that a replayed code can still revoke them.
+func (s *storage) DeleteAuthRequest(context.Context, string) error { return nil }
 
 // tokenRecord is what Redis keeps of an access or refresh token, so that
 // userinfo, introspection and revocation can tell a live token from a
@@ -325,46 +344,71 @@ func grant(req op.TokenRequest) (*QueueClaims, string, error) {
 	return nil, "", fmt.Errorf("unsupported token request %T", req)
 }
 
-func (s *storage) newAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
+// mint stores the tokens of req, a code exchange or a refresh: an access
+// token and, with withRefresh, a refresh token. A code is spent in the same
+// step (consumeCodeScript), after the tokens are stored, so that whoever
+// replays the code finds them to revoke; if the code was spent already,
+// they are deleted again.
+func (s *storage) mint(ctx context.Context, req op.TokenRequest, withRefresh bool) (accessID, refresh string, exp time.Time, err error) {
 	q, clientID, err := grant(req)
 	if err != nil {
-		return "", time.Time{}, err
+		return "", "", time.Time{}, err
 	}
 	now := s.now()
 	// Tokens never outlive the visitor's session: that is the promise a
 	// downstream API relies on when it checks exp.
-	exp := q.SessionEnd
+	exp = q.SessionEnd
 	if !now.Before(exp) {
-		return "", time.Time{}, zoidc.ErrInvalidGrant().WithDescription("the visitor's session has ended")
+		return "", "", time.Time{}, zoidc.ErrInvalidGrant().WithDescription("the visitor's session has ended")
 	}
-	a, fromCode := req.(*AuthRequest)
-	if fromCode {
+	accessID = randomToken()
+	stored := []string{accessTokenKey(accessID)}
+	rec := tokenRecord{ClientID: clientID, Scopes: req.GetScopes(), Expires: exp, AuthTime: q.AdmittedAt, Queue: *q}
+	access, _ := json.Marshal(rec)
+	// One key per SET: the keys hash to different Cluster slots, and a
+	// pipeline sends them in one round trip either way.
+	pipe := s.rdb.Pipeline()
+	pipe.Set(ctx, stored[0], access, exp.Sub(now))
+	refreshKey := ""
+	if withRefresh {
+		refresh = randomToken()
+		refreshKey = refreshTokenKey(refresh)
+		stored = append(stored, refreshKey)
+		rec.AccessID = accessID
+		r, _ := json.Marshal(rec)
+		pipe.Set(ctx, refreshKey, r, exp.Sub(now))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return "", "", time.Time{}, down(ctx, fmt.Errorf("store tokens: %w", err))
+	}
+	if a, fromCode := req.(*AuthRequest); fromCode {
 		room := s.clients[a.ClientID].room
 		keep := room.WaitStart(a.CreatedAt).Add(room.MaxWait)
 		n, err := consumeCodeScript.Run(ctx, s.rdb, []string{s.requestRedisKey(a.ID)}, a.code,
-			keep.UnixMilli(), now.UnixMilli()).Int()
+			keep.UnixMilli(), now.UnixMilli(), accessID, refreshKey).Int()
+		if err != nil || n != 1 {
+			for _, k := range stored {
+				_ = s.rdb.Del(ctx, k).Err()
+			}
+		}
 		if err != nil {
-			return "", time.Time{}, down(ctx, fmt.Errorf("consume code: %w", err))
+			return "", "", time.Time{}, down(ctx, fmt.Errorf("consume code: %w", err))
 		}
 		if n != 1 {
-			return "", time.Time{}, zoidc.ErrInvalidGrant().WithDescription("code already used")
+			return "", "", time.Time{}, zoidc.ErrInvalidGrant().WithDescription("code already used")
 		}
 	}
-	id := randomToken()
-	rec, _ := json.Marshal(tokenRecord{ClientID: clientID, Scopes: req.GetScopes(), Expires: exp, AuthTime: q.AdmittedAt, Queue: *q})
-	if err := s.rdb.Set(ctx, accessTokenKey(id), rec, exp.Sub(now)).Err(); err != nil {
-		return "", time.Time{}, down(ctx, fmt.Errorf("store access token: %w", err))
-	}
-	if fromCode {
-		_ = s.rdb.HSet(ctx, s.requestRedisKey(a.ID), "at", id).Err()
-	}
 	s.issued(IssuedAccessToken)
-	return id, exp, nil
+	if withRefresh {
+		s.issued(IssuedRefreshToken)
+	}
+	return accessID, refresh, exp, nil
 }
 
 // CreateAccessToken implements op.Storage.
 func (s *storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
-	return s.newAccessToken(ctx, req)
+	id, _, exp, err := s.mint(ctx, req, false)
+	return id, exp, err
 }
 
 // CreateAccessAndRefreshTokens implements op.Storage. A refresh token is
@@ -380,21 +424,7 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 			return "", "", time.Time{}, zoidc.ErrInvalidGrant().WithDescription("refresh token already used")
 		}
 	}
-	accessID, exp, err := s.newAccessToken(ctx, req)
-	if err != nil {
-		return "", "", time.Time{}, err
-	}
-	q, clientID, _ := grant(req)
-	token := randomToken()
-	rec, _ := json.Marshal(tokenRecord{ClientID: clientID, Scopes: req.GetScopes(), Expires: exp, AuthTime: q.AdmittedAt, Queue: *q, AccessID: accessID})
-	if err := s.rdb.Set(ctx, refreshTokenKey(token), rec, exp.Sub(s.now())).Err(); err != nil {
-		return "", "", time.Time{}, down(ctx, fmt.Errorf("store refresh token: %w", err))
-	}
-	s.issued(IssuedRefreshToken)
-	if a, ok := req.(*AuthRequest); ok {
-		_ = s.rdb.HSet(ctx, s.requestRedisKey(a.ID), "rt", refreshTokenKey(token)).Err()
-	}
-	return accessID, token, exp, nil
+	return s.mint(ctx, req, true)
 }
 
 func (s *storage) readToken(ctx context.Context, key string) (*tokenRecord, error) {
@@ -533,9 +563,12 @@ func (s *storage) SigningKey(context.Context) (op.SigningKey, error) {
 	return signingKey{s.keys.Signing()}, nil
 }
 
-// SignatureAlgorithms implements op.Storage.
+// SignatureAlgorithms implements op.Storage: discovery lists the algorithm
+// of every published key, so a key of a newly configured algorithm is
+// accepted by relying parties that re-read discovery while it is published
+// ahead.
 func (s *storage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
-	return []jose.SignatureAlgorithm{s.keys.Signing().Algorithm}, nil
+	return s.keys.Algorithms(), nil
 }
 
 // KeySet implements op.Storage.

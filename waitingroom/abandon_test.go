@@ -104,3 +104,23 @@ func testAbandonmentReturnTakesBudget(e *env) {
 		e.t.Fatalf("serving %d: want the returning visitor and then only the first newcomer (%d)", got, late1.Ticket.Position)
 	}
 }
+
+// testHeartbeatsInBatches: a flush of more beats than one script call takes
+// records every one of them, the last partial batch included.
+func testHeartbeatsInBatches(e *env) {
+	r := rateRoom("launch", 60)
+	r.AbandonAfter = 30 * time.Second
+	s := e.store(r)
+	hb := waitingroom.NewHeartbeats(s)
+	const n = 2500 // three batches
+	for p := int64(1); p <= n; p++ {
+		hb.Beat("launch", p)
+	}
+	if err := hb.Flush(e.ctx); err != nil {
+		e.t.Fatal(err)
+	}
+	live := fmt.Sprintf("%s:{r:launch}:live:%d", e.prefix, e.clock.Now().UnixMilli()/r.AbandonAfter.Milliseconds())
+	if got, err := e.rdb.BitCount(e.ctx, live, nil).Result(); err != nil || got != n {
+		e.t.Fatalf("live positions after the flush: %d (%v), want %d", got, err, n)
+	}
+}

@@ -39,8 +39,13 @@ func (h *Heartbeats) Beat(room string, position int64) {
 	h.mu.Unlock()
 }
 
-// Flush writes what was collected. On failure the beats are kept for the
-// next flush.
+// heartbeatBatch bounds the positions one script call records: a script
+// blocks Redis while it runs, and a busy room collects beats from hundreds
+// of thousands of pages between flushes.
+const heartbeatBatch = 1000
+
+// Flush writes what was collected, in batches of heartbeatBatch positions.
+// On failure the beats not written are kept for the next flush.
 func (h *Heartbeats) Flush(ctx context.Context) error {
 	h.mu.Lock()
 	batch := h.pending
@@ -51,24 +56,39 @@ func (h *Heartbeats) Flush(ctx context.Context) error {
 	for room, set := range batch {
 		r := h.store.rooms[room]
 		k := h.store.keys(room)
-		args := make([]any, 0, len(set)+1)
-		args = append(args, liveTTL(r))
+		keys := []string{k.live(r, now, 0), k.skipped, k.returned}
+		positions := make([]int64, 0, len(set))
 		for p := range set {
-			args = append(args, p)
+			positions = append(positions, p)
 		}
-		if err := heartbeatScript.Run(ctx, h.store.rdb, []string{k.live(r, now, 0), k.skipped, k.returned}, args...).Err(); err != nil {
-			errs = append(errs, fmt.Errorf("heartbeats of room %q: %w", room, err))
-			h.mu.Lock()
-			for p := range set {
-				if h.pending[room] == nil {
-					h.pending[room] = map[int64]struct{}{}
-				}
-				h.pending[room][p] = struct{}{}
+		args := make([]any, 0, min(len(positions), heartbeatBatch)+1)
+		for len(positions) > 0 {
+			n := min(len(positions), heartbeatBatch)
+			args = append(args[:0], liveTTL(r))
+			for _, p := range positions[:n] {
+				args = append(args, p)
 			}
-			h.mu.Unlock()
+			if err := heartbeatScript.Run(ctx, h.store.rdb, keys, args...).Err(); err != nil {
+				errs = append(errs, fmt.Errorf("heartbeats of room %q: %w", room, err))
+				h.keep(room, positions)
+				break
+			}
+			positions = positions[n:]
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// keep puts beats that could not be written back for the next flush.
+func (h *Heartbeats) keep(room string, positions []int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.pending[room] == nil {
+		h.pending[room] = map[int64]struct{}{}
+	}
+	for _, p := range positions {
+		h.pending[room][p] = struct{}{}
+	}
 }
 
 // Run flushes every interval until ctx is done, and once more at the end.

@@ -167,4 +167,8 @@ var (
 	// ErrExpired is what a resolver returns for a request older than its
 	// room's max wait.
 	ErrExpired = errors.New("request expired")
+	// ErrAnswered is what a resolver returns for a request that was let
+	// through and answered already (a second click on continue): it cannot
+	// be answered twice.
+	ErrAnswered = errors.New("request already answered")
 )

@@ -15,12 +15,7 @@ import (
 func testNoSeedRecovery(e *env) {
 	s := e.store(rateRoom("launch", 60))
 	e.fill(s, "launch", 3)
-	flush := func() {
-		e.t.Helper()
-		if err := e.rdb.FlushAll(e.ctx).Err(); err != nil {
-			e.t.Fatalf("FLUSHALL: %v", err)
-		}
-	}
+	flush := e.flushAll
 
 	flush()
 	j, err := s.Join(e.ctx, "launch", "after-flush", nil)
@@ -85,9 +80,7 @@ func testPassthroughAfterDataLoss(e *env) {
 	r.State = waitingroom.StatePassthrough
 	s := e.store(r)
 	old := e.fill(s, "launch", 5)[4] // position 5, admitted at once
-	if err := e.rdb.FlushAll(e.ctx).Err(); err != nil {
-		e.t.Fatal(err)
-	}
+	e.flushAll()
 	if _, err := s.Admit(e.ctx, old.ticket, old.request); err != nil {
 		e.t.Fatalf("Admit of an old ticket in a passthrough room: %v", err)
 	}
@@ -224,9 +217,7 @@ func testCacheRefresh(e *env) {
 		e.t.Fatalf("cached %+v after refresh, want serving 2, tail 3", got)
 	}
 	// Redis lost the rooms: keep what we knew.
-	if err := e.rdb.FlushAll(e.ctx).Err(); err != nil {
-		e.t.Fatal(err)
-	}
+	e.flushAll()
 	if err := c.Refresh(e.ctx); err != nil {
 		e.t.Fatal(err)
 	}

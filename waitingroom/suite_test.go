@@ -45,6 +45,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// The behaviour suite below (runStoreSuite) is the store's contract, and it
+// runs against every Redis Anteroom supports, as dex's storage conformance
+// suite does: each backend's entry is a few lines.
+
 // TestStoreRedis runs the behaviour suite against the package's redis-server.
 func TestStoreRedis(t *testing.T) {
 	srv := redisServer(t)
@@ -68,6 +72,27 @@ func TestStoreMiniredis(t *testing.T) {
 		t.Cleanup(func() { rdb.Close() })
 		return miniClient{UniversalClient: rdb, m: m}
 	})
+}
+
+// TestStoreCluster runs the suite on a Redis Cluster of three masters, where
+// a script or command whose keys lie in two hash slots fails (CROSSSLOT):
+// every one of the store's must keep to its room's slot.
+func TestStoreCluster(t *testing.T) {
+	t.Parallel()
+	c := testredis.StartCluster(t)
+	runStoreSuite(t, func(t *testing.T) redis.UniversalClient {
+		rdb := c.Client(t)
+		testredis.FailOnCrossSlot(t, rdb)
+		return rdb
+	})
+}
+
+// TestStoreSentinel runs the suite through Redis Sentinel: the client finds
+// the master by name.
+func TestStoreSentinel(t *testing.T) {
+	t.Parallel()
+	s := testredis.StartSentinel(t)
+	runStoreSuite(t, func(t *testing.T) redis.UniversalClient { return s.Client(t) })
 }
 
 // miniClient is a client of a miniredis, which lets the suite move
@@ -309,6 +334,7 @@ func runStoreSuite(t *testing.T, newClient func(t *testing.T) redis.UniversalCli
 		{"CapacityAcrossInstances", testCapacityAcrossInstances},
 		{"Abandonment", testAbandonment},
 		{"AbandonmentReturnTakesBudget", testAbandonmentReturnTakesBudget},
+		{"HeartbeatsInBatches", testHeartbeatsInBatches},
 		{"ClosesAt", testClosesAt},
 		{"RateAndCapacity", testRateAndCapacity},
 		// Leases.
@@ -328,6 +354,7 @@ func runStoreSuite(t *testing.T, newClient func(t *testing.T) redis.UniversalCli
 		{"CacheChanged", testCacheChanged},
 		{"StatusActive", testStatusActive},
 		{"KeysCarryRoomHashTag", testKeysHashTag},
+		{"RoomsInDifferentSlots", testRoomsInDifferentSlots},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -340,18 +367,48 @@ func runStoreSuite(t *testing.T, newClient func(t *testing.T) redis.UniversalCli
 	}
 }
 
-// keysOf lists every key under the env's prefix.
+// keysOf lists every key under the env's prefix: on a Cluster, of every
+// master, as SCAN walks one node only.
 func (e *env) keysOf() []string {
 	e.t.Helper()
-	var keys []string
-	iter := e.rdb.Scan(e.ctx, 0, e.prefix+":*", 100).Iterator()
-	for iter.Next(e.ctx) {
-		keys = append(keys, iter.Val())
+	var (
+		mu   sync.Mutex
+		keys []string
+	)
+	scan := func(ctx context.Context, rdb redis.Cmdable) error {
+		iter := rdb.Scan(ctx, 0, e.prefix+":*", 100).Iterator()
+		for iter.Next(ctx) {
+			mu.Lock()
+			keys = append(keys, iter.Val())
+			mu.Unlock()
+		}
+		return iter.Err()
 	}
-	if err := iter.Err(); err != nil {
+	var err error
+	if c, ok := e.rdb.(*redis.ClusterClient); ok {
+		err = c.ForEachMaster(e.ctx, func(ctx context.Context, m *redis.Client) error { return scan(ctx, m) })
+	} else {
+		err = scan(e.ctx, e.rdb)
+	}
+	if err != nil {
 		e.t.Fatalf("SCAN: %v", err)
 	}
 	return keys
+}
+
+// flushAll empties the whole Redis, as a restart without persistence would:
+// on a Cluster, every master, as FLUSHALL reaches one node only.
+func (e *env) flushAll() {
+	e.t.Helper()
+	var err error
+	if c, ok := e.rdb.(*redis.ClusterClient); ok {
+		err = c.ForEachMaster(e.ctx, func(ctx context.Context, m *redis.Client) error { return m.FlushAll(ctx).Err() })
+	} else {
+		err = e.rdb.FlushAll(e.ctx).Err()
+	}
+	if err != nil {
+		e.t.Fatalf("FLUSHALL: %v", err)
+	}
 }
 
 // hashTag is the part of key Redis Cluster hashes: the first {...} with

@@ -1,79 +1,288 @@
 package web
 
 import (
-	"encoding/json"
-	"fmt"
+	"bytes"
+	"hash/maphash"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"runtime"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/anteroom/anteroom/waitingroom"
 )
 
+// eventsPattern is the route of event streams, which measure their own
+// duration (see Instrument).
+const eventsPattern = "GET /wait/{id}/events"
+
+// Event streams and what they cost. A waiting page keeps its stream open
+// for as long as its visitor waits: hours, for tens of thousands of visitors
+// per instance. Held by its handler, a stream would cost a goroutine with
+// its grown stack and net/http's buffers the whole time (about 27 KiB of
+// resident memory even for a bare net/http server). So once the response
+// headers are decided, the handler hijacks the connection, hands it to the
+// instance's stream hub and returns. What stays per stream is the socket
+// and what its page shows; the hub writes every stream's status when the
+// room's cached counters change, and a comment every streamPing, which is
+// also how a connection the browser closed is noticed (the write fails).
+//
+// The response is chunked HTTP/1.1, written by hand. A connection that
+// cannot be hijacked (HTTP/2) gets one event and the end of the stream; the
+// browser reconnects after the retry delay, which is polling by another
+// name.
+
+// streamPing is how often an idle stream gets a comment: proxies keep it
+// open, the page counts as alive, and a dead connection is found.
+const streamPing = 15 * time.Second
+
+// streamWriteTimeout bounds a write to one stream: a browser that stopped
+// reading is dropped (its page reconnects) rather than holding the hub.
+const streamWriteTimeout = 2 * time.Second
+
 // events serves /wait/{id}/events: server-sent events carrying the same
 // JSON as the status poll, sent whenever the room's cached counters change.
 // Like a poll it reads the ticket from the cookie and the counters from the
-// cache, so a thousand open streams cost Redis nothing.
+// cache, so open streams cost Redis nothing.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
-	flusher, ok := w.(http.Flusher)
-	if !ok {
-		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
-		return
-	}
+	start := time.Now()
 	id, room, have, ok := s.ticketFor(w, r)
 	if !ok {
+		s.metrics.streamEnded(start)
 		return
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
+	h["Cache-Control"] = noStore
 	h.Set("X-Accel-Buffering", "no") // nginx would otherwise buffer the stream
-	w.WriteHeader(http.StatusOK)
+	st := &stream{id: id, ticket: have, room: room.ID, opened: start}
+	frame, final := s.streams.frame(st, false)
 	// Reconnections after a restart are spread over a few seconds so a
 	// crowd does not come back in one instant.
-	fmt.Fprintf(w, "retry: %d\n\n", 2000+rand.IntN(4000))
-	flusher.Flush()
-
-	continueURL := s.issuer + "/wait/" + id + "/continue"
-	heartbeat := time.NewTicker(15 * time.Second)
-	defer heartbeat.Stop()
-	var last []byte
-	for {
-		changed := s.cache.Changed()
-		c, _ := s.cache.Get(room.ID)
-		s.beat(c.Resolve(have))
-		st := s.statusOf(have, room, c, s.store.Now())
-		doc := visitorJSON{VisitorStatus: st}
-		if st.State == waitingroom.VisitorAdmitted {
-			doc.ContinueURL = continueURL
-		}
-		b, _ := json.Marshal(doc)
-		if string(b) != string(last) {
-			fmt.Fprintf(w, "data: %s\n\n", b)
-			flusher.Flush()
-			last = b
-		}
-		if st.State == waitingroom.VisitorAdmitted || st.State == waitingroom.VisitorExpired {
+	first := strconv.AppendInt([]byte("retry: "), int64(2000+rand.IntN(4000)), 10)
+	first = append(append(first, "\n\n"...), frame...)
+	if !final {
+		if conn, err := hijack(w, first); err == nil {
+			st.conn = conn
+			s.streams.add(st)
 			return
 		}
+	}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(first)
+	s.metrics.streamEnded(start)
+}
+
+// hijack takes the connection over from net/http and writes the response
+// head and the first chunk of the body on it.
+func hijack(w http.ResponseWriter, body []byte) (net.Conn, error) {
+	var head bytes.Buffer
+	head.WriteString("HTTP/1.1 200 OK\r\n")
+	if err := w.Header().Write(&head); err != nil {
+		return nil, err
+	}
+	head.WriteString("Transfer-Encoding: chunked\r\n\r\n")
+	conn, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return nil, err
+	}
+	// The server's read deadline would end the stream; what the browser
+	// might still send is of no interest.
+	_ = conn.SetDeadline(time.Time{})
+	rw.Reader.Reset(nil)
+	_ = conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	if _, err := conn.Write(appendChunk(head.Bytes(), body)); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// appendChunk frames p as one chunk of a chunked body.
+func appendChunk(b, p []byte) []byte {
+	b = strconv.AppendInt(b, int64(len(p)), 16)
+	b = append(b, '\r', '\n')
+	b = append(b, p...)
+	return append(b, '\r', '\n')
+}
+
+// lastChunk ends a chunked body.
+var lastChunk = []byte("0\r\n\r\n")
+
+// stream is one open event stream held by the hub.
+type stream struct {
+	conn   net.Conn
+	id     string // the auth request, for continue_url
+	ticket waitingroom.Ticket
+	room   string
+	opened time.Time
+	// last is the hash of the last status sent; the status is sent again
+	// only when it changed.
+	last uint64
+}
+
+// streamHub holds every open event stream of an instance.
+type streamHub struct {
+	s       *Server
+	mu      sync.Mutex
+	streams map[*stream]struct{}
+	closed  bool // by CloseStreams: new streams end at once
+	seed    maphash.Seed
+	stop    chan struct{}
+	stopped chan struct{}
+}
+
+func newStreamHub(s *Server) *streamHub {
+	return &streamHub{s: s, streams: map[*stream]struct{}{}, seed: maphash.MakeSeed(),
+		stop: make(chan struct{}), stopped: make(chan struct{})}
+}
+
+// add hands a stream to the hub; after CloseStreams it is ended at once.
+func (h *streamHub) add(st *stream) {
+	h.mu.Lock()
+	if !h.closed {
+		h.streams[st] = struct{}{}
+		h.mu.Unlock()
+		return
+	}
+	h.mu.Unlock()
+	h.end(st)
+}
+
+// Len is how many streams are open.
+func (h *streamHub) Len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.streams)
+}
+
+// frame is the next event of st: its status when that changed (or when
+// ping asks for a sign of life anyway, as a comment if it did not), nil when
+// there is nothing to send. final reports that the stream ends with it: the
+// visitor was admitted or the ticket expired.
+func (h *streamHub) frame(st *stream, ping bool) (frame []byte, final bool) {
+	s := h.s
+	c, _ := s.cache.Get(st.room)
+	room, _ := s.store.Room(st.room)
+	s.beat(c.Resolve(st.ticket))
+	status := s.statusOf(st.ticket, room, c, s.store.Now())
+	doc := visitorJSON{VisitorStatus: status}
+	final = status.State == waitingroom.VisitorAdmitted || status.State == waitingroom.VisitorExpired
+	if status.State == waitingroom.VisitorAdmitted {
+		doc.ContinueURL = s.issuer + "/wait/" + st.id + "/continue"
+	}
+	bp := statusBuffers.Get().(*[]byte)
+	defer statusBuffers.Put(bp)
+	data := appendStatusJSON((*bp)[:0], doc)
+	*bp = data
+	if sum := maphash.Bytes(h.seed, data); sum != st.last {
+		st.last = sum
+		frame = append(append([]byte("data: "), data...), '\n', '\n')
+		return frame, final
+	}
+	if ping {
+		return []byte(": ping\n\n"), final
+	}
+	return nil, final
+}
+
+// run sends every stream its news until CloseStreams: at each change of the
+// cached counters, and a ping every streamPing.
+func (h *streamHub) run() {
+	defer close(h.stopped)
+	ping := time.NewTicker(streamPing)
+	defer ping.Stop()
+	for {
+		changed := h.s.cache.Changed()
 		select {
 		case <-changed:
-		case <-heartbeat.C:
-			// An open stream is a sign of life, and a skipped visitor's
-			// release is only seen by asking: go round the loop.
-			fmt.Fprint(w, ": ping\n\n")
-			flusher.Flush()
-		case <-s.closing:
-			// Shutting down: the browser reconnects (to another
-			// instance) after the retry delay.
-			return
-		case <-r.Context().Done():
+			h.broadcast(false)
+		case <-ping.C:
+			h.broadcast(true)
+		case <-h.stop:
+			h.closeAll()
 			return
 		}
 	}
 }
 
+// broadcast writes each stream's next frame, from a few goroutines so that
+// one slow connection does not hold up the rest for long.
+func (h *streamHub) broadcast(ping bool) {
+	h.mu.Lock()
+	all := make([]*stream, 0, len(h.streams))
+	for st := range h.streams {
+		all = append(all, st)
+	}
+	h.mu.Unlock()
+	workers := min(len(all), 4*runtime.GOMAXPROCS(0))
+	if workers == 0 {
+		return
+	}
+	var wg sync.WaitGroup
+	per := (len(all) + workers - 1) / workers
+	for i := 0; i < len(all); i += per {
+		part := all[i:min(i+per, len(all))]
+		wg.Go(func() {
+			var buf []byte
+			for _, st := range part {
+				frame, final := h.frame(st, ping)
+				if frame == nil {
+					continue
+				}
+				buf = appendChunk(buf[:0], frame)
+				if final {
+					buf = append(buf, lastChunk...)
+				}
+				_ = st.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+				if _, err := st.conn.Write(buf); err != nil || final {
+					h.drop(st)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// drop closes a stream and forgets it.
+func (h *streamHub) drop(st *stream) {
+	h.mu.Lock()
+	delete(h.streams, st)
+	h.mu.Unlock()
+	st.conn.Close()
+	h.s.metrics.streamEnded(st.opened)
+}
+
+// closeAll ends every stream properly, so each browser reconnects (to
+// another instance, after its retry delay) and keeps its place.
+func (h *streamHub) closeAll() {
+	h.mu.Lock()
+	all := h.streams
+	h.streams = map[*stream]struct{}{}
+	h.closed = true
+	h.mu.Unlock()
+	for st := range all {
+		h.end(st)
+	}
+}
+
+// end finishes a stream's body and closes its connection.
+func (h *streamHub) end(st *stream) {
+	_ = st.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	_, _ = st.conn.Write(lastChunk)
+	st.conn.Close()
+	h.s.metrics.streamEnded(st.opened)
+}
+
 // CloseStreams ends every open event stream, so a graceful shutdown does
 // not wait for visitors who may stay for hours; register it with
-// http.Server.RegisterOnShutdown.
-func (s *Server) CloseStreams() { s.closeOnce.Do(func() { close(s.closing) }) }
+// http.Server.RegisterOnShutdown. The browsers reconnect, to another
+// instance, after their retry delay.
+func (s *Server) CloseStreams() {
+	s.closeOnce.Do(func() {
+		close(s.streams.stop)
+		<-s.streams.stopped
+	})
+}

@@ -31,8 +31,9 @@ func (fakeFlow) Open(id string) (string, bool, error) {
 	return "launch", false, nil
 }
 
-func (fakeFlow) Complete(context.Context, string, waitingroom.Ticket) (string, error) {
-	return "https://rp.example.com/cb?code=x", nil
+func (fakeFlow) Finish(w http.ResponseWriter, r *http.Request, _ string, _ waitingroom.Ticket) error {
+	http.Redirect(w, r, "https://rp.example.com/cb?code=x", http.StatusSeeOther)
+	return nil
 }
 
 func (fakeFlow) Fresh(string, waitingroom.Ticket) bool { return true }

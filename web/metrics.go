@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -138,6 +139,7 @@ type Metrics struct {
 	issued      *prometheus.CounterVec
 	wait        *prometheus.HistogramVec
 	requests    *prometheus.HistogramVec
+	routes      sync.Map // route → prometheus.Observer of requests
 	redisErrors *redisErrorCounter
 	refusals    *prometheus.CounterVec
 	// abandonedByRoom is this instance's own count of abandoned positions
@@ -273,8 +275,31 @@ func (s *Server) Instrument(m *Metrics, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		next.ServeHTTP(w, r)
-		m.requests.WithLabelValues(route(r)).Observe(time.Since(start).Seconds())
+		if r.Pattern == eventsPattern {
+			return // measured when the stream ends, after its handler (streamEnded)
+		}
+		m.observer(route(r)).Observe(time.Since(start).Seconds())
 	})
+}
+
+// streamEnded records how long an event stream that opened at start stayed
+// open, under its route.
+func (m *Metrics) streamEnded(start time.Time) {
+	if m != nil {
+		m.observer(eventsPattern).Observe(time.Since(start).Seconds())
+	}
+}
+
+// observer returns the latency histogram of a route, looked up once per
+// route: resolving label values hashes them on every call, and routes are
+// a small fixed set.
+func (m *Metrics) observer(route string) prometheus.Observer {
+	if o, ok := m.routes.Load(route); ok {
+		return o.(prometheus.Observer)
+	}
+	o := m.requests.WithLabelValues(route)
+	m.routes.Store(route, o)
+	return o
 }
 
 // providerPaths are the OIDC endpoints, which the provider serves behind
@@ -325,7 +350,7 @@ func (h redisErrorHook) DialHook(next redis.DialHook) redis.DialHook { return ne
 func (h redisErrorHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
-		if redisFailure(err) {
+		if redisFailure(err) && !handshakeProbe(cmd) {
 			h.errors.Inc()
 		}
 		return err
@@ -335,15 +360,46 @@ func (h redisErrorHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func (h redisErrorHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		err := next(ctx, cmds)
-		failed := redisFailure(err)
+		// A pipeline's error is one of its commands' (a network error is
+		// set on each), so the commands say whether it failed.
+		failed := redisFailure(err) && !anyErr(cmds)
 		for _, cmd := range cmds {
-			failed = failed || redisFailure(cmd.Err())
+			failed = failed || redisFailure(cmd.Err()) && !handshakeProbe(cmd)
 		}
 		if failed {
 			h.errors.Inc()
 		}
 		return err
 	}
+}
+
+// handshakeProbe reports a command go-redis sends on each new connection
+// to learn what the server supports, and whose refusal it takes in its
+// stride: CLIENT SETINFO (Redis 7.2+), CLIENT MAINT_NOTIFICATIONS (Redis
+// 8+), HELLO (6+). Counting them would count every connection an older
+// Redis accepts as an error.
+func handshakeProbe(cmd redis.Cmder) bool {
+	args := cmd.Args()
+	switch strings.ToLower(cmd.Name()) {
+	case "hello":
+		return true
+	case "client":
+		if len(args) > 1 {
+			sub, _ := args[1].(string)
+			return strings.EqualFold(sub, "setinfo") || strings.EqualFold(sub, "maint_notifications")
+		}
+	}
+	return false
+}
+
+// anyErr reports whether a command of a pipeline carries an error.
+func anyErr(cmds []redis.Cmder) bool {
+	for _, cmd := range cmds {
+		if cmd.Err() != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // redisFailure tells an error worth an operator's attention from an

@@ -57,6 +57,61 @@ func TestRedisFailureLeavesOutAnswers(t *testing.T) {
 	}
 }
 
+// TestRedisErrorsLeaveOutHandshakeProbes: go-redis asks every new
+// connection for features an older Redis lacks (CLIENT SETINFO before 7.2,
+// CLIENT MAINT_NOTIFICATIONS before 8) and carries on when refused; those
+// refusals are no failure of the store.
+func TestRedisErrorsLeaveOutHandshakeProbes(t *testing.T) {
+	ctx := context.Background()
+	refused := errors.New("ERR unknown subcommand 'setinfo'. Try CLIENT HELP.")
+	down := errors.New("dial tcp 127.0.0.1:1: connect: connection refused")
+	cmd := func(err error, args ...any) redis.Cmder {
+		c := redis.NewCmd(ctx, args...)
+		c.SetErr(err)
+		return c
+	}
+	for _, c := range []struct {
+		name string
+		cmds []redis.Cmder
+		want float64
+	}{
+		{"setinfo", []redis.Cmder{cmd(refused, "client", "setinfo", "LIB-NAME", "go-redis")}, 0},
+		{"maint_notifications", []redis.Cmder{cmd(refused, "client", "maint_notifications", "on")}, 0},
+		{"hello", []redis.Cmder{cmd(refused, "hello", "3")}, 0},
+		{"a command", []redis.Cmder{cmd(down, "get", "k")}, 1},
+		{"client list", []redis.Cmder{cmd(down, "client", "list")}, 1},
+		{"setinfo pipeline", []redis.Cmder{cmd(refused, "client", "setinfo", "LIB-NAME", "x"), cmd(refused, "client", "setinfo", "LIB-VER", "1")}, 0},
+		{"pipeline", []redis.Cmder{cmd(nil, "get", "a"), cmd(down, "get", "b")}, 1},
+	} {
+		counter := prometheus.NewCounter(prometheus.CounterOpts{Name: "c"})
+		h := redisErrorHook{counter}
+		if len(c.cmds) == 1 {
+			_ = h.ProcessHook(func(context.Context, redis.Cmder) error { return c.cmds[0].Err() })(ctx, c.cmds[0])
+		}
+		_ = h.ProcessPipelineHook(func(_ context.Context, cmds []redis.Cmder) error {
+			for _, cmd := range cmds {
+				if cmd.Err() != nil {
+					return cmd.Err()
+				}
+			}
+			return nil
+		})(ctx, c.cmds)
+		want := c.want
+		if len(c.cmds) == 1 {
+			want *= 2 // once as a command, once as a pipeline
+		}
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(counter)
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := families[0].GetMetric()[0].GetCounter().GetValue(); got != want {
+			t.Errorf("%s: counted %v, want %v", c.name, got, want)
+		}
+	}
+}
+
 func TestNewMetricsTwiceSharesTheSeries(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	a, err := NewMetrics(reg)

@@ -199,7 +199,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, id string, t wait
 			return
 		}
 	}
-	next, err := s.flow.Complete(r.Context(), id, admitted)
+	err = s.flow.Finish(w, r, id, admitted)
 	if errors.Is(err, waitingroom.ErrSessionOver) {
 		// An admission too old for this request (max_age), which the
 		// waiting page turns into a new place.
@@ -208,22 +208,20 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, id string, t wait
 	}
 	if err != nil {
 		s.storeFailure(w, r, err)
-		return
 	}
-	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
 func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request, id string, t waitingroom.Ticket, room waitingroom.Room, c waitingroom.Counters, now time.Time) {
 	st := s.statusOf(t, room, c, now)
-	continueURL := s.issuer + "/wait/" + id + "/continue"
 	if wantsJSON(r) {
 		doc := visitorJSON{VisitorStatus: st}
 		if st.State == waitingroom.VisitorAdmitted {
-			doc.ContinueURL = continueURL
+			doc.ContinueURL = s.issuer + "/wait/" + id + "/continue"
 		}
-		writeJSON(w, http.StatusOK, doc)
+		writeStatusJSON(w, doc)
 		return
 	}
+	continueURL := s.issuer + "/wait/" + id + "/continue"
 	l := s.localeFor(w, r)
 	var opens *opening
 	if st.OpensAt != nil {

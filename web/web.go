@@ -32,9 +32,12 @@ type AuthFlow interface {
 	// for no interaction. Errors wrap waitingroom.ErrUnknownRequest or
 	// waitingroom.ErrExpired.
 	Open(id string) (room string, promptNone bool, err error)
-	// Complete marks the request done for an admitted ticket and returns the
-	// URL that continues the flow.
-	Complete(ctx context.Context, id string, t waitingroom.Ticket) (string, error)
+	// Finish answers the request for an admitted ticket: it sends the
+	// browser back to the relying party with the request's code. It writes
+	// nothing when it returns an error; errors wrap
+	// waitingroom.ErrUnknownRequest, ErrExpired or ErrAnswered, or are the
+	// store's.
+	Finish(w http.ResponseWriter, r *http.Request, id string, t waitingroom.Ticket) error
 	// LoginRequired answers a prompt=none request that would have to queue.
 	LoginRequired(w http.ResponseWriter, r *http.Request, id string)
 	// Fresh reports whether an admitted ticket's admission may answer the
@@ -81,7 +84,7 @@ type Server struct {
 	pages      *template.Template
 	static     fs.FS      // the override directory's files over the embedded ones
 	locales    *catalogue // the visitor's pages' texts, by language
-	closing    chan struct{}
+	streams    *streamHub
 	closeOnce  sync.Once
 	beats      *waitingroom.Heartbeats
 	origins    OriginHealth
@@ -131,15 +134,18 @@ func New(o Options) (*Server, error) {
 	if o.AdminToken != "" {
 		admins = newAdminSessions(o.CookieSecrets, o.AdminToken, u.Scheme == "https", strings.TrimSuffix(u.Path, "/")+"/admin/")
 	}
-	return &Server{issuer: o.Issuer, store: o.Store, cache: o.Cache, flow: o.Flow,
-		cookies: cookies, adminToken: o.AdminToken, pages: pages, static: th.static, locales: th.locales, closing: make(chan struct{}), beats: o.Heartbeats,
-		origins: o.Origins, metrics: o.Metrics, admins: admins, history: newHistory(o.Store.Rooms()), clientIPs: o.ClientIPs}, nil
+	s := &Server{issuer: o.Issuer, store: o.Store, cache: o.Cache, flow: o.Flow,
+		cookies: cookies, adminToken: o.AdminToken, pages: pages, static: th.static, locales: th.locales, beats: o.Heartbeats,
+		origins: o.Origins, metrics: o.Metrics, admins: admins, history: newHistory(o.Store.Rooms()), clientIPs: o.ClientIPs}
+	s.streams = newStreamHub(s)
+	go s.streams.run()
+	return s, nil
 }
 
 // Register adds the server's routes to mux.
 func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /wait/{id}", s.wait)
-	mux.HandleFunc("GET /wait/{id}/events", s.events)
+	mux.HandleFunc(eventsPattern, s.events)
 	mux.HandleFunc("POST /wait/{id}/continue", s.continueFlow)
 	mux.HandleFunc("GET /api/v1/rooms/{room}", s.publicRoom)
 	mux.HandleFunc("GET /admin/v1/rooms", s.admin(s.adminRooms))
@@ -181,22 +187,62 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 // button), no referrer (URLs carry request ids), no sniffing.
 func SecurityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Assigned, not Set: the values are shared and never written to
+		// (Set and Add replace or copy them), which saves four
+		// allocations on every response.
 		h := w.Header()
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self' https: http:; base-uri 'none'")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("X-Content-Type-Options", "nosniff")
+		h["X-Frame-Options"] = frameDeny
+		h["Content-Security-Policy"] = contentPolicy
+		h["Referrer-Policy"] = noReferrer
+		h["X-Content-Type-Options"] = noSniff
 		next.ServeHTTP(w, r)
 	})
 }
 
+var (
+	frameDeny     = []string{"DENY"}
+	contentPolicy = []string{"default-src 'self'; frame-ancestors 'none'; form-action 'self' https: http:; base-uri 'none'"}
+	noReferrer    = []string{"no-referrer"}
+	noSniff       = []string{"nosniff"}
+)
+
 // wantsJSON reports whether the client asked for JSON rather than a page.
 func wantsJSON(r *http.Request) bool {
-	if r.URL.Query().Get("format") == "json" {
+	if queryValue(r.URL.RawQuery, "format") == "json" {
 		return true
 	}
 	accept := r.Header.Get("Accept")
 	return strings.Contains(accept, "application/json") && !strings.Contains(accept, "text/html")
+}
+
+// queryValue is url.ParseQuery(raw).Get(key) without building the map: a
+// status poll asks for one parameter, several times, on the hottest path.
+func queryValue(raw, key string) string {
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if strings.Contains(pair, ";") {
+			continue // ParseQuery rejects such pairs
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		if strings.ContainsAny(k, "%+") {
+			var err error
+			if k, err = url.QueryUnescape(k); err != nil {
+				continue
+			}
+		}
+		if k != key {
+			continue
+		}
+		if strings.ContainsAny(v, "%+") {
+			var err error
+			if v, err = url.QueryUnescape(v); err != nil {
+				continue
+			}
+		}
+		return v
+	}
+	return ""
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -221,6 +267,7 @@ var (
 	msgUnknown     = message{http.StatusBadRequest, "invalid_request", "msg.unknown.title", "msg.unknown.text"}
 	msgExpired     = message{http.StatusGone, "expired", "msg.expired.title", "msg.expired.text"}
 	msgClaimed     = message{http.StatusConflict, "start_again", "msg.claimed.title", "msg.claimed.text"}
+	msgAnswered    = message{http.StatusConflict, "start_again", "msg.answered.title", "msg.answered.text"}
 	msgClosed      = message{http.StatusForbidden, "closed", "msg.closed.title", "msg.closed.text"}
 	msgNoTicket    = message{http.StatusForbidden, "start_again", "msg.no_ticket.title", "msg.no_ticket.text"}
 	msgLoggedOut   = message{http.StatusOK, "", "msg.logged_out.title", "msg.logged_out.text"}
@@ -299,6 +346,8 @@ func (s *Server) storeFailure(w http.ResponseWriter, r *http.Request, err error)
 		s.fail(w, r, msgRateLimited, nil)
 	case errors.Is(err, waitingroom.ErrTooManyLogins):
 		s.fail(w, r, msgTooManyLogins, nil)
+	case errors.Is(err, waitingroom.ErrAnswered):
+		s.fail(w, r, msgAnswered, nil)
 	default:
 		s.fail(w, r, msgUnavailable, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
@@ -108,7 +109,7 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 	var km *keys.Manager
 	for attempt := 0; ; attempt++ {
 		if err = store.Seed(ctx); err == nil {
-			km, err = keys.NewManager(ctx, rdb, keyBox, keys.Options{})
+			km, err = keys.NewManager(ctx, rdb, keyBox, keyOptions(cfg, now))
 		}
 		if err == nil {
 			break
@@ -124,6 +125,9 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 			return nil, ctx.Err()
 		case <-time.After(time.Second):
 		}
+	}
+	if err := km.RegisterMetrics(prometheus.DefaultRegisterer); err != nil {
+		return nil, err
 	}
 	var gateRooms []string
 	if cfg.Gate != nil {
@@ -196,6 +200,24 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 		scheduler: scheduler, origins: origins,
 		handler: web.RequestIDs(web.SecurityHeaders(site.Instrument(metrics, mux))),
 	}, nil
+}
+
+// keyOptions configures the signing keys. How long a key stays published
+// after it stops signing is derived, not configured: the longest life of
+// anything it signed (access tokens, refresh grants and gate sessions end
+// with the visitor's session, ID tokens sooner), plus clock skew.
+func keyOptions(cfg *config.Config, now func() time.Time) keys.Options {
+	longest := oidc.MaxIDTokenLifetime
+	for _, r := range cfg.Rooms {
+		longest = max(longest, r.SessionTTL.D())
+	}
+	return keys.Options{
+		Algorithm:    jose.SignatureAlgorithm(cfg.Signing.Algorithm),
+		RotateEvery:  cfg.Signing.Rotation(),
+		PublishAhead: cfg.Signing.PublishAhead.D(),
+		Retain:       longest + keys.ClockSkew,
+		Now:          now,
+	}
 }
 
 // gateExchanger lets the gate redeem codes through the provider, and tells

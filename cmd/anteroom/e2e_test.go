@@ -628,8 +628,8 @@ func TestPromptNone(t *testing.T) {
 	e.advance(1)
 	first := newLogin()
 	resp, _ = visit(t, b, http.MethodPost, waitURL+"/continue")
-	if resp.StatusCode != http.StatusFound {
-		t.Fatalf("continue: %d", resp.StatusCode)
+	if loc, _ := resp.Location(); resp.StatusCode != http.StatusSeeOther || loc == nil || loc.Host != rpHost {
+		t.Fatalf("continue: %d to %v, want 303 to the relying party", resp.StatusCode, loc)
 	}
 	resp, _ = visit(t, b, http.MethodGet, r.authURL(first, oauth2.SetAuthURLParam("prompt", "none")))
 	if codeFrom(t, resp, first) == "" {

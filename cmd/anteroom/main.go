@@ -121,6 +121,14 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 		slog.Error("listen", "addr", cfg.Listen, "err", err)
 		return 1
 	}
+	if cfg.Debug.Listen != "" {
+		stopDebug, err := serveDebug(ctx, cfg.Debug.Listen)
+		if err != nil {
+			slog.Error("start", "err", err)
+			return 1
+		}
+		defer stopDebug()
+	}
 	slog.Info("anteroom serving", "version", versionString(), "listen", ln.Addr().String(), "issuer", cfg.Issuer, "rooms", len(cfg.Rooms), "clients", len(cfg.Clients))
 	if err := a.serve(ctx, ln); err != nil {
 		slog.Error("serve", "err", err)

@@ -54,9 +54,21 @@ type Server struct {
 	dir   string
 	port  int
 	extra []string
-	proc  *process
-	mini  *miniredis.Miniredis
-	done  bool
+	// busPort is the Cluster bus port of a Cluster node, 0 otherwise.
+	busPort int
+	// sentinel runs the server as a Sentinel, with sentinel.conf in dir.
+	sentinel bool
+	proc     *process
+	mini     *miniredis.Miniredis
+	done     bool
+}
+
+// kind is what kind of redis-server a Server runs.
+type kind struct {
+	// cluster enables Cluster mode, with a bus port of its own.
+	cluster bool
+	// sentinelConf, when set, runs a Sentinel with this configuration.
+	sentinelConf string
 }
 
 // process is one run of redis-server; Restart makes a new one on the same port.
@@ -124,13 +136,35 @@ func start(logf func(string, ...any), extra []string) (*Server, error) {
 		return &Server{mini: mini}, nil
 	}
 
+	return startReal(bin, kind{}, extra)
+}
+
+// startReal starts a real redis-server of kind m on free ports.
+func startReal(bin string, m kind, extra []string) (*Server, error) {
 	dir, err := os.MkdirTemp("", "testredis-")
 	if err != nil {
 		return nil, fmt.Errorf("create redis dir: %w", err)
 	}
-	s := &Server{bin: bin, dir: dir, extra: append([]string(nil), extra...)}
+	s := &Server{bin: bin, dir: dir, extra: append([]string(nil), extra...), sentinel: m.sentinelConf != ""}
+	if s.sentinel {
+		// A Sentinel rewrites its configuration file as it learns the
+		// topology, so it must be a file of its own.
+		if err := os.WriteFile(s.confPath(), []byte(m.sentinelConf), 0o600); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("write sentinel config: %w", err)
+		}
+	}
 	for attempt := 1; ; attempt++ {
 		s.port, err = freePort()
+		if err == nil && m.cluster {
+			// A port of its own for the Cluster bus: the default, port +
+			// 10000, lies beyond 65535 for most ephemeral ports.
+			for s.busPort == 0 || s.busPort == s.port {
+				if s.busPort, err = freePort(); err != nil {
+					break
+				}
+			}
+		}
 		if err != nil {
 			break
 		}
@@ -138,6 +172,7 @@ func start(logf func(string, ...any), extra []string) (*Server, error) {
 		if err == nil || !errors.Is(err, errBind) || attempt == bindAttempts {
 			break
 		}
+		s.busPort = 0
 	}
 	if err != nil {
 		os.RemoveAll(dir)
@@ -167,7 +202,11 @@ func freePort() (int, error) {
 // launch runs redis-server on s.port and waits until it answers. The caller
 // holds s.mu or owns s exclusively.
 func (s *Server) launch() error {
-	args := []string{
+	var args []string
+	if s.sentinel {
+		args = append(args, s.confPath(), "--sentinel")
+	}
+	args = append(args,
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--dir", s.dir,
@@ -175,6 +214,12 @@ func (s *Server) launch() error {
 		"--appendonly", "no",
 		"--daemonize", "no",
 		"--logfile", s.logPath(),
+	)
+	if s.busPort != 0 {
+		// nodes.conf in the server's own directory keeps its identity
+		// and the topology across Restart.
+		args = append(args, "--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(s.busPort),
+			"--cluster-config-file", "nodes.conf")
 	}
 	args = append(args, s.extra...)
 	out, err := os.OpenFile(filepath.Join(s.dir, "redis.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -401,6 +446,10 @@ func (s *Server) Close() {
 		s.proc = nil
 	}
 	os.RemoveAll(s.dir)
+}
+
+func (s *Server) confPath() string {
+	return filepath.Join(s.dir, "sentinel.conf")
 }
 
 func (s *Server) logPath() string {

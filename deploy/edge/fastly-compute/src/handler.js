@@ -1,0 +1,62 @@
+// Anteroom's gate on Fastly Compute, as a function of a Request: index.js
+// wires it to the platform (config store, backends). On the protected
+// site's service it sends /_anteroom/* (the issuer's path) to the
+// "anteroom" backend, so its cookies stay first-party, and checks every
+// other request against the protection rules and the room's signed
+// session cookie before it goes to the "origin" backend.
+
+import { ANTEROOM_HEADERS, Gate } from '../../core/index.js';
+
+/**
+ * createHandler returns the request handler for one configuration.
+ * @param {object} o
+ * @param {unknown} o.config the edge configuration
+ * @param {(request: Request, backend: string) => Promise<Response>} o.fetch sends a request to a named backend
+ * @param {string} [o.anteroomBackend] the backend that is Anteroom (default "anteroom")
+ * @param {string} [o.originBackend] the backend that is the protected site (default "origin")
+ * @param {() => number} [o.now]
+ * @returns {(request: Request) => Promise<Response>}
+ */
+export function createHandler({ config, fetch, anteroomBackend = 'anteroom', originBackend = 'origin', now }) {
+  const gate = new Gate(config, {
+    now,
+    // The JWKS from the Anteroom backend, under the site's own host.
+    fetchKeys: () => fetch(new Request(`${gate.config.issuerURL.origin}/keys`), anteroomBackend),
+  });
+  return async (request) => {
+    const url = new URL(request.url);
+    const target = url.pathname + url.search;
+    const host = request.headers.get('host') ?? url.host;
+    const routed = gate.anteroomTarget(host, target);
+    if (routed !== null) {
+      // Same URL but the prefix, so the backend request keeps the site's
+      // Host header, which host-matching rules need.
+      const headers = new Headers(request.headers);
+      headers.set('x-forwarded-host', url.host);
+      headers.set('x-forwarded-proto', url.protocol.replace(':', ''));
+      return fetch(new Request(url.origin + routed, forward(request, headers)), anteroomBackend);
+    }
+    const header = (name) => request.headers.get(name) ?? '';
+    const cookie = request.headers.get('cookie');
+    const out = await gate.handle({
+      method: request.method, host, target, userAgent: header('user-agent'), header,
+      cookies: cookie === null ? [] : [cookie],
+    });
+    if (out.kind === 'respond') {
+      return new Response(out.body === '' ? null : out.body, { status: out.status, headers: out.headers });
+    }
+    const headers = new Headers(request.headers);
+    for (const h of ANTEROOM_HEADERS) headers.delete(h);
+    for (const [k, v] of Object.entries(out.headers)) headers.set(k, v);
+    return fetch(new Request(request.url, forward(request, headers)), originBackend);
+  };
+}
+
+function forward(request, headers) {
+  const init = { method: request.method, headers, redirect: 'manual' };
+  if (request.body !== null && request.method !== 'GET' && request.method !== 'HEAD') {
+    init.body = request.body;
+    init.duplex = 'half';
+  }
+  return init;
+}
