@@ -98,9 +98,46 @@ end
 
 // keepLua extends a binding bucket's life to at least ttl ms and never
 // shortens it (a relative TTL: the callers' clocks may be injected).
+// canBind and countBind keep the count of a ticket's extra bindings (from
+// its second request on): a ticket at its limit binds no more.
 const keepLua = `
 local function keepUntil(key, ttl)
   if redis.call('PTTL', key) < tonumber(ttl) then redis.call('PEXPIRE', key, ttl) end
+end
+local function canBind(counter, limit)
+  limit = tonumber(limit)
+  return limit <= 0 or tonumber(redis.call('GET', counter) or '0') < limit - 1
+end
+local function countBind(counter, limit, ttl)
+  if tonumber(limit) <= 0 then return end
+  redis.call('INCR', counter)
+  keepUntil(counter, ttl)
+end
+`
+
+// limitLua is the join limit: a generic cell rate algorithm per client,
+// its state (the theoretical arrival time) in a hash per window, as tenths
+// of a second from the window's start, rounded down (a client may come
+// back up to 0.1 s early): a short value keeps the field small.
+// limited returns 0 and records the join, or how many ms to wait.
+const limitLua = `
+local function limited(cur, prev, client, now, interval, burst, ttl, start, window)
+  if client == '' then return 0 end
+  interval, burst, start = tonumber(interval), tonumber(burst), tonumber(start)
+  local tat = 0
+  local v = redis.call('HGET', cur, client)
+  if v then
+    tat = start + tonumber(v) * 100
+  else
+    v = redis.call('HGET', prev, client)
+    if v then tat = start - tonumber(window) + tonumber(v) * 100 end
+  end
+  if tat < now then tat = now end
+  local over = tat + interval - now - burst * interval
+  if over > 0 then return over end
+  redis.call('HSET', cur, client, math.floor((tat + interval - start) / 100))
+  redis.call('PEXPIRE', cur, ttl)
+  return 0
 end
 `
 
@@ -130,13 +167,17 @@ return 1
 // instead of a position.
 // KEYS: room hash, tail, serving, binding, active set, reached set, live
 // (current window), returned (skipped visitors who came back wait ahead of
-// a newcomer, so the safety net does not apply while there are any).
+// a newcomer, so the safety net does not apply while there are any), join
+// limit's current and previous window.
 // ARGV: now ms, ticket id, binding bucket's ttl ms, previous
 // ticket id or "", claim ms, draw key (used if this join opens the room),
-// live key ttl ms (0: abandonment off), binding field.
+// live key ttl ms (0: abandonment off), binding field, client ("": not
+// limited), limit interval ms, burst, limit window ttl ms, the window's
+// start ms and length ms.
 // Returns {position, serving}, {-1} when the request is bound, {-2} when
-// closed, {-3, pre-queue number} before opening.
-var joinScript = redis.NewScript(accrueLua + keepLua + `
+// closed, {-3, pre-queue number} before opening, {-4, retry ms} when the
+// client is over its join limit.
+var joinScript = redis.NewScript(accrueLua + keepLua + limitLua + `
 local bound = redis.call('HGET', KEYS[4], ARGV[8])
 if bound and bound ~= ARGV[4] then return {-1} end
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -145,6 +186,8 @@ if state == 'closed' then return {-2} end
 local now = tonumber(ARGV[1])
 local closesAt = tonumber(redis.call('HGET', KEYS[1], 'closes_at') or '0')
 if closesAt > 0 and now >= closesAt then return {-2} end
+local wait = limited(KEYS[9], KEYS[10], ARGV[9], now, ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14])
+if wait > 0 then return {-4, wait} end
 if open(KEYS[1], KEYS[2], now, ARGV[6]) then
   local k = redis.call('HINCRBY', KEYS[1], 'prequeue', 1)
   redis.call('HSET', KEYS[4], ARGV[8], ARGV[2])
@@ -188,13 +231,17 @@ return {tail, serving}
 `)
 
 // bindScript binds a request to an existing ticket, or confirms the binding.
-// KEYS: binding bucket. ARGV: ticket id, bucket ttl ms, binding
-// field. Returns 1 when bound to this ticket.
+// KEYS: binding bucket, the ticket's login counter. ARGV: ticket id, bucket
+// ttl ms, binding field, logins per ticket (0: any), counter ttl ms.
+// Returns 1 when bound to this ticket, 0 when bound to another, 2 when the
+// ticket may bind no more requests.
 var bindScript = redis.NewScript(keepLua + `
 local b = redis.call('HGET', KEYS[1], ARGV[3])
 if not b then
+  if not canBind(KEYS[2], ARGV[4]) then return 2 end
   redis.call('HSET', KEYS[1], ARGV[3], ARGV[1])
   keepUntil(KEYS[1], ARGV[2])
+  countBind(KEYS[2], ARGV[4], ARGV[5])
   return 1
 end
 if b == ARGV[1] then return 1 end
@@ -207,16 +254,21 @@ return 0
 // A request nobody has bound yet (an app that only polled the status JSON)
 // is bound here: the first ticket to claim it wins.
 // KEYS: room hash, serving, binding, ticket record, active set, tail,
-// reached set, skipped, returned, drawn (lottery rooms).
+// reached set, skipped, returned, drawn (lottery rooms), the ticket's login
+// counter.
 // ARGV: ticket id, position, joined ms, now ms, session ttl ms, record ttl
-// ms, binding bucket's ttl ms, binding field.
+// ms, binding bucket's ttl ms, binding field, logins per ticket (0: any),
+// counter ttl ms.
 // Returns {1, admitted ms, ends ms}, {-1} bound elsewhere, {-2, serving} not
-// yet, {-4} session over, {-5} skipped as abandoned (now queued to return).
+// yet, {-4} session over, {-5} skipped as abandoned (now queued to return),
+// {-6} the ticket may bind no more requests.
 var admitScript = redis.NewScript(keepLua + `
 local b = redis.call('HGET', KEYS[3], ARGV[8])
 if not b then
+  if not canBind(KEYS[11], ARGV[9]) then return {-6} end
   redis.call('HSET', KEYS[3], ARGV[8], ARGV[1])
   keepUntil(KEYS[3], ARGV[7])
+  countBind(KEYS[11], ARGV[9], ARGV[10])
 elseif b ~= ARGV[1] then
   return {-1}
 end

@@ -24,6 +24,10 @@ type Store struct {
 	order  []string
 	// requestTime dates requests for their binding's bucket (optional).
 	requestTime func(request string) (time.Time, bool)
+	// joinLimit limits new places per client (nil: none), and
+	// loginsPerTicket the requests one ticket may be bound to (0: any).
+	joinLimit       *joinLimit
+	loginsPerTicket int
 }
 
 // Option changes a Store's defaults.
@@ -224,12 +228,19 @@ const ClaimWindow = 90 * time.Second
 // gets the next position; when nobody is waiting and the room has admission to
 // spare, the ticket is admitted by the counter at once (the safety net).
 //
-// Join returns ErrClaimed when the request is bound to another ticket and
-// ErrClosed when the room takes no new visitors.
-func (s *Store) Join(ctx context.Context, room, request string, have *Ticket) (Joined, error) {
+// Join returns ErrClaimed when the request is bound to another ticket,
+// ErrClosed when the room takes no new visitors, ErrTooManyLogins when the
+// visitor's ticket is bound to as many requests as it may be, and a
+// *RateLimitedError (ErrRateLimited) when a new place would exceed the
+// client's join limit; a visitor with a usable ticket is never limited.
+func (s *Store) Join(ctx context.Context, room, request string, have *Ticket, opts ...JoinOption) (Joined, error) {
 	r, err := s.room(room)
 	if err != nil {
 		return Joined{}, err
+	}
+	var o joinOptions
+	for _, opt := range opts {
+		opt(&o)
 	}
 	now := s.now()
 	k := s.keys(room)
@@ -237,24 +248,30 @@ func (s *Store) Join(ctx context.Context, room, request string, have *Ticket) (J
 	// the pre-queue).
 	bd := s.binding(r, k, request)
 	if have != nil && have.Room == room && !have.Expired(r, now) {
-		ok, err := bindScript.Run(ctx, s.rdb, []string{bd.key}, have.ID.String(), bd.ttl, bd.field).Int()
+		counter, counterTTL := s.loginCounter(r, k, *have, now)
+		ok, err := bindScript.Run(ctx, s.rdb, []string{bd.key, counter}, have.ID.String(), bd.ttl, bd.field,
+			s.loginsPerTicket, counterTTL).Int()
 		if err != nil {
 			return Joined{}, fmt.Errorf("join room %q: %w", room, err)
 		}
-		if ok != 1 {
-			return Joined{}, ErrClaimed
+		switch ok {
+		case 1:
+			return Joined{Ticket: *have}, nil
+		case 2:
+			return Joined{}, ErrTooManyLogins
 		}
-		return Joined{Ticket: *have}, nil
+		return Joined{}, ErrClaimed
 	}
 	var previous string
 	if have != nil && have.Room == room {
 		previous = have.ID.String()
 	}
 	t := Ticket{ID: NewTicketID(), Room: room, JoinedAt: time.UnixMilli(now.UnixMilli())}
+	limitKeys, limitArgs := s.limiterArgs(k, o.client, now)
 	res, err := s.run(ctx, r, joinScript,
-		[]string{k.hash, k.tail, k.serving, bd.key, k.active, k.reached, k.live(r, now, 0), k.returned},
-		now.UnixMilli(), t.ID.String(), bd.ttl, previous, ClaimWindow.Milliseconds(), newDrawKey(),
-		liveTTL(r), bd.field).Int64Slice()
+		append([]string{k.hash, k.tail, k.serving, bd.key, k.active, k.reached, k.live(r, now, 0), k.returned}, limitKeys...),
+		append([]any{now.UnixMilli(), t.ID.String(), bd.ttl, previous, ClaimWindow.Milliseconds(), newDrawKey(),
+			liveTTL(r), bd.field}, limitArgs...)...).Int64Slice()
 	if err != nil {
 		return Joined{}, fmt.Errorf("join room %q: %w", room, err)
 	}
@@ -263,6 +280,8 @@ func (s *Store) Join(ctx context.Context, room, request string, have *Ticket) (J
 		return Joined{}, ErrClaimed
 	case -2:
 		return Joined{}, ErrClosed
+	case -4:
+		return Joined{}, &RateLimitedError{RetryAfter: time.Duration(res[1]) * time.Millisecond}
 	case -3:
 		t.PreQueue = res[1]
 		return Joined{Ticket: t, New: true}, nil
@@ -279,7 +298,8 @@ func (s *Store) Join(ctx context.Context, room, request string, have *Ticket) (J
 //
 // Errors: ErrClaimed (bound to another ticket), ErrNotAdmitted (still
 // waiting), ErrSkipped (passed over while silent; let in at the next tick),
-// ErrSessionOver.
+// ErrSessionOver, ErrTooManyLogins (binding one more request would exceed
+// WithLoginsPerTicket).
 func (s *Store) Admit(ctx context.Context, t Ticket, request string) (Ticket, error) {
 	r, err := s.room(t.Room)
 	if err != nil {
@@ -302,10 +322,12 @@ func (s *Store) Admit(ctx context.Context, t Ticket, request string) (Ticket, er
 	// be admitted a second time.
 	recordTTL := max(r.SessionTTL, r.WaitStart(t.JoinedAt).Add(r.MaxWait).Sub(now))
 	bd := s.binding(r, k, request)
+	counter, counterTTL := s.loginCounter(r, k, t, now)
 	res, err := s.run(ctx, r, admitScript,
-		[]string{k.hash, k.serving, bd.key, k.ticket(t.ID), k.active, k.tail, k.reached, k.skipped, k.returned, k.drawn},
+		[]string{k.hash, k.serving, bd.key, k.ticket(t.ID), k.active, k.tail, k.reached, k.skipped, k.returned, k.drawn, counter},
 		t.ID.String(), t.Position, t.JoinedAt.UnixMilli(), now.UnixMilli(),
-		r.SessionTTL.Milliseconds(), recordTTL.Milliseconds(), bd.ttl, bd.field).Int64Slice()
+		r.SessionTTL.Milliseconds(), recordTTL.Milliseconds(), bd.ttl, bd.field,
+		s.loginsPerTicket, counterTTL).Int64Slice()
 	if err != nil {
 		return Ticket{}, fmt.Errorf("admit to room %q: %w", t.Room, err)
 	}
@@ -318,6 +340,8 @@ func (s *Store) Admit(ctx context.Context, t Ticket, request string) (Ticket, er
 		return Ticket{}, ErrSessionOver
 	case -5:
 		return Ticket{}, ErrSkipped
+	case -6:
+		return Ticket{}, ErrTooManyLogins
 	}
 	t.AdmittedAt = time.UnixMilli(res[1])
 	return t, nil
