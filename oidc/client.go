@@ -16,6 +16,9 @@ type client struct {
 	cfg      config.Client
 	room     waitingroom.Room
 	loginURL func(id string) string
+	// gate marks the built-in gate's client, which signs a session of its
+	// own from the ID token and never uses the access token.
+	gate bool
 }
 
 func (c *client) GetID() string                    { return c.cfg.ID }
@@ -53,8 +56,17 @@ func (c *client) GrantTypes() []zoidc.GrantType {
 	return []zoidc.GrantType{zoidc.GrantTypeCode, zoidc.GrantTypeRefreshToken}
 }
 
-func (c *client) LoginURL(id string) string           { return c.loginURL(id) }
-func (c *client) AccessTokenType() op.AccessTokenType { return op.AccessTokenTypeJWT }
+func (c *client) LoginURL(id string) string { return c.loginURL(id) }
+
+// AccessTokenType is JWT, so that downstream APIs verify access tokens with
+// the JWKS alone; except for the gate's client, whose access token nobody
+// ever sees: an opaque one spares a signature on every gate login.
+func (c *client) AccessTokenType() op.AccessTokenType {
+	if c.gate {
+		return op.AccessTokenTypeBearer
+	}
+	return op.AccessTokenTypeJWT
+}
 
 // MaxIDTokenLifetime bounds every ID token's life. The ID token proves the
 // login to the relying party; how long the visit lasts is the access

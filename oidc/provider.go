@@ -86,7 +86,7 @@ func NewProvider(o Options) (*Provider, error) {
 		if !ok {
 			return nil, fmt.Errorf("client %q: unknown room %q", c.ID, c.Room)
 		}
-		s.clients[c.ID] = &client{cfg: c, room: room, loginURL: loginURL}
+		s.clients[c.ID] = &client{cfg: c, room: room, loginURL: loginURL, gate: strings.HasPrefix(c.ID, gateClientPrefix)}
 	}
 	cfg := &op.Config{
 		// Without a registered post_logout_redirect_uri, end_session

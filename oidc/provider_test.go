@@ -3,8 +3,12 @@ package oidc
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/anteroom/anteroom/config"
+	"github.com/anteroom/anteroom/waitingroom"
 )
 
 func TestGateClientIDsAreReserved(t *testing.T) {
@@ -13,5 +17,27 @@ func TestGateClientIDsAreReserved(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "reserved for the built-in gate") {
 			t.Fatalf("client %q: %v", id, err)
 		}
+	}
+}
+
+// A relying party's access token is a JWT a downstream API verifies with the
+// JWKS alone; the gate's, which nobody ever sees, is opaque and costs no
+// signature.
+func TestOnlyTheGateGetsOpaqueAccessTokens(t *testing.T) {
+	rooms, err := waitingroom.NewStore(nil, []waitingroom.Room{{ID: "launch", Name: "Launch", State: waitingroom.StateOpen,
+		SessionTTL: 30 * time.Minute, MaxWait: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewProvider(Options{Issuer: "https://queue.example.com", Rooms: rooms, Box: testBox(t, 1), GateRooms: []string{"launch"},
+		Clients: []config.Client{{ID: "shop", Secret: "shop-secret-0123456789", Room: "launch", RedirectURIs: []string{"https://shop.example.com/cb"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.storage.clients["shop"].AccessTokenType(); got != op.AccessTokenTypeJWT {
+		t.Errorf("relying party's access token type %v, want JWT", got)
+	}
+	if got := p.storage.clients[GateClientID("launch")].AccessTokenType(); got != op.AccessTokenTypeBearer {
+		t.Errorf("gate's access token type %v, want opaque", got)
 	}
 }
