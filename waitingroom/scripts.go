@@ -112,7 +112,8 @@ end
 // (see memory.go). restore raises the tail, serving and the pre-queue to
 // what the calling instance remembers of the same epoch, and returns the
 // room's epoch, or nil when the room hash is gone (the caller answers
-// NOSEED, is seeded and calls again). ARGV[i..i+8] is restoreArgs' block:
+// NOSEED, is seeded and calls again), and the values of the room fields
+// named after gap, read in the same call. ARGV[i..i+8] is restoreArgs' block:
 // epoch, tail floor, serving floor, pre-queue floor, opened ms, base, draw
 // key, fresh ("1": this call found Redis's scripts gone, as after a restart
 // or a failover), the instance's margin.
@@ -126,12 +127,10 @@ end
 // instance's own estimate. The positions skipped, gap_from < p <= gap_to,
 // may belong to visitors whose join Redis lost; the scheduler treats them
 // as silent. Before a pre-queue opens, the margin goes to its numbers.
-//
-// countJoin keeps those counters: joins in the current second of the
-// callers' clock (jc, second jw) and in the one before (jp).
 const restoreLua = `
-local function restore(h, tk, sk, i, gap)
-  local e = redis.call('HGET', h, 'epoch')
+local function restore(h, tk, sk, i, gap, ...)
+  local v = redis.call('HMGET', h, 'epoch', 'prequeue', 'opened', 'lost', ...)
+  local e = v[1]
   if not e then return nil end
   local tail = tonumber(redis.call('GET', tk) or '0')
   local raised = tail
@@ -140,14 +139,17 @@ local function restore(h, tk, sk, i, gap)
   if mine then
     local tf, sf, pf = tonumber(ARGV[i+1]), tonumber(ARGV[i+2]), tonumber(ARGV[i+3])
     if tf > raised then raised = tf end
-    if tonumber(redis.call('GET', sk) or '0') < sf then redis.call('SET', sk, sf) end
-    if pf > tonumber(redis.call('HGET', h, 'prequeue') or '0') then redis.call('HSET', h, 'prequeue', pf) end
-    if ARGV[i+4] ~= '0' and redis.call('HEXISTS', h, 'opened') == 0 then
+    if sf > 0 and tonumber(redis.call('GET', sk) or '0') < sf then redis.call('SET', sk, sf) end
+    if pf > tonumber(v[2] or '0') then redis.call('HSET', h, 'prequeue', pf) end
+    if ARGV[i+4] ~= '0' and not v[3] then
       redis.call('HSET', h, 'opened', ARGV[i+4], 'base', ARGV[i+5], 'draw_key', ARGV[i+6])
     end
   end
-  if gap and (ARGV[i+7] == '1' or redis.call('HEXISTS', h, 'lost') == 1) then
-    lost = redis.call('HDEL', h, 'lost') == 1
+  if gap and (ARGV[i+7] == '1' or v[4]) then
+    if v[4] then
+      redis.call('HDEL', h, 'lost')
+      lost = true
+    end
     if ARGV[i+7] == '1' then
       -- Redis no longer knew this script: a restart, a failover, or just
       -- a first use. Only the server's run id tells them apart, and
@@ -165,11 +167,11 @@ local function restore(h, tk, sk, i, gap)
     end
   end
   if lost then
-    local v = redis.call('HMGET', h, 'jc', 'jp')
-    local margin = 2 * (tonumber(v[1] or '0') + tonumber(v[2] or '0'))
+    local j = redis.call('HMGET', h, 'jc', 'jp')
+    local margin = 2 * (tonumber(j[1] or '0') + tonumber(j[2] or '0'))
     if mine and tonumber(ARGV[i+8]) > margin then margin = tonumber(ARGV[i+8]) end
     if margin > 0 then
-      if redis.call('HEXISTS', h, 'opened') == 0 and tonumber(redis.call('HGET', h, 'opens_at') or '0') > 0 then
+      if not v[3] and tonumber(redis.call('HGET', h, 'opens_at') or '0') > 0 then
         redis.call('HINCRBY', h, 'prequeue', margin)
       else
         local serving = tonumber(redis.call('GET', sk) or '0')
@@ -184,19 +186,21 @@ local function restore(h, tk, sk, i, gap)
     end
   end
   if raised > tail then redis.call('SET', tk, raised) end
-  return e
+  return e, {unpack(v, 5)}
 end
-local function countJoin(h, now)
+-- joinCounts counts a join at now into the fields jw (a second of the
+-- callers' clock), jc (joins in it) and jp (joins in the one before), as
+-- read, and returns them to be written with the join's other room fields.
+local function joinCounts(jw, jc, jp, now)
   local sec = math.floor(now / 1000)
-  local v = redis.call('HMGET', h, 'jw', 'jc', 'jp')
-  local jw, jc, jp = tonumber(v[1] or '0'), tonumber(v[2] or '0'), tonumber(v[3] or '0')
+  jw, jc, jp = tonumber(jw or '0'), tonumber(jc or '0'), tonumber(jp or '0')
   if sec > jw then
     if sec == jw + 1 then jp = jc else jp = 0 end
     jc, jw = 1, sec
   else
     jc = jc + 1
   end
-  redis.call('HSET', h, 'jw', jw, 'jc', jc, 'jp', jp)
+  return jw, jc, jp
 end
 `
 
@@ -252,23 +256,25 @@ return tonumber(e)
 var joinScript = redis.NewScript(accrueLua + keepLua + restoreLua + `
 local bound = redis.call('HGET', KEYS[4], ARGV[8])
 if bound and bound ~= ARGV[4] then return {-1} end
-local epoch = restore(KEYS[1], KEYS[2], KEYS[3], 9, true)
-local state = redis.call('HGET', KEYS[1], 'state')
-if not epoch or not state then return redis.error_reply('NOSEED room not seeded') end
+local epoch, f = restore(KEYS[1], KEYS[2], KEYS[3], 9, true, 'state', 'closes_at', 'rate', 'factor', 'jw', 'jc', 'jp')
+if not epoch or not f[1] then return redis.error_reply('NOSEED room not seeded') end
 epoch = tonumber(epoch)
+local state = f[1]
 if state == 'closed' then return {-2} end
 local now = tonumber(ARGV[1])
-local closesAt = tonumber(redis.call('HGET', KEYS[1], 'closes_at') or '0')
+local closesAt = tonumber(f[2] or '0')
 if closesAt > 0 and now >= closesAt then return {-2} end
+local jw, jc, jp = joinCounts(f[5], f[6], f[7], now)
 if open(KEYS[1], KEYS[2], now, ARGV[6]) then
   local k = redis.call('HINCRBY', KEYS[1], 'prequeue', 1)
-  countJoin(KEYS[1], now)
+  redis.call('HSET', KEYS[1], 'jw', jw, 'jc', jc, 'jp', jp)
   redis.call('HSET', KEYS[4], ARGV[8], ARGV[2])
   keepUntil(KEYS[4], ARGV[3])
   return {-3, k, epoch}
 end
 -- The leader's throttle (origin health) applies to the safety net too.
-local rate = tonumber(redis.call('HGET', KEYS[1], 'rate') or '0') * tonumber(redis.call('HGET', KEYS[1], 'factor') or '1')
+local factor = tonumber(f[4] or '1')
+local rate = tonumber(f[3] or '0') * factor
 local serving = tonumber(redis.call('GET', KEYS[3]) or '0')
 local tail = tonumber(redis.call('GET', KEYS[2]) or '0')
 local budget, last = accrue(KEYS[1], state, rate, now, serving, tail)
@@ -276,8 +282,7 @@ tail = redis.call('INCR', KEYS[2])
 local admit = false
 if state == 'passthrough' then
   admit = true
-elseif state == 'open' and serving == tail - 1 and redis.call('SCARD', KEYS[8]) == 0
-    and tonumber(redis.call('HGET', KEYS[1], 'factor') or '1') > 0 then
+elseif state == 'open' and serving == tail - 1 and redis.call('SCARD', KEYS[8]) == 0 and factor > 0 then
   local f = free(KEYS[1], KEYS[5], KEYS[6], now)
   if rate > 0 then
     admit = budget >= 1 and f ~= 0
@@ -293,8 +298,7 @@ if admit and tail > serving then
   end
 end
 if admit and state == 'open' and rate > 0 then budget = budget - 1 end
-redis.call('HSET', KEYS[1], 'budget', budget, 'last', last)
-countJoin(KEYS[1], now)
+redis.call('HSET', KEYS[1], 'budget', budget, 'last', last, 'jw', jw, 'jc', jc, 'jp', jp)
 redis.call('HSET', KEYS[4], ARGV[8], ARGV[2])
 keepUntil(KEYS[4], ARGV[3])
 if ARGV[7] ~= '0' then
