@@ -166,7 +166,13 @@ func testDataLossPreQueue(e *env) {
 	r := rateRoom("launch", 60)
 	r.OpensAt = e.clock.Now().Add(time.Minute)
 	a := e.store(r)
-	early := e.fill(a, "launch", 5)
+	early := e.fill(a, "launch", 4)
+	// Before the opening, the pre-queue's numbers are what must not repeat.
+	e.flushAll()
+	early = append(early, e.fill(a, "launch", 1)...)
+	if n := early[4].ticket.PreQueue; n != 5 {
+		e.t.Fatalf("pre-queue number after the loss = %d, want 5", n)
+	}
 	e.clock.Add(2 * time.Minute)
 	late := e.fill(a, "launch", 1)[0] // opens the room
 	before := e.status(a, "launch")

@@ -113,6 +113,16 @@ func (m *memory) seenLocked(room string, now time.Time, epoch, tail, serving int
 	}
 }
 
+// seenPreQueue folds a pre-queue number a join handed out.
+func (m *memory) seenPreQueue(room string, now time.Time, epoch, number int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.seenLocked(room, now, epoch, 0, 0)
+	if m.epoch == epoch {
+		m.prequeue = max(m.prequeue, number)
+	}
+}
+
 // seenCounters folds a full read of the room (the cache's refresh).
 func (m *memory) seenCounters(room string, now time.Time, c Counters) {
 	m.mu.Lock()

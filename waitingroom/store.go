@@ -296,7 +296,7 @@ func (s *Store) Join(ctx context.Context, room, request string, have *Ticket) (J
 		return Joined{}, ErrClosed
 	case -3:
 		t.PreQueue, t.Epoch = res[1], res[2]
-		s.mem[room].seen(room, now, t.Epoch, 0, 0)
+		s.mem[room].seenPreQueue(room, now, t.Epoch, t.PreQueue)
 		return Joined{Ticket: t, New: true}, nil
 	}
 	t.Position, t.Epoch = res[0], res[2]
