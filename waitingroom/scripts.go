@@ -255,7 +255,10 @@ return tonumber(e)
 // when closed, {-3, pre-queue number, epoch} before opening.
 var joinScript = redis.NewScript(accrueLua + keepLua + restoreLua + `
 local bound = redis.call('HGET', KEYS[4], ARGV[8])
-if bound and bound ~= ARGV[4] then return {-1} end
+-- Bound to the new ticket itself: this join ran already and its reply was
+-- lost (a read timeout that go-redis retries). It takes a new place; the
+-- first is left to nobody, which the scheduler passes over as silent.
+if bound and bound ~= ARGV[4] and bound ~= ARGV[2] then return {-1} end
 local epoch, f = restore(KEYS[1], KEYS[2], KEYS[3], 9, true, 'state', 'closes_at', 'rate', 'factor', 'jw', 'jc', 'jp')
 if not epoch or not f[1] then return redis.error_reply('NOSEED room not seeded') end
 epoch = tonumber(epoch)

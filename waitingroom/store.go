@@ -281,7 +281,14 @@ func (s *Store) Join(ctx context.Context, room, request string, have *Ticket) (J
 	if have != nil && have.Room == room {
 		previous = have.ID.String()
 	}
-	t := Ticket{ID: NewTicketID(), Room: room, JoinedAt: time.UnixMilli(now.UnixMilli())}
+	return s.joinAs(ctx, r, Ticket{ID: NewTicketID(), Room: room, JoinedAt: time.UnixMilli(now.UnixMilli())}, request, previous)
+}
+
+// joinAs gives the new ticket t a place in r for request (moving the
+// request over from the visitor's previous ticket, if any).
+func (s *Store) joinAs(ctx context.Context, r Room, t Ticket, request, previous string) (Joined, error) {
+	room, now, k := r.ID, t.JoinedAt, s.keys(r.ID)
+	bd := s.binding(r, k, request)
 	res, err := s.run(ctx, r, joinScript,
 		[]string{k.hash, k.tail, k.serving, bd.key, k.active, k.reached, k.live(r, now, 0), k.returned},
 		now.UnixMilli(), t.ID.String(), bd.ttl, previous, ClaimWindow.Milliseconds(), newDrawKey(),

@@ -304,7 +304,9 @@ func TestRedisCrashUnderVisitorsKeepsPromises(t *testing.T) {
 		}
 	})
 	// Pages: 503 with Retry-After, in the waiting room's words.
+	asked := time.Now()
 	resp, body := visit(t, browserVia(lb.transport()), http.MethodGet, r.authURL(newLogin()))
+	t.Logf("a new visitor during the outage got %d after %v", resp.StatusCode, time.Since(asked).Round(time.Millisecond))
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "try again") {
 		t.Errorf("a new visitor during the outage: %d Retry-After=%q %.200s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
 	}

@@ -144,6 +144,9 @@ func retrying[T any](ctx context.Context, step func() (T, error)) (T, error) {
 // or relying party retrying what the dead one dropped, and the survivor
 // takes the room's scheduler lease over and admits again.
 func TestKilledInstanceFlowsFinishOnTheSurvivor(t *testing.T) {
+	if !redisServer.Real() {
+		t.Skip("needs a real redis-server: miniredis never expires the dead instance's lease")
+	}
 	if err := redisServer.FlushAll(); err != nil {
 		t.Fatal(err)
 	}
