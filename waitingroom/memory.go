@@ -184,21 +184,16 @@ func (m *memory) marginLocked() int64 {
 
 // restoreArgs is the ARGV block every counter script ends with (see
 // restoreLua): the epoch this instance remembers, its floors, the
-// pre-queue's opening, whether Redis was found to have lost data on this
-// call (fresh: its scripts or the room were gone), and the margin to leave
-// then.
-func (m *memory) restoreArgs(fresh bool) []any {
+// pre-queue's opening, the server's run id when this call found Redis's
+// scripts gone ("" otherwise), and the margin to leave if Redis lost data.
+func (m *memory) restoreArgs(run string) []any {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var epoch string
 	if m.epoch != 0 {
 		epoch = strconv.FormatInt(m.epoch, 10)
 	}
-	f := "0"
-	if fresh {
-		f = "1"
-	}
-	return []any{epoch, m.tail, m.serving, m.prequeue, m.opened, m.base, m.drawKey, f, m.marginLocked()}
+	return []any{epoch, m.tail, m.serving, m.prequeue, m.opened, m.base, m.drawKey, run, m.marginLocked()}
 }
 
 // restoreArgCount is len(restoreArgs(…)).

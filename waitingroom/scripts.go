@@ -115,14 +115,14 @@ end
 // NOSEED, is seeded and calls again), and the values of the room fields
 // named after gap, read in the same call. ARGV[i..i+8] is restoreArgs' block:
 // epoch, tail floor, serving floor, pre-queue floor, opened ms, base, draw
-// key, fresh ("1": this call found Redis's scripts gone, as after a restart
-// or a failover), the instance's margin.
+// key, the server's run id when this call found Redis's scripts gone (as
+// after a restart or a failover; "" otherwise), the instance's margin.
 //
 // With gap (joins only), a call that finds Redis lost data moves the tail
 // on by a margin. Redis lost data when an instance that remembered the room
 // had to seed it again (field lost), or when a call that found the scripts
-// gone (fresh) finds the server's run id changed since the room's last such
-// call (field run): a restart or a failover. The margin is twice the joins
+// gone finds the server's run id changed since the room's last such call
+// (field run): a restart or a failover. The margin is twice the joins
 // Redis counted in the last second or two before (jc, jp), or the
 // instance's own estimate. The positions skipped, gap_from < p <= gap_to,
 // may belong to visitors whose join Redis lost; the scheduler treats them
@@ -145,24 +145,20 @@ local function restore(h, tk, sk, i, gap, ...)
       redis.call('HSET', h, 'opened', ARGV[i+4], 'base', ARGV[i+5], 'draw_key', ARGV[i+6])
     end
   end
-  if gap and (ARGV[i+7] == '1' or v[4]) then
+  if gap and (ARGV[i+7] ~= '' or v[4]) then
     if v[4] then
       redis.call('HDEL', h, 'lost')
       lost = true
     end
-    if ARGV[i+7] == '1' then
+    if ARGV[i+7] ~= '' then
       -- Redis no longer knew this script: a restart, a failover, or just
       -- a first use. Only the server's run id tells them apart, and
       -- recording it here makes the first join of a new run the only one
       -- that leaves a gap, however many arrive at once.
-      local info = redis.pcall('INFO', 'server')
-      local run = type(info) == 'string' and string.match(info, 'run_id:(%w+)')
-      if run then
-        local was = redis.call('HGET', h, 'run')
-        if was ~= run then
-          redis.call('HSET', h, 'run', run)
-          if was then lost = true end
-        end
+      local was = redis.call('HGET', h, 'run')
+      if was ~= ARGV[i+7] then
+        redis.call('HSET', h, 'run', ARGV[i+7])
+        if was then lost = true end
       end
     end
   end
@@ -225,6 +221,11 @@ redis.call('SETNX', KEYS[2], 0)
 redis.call('SETNX', KEYS[3], 0)
 return tonumber(redis.call('HGET', KEYS[1], 'epoch'))
 `)
+
+// infoScript returns INFO of the node that holds KEYS[1] (which it does not
+// read): on a Cluster, the node of that room, whose run id tells whether it
+// restarted or failed over.
+var infoScript = redis.NewScript(`return redis.call('INFO')`)
 
 // restoreScript only restores (restoreLua): the counter cache runs it when
 // it finds Redis behind what this instance remembers.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -188,17 +189,17 @@ func (s *Store) seed(ctx context.Context, r Room) error {
 // run runs a script that needs the room seeded and ends its ARGV with the
 // restore block (restoreLua), seeding once and retrying when Redis lost the
 // room (restarted empty, flushed). A script Redis no longer knows (NOSCRIPT:
-// it restarted, or failed over) is sent in full, and the call tells the
-// script that Redis lost its scripts, and so perhaps its last writes.
+// it restarted, failed over, or never ran it) is sent in full, with the
+// server's run id, by which the script tells a restart from a first use.
 func (s *Store) run(ctx context.Context, r Room, script *redis.Script, keys []string, args ...any) *redis.Cmd {
 	m := s.mem[r.ID]
-	fresh := false
+	run := ""
 	call := func() *redis.Cmd {
-		a := append(args[:len(args):len(args)], m.restoreArgs(fresh)...)
+		a := append(args[:len(args):len(args)], m.restoreArgs(run)...)
 		cmd := script.EvalSha(ctx, s.rdb, keys, a...)
 		if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			fresh = true
-			a = append(args[:len(args):len(args)], m.restoreArgs(fresh)...)
+			run = s.serverRun(ctx, keys[0])
+			a = append(args[:len(args):len(args)], m.restoreArgs(run)...)
 			cmd = script.Eval(ctx, s.rdb, keys, a...)
 		}
 		return cmd
@@ -581,6 +582,21 @@ func newDrawKey() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// serverRun returns the run id of the Redis server that holds key, "" when
+// it cannot tell (miniredis has none).
+func (s *Store) serverRun(ctx context.Context, key string) string {
+	info, err := infoScript.Run(ctx, s.rdb, []string{key}).Text()
+	if err != nil {
+		return ""
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "run_id:"); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // restore raises room's counters in Redis back to what this instance
