@@ -15,21 +15,23 @@ import (
 )
 
 const (
-	joinRoom    = "joins"
-	memoryRoom  = "memory"
-	benchPrefix = "bench"
+	joinRoom   = "joins"
+	memoryRoom = "memory"
+	// memoryLimitRoom is memoryRoom with the join limit on.
+	memoryLimitRoom = "memory-limited"
+	benchPrefix     = "bench"
 )
 
 // storeFor is the store the bench drives directly, on the bench's own key
 // prefix so it never meets an Anteroom instance's keys. Its rooms are manual
 // (no admission), so every join queues: tail INCR, binding and liveness.
-func storeFor(ctx context.Context, rdb redis.UniversalClient) (*waitingroom.Store, error) {
+func storeFor(ctx context.Context, rdb redis.UniversalClient, opts ...waitingroom.Option) (*waitingroom.Store, error) {
 	var rooms []waitingroom.Room
-	for _, id := range []string{joinRoom, memoryRoom} {
+	for _, id := range []string{joinRoom, memoryRoom, memoryLimitRoom} {
 		rooms = append(rooms, waitingroom.Room{ID: id, Name: id, State: waitingroom.StateOpen,
 			SessionTTL: 30 * time.Minute, MaxWait: 6 * time.Hour, AbandonAfter: 2 * time.Minute})
 	}
-	s, err := waitingroom.NewStore(rdb, rooms, waitingroom.WithPrefix(benchPrefix))
+	s, err := waitingroom.NewStore(rdb, rooms, append([]waitingroom.Option{waitingroom.WithPrefix(benchPrefix)}, opts...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -83,6 +83,9 @@ type Config struct {
 	// Web configures the visitor's pages: an operator's own templates,
 	// static files and translations.
 	Web Web `yaml:"web"`
+	// Limits bound what one client can make Anteroom do: joins per
+	// address, logins per ticket, and which proxies report addresses.
+	Limits Limits `yaml:"limits"`
 	// Debug configures diagnostics: the profiler's listener.
 	Debug Debug `yaml:"debug"`
 }
@@ -309,6 +312,7 @@ func (c *Config) ApplyDefaults() {
 	if c.Gate != nil {
 		c.Gate.ApplyDefaults()
 	}
+	c.Limits.applyDefaults()
 }
 
 // Room looks a room up by ID. The pointer is into c.Rooms, so it stays

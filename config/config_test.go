@@ -101,6 +101,7 @@ func TestParseDesignExample(t *testing.T) {
 			PostLogoutRedirectURIs: []string{"https://shop.example.com/"},
 			Room:                   "launch",
 		}},
+		Limits: config.Limits{ClientIPHeader: "x-forwarded-for", LoginsPerTicket: 50},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Parse mismatch\n got: %+v\nwant: %+v", got, want)

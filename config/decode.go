@@ -39,11 +39,27 @@ func fieldErr(path, format string, args ...any) error {
 // keyPath appends a mapping key to a path: "" + "redis" is "redis",
 // "redis" + "url" is "redis.url".
 func keyPath(path, key string) string {
+	if !plainKey(key) {
+		// A key the schema never has (it is about to be reported as
+		// unknown) may hold anything, line breaks included: quoted, the
+		// error stays on one line and says exactly what the file says.
+		key = strconv.Quote(key)
+	}
 	if path == "" {
 		return key
 	}
 	return path + "." + key
 }
+
+// plainKey reports whether key can appear in a path as it is: nothing
+// that would need escaping, and nothing that reads as path syntax.
+func plainKey(key string) bool {
+	return key != "" && oneLine(key) && !strings.ContainsAny(key, ` ."[]`)
+}
+
+// oneLine reports whether s prints as it is: printable, no line breaks,
+// nothing strconv.Quote would escape.
+func oneLine(s string) bool { return strconv.Quote(s) == `"`+s+`"` }
 
 // indexPath appends a sequence index to a path: "rooms" + 1 is "rooms[1]".
 func indexPath(path string, i int) string {
@@ -177,7 +193,11 @@ func expandEnv(s string, lookup func(string) (string, bool)) (string, []string) 
 			name := s[i+2 : i+2+end]
 			i += 2 + end
 			if !envName.MatchString(name) {
-				msgs = append(msgs, fmt.Sprintf("invalid environment variable reference ${%s}", name))
+				ref := "${" + name + "}"
+				if !oneLine(ref) {
+					ref = strconv.Quote(ref)
+				}
+				msgs = append(msgs, "invalid environment variable reference "+ref)
 				continue
 			}
 			v, ok := lookup(name)
@@ -303,7 +323,11 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			continue
 		}
 		if k.Kind != yaml.ScalarNode {
-			d.fail(path, "keys must be strings, got %s", kindName(k))
+			where := path
+			if where == "" {
+				where = "(top level)"
+			}
+			d.fail(where, "keys must be strings, got %s at line %d", kindName(k), k.Line)
 			continue
 		}
 		p := keyPath(path, k.Value)

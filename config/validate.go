@@ -67,6 +67,7 @@ func (c *Config) Validate() error {
 	v.clients(c.Clients, c.Rooms)
 	v.gate(c.Gate, roomIDs(c.Rooms))
 	v.web(&c.Web)
+	v.limits(&c.Limits)
 	v.debug(&c.Debug)
 	return errors.Join(v.errs...)
 }

@@ -3,7 +3,9 @@ package gate_test
 import (
 	"bytes"
 	"encoding/json"
+	"net/url"
 	"os"
+	"path"
 	"reflect"
 	"strings"
 	"testing"
@@ -570,6 +572,18 @@ func FuzzDecide(f *testing.F) {
 		cookies(map[string]string{"early_access": suffix})(&r)
 		d := rs.Decide(r)
 		checkDecision(t, tab.Gate, r, d)
+		if again := rs.Decide(r); again != d {
+			t.Fatalf("Decide(%q) = %+v, then %+v", r.Path, d, again)
+		}
+		// A path that reaches a queue or a block once a backend has
+		// normalised it is never waved through as written.
+		if clean, changed := normalise(path); changed && d.Action == gate.ActionBypass {
+			cr := r
+			cr.Path = clean
+			if cd := rs.Decide(cr); cd.Action != gate.ActionBypass {
+				t.Fatalf("Decide(%q) = %+v, but its normalised form %q gets %+v", path, d, clean, cd)
+			}
+		}
 
 		// Under each dynamic path, in any letter case, with anything
 		// after it: the user agent must make no difference.
@@ -614,4 +628,43 @@ func checkDecision(t *testing.T, g *config.Gate, r gate.Request, d gate.Decision
 		strings.Contains(strings.ToLower(p), "%2f") || strings.Contains(p, "//")) {
 		t.Fatalf("Decide(%q) = %+v: a non-canonical path matched a bypass rule", r.Path, d)
 	}
+}
+
+// normalise is what a lenient backend may make of a request target,
+// written independently of the gate's own normalisation: the query goes,
+// the path is percent-decoded once (unless an escape is invalid), a
+// backslash is a separator, a dot segment's ;parameters are ignored, and
+// dot and empty segments are resolved. changed reports whether that gave
+// another path.
+func normalise(target string) (clean string, changed bool) {
+	p, _, _ := strings.Cut(target, "?")
+	if i := strings.Index(p, "://"); i >= 0 && !strings.HasPrefix(p, "/") {
+		rest := p[i+3:]
+		if j := strings.IndexByte(rest, '/'); j >= 0 {
+			p = rest[j:]
+		} else {
+			p = "/"
+		}
+	}
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	if u, err := url.PathUnescape(p); err == nil {
+		p = u
+	}
+	segs := strings.Split(strings.ReplaceAll(p, `\`, "/"), "/")
+	for i, s := range segs {
+		if name, _, _ := strings.Cut(s, ";"); name == "." || name == ".." {
+			segs[i] = name
+		}
+	}
+	joined := strings.Join(segs, "/")
+	clean = path.Clean(joined)
+	if strings.HasSuffix(joined, "/") || strings.HasSuffix(joined, "/.") || strings.HasSuffix(joined, "/..") {
+		if clean != "/" {
+			clean += "/"
+		}
+	}
+	plain, _, _ := strings.Cut(target, "?")
+	return clean, clean != plain
 }

@@ -40,8 +40,13 @@ func (c *client) AuthMethod() zoidc.AuthMethod {
 	return zoidc.AuthMethodBasic
 }
 
+// ResponseTypes lists every OIDC response type, though Anteroom answers
+// only code: the library would refuse the others with unauthorized_client,
+// and CreateAuthRequest refuses them with unsupported_response_type, the
+// error RFC 6749 §4.1.2.1 gives for a type the server does not support.
 func (c *client) ResponseTypes() []zoidc.ResponseType {
-	return []zoidc.ResponseType{zoidc.ResponseTypeCode}
+	return []zoidc.ResponseType{zoidc.ResponseTypeCode, zoidc.ResponseTypeIDToken, zoidc.ResponseTypeIDTokenOnly,
+		"code id_token", "code token", "code id_token token", "token", "none"}
 }
 
 func (c *client) GrantTypes() []zoidc.GrantType {

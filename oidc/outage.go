@@ -73,9 +73,15 @@ func guardOutage(w http.ResponseWriter, r *http.Request, h http.Handler) {
 		})
 		return
 	}
-	if buf.status == 0 {
-		buf.status = http.StatusOK
+	buf.flushTo(w)
+}
+
+// flushTo writes the held-back response to w (whose header map the buffer
+// shares).
+func (b *bufferedWriter) flushTo(w http.ResponseWriter) {
+	if b.status == 0 {
+		b.status = http.StatusOK
 	}
-	w.WriteHeader(buf.status)
-	_, _ = w.Write(buf.body.Bytes())
+	w.WriteHeader(b.status)
+	_, _ = w.Write(b.body.Bytes())
 }

@@ -7,6 +7,7 @@ package oidc
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -50,6 +51,19 @@ type Provider struct {
 	issuer     string
 	handler    http.Handler
 	keysMaxAge time.Duration
+	// errorPage shows a person an authorization request that cannot be
+	// answered at the relying party (see SetErrorPage).
+	errorPage func(w http.ResponseWriter, r *http.Request)
+}
+
+// SetErrorPage sets what a person sees for an authorization request that
+// cannot be sent back to its relying party (unknown client, unregistered
+// redirect_uri: redirecting there would make Anteroom an open redirector).
+// The library writes its reason as plain text; the page replaces it, in
+// the waiting room's style, and the reason goes to the log. Call it before
+// serving.
+func (p *Provider) SetErrorPage(page func(w http.ResponseWriter, r *http.Request)) {
+	p.errorPage = page
 }
 
 // NewProvider builds the provider.
@@ -120,6 +134,18 @@ func (p *Provider) serve(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/authorize":
 		r.Header.Del("Origin")
+		if p.errorPage != nil {
+			buf := &bufferedWriter{header: w.Header()}
+			p.op.ServeHTTP(buf, r)
+			if buf.status == http.StatusBadRequest && w.Header().Get("Location") == "" {
+				slog.InfoContext(r.Context(), "authorization request refused", "reason", strings.TrimSpace(buf.body.String()))
+				w.Header().Del("Content-Type")
+				p.errorPage(w, r)
+				return
+			}
+			buf.flushTo(w)
+			return
+		}
 	case "/authorize/callback", "/end_session":
 		r.Header.Del("Origin")
 		guardOutage(w, r, p.op)
@@ -157,6 +183,31 @@ func (p *Provider) Open(id string) (room string, promptNone bool, err error) {
 	return r.client.room.ID, r.promptNone, nil
 }
 
+// ErrStaleAdmission is returned by Complete for a ticket admitted before the
+// request was sent and longer ago than its max_age allows: the visitor must
+// pass the queue again. It wraps waitingroom.ErrSessionOver.
+var ErrStaleAdmission = fmt.Errorf("admission older than the request's max_age: %w", waitingroom.ErrSessionOver)
+
+// Fresh reports whether admitted ticket t may answer auth request id. OIDC
+// Core 3.1.2.1: with max_age (prompt=login means max_age=0), an
+// authentication older than that must be done again, and a waiting room's
+// authentication is passing the queue (auth_time is admitted_at). So an
+// admission made before the request was sent answers it only while it is
+// no older than max_age at the request's time; one made while this
+// request waited always does. An id that does not open is not this
+// method's business (true).
+func (p *Provider) Fresh(id string, t waitingroom.Ticket) bool {
+	a, _, err := p.storage.open(id)
+	return err != nil || fresh(a, t)
+}
+
+func fresh(a *AuthRequest, t waitingroom.Ticket) bool {
+	if a.MaxAge == nil || !t.Admitted() || !t.AdmittedAt.Before(a.CreatedAt) {
+		return true
+	}
+	return a.CreatedAt.Sub(t.AdmittedAt) <= time.Duration(*a.MaxAge)*time.Second
+}
+
 // Finish answers auth request id for an admitted ticket: it records the
 // ticket's claims with the request's code in one write and sends the
 // browser to the relying party with the code, as the library's callback
@@ -170,6 +221,9 @@ func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, id string, t w
 	}
 	if !t.Admitted() || t.Room != c.room.ID {
 		return errors.New("ticket is not admitted to the request's room")
+	}
+	if !fresh(a, t) {
+		return ErrStaleAdmission
 	}
 	code, err := op.BuildAuthRequestCode(a, p.op.Crypto())
 	if err != nil {

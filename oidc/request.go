@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -34,8 +35,12 @@ type AuthRequest struct {
 	CodeChallenge       string                    `json:"code_challenge,omitempty"`
 	CodeChallengeMethod zoidc.CodeChallengeMethod `json:"code_challenge_method,omitempty"`
 	Prompt              []string                  `json:"prompt,omitempty"`
-	CreatedAt           time.Time                 `json:"created_at"`
-	Queue               *QueueClaims              `json:"queue,omitempty"`
+	// MaxAge is the relying party's max_age in seconds (prompt=login
+	// makes it 0), nil when it sent none: an admission older than that,
+	// from before this request, does not answer it (see Fresh).
+	MaxAge    *uint        `json:"max_age,omitempty"`
+	CreatedAt time.Time    `json:"created_at"`
+	Queue     *QueueClaims `json:"queue,omitempty"`
 
 	// code is the digest of the code this request was looked up by; the
 	// code is consumed when tokens are minted from it.
@@ -139,7 +144,9 @@ func requestKey(id string) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:15])
 }
 
-const sealedVersion = 1
+// sealedVersion 2 added max_age; ids of version 1 (without it) are still
+// opened while they can wait.
+const sealedVersion = 2
 
 var sealedAD = []byte("anteroom auth request")
 
@@ -151,7 +158,10 @@ func sealRequest(box *keys.Box, a *AuthRequest) string {
 	fields := []string{
 		a.ClientID, a.RedirectURI, a.State, a.Nonce, strings.Join(a.Scopes, " "),
 		string(a.ResponseType), string(a.ResponseMode), a.CodeChallenge,
-		string(a.CodeChallengeMethod), strings.Join(a.Prompt, " "),
+		string(a.CodeChallengeMethod), strings.Join(a.Prompt, " "), "",
+	}
+	if a.MaxAge != nil {
+		fields[10] = strconv.FormatUint(uint64(*a.MaxAge), 10)
 	}
 	b := []byte{sealedVersion}
 	b = binary.AppendVarint(b, a.CreatedAt.Unix())
@@ -169,8 +179,13 @@ func openRequest(box *keys.Box, id string) (*AuthRequest, error) {
 		return nil, errBadRequestID
 	}
 	b, err := box.Open(raw, sealedAD)
-	if err != nil || len(b) < 2 || b[0] != sealedVersion {
+	if err != nil || len(b) < 2 || (b[0] != sealedVersion && b[0] != 1) {
 		return nil, errBadRequestID
+	}
+	var fields [11]string
+	count := len(fields)
+	if b[0] == 1 {
+		count = 10
 	}
 	b = b[1:]
 	created, n := binary.Varint(b)
@@ -178,8 +193,7 @@ func openRequest(box *keys.Box, id string) (*AuthRequest, error) {
 		return nil, errBadRequestID
 	}
 	b = b[n:]
-	var fields [10]string
-	for i := range fields {
+	for i := range count {
 		l, n := binary.Uvarint(b)
 		if n <= 0 || uint64(len(b)-n) < l {
 			return nil, errBadRequestID
@@ -187,8 +201,21 @@ func openRequest(box *keys.Box, id string) (*AuthRequest, error) {
 		fields[i] = string(b[n : n+int(l)])
 		b = b[n+int(l):]
 	}
+	if len(b) != 0 {
+		return nil, errBadRequestID
+	}
+	var maxAge *uint
+	if fields[10] != "" {
+		v, err := strconv.ParseUint(fields[10], 10, strconv.IntSize)
+		if err != nil {
+			return nil, errBadRequestID
+		}
+		u := uint(v)
+		maxAge = &u
+	}
 	return &AuthRequest{
 		ID:                  id,
+		MaxAge:              maxAge,
 		ClientID:            fields[0],
 		RedirectURI:         fields[1],
 		State:               fields[2],
@@ -226,7 +253,7 @@ func peekRequest(box *keys.Box, id string, clients map[string]*client) (requestP
 		return requestPeek{}, errBadRequestID
 	}
 	b, err := box.AppendOpen(raw[len(raw):], raw, sealedAD)
-	if err != nil || len(b) < 2 || b[0] != sealedVersion {
+	if err != nil || len(b) < 2 || (b[0] != sealedVersion && b[0] != 1) {
 		return requestPeek{}, errBadRequestID
 	}
 	b = b[1:]

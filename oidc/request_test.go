@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,6 +98,57 @@ func TestCodeCryptoRoundTrip(t *testing.T) {
 	if _, err := c.Decrypt("header.payload.signature"); err == nil {
 		t.Fatal("a JWT decrypted as a code")
 	}
+}
+
+// FuzzSealRequest: every auth request the provider can be sent comes back
+// from its sealed id unchanged.
+func FuzzSealRequest(f *testing.F) {
+	box := testBox(f, 1)
+	a := sampleRequest()
+	f.Add(a.ClientID, a.RedirectURI, a.State, a.Nonce, "openid offline_access", "code", "query", a.CodeChallenge, "S256", "none", int64(-1), a.CreatedAt.Unix())
+	f.Add("", "", "", "", "", "", "", "", "", "", int64(0), int64(0))
+	f.Fuzz(func(t *testing.T, client, redirect, state, nonce, scopes, responseType, responseMode, challenge, method, prompt string, maxAge, created int64) {
+		in := &AuthRequest{ClientID: client, RedirectURI: redirect, State: state, Nonce: nonce, Scopes: splitSpaces(scopes),
+			ResponseType: zoidc.ResponseType(responseType), ResponseMode: zoidc.ResponseMode(responseMode), CodeChallenge: challenge,
+			CodeChallengeMethod: zoidc.CodeChallengeMethod(method), Prompt: splitSpaces(prompt), CreatedAt: time.Unix(created, 0)}
+		if maxAge >= 0 {
+			u := uint(maxAge)
+			in.MaxAge = &u
+		}
+		id := sealRequest(box, in)
+		out, err := openRequest(box, id)
+		if err != nil {
+			t.Fatalf("sealed %+v, cannot open it: %v", in, err)
+		}
+		same := out.ID == id && out.ClientID == client && out.RedirectURI == redirect && out.State == state && out.Nonce == nonce &&
+			strings.Join(out.Scopes, " ") == scopes && string(out.ResponseType) == responseType && string(out.ResponseMode) == responseMode &&
+			out.CodeChallenge == challenge && string(out.CodeChallengeMethod) == method && strings.Join(out.Prompt, " ") == prompt &&
+			out.CreatedAt.Unix() == created && (out.MaxAge == nil) == (in.MaxAge == nil) && (out.MaxAge == nil || *out.MaxAge == *in.MaxAge)
+		if !same {
+			t.Fatalf("sealed %+v, opened %+v", in, out)
+		}
+	})
+}
+
+// FuzzCode: an authorization code (or anything presented as one, or as an
+// opaque token) decrypts only if Anteroom encrypted it, and then to what
+// was encrypted.
+func FuzzCode(f *testing.F) {
+	c := boxCrypto{testBox(f, 3)}
+	issued := map[string]bool{}
+	// Fixed plaintexts: every fuzzing process must know what was issued.
+	for _, plain := range []string{"request-id", strings.Repeat("x", 300), ""} {
+		enc, _ := c.Encrypt(plain)
+		issued[plain] = true
+		f.Add(enc)
+	}
+	f.Add("header.payload.signature")
+	f.Fuzz(func(t *testing.T, code string) {
+		plain, err := c.Decrypt(code)
+		if err == nil && !issued[plain] {
+			t.Fatalf("code %q decrypted to %q, which was never encrypted", code, plain)
+		}
+	})
 }
 
 // peekAgrees checks that peekRequest reads what openRequest reads.

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -72,6 +73,13 @@ func (s *storage) CreateAuthRequest(ctx context.Context, req *zoidc.AuthRequest,
 		return nil, zoidc.ErrInvalidClient().WithDescription("unknown client")
 	}
 	switch {
+	case req.ResponseType != zoidc.ResponseTypeCode:
+		// Every client is offered the other OIDC response types (see
+		// client.ResponseTypes) so that they end here, with the error
+		// RFC 6749 §4.1.2.1 names for them, not unauthorized_client.
+		e := zoidc.ErrInvalidRequest().WithDescription("only response_type=code is supported")
+		e.ErrorType = "unsupported_response_type"
+		return nil, e
 	case req.CodeChallenge != "" && req.CodeChallengeMethod != zoidc.CodeChallengeMethodS256:
 		return nil, zoidc.ErrInvalidRequest().WithDescription("code_challenge_method must be S256")
 	case req.CodeChallenge == "" && (c.cfg.Public() || c.cfg.RequirePKCE):
@@ -90,6 +98,7 @@ func (s *storage) CreateAuthRequest(ctx context.Context, req *zoidc.AuthRequest,
 		CodeChallenge:       req.CodeChallenge,
 		CodeChallengeMethod: req.CodeChallengeMethod,
 		Prompt:              req.Prompt,
+		MaxAge:              req.MaxAge,
 		CreatedAt:           s.now(),
 	}
 	a.ID = sealRequest(s.box, a)
@@ -152,11 +161,12 @@ func (s *storage) AuthRequestByID(ctx context.Context, id string) (op.AuthReques
 // answerScript records that the ticket passed the queue for a request and
 // attaches the request's one code, in one write: the waiting page answers
 // the relying party itself, without a hop through the callback.
-// KEYS: request record. ARGV: claims JSON, code digest, ttl ms.
+// KEYS: request record. ARGV: claims JSON, code digest, ttl ms, the code's
+// expiry (unix ms, the provider's clock).
 // Returns 1, or 0 when the request was answered already.
 var answerScript = redis.NewScript(`
 if redis.call('HEXISTS', KEYS[1], 'code') == 1 or redis.call('HEXISTS', KEYS[1], 'used') == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'rec', ARGV[1], 'code', ARGV[2])
+redis.call('HSET', KEYS[1], 'rec', ARGV[1], 'code', ARGV[2], 'code_exp', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 `)
@@ -165,7 +175,8 @@ return 1
 // of its code. A request is answered once: ErrRequestAnswered after that.
 func (s *storage) answer(ctx context.Context, id string, q QueueClaims, code string) error {
 	rec, _ := json.Marshal(q)
-	n, err := answerScript.Run(ctx, s.rdb, []string{s.requestRedisKey(id)}, rec, digest(code), codeTTL.Milliseconds()).Int()
+	n, err := answerScript.Run(ctx, s.rdb, []string{s.requestRedisKey(id)}, rec, digest(code), codeTTL.Milliseconds(),
+		s.now().Add(codeTTL).UnixMilli()).Int()
 	if err != nil {
 		return down(ctx, fmt.Errorf("answer auth request: %w", err))
 	}
@@ -188,11 +199,13 @@ func claimsOf(t waitingroom.Ticket, r waitingroom.Room) QueueClaims {
 	}
 }
 
-// saveCodeScript attaches the one code an admitted request may have.
+// saveCodeScript attaches the one code an admitted request may have, with
+// its expiry by the provider's clock (ARGV[3], unix ms): the key's TTL
+// follows Redis's clock, which is not the one tokens and sessions use.
 var saveCodeScript = redis.NewScript(`
 if redis.call('HEXISTS', KEYS[1], 'rec') == 0 then return -1 end
 if redis.call('HEXISTS', KEYS[1], 'code') == 1 or redis.call('HEXISTS', KEYS[1], 'used') == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'code', ARGV[1])
+redis.call('HSET', KEYS[1], 'code', ARGV[1], 'code_exp', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 `)
@@ -202,7 +215,8 @@ return 1
 // code itself, see Provider.Finish). A request gets one code: a second
 // visit cannot mint another.
 func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
-	n, err := saveCodeScript.Run(ctx, s.rdb, []string{s.requestRedisKey(id)}, digest(code), codeTTL.Milliseconds()).Int()
+	n, err := saveCodeScript.Run(ctx, s.rdb, []string{s.requestRedisKey(id)}, digest(code), codeTTL.Milliseconds(),
+		s.now().Add(codeTTL).UnixMilli()).Int()
 	if err != nil {
 		return down(ctx, fmt.Errorf("save code: %w", err))
 	}
@@ -216,13 +230,14 @@ func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
 // peekCodeScript looks a code up without consuming it: the library checks
 // the client, PKCE and redirect_uri only after this lookup, so consuming
 // here would let a wrong secret or verifier burn the visitor's code.
-// Returns {'ok', record}, {'used', access id, refresh key} for a replay, or nil.
+// Returns {'ok', record, expiry ms}, {'used', access id, refresh key} for a
+// replay, or nil.
 var peekCodeScript = redis.NewScript(`
-local h = redis.call('HMGET', KEYS[1], 'code', 'rec', 'used', 'at', 'rt')
+local h = redis.call('HMGET', KEYS[1], 'code', 'rec', 'used', 'at', 'rt', 'code_exp')
 if h[1] ~= ARGV[1] then return false end
 if h[3] then return {'used', h[4] or '', h[5] or ''} end
 if not h[2] then return false end
-return {'ok', h[2]}
+return {'ok', h[2], h[6] or '0'}
 `)
 
 // consumeCodeScript spends a code once, when tokens are minted from it:
@@ -266,6 +281,12 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 	if res[0] == "used" {
 		s.revokeReplayed(ctx, res[1], res[2])
 		return nil, zoidc.ErrInvalidGrant().WithDescription("code already used; its tokens are revoked")
+	}
+	// RFC 6749 §4.1.2: a code is short-lived. Its age is judged by the
+	// same clock as everything else, not only by the key's TTL.
+	// (A record written before expiries were kept has none: its TTL rules.)
+	if exp, _ := strconv.ParseInt(res[2], 10, 64); exp > 0 && !s.now().Before(time.UnixMilli(exp)) {
+		return nil, zoidc.ErrInvalidGrant().WithDescription("invalid or expired code")
 	}
 	var q QueueClaims
 	if err := json.Unmarshal([]byte(res[1]), &q); err != nil {

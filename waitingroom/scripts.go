@@ -102,9 +102,46 @@ end
 
 // keepLua extends a binding bucket's life to at least ttl ms and never
 // shortens it (a relative TTL: the callers' clocks may be injected).
+// canBind and countBind keep the count of a ticket's extra bindings (from
+// its second request on): a ticket at its limit binds no more.
 const keepLua = `
 local function keepUntil(key, ttl)
   if redis.call('PTTL', key) < tonumber(ttl) then redis.call('PEXPIRE', key, ttl) end
+end
+local function canBind(counter, limit)
+  limit = tonumber(limit)
+  return limit <= 0 or tonumber(redis.call('GET', counter) or '0') < limit - 1
+end
+local function countBind(counter, limit, ttl)
+  if tonumber(limit) <= 0 then return end
+  redis.call('INCR', counter)
+  keepUntil(counter, ttl)
+end
+`
+
+// limitLua is the join limit: a generic cell rate algorithm per client,
+// its state (the theoretical arrival time) in a hash per window, as tenths
+// of a second from the window's start, rounded down (a client may come
+// back up to 0.1 s early): a short value keeps the field small.
+// limited returns 0 and records the join, or how many ms to wait.
+const limitLua = `
+local function limited(cur, prev, client, now, interval, burst, ttl, start, window)
+  if client == '' then return 0 end
+  interval, burst, start = tonumber(interval), tonumber(burst), tonumber(start)
+  local tat = 0
+  local v = redis.call('HGET', cur, client)
+  if v then
+    tat = start + tonumber(v) * 100
+  else
+    v = redis.call('HGET', prev, client)
+    if v then tat = start - tonumber(window) + tonumber(v) * 100 end
+  end
+  if tat < now then tat = now end
+  local over = tat + interval - now - burst * interval
+  if over > 0 then return over end
+  redis.call('HSET', cur, client, math.floor((tat + interval - start) / 100))
+  redis.call('PEXPIRE', cur, ttl)
+  return 0
 end
 `
 
@@ -247,20 +284,23 @@ return tonumber(e)
 // instead of a position.
 // KEYS: room hash, tail, serving, binding, active set, reached set, live
 // (current window), returned (skipped visitors who came back wait ahead of
-// a newcomer, so the safety net does not apply while there are any).
+// a newcomer, so the safety net does not apply while there are any), join
+// limit's current and previous window.
 // ARGV: now ms, ticket id, binding bucket's ttl ms, previous
 // ticket id or "", claim ms, draw key (used if this join opens the room),
-// live key ttl ms (0: abandonment off), binding field, then the restore
-// block (restoreLua).
+// live key ttl ms (0: abandonment off), binding field, client ("": not
+// limited), limit interval ms, burst, limit window ttl ms, the window's
+// start ms and length ms, then the restore block (restoreLua).
 // Returns {position, serving, epoch}, {-1} when the request is bound, {-2}
-// when closed, {-3, pre-queue number, epoch} before opening.
-var joinScript = redis.NewScript(accrueLua + keepLua + restoreLua + `
+// when closed, {-3, pre-queue number, epoch} before opening, {-4, retry ms}
+// when the client is over its join limit.
+var joinScript = redis.NewScript(accrueLua + keepLua + limitLua + restoreLua + `
 local bound = redis.call('HGET', KEYS[4], ARGV[8])
 -- Bound to the new ticket itself: this join ran already and its reply was
 -- lost (a read timeout that go-redis retries). It takes a new place; the
 -- first is left to nobody, which the scheduler passes over as silent.
 if bound and bound ~= ARGV[4] and bound ~= ARGV[2] then return {-1} end
-local epoch, f = restore(KEYS[1], KEYS[2], KEYS[3], 9, true, 'state', 'closes_at', 'rate', 'factor', 'jw', 'jc', 'jp')
+local epoch, f = restore(KEYS[1], KEYS[2], KEYS[3], 15, true, 'state', 'closes_at', 'rate', 'factor', 'jw', 'jc', 'jp')
 if not epoch or not f[1] then return redis.error_reply('NOSEED room not seeded') end
 epoch = tonumber(epoch)
 local state = f[1]
@@ -268,6 +308,8 @@ if state == 'closed' then return {-2} end
 local now = tonumber(ARGV[1])
 local closesAt = tonumber(f[2] or '0')
 if closesAt > 0 and now >= closesAt then return {-2} end
+local wait = limited(KEYS[9], KEYS[10], ARGV[9], now, ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14])
+if wait > 0 then return {-4, wait} end
 local jw, jc, jp = joinCounts(f[5], f[6], f[7], now)
 if open(KEYS[1], KEYS[2], now, ARGV[6]) then
   local k = redis.call('HINCRBY', KEYS[1], 'prequeue', 1)
@@ -315,18 +357,22 @@ return {tail, serving, epoch}
 // bindScript binds a request to an existing ticket, or confirms the binding.
 // A waiting ticket of another epoch than the room's is stale: Redis lost
 // the room, and its position means nothing any more.
-// KEYS: binding bucket, room hash, tail, serving. ARGV: ticket id, bucket
-// ttl ms, binding field, the ticket's epoch ("0": do not check, as for an
-// admitted ticket or one from before epochs), then the restore block.
-// Returns 1 when bound to this ticket, 0 when bound to another, -1 stale.
+// KEYS: binding bucket, the ticket's login counter, room hash, tail,
+// serving. ARGV: ticket id, bucket ttl ms, binding field, logins per ticket
+// (0: any), counter ttl ms, the ticket's epoch ("0": do not check, as for
+// an admitted ticket or one from before epochs), then the restore block.
+// Returns 1 when bound to this ticket, 0 when bound to another, 2 when the
+// ticket may bind no more requests, -1 stale.
 var bindScript = redis.NewScript(keepLua + restoreLua + `
-local e = restore(KEYS[2], KEYS[3], KEYS[4], 5, false)
+local e = restore(KEYS[3], KEYS[4], KEYS[5], 7, false)
 if not e then return redis.error_reply('NOSEED room not seeded') end
-if ARGV[4] ~= '0' and ARGV[4] ~= e then return -1 end
+if ARGV[6] ~= '0' and ARGV[6] ~= e then return -1 end
 local b = redis.call('HGET', KEYS[1], ARGV[3])
 if not b then
+  if not canBind(KEYS[2], ARGV[4]) then return 2 end
   redis.call('HSET', KEYS[1], ARGV[3], ARGV[1])
   keepUntil(KEYS[1], ARGV[2])
+  countBind(KEYS[2], ARGV[4], ARGV[5])
   return 1
 end
 if b == ARGV[1] then return 1 end
@@ -343,29 +389,32 @@ return 0
 // Anteroom) proves the admission, so nobody admitted is sent back to wait.
 // A waiting ticket of another epoch is stale and must join again.
 // KEYS: room hash, serving, binding, ticket record, active set, tail,
-// reached set, skipped, returned, drawn (lottery rooms).
+// reached set, skipped, returned, drawn (lottery rooms), the ticket's login
+// counter.
 // ARGV: ticket id, position, joined ms, now ms, session ttl ms, record ttl
-// ms, binding bucket's ttl ms, binding field, the ticket's epoch ("0":
-// unknown), when its cookie says it was admitted (ms, 0: not), then the
-// restore block.
+// ms, binding bucket's ttl ms, binding field, logins per ticket (0: any),
+// counter ttl ms, the ticket's epoch ("0": unknown), when its cookie says
+// it was admitted (ms, 0: not), then the restore block.
 // Returns {1, admitted ms, ends ms}, {-1} bound elsewhere, {-2, serving} not
 // yet, {-4} session over, {-5} skipped as abandoned (now queued to return),
-// {-6} stale.
+// {-6} the ticket may bind no more requests, {-7} stale.
 var admitScript = redis.NewScript(keepLua + restoreLua + `
 local b = redis.call('HGET', KEYS[3], ARGV[8])
 if not b then
+  if not canBind(KEYS[11], ARGV[9]) then return {-6} end
   redis.call('HSET', KEYS[3], ARGV[8], ARGV[1])
   keepUntil(KEYS[3], ARGV[7])
+  countBind(KEYS[11], ARGV[9], ARGV[10])
 elseif b ~= ARGV[1] then
   return {-1}
 end
-local epoch = restore(KEYS[1], KEYS[6], KEYS[2], 11, false)
+local epoch = restore(KEYS[1], KEYS[6], KEYS[2], 13, false)
 if not epoch then return redis.error_reply('NOSEED room not seeded') end
 local now = tonumber(ARGV[4])
 local rec = redis.call('HMGET', KEYS[4], 'admitted', 'ends')
-local cookieAdmitted = tonumber(ARGV[10])
+local cookieAdmitted = tonumber(ARGV[12])
 if not rec[1] and cookieAdmitted > 0 then
-  rec = {ARGV[10], tostring(cookieAdmitted + tonumber(ARGV[5]))}
+  rec = {ARGV[12], tostring(cookieAdmitted + tonumber(ARGV[5]))}
   if tonumber(rec[2]) > now then
     redis.call('HSET', KEYS[4], 'pos', ARGV[2], 'joined', ARGV[3], 'admitted', rec[1], 'ends', rec[2])
     redis.call('PEXPIRE', KEYS[4], ARGV[6])
@@ -380,7 +429,7 @@ if rec[1] then
   end
   return {1, tonumber(rec[1]), tonumber(rec[2])}
 end
-if ARGV[9] ~= '0' and ARGV[9] ~= epoch then return {-6} end
+if ARGV[11] ~= '0' and ARGV[11] ~= epoch then return {-7} end
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return redis.error_reply('NOSEED room not seeded') end
 local pos = tonumber(ARGV[2])

@@ -27,6 +27,10 @@ type Store struct {
 	mem map[string]*memory
 	// requestTime dates requests for their binding's bucket (optional).
 	requestTime func(request string) (time.Time, bool)
+	// joinLimit limits new places per client (nil: none), and
+	// loginsPerTicket the requests one ticket may be bound to (0: any).
+	joinLimit       *joinLimit
+	loginsPerTicket int
 }
 
 // Option changes a Store's defaults.
@@ -246,12 +250,19 @@ const ClaimWindow = 90 * time.Second
 // gets the next position; when nobody is waiting and the room has admission to
 // spare, the ticket is admitted by the counter at once (the safety net).
 //
-// Join returns ErrClaimed when the request is bound to another ticket and
-// ErrClosed when the room takes no new visitors.
-func (s *Store) Join(ctx context.Context, room, request string, have *Ticket) (Joined, error) {
+// Join returns ErrClaimed when the request is bound to another ticket,
+// ErrClosed when the room takes no new visitors, ErrTooManyLogins when the
+// visitor's ticket is bound to as many requests as it may be, and a
+// *RateLimitedError (ErrRateLimited) when a new place would exceed the
+// client's join limit; a visitor with a usable ticket is never limited.
+func (s *Store) Join(ctx context.Context, room, request string, have *Ticket, opts ...JoinOption) (Joined, error) {
 	r, err := s.room(room)
 	if err != nil {
 		return Joined{}, err
+	}
+	var o joinOptions
+	for _, opt := range opts {
+		opt(&o)
 	}
 	now := s.now()
 	k := s.keys(room)
@@ -264,8 +275,9 @@ func (s *Store) Join(ctx context.Context, room, request string, have *Ticket) (J
 			// The cookie proves the admission, whatever Redis lost.
 			epoch = 0
 		}
-		ok, err := s.run(ctx, r, bindScript, []string{bd.key, k.hash, k.tail, k.serving},
-			have.ID.String(), bd.ttl, bd.field, epoch).Int()
+		counter, counterTTL := s.loginCounter(r, k, *have, now)
+		ok, err := s.run(ctx, r, bindScript, []string{bd.key, counter, k.hash, k.tail, k.serving},
+			have.ID.String(), bd.ttl, bd.field, s.loginsPerTicket, counterTTL, epoch).Int()
 		if err != nil {
 			return Joined{}, fmt.Errorf("join room %q: %w", room, err)
 		}
@@ -274,6 +286,8 @@ func (s *Store) Join(ctx context.Context, room, request string, have *Ticket) (J
 			return Joined{Ticket: *have}, nil
 		case 0:
 			return Joined{}, ErrClaimed
+		case 2:
+			return Joined{}, ErrTooManyLogins
 		}
 		// Stale: Redis lost the room and nobody remembered it. A new
 		// place, and the request moves over to it.
@@ -282,18 +296,20 @@ func (s *Store) Join(ctx context.Context, room, request string, have *Ticket) (J
 	if have != nil && have.Room == room {
 		previous = have.ID.String()
 	}
-	return s.joinAs(ctx, r, Ticket{ID: NewTicketID(), Room: room, JoinedAt: time.UnixMilli(now.UnixMilli())}, request, previous)
+	return s.joinAs(ctx, r, Ticket{ID: NewTicketID(), Room: room, JoinedAt: time.UnixMilli(now.UnixMilli())}, request, previous, o.client)
 }
 
 // joinAs gives the new ticket t a place in r for request (moving the
-// request over from the visitor's previous ticket, if any).
-func (s *Store) joinAs(ctx context.Context, r Room, t Ticket, request, previous string) (Joined, error) {
+// request over from the visitor's previous ticket, if any), for client
+// (its join limit; "": none).
+func (s *Store) joinAs(ctx context.Context, r Room, t Ticket, request, previous, client string) (Joined, error) {
 	room, now, k := r.ID, t.JoinedAt, s.keys(r.ID)
 	bd := s.binding(r, k, request)
+	limitKeys, limitArgs := s.limiterArgs(k, client, now)
 	res, err := s.run(ctx, r, joinScript,
-		[]string{k.hash, k.tail, k.serving, bd.key, k.active, k.reached, k.live(r, now, 0), k.returned},
-		now.UnixMilli(), t.ID.String(), bd.ttl, previous, ClaimWindow.Milliseconds(), newDrawKey(),
-		liveTTL(r), bd.field).Int64Slice()
+		append([]string{k.hash, k.tail, k.serving, bd.key, k.active, k.reached, k.live(r, now, 0), k.returned}, limitKeys...),
+		append([]any{now.UnixMilli(), t.ID.String(), bd.ttl, previous, ClaimWindow.Milliseconds(), newDrawKey(),
+			liveTTL(r), bd.field}, limitArgs...)...).Int64Slice()
 	if err != nil {
 		return Joined{}, fmt.Errorf("join room %q: %w", room, err)
 	}
@@ -302,6 +318,8 @@ func (s *Store) joinAs(ctx context.Context, r Room, t Ticket, request, previous 
 		return Joined{}, ErrClaimed
 	case -2:
 		return Joined{}, ErrClosed
+	case -4:
+		return Joined{}, &RateLimitedError{RetryAfter: time.Duration(res[1]) * time.Millisecond}
 	case -3:
 		t.PreQueue, t.Epoch = res[1], res[2]
 		s.mem[room].seenPreQueue(room, now, t.Epoch, t.PreQueue)
@@ -320,7 +338,8 @@ func (s *Store) joinAs(ctx context.Context, r Room, t Ticket, request, previous 
 //
 // Errors: ErrClaimed (bound to another ticket), ErrNotAdmitted (still
 // waiting), ErrSkipped (passed over while silent; let in at the next tick),
-// ErrSessionOver.
+// ErrSessionOver, ErrTooManyLogins (binding one more request would exceed
+// WithLoginsPerTicket).
 func (s *Store) Admit(ctx context.Context, t Ticket, request string) (Ticket, error) {
 	r, err := s.room(t.Room)
 	if err != nil {
@@ -347,10 +366,12 @@ func (s *Store) Admit(ctx context.Context, t Ticket, request string) (Ticket, er
 	if t.Admitted() {
 		admitted = t.AdmittedAt.UnixMilli()
 	}
+	counter, counterTTL := s.loginCounter(r, k, t, now)
 	res, err := s.run(ctx, r, admitScript,
-		[]string{k.hash, k.serving, bd.key, k.ticket(t.ID), k.active, k.tail, k.reached, k.skipped, k.returned, k.drawn},
+		[]string{k.hash, k.serving, bd.key, k.ticket(t.ID), k.active, k.tail, k.reached, k.skipped, k.returned, k.drawn, counter},
 		t.ID.String(), t.Position, t.JoinedAt.UnixMilli(), now.UnixMilli(),
-		r.SessionTTL.Milliseconds(), recordTTL.Milliseconds(), bd.ttl, bd.field, t.Epoch, admitted).Int64Slice()
+		r.SessionTTL.Milliseconds(), recordTTL.Milliseconds(), bd.ttl, bd.field,
+		s.loginsPerTicket, counterTTL, t.Epoch, admitted).Int64Slice()
 	if err != nil {
 		return Ticket{}, fmt.Errorf("admit to room %q: %w", t.Room, err)
 	}
@@ -364,6 +385,8 @@ func (s *Store) Admit(ctx context.Context, t Ticket, request string) (Ticket, er
 	case -5:
 		return Ticket{}, ErrSkipped
 	case -6:
+		return Ticket{}, ErrTooManyLogins
+	case -7:
 		return Ticket{}, ErrStale
 	}
 	t.AdmittedAt = time.UnixMilli(res[1])

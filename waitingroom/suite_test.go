@@ -301,6 +301,9 @@ func runStoreSuite(t *testing.T, newClient func(t *testing.T) redis.UniversalCli
 		{"BindingOtherTicketClaimed", testBindingOtherTicket},
 		{"BindingAdmitOtherTicketClaimed", testBindingAdmitOtherTicket},
 		{"BindingBuckets", testBindingBuckets},
+		// Limits on one client.
+		{"JoinLimit", testJoinLimit},
+		{"LoginsPerTicket", testLoginsPerTicket},
 		// Admission.
 		{"AdmitWaitsForCounter", testAdmitWaitsForCounter},
 		{"AdmitSessionTTL", testAdmitSessionTTL},

@@ -23,13 +23,22 @@ func NewTicketID() TicketID {
 // String is the id in unpadded base64url, as used in Redis and as the token subject.
 func (id TicketID) String() string { return base64.RawURLEncoding.EncodeToString(id[:]) }
 
-// ParseTicketID reads the String form back.
+// ParseTicketID reads the String form back, and only it.
 func ParseTicketID(s string) (TicketID, error) {
 	var id TicketID
 	if base64.RawURLEncoding.DecodedLen(len(s)) != len(id) {
 		return id, fmt.Errorf("parse ticket id: want %d bytes", len(id))
 	}
-	if _, err := base64.RawURLEncoding.Decode(id[:], []byte(s)); err != nil {
+	for i := 0; i < len(s); i++ {
+		// The decoder skips line breaks, which would give one id many
+		// spellings.
+		if c := s[i]; !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return id, fmt.Errorf("parse ticket id: %q is not base64url", c)
+		}
+	}
+	// Strict: the last character's unused bits must be zero, so that
+	// every id has one spelling (it names Redis keys and token subjects).
+	if _, err := base64.RawURLEncoding.Strict().Decode(id[:], []byte(s)); err != nil {
 		return id, fmt.Errorf("parse ticket id: %w", err)
 	}
 	return id, nil

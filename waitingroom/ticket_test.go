@@ -236,3 +236,17 @@ func FuzzTicketUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseTicketID: a ticket id (a token's subject, a Redis key part)
+// parses only from its one canonical spelling, and back to it.
+func FuzzParseTicketID(f *testing.F) {
+	f.Add(waitingroom.NewTicketID().String())
+	f.Add(strings.Repeat("A", 21) + "B")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		id, err := waitingroom.ParseTicketID(s)
+		if err == nil && id.String() != s {
+			t.Fatalf("ParseTicketID(%q) = %v, which is spelt %q", s, id, id.String())
+		}
+	})
+}

@@ -5,8 +5,11 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"github.com/anteroom/anteroom/origin"
@@ -263,14 +266,49 @@ func (s *Server) adminAdvance(w http.ResponseWriter, r *http.Request) {
 // the others pick it up within their refresh interval.
 func (s *Server) refreshCache(r *http.Request) { _ = s.cache.Refresh(r.Context()) }
 
+// decodeBody reads a request body that must be exactly one JSON object
+// whose keys are all fields of v, spelt exactly as v's json tags spell
+// them: encoding/json alone would take {"STATE": …} for "state", ignore
+// whatever follows the object and take null for an empty change.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := decodeStrict(http.MaxBytesReader(w, r.Body, 1<<16), v); err != nil {
 		writeJSON(w, http.StatusBadRequest, apiError{"invalid_request", "body: " + err.Error()})
 		return false
 	}
 	return true
+}
+
+func decodeStrict(body io.Reader, v any) error {
+	dec := json.NewDecoder(body)
+	var fields map[string]json.RawMessage
+	if err := dec.Decode(&fields); err != nil {
+		return err
+	}
+	if fields == nil {
+		return errors.New("must be a JSON object")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("must be one JSON object, with nothing after it")
+	}
+	known := jsonFields(reflect.TypeOf(v).Elem())
+	for k := range fields {
+		if !known[k] {
+			return fmt.Errorf("unknown field %q", k)
+		}
+	}
+	raw, _ := json.Marshal(fields)
+	return json.Unmarshal(raw, v)
+}
+
+// jsonFields is the set of json names of struct type t's fields.
+func jsonFields(t reflect.Type) map[string]bool {
+	out := map[string]bool{}
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
+			out[name] = true
+		}
+	}
+	return out
 }
 
 func (s *Server) apiStoreError(w http.ResponseWriter, r *http.Request, err error) {

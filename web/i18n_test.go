@@ -36,6 +36,8 @@ func (fakeFlow) Finish(w http.ResponseWriter, r *http.Request, _ string, _ waiti
 	return nil
 }
 
+func (fakeFlow) Fresh(string, waitingroom.Ticket) bool { return true }
+
 func (fakeFlow) LoginRequired(w http.ResponseWriter, _ *http.Request, _ string) {
 	http.Error(w, "login_required", http.StatusBadRequest)
 }

@@ -199,7 +199,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	if m.refusals, err = registerOnce(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "anteroom_visitor_errors_total",
-		Help: "Error pages and error JSON shown to visitors, by kind: invalid_request, expired, start_again, closed, temporarily_unavailable.",
+		Help: "Error pages and error JSON shown to visitors, by kind: invalid_request, expired, start_again, closed, temporarily_unavailable, rate_limited, too_many_logins.",
 	}, []string{"kind"})); err != nil {
 		return nil, err
 	}

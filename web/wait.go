@@ -62,6 +62,12 @@ func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
 	// An expired ticket still goes to Join, which gives a new place and
 	// moves this request over from it.
 	usable := have != nil && !have.Expired(room, now)
+	if usable && have.Admitted() && !s.flow.Fresh(id, *have) {
+		// The relying party wants a more recent admission than this
+		// browser's (max_age): a new place at the back, as for a new
+		// visitor. The old admission runs out by its session.
+		have, usable = nil, false
+	}
 	if promptNone {
 		if !usable {
 			have = nil
@@ -76,7 +82,7 @@ func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	j, err := s.store.Join(r.Context(), roomID, id, have)
+	j, err := s.store.Join(r.Context(), roomID, id, have, waitingroom.JoinFrom(limitKey(s.clientIPs.Of(r))))
 	if err != nil {
 		s.storeFailure(w, r, err)
 		return
@@ -124,6 +130,11 @@ func (s *Server) silent(w http.ResponseWriter, r *http.Request, id string, room 
 func (s *Server) continueFlow(w http.ResponseWriter, r *http.Request) {
 	id, room, have, ok := s.ticketFor(w, r)
 	if !ok {
+		return
+	}
+	if have.Admitted() && !s.flow.Fresh(id, have) {
+		// Too old an admission for this request: the page queues anew.
+		http.Redirect(w, r, s.issuer+"/wait/"+id, http.StatusSeeOther)
 		return
 	}
 	s.admit(w, r, id, have, room)
@@ -194,7 +205,14 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, id string, t wait
 			return
 		}
 	}
-	if err := s.flow.Finish(w, r, id, admitted); err != nil {
+	err = s.flow.Finish(w, r, id, admitted)
+	if errors.Is(err, waitingroom.ErrSessionOver) {
+		// An admission too old for this request (max_age), which the
+		// waiting page turns into a new place.
+		http.Redirect(w, r, s.issuer+"/wait/"+id, http.StatusSeeOther)
+		return
+	}
+	if err != nil {
 		s.storeFailure(w, r, err)
 	}
 }

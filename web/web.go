@@ -12,8 +12,10 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -38,6 +40,10 @@ type AuthFlow interface {
 	Finish(w http.ResponseWriter, r *http.Request, id string, t waitingroom.Ticket) error
 	// LoginRequired answers a prompt=none request that would have to queue.
 	LoginRequired(w http.ResponseWriter, r *http.Request, id string)
+	// Fresh reports whether an admitted ticket's admission may answer the
+	// request: false when the relying party asked for a more recent one
+	// (max_age, prompt=login), which means queueing again.
+	Fresh(id string, t waitingroom.Ticket) bool
 }
 
 // Options wires a Server.
@@ -62,6 +68,9 @@ type Options struct {
 	// WebDir, when not empty, is a directory whose templates, static files
 	// and locales replace or add to the embedded ones (config web.dir).
 	WebDir string
+	// ClientIPs tells a visitor's address, for the store's join limit
+	// (zero: the peer's address).
+	ClientIPs ClientIPs
 }
 
 // Server holds the handlers.
@@ -82,6 +91,7 @@ type Server struct {
 	metrics    *Metrics
 	admins     *adminSessions // nil when the admin API is disabled
 	history    *history
+	clientIPs  ClientIPs
 }
 
 // New checks the options, parses the templates and reads the texts (those
@@ -126,7 +136,7 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{issuer: o.Issuer, store: o.Store, cache: o.Cache, flow: o.Flow,
 		cookies: cookies, adminToken: o.AdminToken, pages: pages, static: th.static, locales: th.locales, beats: o.Heartbeats,
-		origins: o.Origins, metrics: o.Metrics, admins: admins, history: newHistory(o.Store.Rooms())}
+		origins: o.Origins, metrics: o.Metrics, admins: admins, history: newHistory(o.Store.Rooms()), clientIPs: o.ClientIPs}
 	s.streams = newStreamHub(s)
 	go s.streams.run()
 	return s, nil
@@ -262,6 +272,10 @@ var (
 	msgNoTicket    = message{http.StatusForbidden, "start_again", "msg.no_ticket.title", "msg.no_ticket.text"}
 	msgLoggedOut   = message{http.StatusOK, "", "msg.logged_out.title", "msg.logged_out.text"}
 	msgUnavailable = message{http.StatusServiceUnavailable, "temporarily_unavailable", "msg.unavailable.title", "msg.unavailable.text"}
+	// msgRateLimited: too many new places from one address (limits.joins_per_ip_per_minute).
+	msgRateLimited = message{http.StatusTooManyRequests, "rate_limited", "msg.rate_limited.title", "msg.rate_limited.text"}
+	// msgTooManyLogins: one ticket started too many logins (limits.logins_per_ticket).
+	msgTooManyLogins = message{http.StatusTooManyRequests, "too_many_logins", "msg.too_many_logins.title", "msg.too_many_logins.text"}
 )
 
 // fail writes m as a page or as JSON, and logs err (not shown to people).
@@ -307,6 +321,11 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, data any
 	}
 }
 
+// RequestError shows a person an authorization request that cannot be sent
+// back to its relying party (oidc.Provider.SetErrorPage): a short page in
+// the visitor's language; the reason is in the log.
+func (s *Server) RequestError(w http.ResponseWriter, r *http.Request) { s.fail(w, r, msgUnknown, nil) }
+
 // storeFailure maps an error from the queue to what a person sees.
 func (s *Server) storeFailure(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
@@ -318,6 +337,15 @@ func (s *Server) storeFailure(w http.ResponseWriter, r *http.Request, err error)
 		s.fail(w, r, msgUnknown, nil)
 	case errors.Is(err, waitingroom.ErrExpired):
 		s.fail(w, r, msgExpired, nil)
+	case errors.Is(err, waitingroom.ErrRateLimited):
+		retry := 1
+		if rl := (*waitingroom.RateLimitedError)(nil); errors.As(err, &rl) {
+			retry = max(1, int(math.Ceil(rl.RetryAfter.Seconds())))
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(retry))
+		s.fail(w, r, msgRateLimited, nil)
+	case errors.Is(err, waitingroom.ErrTooManyLogins):
+		s.fail(w, r, msgTooManyLogins, nil)
 	case errors.Is(err, waitingroom.ErrAnswered):
 		s.fail(w, r, msgAnswered, nil)
 	default:

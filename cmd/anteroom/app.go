@@ -97,7 +97,9 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 	// Bindings are filed by their auth request's creation time, sealed in
 	// its id, so they expire in buckets with the requests.
 	requestTime := func(id string) (time.Time, bool) { return oidc.RequestCreated(oidcBox, id) }
-	store, err := waitingroom.NewStore(rdb, rooms(cfg), waitingroom.WithClock(now), waitingroom.WithRequestTime(requestTime))
+	store, err := waitingroom.NewStore(rdb, rooms(cfg), waitingroom.WithClock(now), waitingroom.WithRequestTime(requestTime),
+		waitingroom.WithJoinLimit(cfg.Limits.JoinsPerIPPerMinute, cfg.Limits.JoinBurst()),
+		waitingroom.WithLoginsPerTicket(cfg.Limits.LoginsPerTicket))
 	if err != nil {
 		return nil, err
 	}
@@ -160,10 +162,12 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 		Issuer: cfg.Issuer, Store: store, Cache: cache, Flow: provider,
 		CookieSecrets: secrets, AdminToken: cfg.Admin.Token, Heartbeats: beats,
 		Origins: origins, Metrics: metrics, WebDir: cfg.Web.Dir,
+		ClientIPs: web.ClientIPs{Trusted: cfg.Limits.Proxies(), Forwarded: cfg.Limits.ClientIPHeader == config.ClientIPHeaderForwarded},
 	})
 	if err != nil {
 		return nil, err
 	}
+	provider.SetErrorPage(site.RequestError)
 	if err := site.RegisterMetrics(prometheus.DefaultRegisterer); err != nil {
 		return nil, err
 	}

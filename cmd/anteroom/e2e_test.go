@@ -179,9 +179,12 @@ func (e *env) browser() *http.Client {
 	return &http.Client{
 		Jar:       jar,
 		Transport: e.transport(),
-		CheckRedirect: func(req *http.Request, _ []*http.Request) error {
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if req.URL.Host == rpHost || req.URL.Host == "127.0.0.1:2" {
 				return http.ErrUseLastResponse
+			}
+			if len(via) >= 20 {
+				return errors.New("redirect loop")
 			}
 			return nil
 		},
