@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -180,93 +181,29 @@ func TestKilledInstanceFlowsFinishOnTheSurvivor(t *testing.T) {
 	var holding sync.WaitGroup
 	// flow is one visitor's way through. hold, if set, is where it waits
 	// until the instance is killed: "continue" (admitted, not back yet) or
-	// "exchange" (the relying party holds a code).
+	// "exchange" (the relying party holds a code). A request the dead
+	// instance took with it is retried; one that cannot be (a code it
+	// redeemed, a request it answered) sends the relying party back to
+	// start the login again, which an admitted visitor passes straight
+	// through.
+	var again atomic.Int64
 	flow := func(hold string) error {
 		browser := browserVia(lb.transport())
-		l := newLogin()
-		authURL := oauth.AuthCodeURL(l.state, gooidc.Nonce(l.nonce), oauth2.S256ChallengeOption(l.verifier))
-		// codeIn returns the code of a redirect to the relying party.
-		codeIn := func(resp *http.Response) string {
-			if loc, err := resp.Location(); err == nil && loc.Host == rpHost {
-				return loc.Query().Get("code")
+		held := hold == ""
+		wait := func() { held = true; holding.Done(); <-killed }
+		defer func() {
+			if !held {
+				holding.Done() // failed before its hold: do not hold the kill up
 			}
-			return ""
-		}
-		type step struct{ waitURL, code string }
-		first, err := retrying(ctx, func() (step, error) {
-			resp, _, err := get(browser, authURL)
-			switch {
-			case err != nil:
-				return step{}, err
-			case codeIn(resp) != "":
-				// Let straight through by the safety net.
-				return step{code: codeIn(resp)}, nil
-			case resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Request.URL.String(), issuer+"/wait/"):
-				return step{waitURL: resp.Request.URL.String()}, nil
-			}
-			return step{}, fmt.Errorf("authorize: %d at %s", resp.StatusCode, resp.Request.URL)
-		})
-		if err != nil {
-			return err
-		}
-		code := first.code
-		if code == "" {
-			if _, err := retrying(ctx, func() (bool, error) {
-				resp, body, err := get(browser, first.waitURL+"?format=json")
-				if err != nil {
-					return false, err
-				}
-				if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"state":"admitted"`) {
-					return false, fmt.Errorf("poll: %d %s", resp.StatusCode, body)
-				}
-				return true, nil
-			}); err != nil {
+		}()
+		for attempt := 0; ; attempt++ {
+			err := logIn(ctx, browser, oauth, verifier, rpCtx, hold, attempt > 0, wait)
+			if !errors.Is(err, errStartAgain) || attempt == 2 {
 				return err
 			}
-			if hold == "continue" {
-				holding.Done()
-				<-killed
-			}
-			code, err = retrying(ctx, func() (string, error) {
-				req, _ := http.NewRequest(http.MethodPost, first.waitURL+"/continue", nil)
-				resp, err := browser.Do(req)
-				if err != nil {
-					return "", err
-				}
-				resp.Body.Close()
-				if c := codeIn(resp); c != "" {
-					return c, nil
-				}
-				return "", fmt.Errorf("continue: %d at %s", resp.StatusCode, resp.Request.URL)
-			})
-			if err != nil {
-				return err
-			}
-		} else if hold == "continue" {
-			holding.Done()
-			<-killed
+			again.Add(1)
+			hold = ""
 		}
-		if hold == "exchange" {
-			holding.Done()
-			<-killed
-		}
-		_, err = retrying(ctx, func() (bool, error) {
-			tok, err := oauth.Exchange(rpCtx, code, oauth2.VerifierOption(l.verifier))
-			if err != nil {
-				var re *oauth2.RetrieveError
-				if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
-					// A final answer, not a dropped request.
-					return false, permanent{err}
-				}
-				return false, err
-			}
-			raw, _ := tok.Extra("id_token").(string)
-			if _, err := verifier.Verify(rpCtx, raw); err != nil {
-				return false, permanent{err}
-			}
-			return true, nil
-		})
-		return err
 	}
 
 	errs := make(chan error, 32)
@@ -281,9 +218,6 @@ func TestKilledInstanceFlowsFinishOnTheSurvivor(t *testing.T) {
 				defer all.Done()
 				if err := flow(hold); err != nil {
 					errs <- fmt.Errorf("flow (hold %q): %w", hold, err)
-					if hold != "" {
-						holding.Done()
-					}
 				}
 			}()
 		}
@@ -324,7 +258,109 @@ func TestKilledInstanceFlowsFinishOnTheSurvivor(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	t.Logf("24 flows finished %v after the kill", time.Since(killedAt).Round(time.Millisecond))
+	t.Logf("24 flows finished %v after the kill; %d relying parties started a login again", time.Since(killedAt).Round(time.Millisecond), again.Load())
+}
+
+// errStartAgain is a login step the dead instance finished but could not
+// answer, and that cannot be repeated: the code it redeemed, the request
+// it answered. A relying party starts the login again.
+var errStartAgain = errors.New("start the login again")
+
+// logIn runs one login of browser through the relying party oauth: the
+// authorization request, waiting until admitted, continue, and the token
+// exchange, retrying each step the load balancer's dead instance dropped.
+// At hold ("continue" or "exchange") it calls wait. again is set for a
+// login started again: the visitor is admitted and must not wait.
+func logIn(ctx context.Context, browser *http.Client, oauth *oauth2.Config, verifier *gooidc.IDTokenVerifier, rpCtx context.Context,
+	hold string, again bool, wait func()) error {
+	l := newLogin()
+	authURL := oauth.AuthCodeURL(l.state, gooidc.Nonce(l.nonce), oauth2.S256ChallengeOption(l.verifier))
+	// codeIn returns the code of a redirect to the relying party.
+	codeIn := func(resp *http.Response) string {
+		if loc, err := resp.Location(); err == nil && loc.Host == rpHost {
+			return loc.Query().Get("code")
+		}
+		return ""
+	}
+	type step struct{ waitURL, code string }
+	first, err := retrying(ctx, func() (step, error) {
+		resp, _, err := get(browser, authURL)
+		switch {
+		case err != nil:
+			return step{}, err
+		case codeIn(resp) != "":
+			// Let straight through: the safety net, or an admitted visitor.
+			return step{code: codeIn(resp)}, nil
+		case again:
+			return step{}, permanent{fmt.Errorf("an admitted visitor logging in again got %d at %s", resp.StatusCode, resp.Request.URL)}
+		case resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Request.URL.String(), issuer+"/wait/"):
+			return step{waitURL: resp.Request.URL.String()}, nil
+		}
+		return step{}, fmt.Errorf("authorize: %d at %s", resp.StatusCode, resp.Request.URL)
+	})
+	if err != nil {
+		return err
+	}
+	code := first.code
+	if code == "" {
+		if _, err := retrying(ctx, func() (bool, error) {
+			resp, body, err := get(browser, first.waitURL+"?format=json")
+			if err != nil {
+				return false, err
+			}
+			if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"state":"admitted"`) {
+				return false, fmt.Errorf("poll: %d %s", resp.StatusCode, body)
+			}
+			return true, nil
+		}); err != nil {
+			return err
+		}
+	}
+	if hold == "continue" {
+		wait()
+	}
+	if code == "" {
+		code, err = retrying(ctx, func() (string, error) {
+			req, _ := http.NewRequest(http.MethodPost, first.waitURL+"/continue", nil)
+			resp, err := browser.Do(req)
+			if err != nil {
+				return "", err
+			}
+			resp.Body.Close()
+			if c := codeIn(resp); c != "" {
+				return c, nil
+			}
+			if resp.StatusCode == http.StatusConflict {
+				// The dead instance answered the request already.
+				return "", permanent{errStartAgain}
+			}
+			return "", fmt.Errorf("continue: %d at %s", resp.StatusCode, resp.Request.URL)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if hold == "exchange" {
+		wait()
+	}
+	_, err = retrying(ctx, func() (bool, error) {
+		tok, err := oauth.Exchange(rpCtx, code, oauth2.VerifierOption(l.verifier))
+		if err != nil {
+			var re *oauth2.RetrieveError
+			if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
+				// The dead instance redeemed the code and took the
+				// tokens with it.
+				return false, permanent{fmt.Errorf("%w: %w", errStartAgain, err)}
+			}
+			return false, err
+		}
+		raw, _ := tok.Extra("id_token").(string)
+		if _, err := verifier.Verify(rpCtx, raw); err != nil {
+			return false, permanent{err}
+		}
+		return true, nil
+	})
+	return err
 }
 
 // counter reads one of the room's counters from Redis.
