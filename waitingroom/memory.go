@@ -68,7 +68,10 @@ type memory struct {
 
 // remembered is memory's state, which a new epoch resets.
 type remembered struct {
-	epoch    int64
+	epoch int64
+	// epochArg is epoch as the scripts compare it, kept to spare a
+	// conversion per call.
+	epochArg string
 	tail     int64
 	serving  int64
 	prequeue int64
@@ -99,7 +102,7 @@ func (m *memory) seenLocked(room string, now time.Time, epoch, tail, serving int
 			slog.Warn("redis lost the room and nobody remembered it: a new epoch starts, waiting visitors join again",
 				"room", room, "tail", m.tail, "serving", m.serving)
 		}
-		m.remembered = remembered{epoch: epoch}
+		m.remembered = remembered{epoch: epoch, epochArg: strconv.FormatInt(epoch, 10)}
 	}
 	m.tail = max(m.tail, tail)
 	m.serving = max(m.serving, serving)
@@ -189,11 +192,7 @@ func (m *memory) marginLocked() int64 {
 func (m *memory) restoreArgs(run string) []any {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var epoch string
-	if m.epoch != 0 {
-		epoch = strconv.FormatInt(m.epoch, 10)
-	}
-	return []any{epoch, m.tail, m.serving, m.prequeue, m.opened, m.base, m.drawKey, run, m.marginLocked()}
+	return []any{m.epochArg, m.tail, m.serving, m.prequeue, m.opened, m.base, m.drawKey, run, m.marginLocked()}
 }
 
 // restoreArgCount is len(restoreArgs(…)).

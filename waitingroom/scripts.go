@@ -26,12 +26,18 @@ local function cap(rate)
   if c < 1 then c = 1 end
   return c
 end
-local function accrue(h, state, rate, now, serving, tail)
-  local last = redis.call('HGET', h, 'last')
-  local budget
+-- known, when given, is {last, budget} as the caller read them already.
+local function accrue(h, state, rate, now, serving, tail, known)
+  local last, budget
+  if known then
+    last, budget = known[1], known[2]
+  else
+    last = redis.call('HGET', h, 'last')
+    if last then budget = redis.call('HGET', h, 'budget') end
+  end
   if last then
     last = tonumber(last)
-    budget = tonumber(redis.call('HGET', h, 'budget') or '0')
+    budget = tonumber(budget or '0')
   else
     -- A room that never ran starts as an idle room does: one second's
     -- worth of budget for the safety net.
@@ -70,10 +76,18 @@ end
 -- opening, so a room that already had visitors keeps them ahead. It
 -- returns true while the room has not opened yet (a join then takes a
 -- pre-queue number): once any script opened it, no later join can, even
--- one whose clock runs a little behind.
-local function open(h, tailKey, now, drawKey)
-  if redis.call('HEXISTS', h, 'opened') == 1 then return false end
-  local opensAt = tonumber(redis.call('HGET', h, 'opens_at') or '0')
+-- one whose clock runs a little behind. known, when given, is {opened,
+-- opens_at} as the caller read them already.
+local function open(h, tailKey, now, drawKey, known)
+  local opened, opensAt
+  if known then
+    opened, opensAt = known[1], known[2]
+  else
+    opened = redis.call('HEXISTS', h, 'opened') == 1
+    opensAt = redis.call('HGET', h, 'opens_at')
+  end
+  if opened then return false end
+  opensAt = tonumber(opensAt or '0')
   if opensAt <= 0 then return false end
   if now < opensAt then return true end
   local n = tonumber(redis.call('HGET', h, 'prequeue') or '0')
@@ -149,8 +163,10 @@ end
 // (see memory.go). restore raises the tail, serving and the pre-queue to
 // what the calling instance remembers of the same epoch, and returns the
 // room's epoch, or nil when the room hash is gone (the caller answers
-// NOSEED, is seeded and calls again), and the values of the room fields
-// named after gap, read in the same call. ARGV[i..i+8] is restoreArgs' block:
+// NOSEED, is seeded and calls again); then the room's fields epoch,
+// prequeue, opened, lost and those named after gap, read in one call and
+// kept up to date with restore's own writes; then tail and serving as
+// restore left them. ARGV[i..i+8] is restoreArgs' block:
 // epoch, tail floor, serving floor, pre-queue floor, opened ms, base, draw
 // key, the server's run id when this call found Redis's scripts gone (as
 // after a restart or a failover; "" otherwise), the instance's margin.
@@ -170,15 +186,23 @@ local function restore(h, tk, sk, i, gap, ...)
   local e = v[1]
   if not e then return nil end
   local tail = tonumber(redis.call('GET', tk) or '0')
+  local serving = tonumber(redis.call('GET', sk) or '0')
   local raised = tail
   local lost = false
   local mine = e == ARGV[i]
   if mine then
     local tf, sf, pf = tonumber(ARGV[i+1]), tonumber(ARGV[i+2]), tonumber(ARGV[i+3])
     if tf > raised then raised = tf end
-    if sf > 0 and tonumber(redis.call('GET', sk) or '0') < sf then redis.call('SET', sk, sf) end
-    if pf > tonumber(v[2] or '0') then redis.call('HSET', h, 'prequeue', pf) end
+    if serving < sf then
+      serving = sf
+      redis.call('SET', sk, sf)
+    end
+    if pf > tonumber(v[2] or '0') then
+      v[2] = tostring(pf)
+      redis.call('HSET', h, 'prequeue', pf)
+    end
     if ARGV[i+4] ~= '0' and not v[3] then
+      v[3] = ARGV[i+4]
       redis.call('HSET', h, 'opened', ARGV[i+4], 'base', ARGV[i+5], 'draw_key', ARGV[i+6])
     end
   end
@@ -205,9 +229,8 @@ local function restore(h, tk, sk, i, gap, ...)
     if mine and tonumber(ARGV[i+8]) > margin then margin = tonumber(ARGV[i+8]) end
     if margin > 0 then
       if not v[3] and tonumber(redis.call('HGET', h, 'opens_at') or '0') > 0 then
-        redis.call('HINCRBY', h, 'prequeue', margin)
+        v[2] = tostring(redis.call('HINCRBY', h, 'prequeue', margin))
       else
-        local serving = tonumber(redis.call('GET', sk) or '0')
         local from = raised
         local g = redis.call('HMGET', h, 'gap_from', 'gap_to')
         local gf, gt = tonumber(g[1] or '0'), tonumber(g[2] or '0')
@@ -219,7 +242,7 @@ local function restore(h, tk, sk, i, gap, ...)
     end
   end
   if raised > tail then redis.call('SET', tk, raised) end
-  return e, {unpack(v, 5)}
+  return e, v, raised, serving
 end
 -- joinCounts counts a join at now into the fields jw (a second of the
 -- callers' clock), jc (joins in it) and jp (joins in the one before), as
@@ -300,30 +323,33 @@ local bound = redis.call('HGET', KEYS[4], ARGV[8])
 -- lost (a read timeout that go-redis retries). It takes a new place; the
 -- first is left to nobody, which the scheduler passes over as silent.
 if bound and bound ~= ARGV[4] and bound ~= ARGV[2] then return {-1} end
-local epoch, f = restore(KEYS[1], KEYS[2], KEYS[3], 15, true, 'state', 'closes_at', 'rate', 'factor', 'jw', 'jc', 'jp')
-if not epoch or not f[1] then return redis.error_reply('NOSEED room not seeded') end
+local epoch, v, tail, serving = restore(KEYS[1], KEYS[2], KEYS[3], 15, true,
+  'state', 'closes_at', 'rate', 'factor', 'jw', 'jc', 'jp', 'last', 'budget', 'opens_at')
+if not epoch or not v[5] then return redis.error_reply('NOSEED room not seeded') end
 epoch = tonumber(epoch)
-local state = f[1]
+local state = v[5]
 if state == 'closed' then return {-2} end
 local now = tonumber(ARGV[1])
-local closesAt = tonumber(f[2] or '0')
+local closesAt = tonumber(v[6] or '0')
 if closesAt > 0 and now >= closesAt then return {-2} end
 local wait = limited(KEYS[9], KEYS[10], ARGV[9], now, ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14])
 if wait > 0 then return {-4, wait} end
-local jw, jc, jp = joinCounts(f[5], f[6], f[7], now)
-if open(KEYS[1], KEYS[2], now, ARGV[6]) then
+local jw, jc, jp = joinCounts(v[9], v[10], v[11], now)
+if open(KEYS[1], KEYS[2], now, ARGV[6], {v[3], v[14]}) then
   local k = redis.call('HINCRBY', KEYS[1], 'prequeue', 1)
   redis.call('HSET', KEYS[1], 'jw', jw, 'jc', jc, 'jp', jp)
   redis.call('HSET', KEYS[4], ARGV[8], ARGV[2])
   keepUntil(KEYS[4], ARGV[3])
   return {-3, k, epoch}
 end
+if not v[3] and tonumber(v[14] or '0') > 0 then
+  -- The room may just have opened, which moves tail past the pre-queue.
+  tail = tonumber(redis.call('GET', KEYS[2]) or '0')
+end
 -- The leader's throttle (origin health) applies to the safety net too.
-local factor = tonumber(f[4] or '1')
-local rate = tonumber(f[3] or '0') * factor
-local serving = tonumber(redis.call('GET', KEYS[3]) or '0')
-local tail = tonumber(redis.call('GET', KEYS[2]) or '0')
-local budget, last = accrue(KEYS[1], state, rate, now, serving, tail)
+local factor = tonumber(v[8] or '1')
+local rate = tonumber(v[7] or '0') * factor
+local budget, last = accrue(KEYS[1], state, rate, now, serving, tail, {v[12], v[13]})
 tail = redis.call('INCR', KEYS[2])
 local admit = false
 if state == 'passthrough' then
