@@ -31,6 +31,10 @@ const (
 	// piling up goroutines behind every queued visitor.
 	defaultReadTimeout  = time.Second
 	defaultWriteTimeout = time.Second
+	// defaultRequestTimeout bounds one request's Redis work, retries
+	// included, so that a stalled Redis answers visitors with a quick
+	// "try again" instead of holding them.
+	defaultRequestTimeout = 3 * time.Second
 	// defaultSessionTTL is long enough for a checkout.
 	defaultSessionTTL = 30 * time.Minute
 	// defaultMaxWait keeps a place through a long launch-day queue.
@@ -281,6 +285,9 @@ func (c *Config) ApplyDefaults() {
 		c.Redis.WriteTimeout = Duration(defaultWriteTimeout)
 	}
 	c.Signing.applyDefaults()
+	if c.Redis.RequestTimeout == 0 {
+		c.Redis.RequestTimeout = Duration(defaultRequestTimeout)
+	}
 	for i := range c.Rooms {
 		r := &c.Rooms[i]
 		if r.Name == "" {

@@ -76,10 +76,11 @@ func TestParseDesignExample(t *testing.T) {
 		Issuer: "https://queue.example.com",
 		Listen: "127.0.0.1:8080",
 		Redis: config.Redis{
-			URL:          "redis://127.0.0.1:6379/0",
-			DialTimeout:  config.Duration(2 * time.Second),
-			ReadTimeout:  config.Duration(time.Second),
-			WriteTimeout: config.Duration(time.Second),
+			URL:            "redis://127.0.0.1:6379/0",
+			DialTimeout:    config.Duration(2 * time.Second),
+			ReadTimeout:    config.Duration(time.Second),
+			WriteTimeout:   config.Duration(time.Second),
+			RequestTimeout: config.Duration(3 * time.Second),
 		},
 		Secrets: config.Secrets{CookieKeys: []string{cookieKey}},
 		Signing: config.Signing{Algorithm: "RS256", PublishAhead: config.Duration(2 * time.Hour)},
@@ -137,7 +138,7 @@ clients: [{id: spa, redirect_uris: ["http://127.0.0.1:3000/cb"], room: r1}]
 		t.Errorf("Gate = %+v with no gate key, want nil (gate disabled)", c.Gate)
 	}
 	if c.Redis.DialTimeout.D() != 2*time.Second || c.Redis.ReadTimeout.D() != time.Second ||
-		c.Redis.WriteTimeout.D() != time.Second {
+		c.Redis.WriteTimeout.D() != time.Second || c.Redis.RequestTimeout.D() != 3*time.Second {
 		t.Errorf("redis defaults not applied: %+v", c.Redis)
 	}
 	if !r.Admission.Manual() {
@@ -280,6 +281,8 @@ func TestValidate(t *testing.T) {
 			[]string{"redis.read_timeout: must be > 0"}},
 		{"redis write_timeout", func(c *config.Config) { c.Redis.WriteTimeout = 0 },
 			[]string{"redis.write_timeout: must be > 0"}},
+		{"redis request_timeout", func(c *config.Config) { c.Redis.RequestTimeout = config.Duration(-time.Second) },
+			[]string{"redis.request_timeout: must be > 0"}},
 		{"redis pool_size", func(c *config.Config) { c.Redis.PoolSize = -1 },
 			[]string{"redis.pool_size: must be >= 0"}},
 
@@ -699,6 +702,12 @@ func TestRedisOptions(t *testing.T) {
 		}
 		if o.DialTimeout != 3*time.Second || o.ReadTimeout != 2*time.Second || o.WriteTimeout != 4*time.Second || o.PoolSize != 7 {
 			t.Errorf("timeouts/pool = %v %v %v %d", o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolSize)
+		}
+		if !o.ContextTimeoutEnabled {
+			t.Error("ContextTimeoutEnabled = false: request deadlines would not reach Redis calls")
+		}
+		if o.DialerRetries != 1 {
+			t.Errorf("DialerRetries = %d, want 1 (go-redis retries the command already)", o.DialerRetries)
 		}
 	})
 	t.Run("url credentials overridden", func(t *testing.T) {

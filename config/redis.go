@@ -40,6 +40,11 @@ type Redis struct {
 	ReadTimeout Duration `yaml:"read_timeout"`
 	// WriteTimeout bounds each command write. The default is 1s.
 	WriteTimeout Duration `yaml:"write_timeout"`
+	// RequestTimeout bounds all the Redis work of one HTTP request, go-redis's
+	// retries included: past it the request answers 503 with Retry-After
+	// (pages) or temporarily_unavailable (OAuth). Event streams, which
+	// read no Redis while open, are exempt. The default is 3s.
+	RequestTimeout Duration `yaml:"request_timeout"`
 	// PoolSize is the number of connections per node; 0 keeps go-redis's
 	// default, which scales with GOMAXPROCS.
 	PoolSize int `yaml:"pool_size"`
@@ -97,6 +102,14 @@ func (r Redis) Options() (*redis.UniversalOptions, error) {
 	o.ReadTimeout = r.ReadTimeout.D()
 	o.WriteTimeout = r.WriteTimeout.D()
 	o.PoolSize = r.PoolSize
+	// Without it go-redis ignores the context's deadline on the socket
+	// and in its retries, so RequestTimeout would not bound anything, and
+	// a request whose visitor left would keep waiting on a stalled Redis.
+	o.ContextTimeoutEnabled = true
+	// go-redis retries a command whose dial failed (MaxRetries, with
+	// backoff) and, by default, each dial five times more: a dead Redis
+	// then held every request for about two seconds before its 503.
+	o.DialerRetries = 1
 	return o, nil
 }
 

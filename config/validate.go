@@ -153,6 +153,7 @@ func (v *validator) redis(r *Redis) {
 	v.positive("redis.dial_timeout", r.DialTimeout)
 	v.positive("redis.read_timeout", r.ReadTimeout)
 	v.positive("redis.write_timeout", r.WriteTimeout)
+	v.positive("redis.request_timeout", r.RequestTimeout)
 	if r.PoolSize < 0 {
 		v.add("redis.pool_size", "must be >= 0")
 	}

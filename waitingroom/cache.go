@@ -89,10 +89,22 @@ func (c *Cache) Refresh(ctx context.Context) error {
 	}
 	changed := false
 	for id, next := range counters {
+		m := c.store.mem[id]
+		if m.behind(next) {
+			// Redis lost writes (or the whole room) that this instance
+			// saw: put them back now rather than at the next join.
+			if err := c.store.restore(ctx, id); err != nil {
+				err = fmt.Errorf("refresh counters: %w", err)
+				c.lastErr.Store(&err)
+				return err
+			}
+		}
 		if next.State == "" {
 			// Not seeded yet (or Redis lost it): keep what we knew.
 			continue
 		}
+		m.seenCounters(id, now, next)
+		next = m.raise(next)
 		c.rates[id].add(now, next)
 		// CompareAndSwap, not Store: an Observe that raced this refresh
 		// holds fresher counters; the next refresh catches up anyway.

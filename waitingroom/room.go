@@ -161,6 +161,11 @@ var (
 	// ErrSessionOver is returned for a ticket whose admitted session has ended:
 	// it must join again at the back of the queue.
 	ErrSessionOver = errors.New("ticket session is over")
+	// ErrStale is returned by Admit for a waiting ticket of an earlier
+	// epoch: Redis lost the room and no instance remembered it, so the
+	// ticket's position means nothing any more. Join again with it: the
+	// request moves to a new ticket.
+	ErrStale = errors.New("ticket is from before redis lost the room")
 	// ErrUnknownRequest is what a resolver of request keys (the OIDC side)
 	// returns for a request it never issued or that was tampered with.
 	ErrUnknownRequest = errors.New("unknown request")

@@ -1,6 +1,10 @@
 package waitingroom
 
-import "github.com/redis/go-redis/v9"
+import (
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
 
 // Every script touches only keys of one room, and every per-room key carries
 // the hash tag {r:<room>}, so each script runs on one Redis Cluster slot.
@@ -22,12 +26,18 @@ local function cap(rate)
   if c < 1 then c = 1 end
   return c
 end
-local function accrue(h, state, rate, now, serving, tail)
-  local last = redis.call('HGET', h, 'last')
-  local budget
+-- known, when given, is {last, budget} as the caller read them already.
+local function accrue(h, state, rate, now, serving, tail, known)
+  local last, budget
+  if known then
+    last, budget = known[1], known[2]
+  else
+    last = redis.call('HGET', h, 'last')
+    if last then budget = redis.call('HGET', h, 'budget') end
+  end
   if last then
     last = tonumber(last)
-    budget = tonumber(redis.call('HGET', h, 'budget') or '0')
+    budget = tonumber(budget or '0')
   else
     -- A room that never ran starts as an idle room does: one second's
     -- worth of budget for the safety net.
@@ -66,10 +76,18 @@ end
 -- opening, so a room that already had visitors keeps them ahead. It
 -- returns true while the room has not opened yet (a join then takes a
 -- pre-queue number): once any script opened it, no later join can, even
--- one whose clock runs a little behind.
-local function open(h, tailKey, now, drawKey)
-  if redis.call('HEXISTS', h, 'opened') == 1 then return false end
-  local opensAt = tonumber(redis.call('HGET', h, 'opens_at') or '0')
+-- one whose clock runs a little behind. known, when given, is {opened,
+-- opens_at} as the caller read them already.
+local function open(h, tailKey, now, drawKey, known)
+  local opened, opensAt
+  if known then
+    opened, opensAt = known[1], known[2]
+  else
+    opened = redis.call('HEXISTS', h, 'opened') == 1
+    opensAt = redis.call('HGET', h, 'opens_at')
+  end
+  if opened then return false end
+  opensAt = tonumber(opensAt or '0')
   if opensAt <= 0 then return false end
   if now < opensAt then return true end
   local n = tonumber(redis.call('HGET', h, 'prequeue') or '0')
@@ -141,19 +159,141 @@ local function limited(cur, prev, client, now, interval, burst, ttl, start, wind
 end
 `
 
+// restoreLua keeps a room's counters from going back when Redis lost writes
+// (see memory.go). restore raises the tail, serving and the pre-queue to
+// what the calling instance remembers of the same epoch, and returns the
+// room's epoch, or nil when the room hash is gone (the caller answers
+// NOSEED, is seeded and calls again); then the room's fields epoch,
+// prequeue, opened, lost and those named after gap, read in one call and
+// kept up to date with restore's own writes; then tail and serving as
+// restore left them. ARGV[i..i+8] is restoreArgs' block:
+// epoch, tail floor, serving floor, pre-queue floor, opened ms, base, draw
+// key, the server's run id when this call found Redis's scripts gone (as
+// after a restart or a failover; "" otherwise), the instance's margin.
+//
+// With gap (joins only), a call that finds Redis lost data moves the tail
+// on by a margin. Redis lost data when an instance that remembered the room
+// had to seed it again (field lost), or when a call that found the scripts
+// gone finds the server's run id changed since the room's last such call
+// (field run): a restart or a failover. The margin is twice the joins
+// Redis counted in the last second or two before (jc, jp), or the
+// instance's own estimate. The positions skipped, gap_from < p <= gap_to,
+// may belong to visitors whose join Redis lost; the scheduler treats them
+// as silent. Before a pre-queue opens, the margin goes to its numbers.
+const restoreLua = `
+local function restore(h, tk, sk, i, gap, ...)
+  local v = redis.call('HMGET', h, 'epoch', 'prequeue', 'opened', 'lost', ...)
+  local e = v[1]
+  if not e then return nil end
+  local tail = tonumber(redis.call('GET', tk) or '0')
+  local serving = tonumber(redis.call('GET', sk) or '0')
+  local raised = tail
+  local lost = false
+  local mine = e == ARGV[i]
+  if mine then
+    local tf, sf, pf = tonumber(ARGV[i+1]), tonumber(ARGV[i+2]), tonumber(ARGV[i+3])
+    if tf > raised then raised = tf end
+    if serving < sf then
+      serving = sf
+      redis.call('SET', sk, sf)
+    end
+    if pf > tonumber(v[2] or '0') then
+      v[2] = tostring(pf)
+      redis.call('HSET', h, 'prequeue', pf)
+    end
+    if ARGV[i+4] ~= '0' and not v[3] then
+      v[3] = ARGV[i+4]
+      redis.call('HSET', h, 'opened', ARGV[i+4], 'base', ARGV[i+5], 'draw_key', ARGV[i+6])
+    end
+  end
+  if gap and (ARGV[i+7] ~= '' or v[4]) then
+    if v[4] then
+      redis.call('HDEL', h, 'lost')
+      lost = true
+    end
+    if ARGV[i+7] ~= '' then
+      -- Redis no longer knew this script: a restart, a failover, or just
+      -- a first use. Only the server's run id tells them apart, and
+      -- recording it here makes the first join of a new run the only one
+      -- that leaves a gap, however many arrive at once.
+      local was = redis.call('HGET', h, 'run')
+      if was ~= ARGV[i+7] then
+        redis.call('HSET', h, 'run', ARGV[i+7])
+        if was then lost = true end
+      end
+    end
+  end
+  if lost then
+    local j = redis.call('HMGET', h, 'jc', 'jp')
+    local margin = 2 * (tonumber(j[1] or '0') + tonumber(j[2] or '0'))
+    if mine and tonumber(ARGV[i+8]) > margin then margin = tonumber(ARGV[i+8]) end
+    if margin > 0 then
+      if not v[3] and tonumber(redis.call('HGET', h, 'opens_at') or '0') > 0 then
+        v[2] = tostring(redis.call('HINCRBY', h, 'prequeue', margin))
+      else
+        local from = raised
+        local g = redis.call('HMGET', h, 'gap_from', 'gap_to')
+        local gf, gt = tonumber(g[1] or '0'), tonumber(g[2] or '0')
+        -- An earlier gap the counter has not passed yet: one gap.
+        if gt > serving and gf < from then from = gf end
+        raised = raised + margin
+        redis.call('HSET', h, 'gap_from', from, 'gap_to', raised)
+      end
+    end
+  end
+  if raised > tail then redis.call('SET', tk, raised) end
+  return e, v, raised, serving
+end
+-- joinCounts counts a join at now into the fields jw (a second of the
+-- callers' clock), jc (joins in it) and jp (joins in the one before), as
+-- read, and returns them to be written with the join's other room fields.
+local function joinCounts(jw, jc, jp, now)
+  local sec = math.floor(now / 1000)
+  jw, jc, jp = tonumber(jw or '0'), tonumber(jc or '0'), tonumber(jp or '0')
+  if sec > jw then
+    if sec == jw + 1 then jp = jc else jp = 0 end
+    jc, jw = 1, sec
+  else
+    jc = jc + 1
+  end
+  return jw, jc, jp
+end
+`
+
 // seedScript writes a room's configured state and policy unless the same
 // configuration was seeded before, so an admin's change survives a rolling
-// restart but an edited config file wins.
+// restart but an edited config file wins. A room without an epoch takes the
+// one offered: the instance's remembered epoch when Redis lost the room
+// (marked lost, so the next join leaves a gap), else a new one.
 // KEYS: room hash, tail, serving. ARGV: seed digest, state, rate, max_active.
-// ARGV (continued): opens_at ms, closes_at ms (0: none), method (fifo, random).
+// ARGV (continued): opens_at ms, closes_at ms (0: none), method (fifo,
+// random), epoch, "1" when the epoch is remembered rather than new.
+// Returns the room's epoch.
 var seedScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'seed') ~= ARGV[1] then
   redis.call('HSET', KEYS[1], 'seed', ARGV[1], 'state', ARGV[2], 'rate', ARGV[3], 'max_active', ARGV[4],
     'opens_at', ARGV[5], 'closes_at', ARGV[6], 'method', ARGV[7])
 end
+if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[8]) == 1 and ARGV[9] == '1' then
+  redis.call('HSET', KEYS[1], 'lost', 1)
+end
 redis.call('SETNX', KEYS[2], 0)
 redis.call('SETNX', KEYS[3], 0)
-return 1
+return tonumber(redis.call('HGET', KEYS[1], 'epoch'))
+`)
+
+// infoScript returns INFO of the node that holds KEYS[1] (which it does not
+// read): on a Cluster, the node of that room, whose run id tells whether it
+// restarted or failed over.
+var infoScript = redis.NewScript(`return redis.call('INFO')`)
+
+// restoreScript only restores (restoreLua): the counter cache runs it when
+// it finds Redis behind what this instance remembers.
+// KEYS: room hash, tail, serving. ARGV: the restore block. Returns the epoch.
+var restoreScript = redis.NewScript(restoreLua + `
+local e = restore(KEYS[1], KEYS[2], KEYS[3], 1, false)
+if not e then return redis.error_reply('NOSEED room not seeded') end
+return tonumber(e)
 `)
 
 // joinScript hands out the next position and binds the request to the new
@@ -173,38 +313,48 @@ return 1
 // ticket id or "", claim ms, draw key (used if this join opens the room),
 // live key ttl ms (0: abandonment off), binding field, client ("": not
 // limited), limit interval ms, burst, limit window ttl ms, the window's
-// start ms and length ms.
-// Returns {position, serving}, {-1} when the request is bound, {-2} when
-// closed, {-3, pre-queue number} before opening, {-4, retry ms} when the
-// client is over its join limit.
-var joinScript = redis.NewScript(accrueLua + keepLua + limitLua + `
+// start ms and length ms, then the restore block (restoreLua).
+// Returns {position, serving, epoch}, {-1} when the request is bound, {-2}
+// when closed, {-3, pre-queue number, epoch} before opening, {-4, retry ms}
+// when the client is over its join limit.
+var joinScript = redis.NewScript(accrueLua + keepLua + limitLua + restoreLua + `
 local bound = redis.call('HGET', KEYS[4], ARGV[8])
-if bound and bound ~= ARGV[4] then return {-1} end
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return redis.error_reply('NOSEED room not seeded') end
+-- Bound to the new ticket itself: this join ran already and its reply was
+-- lost (a read timeout that go-redis retries). It takes a new place; the
+-- first is left to nobody, which the scheduler passes over as silent.
+if bound and bound ~= ARGV[4] and bound ~= ARGV[2] then return {-1} end
+local epoch, v, tail, serving = restore(KEYS[1], KEYS[2], KEYS[3], 15, true,
+  'state', 'closes_at', 'rate', 'factor', 'jw', 'jc', 'jp', 'last', 'budget', 'opens_at')
+if not epoch or not v[5] then return redis.error_reply('NOSEED room not seeded') end
+epoch = tonumber(epoch)
+local state = v[5]
 if state == 'closed' then return {-2} end
 local now = tonumber(ARGV[1])
-local closesAt = tonumber(redis.call('HGET', KEYS[1], 'closes_at') or '0')
+local closesAt = tonumber(v[6] or '0')
 if closesAt > 0 and now >= closesAt then return {-2} end
 local wait = limited(KEYS[9], KEYS[10], ARGV[9], now, ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14])
 if wait > 0 then return {-4, wait} end
-if open(KEYS[1], KEYS[2], now, ARGV[6]) then
+local jw, jc, jp = joinCounts(v[9], v[10], v[11], now)
+if open(KEYS[1], KEYS[2], now, ARGV[6], {v[3], v[14]}) then
   local k = redis.call('HINCRBY', KEYS[1], 'prequeue', 1)
+  redis.call('HSET', KEYS[1], 'jw', jw, 'jc', jc, 'jp', jp)
   redis.call('HSET', KEYS[4], ARGV[8], ARGV[2])
   keepUntil(KEYS[4], ARGV[3])
-  return {-3, k}
+  return {-3, k, epoch}
+end
+if not v[3] and tonumber(v[14] or '0') > 0 then
+  -- The room may just have opened, which moves tail past the pre-queue.
+  tail = tonumber(redis.call('GET', KEYS[2]) or '0')
 end
 -- The leader's throttle (origin health) applies to the safety net too.
-local rate = tonumber(redis.call('HGET', KEYS[1], 'rate') or '0') * tonumber(redis.call('HGET', KEYS[1], 'factor') or '1')
-local serving = tonumber(redis.call('GET', KEYS[3]) or '0')
-local tail = tonumber(redis.call('GET', KEYS[2]) or '0')
-local budget, last = accrue(KEYS[1], state, rate, now, serving, tail)
+local factor = tonumber(v[8] or '1')
+local rate = tonumber(v[7] or '0') * factor
+local budget, last = accrue(KEYS[1], state, rate, now, serving, tail, {v[12], v[13]})
 tail = redis.call('INCR', KEYS[2])
 local admit = false
 if state == 'passthrough' then
   admit = true
-elseif state == 'open' and serving == tail - 1 and redis.call('SCARD', KEYS[8]) == 0
-    and tonumber(redis.call('HGET', KEYS[1], 'factor') or '1') > 0 then
+elseif state == 'open' and serving == tail - 1 and redis.call('SCARD', KEYS[8]) == 0 and factor > 0 then
   local f = free(KEYS[1], KEYS[5], KEYS[6], now)
   if rate > 0 then
     admit = budget >= 1 and f ~= 0
@@ -220,22 +370,29 @@ if admit and tail > serving then
   end
 end
 if admit and state == 'open' and rate > 0 then budget = budget - 1 end
-redis.call('HSET', KEYS[1], 'budget', budget, 'last', last)
+redis.call('HSET', KEYS[1], 'budget', budget, 'last', last, 'jw', jw, 'jc', jc, 'jp', jp)
 redis.call('HSET', KEYS[4], ARGV[8], ARGV[2])
 keepUntil(KEYS[4], ARGV[3])
 if ARGV[7] ~= '0' then
   redis.call('SETBIT', KEYS[7], tail, 1)
   redis.call('PEXPIRE', KEYS[7], ARGV[7])
 end
-return {tail, serving}
+return {tail, serving, epoch}
 `)
 
 // bindScript binds a request to an existing ticket, or confirms the binding.
-// KEYS: binding bucket, the ticket's login counter. ARGV: ticket id, bucket
-// ttl ms, binding field, logins per ticket (0: any), counter ttl ms.
+// A waiting ticket of another epoch than the room's is stale: Redis lost
+// the room, and its position means nothing any more.
+// KEYS: binding bucket, the ticket's login counter, room hash, tail,
+// serving. ARGV: ticket id, bucket ttl ms, binding field, logins per ticket
+// (0: any), counter ttl ms, the ticket's epoch ("0": do not check, as for
+// an admitted ticket or one from before epochs), then the restore block.
 // Returns 1 when bound to this ticket, 0 when bound to another, 2 when the
-// ticket may bind no more requests.
-var bindScript = redis.NewScript(keepLua + `
+// ticket may bind no more requests, -1 stale.
+var bindScript = redis.NewScript(keepLua + restoreLua + `
+local e = restore(KEYS[3], KEYS[4], KEYS[5], 7, false)
+if not e then return redis.error_reply('NOSEED room not seeded') end
+if ARGV[6] ~= '0' and ARGV[6] ~= e then return -1 end
 local b = redis.call('HGET', KEYS[1], ARGV[3])
 if not b then
   if not canBind(KEYS[2], ARGV[4]) then return 2 end
@@ -253,16 +410,21 @@ return 0
 // asking again gets its existing admission until its session ends.
 // A request nobody has bound yet (an app that only polled the status JSON)
 // is bound here: the first ticket to claim it wins.
+// A ticket whose cookie says it was admitted, with a session still running,
+// but whose record Redis lost, gets its record back: the cookie (sealed by
+// Anteroom) proves the admission, so nobody admitted is sent back to wait.
+// A waiting ticket of another epoch is stale and must join again.
 // KEYS: room hash, serving, binding, ticket record, active set, tail,
 // reached set, skipped, returned, drawn (lottery rooms), the ticket's login
 // counter.
 // ARGV: ticket id, position, joined ms, now ms, session ttl ms, record ttl
 // ms, binding bucket's ttl ms, binding field, logins per ticket (0: any),
-// counter ttl ms.
+// counter ttl ms, the ticket's epoch ("0": unknown), when its cookie says
+// it was admitted (ms, 0: not), then the restore block.
 // Returns {1, admitted ms, ends ms}, {-1} bound elsewhere, {-2, serving} not
 // yet, {-4} session over, {-5} skipped as abandoned (now queued to return),
-// {-6} the ticket may bind no more requests.
-var admitScript = redis.NewScript(keepLua + `
+// {-6} the ticket may bind no more requests, {-7} stale.
+var admitScript = redis.NewScript(keepLua + restoreLua + `
 local b = redis.call('HGET', KEYS[3], ARGV[8])
 if not b then
   if not canBind(KEYS[11], ARGV[9]) then return {-6} end
@@ -272,8 +434,19 @@ if not b then
 elseif b ~= ARGV[1] then
   return {-1}
 end
+local epoch = restore(KEYS[1], KEYS[6], KEYS[2], 13, false)
+if not epoch then return redis.error_reply('NOSEED room not seeded') end
 local now = tonumber(ARGV[4])
 local rec = redis.call('HMGET', KEYS[4], 'admitted', 'ends')
+local cookieAdmitted = tonumber(ARGV[12])
+if not rec[1] and cookieAdmitted > 0 then
+  rec = {ARGV[12], tostring(cookieAdmitted + tonumber(ARGV[5]))}
+  if tonumber(rec[2]) > now then
+    redis.call('HSET', KEYS[4], 'pos', ARGV[2], 'joined', ARGV[3], 'admitted', rec[1], 'ends', rec[2])
+    redis.call('PEXPIRE', KEYS[4], ARGV[6])
+    redis.call('ZADD', KEYS[5], rec[2], ARGV[1])
+  end
+end
 if rec[1] then
   if tonumber(rec[2]) <= now then
     -- The session is over: free the request for the visitor's next ticket.
@@ -282,6 +455,7 @@ if rec[1] then
   end
   return {1, tonumber(rec[1]), tonumber(rec[2])}
 end
+if ARGV[11] ~= '0' and ARGV[11] ~= epoch then return {-7} end
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return redis.error_reply('NOSEED room not seeded') end
 local pos = tonumber(ARGV[2])
@@ -336,8 +510,11 @@ return ended
 `)
 
 // advanceScript moves serving forward by n, never past tail.
-// KEYS: serving, tail. ARGV: n. Returns {serving, tail}.
-var advanceScript = redis.NewScript(`
+// KEYS: serving, tail, room hash. ARGV: n, then the restore block.
+// Returns {serving, tail, epoch}.
+var advanceScript = redis.NewScript(restoreLua + `
+local epoch = restore(KEYS[3], KEYS[2], KEYS[1], 2, false)
+if not epoch then return redis.error_reply('NOSEED room not seeded') end
 local serving = tonumber(redis.call('GET', KEYS[1]) or '0')
 local tail = tonumber(redis.call('GET', KEYS[2]) or '0')
 local next = serving + tonumber(ARGV[1])
@@ -346,7 +523,7 @@ if next > serving then
   redis.call('SET', KEYS[1], next)
   serving = next
 end
-return {serving, tail}
+return {serving, tail, tonumber(epoch)}
 `)
 
 // tickScript is one step of the room's scheduler. It runs only for the
@@ -361,17 +538,21 @@ return {serving, tail}
 // KEYS: lease, room hash, serving, tail, active set, reached set, live
 // (current window), skipped, returned, live (previous window), drawn
 // (lottery rooms).
+// Positions in a gap left after Redis lost data (restoreLua) count as
+// silent even in a room without abandonment: they are passed over without
+// costing admissions.
 // ARGV: owner, now ms, lease ttl ms, claim ms, throttle factor (0..1), draw
 // key (used if this tick opens the room), abandonment grace ms (0: off),
-// random seed.
+// random seed, then the restore block.
 // Returns {0} when another instance leads, else {1, admitted, serving,
-// tail, skipped}.
-var tickScript = redis.NewScript(accrueLua + `
+// tail, skipped, epoch}.
+var tickScript = redis.NewScript(accrueLua + restoreLua + `
 local cur = redis.call('GET', KEYS[1])
 if cur and cur ~= ARGV[1] then return {0} end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+local epoch = restore(KEYS[2], KEYS[4], KEYS[3], 9, false)
 local state = redis.call('HGET', KEYS[2], 'state')
-if not state then return redis.error_reply('NOSEED room not seeded') end
+if not epoch or not state then return redis.error_reply('NOSEED room not seeded') end
 local factor = tonumber(ARGV[5])
 local rate = tonumber(redis.call('HGET', KEYS[2], 'rate') or '0') * factor
 local now = tonumber(ARGV[2])
@@ -398,8 +579,11 @@ elseif state == 'open' and factor > 0 then
   end
   local grace = tonumber(ARGV[7])
   local abandon = grace > 0
+  local g = redis.call('HMGET', KEYS[2], 'gap_from', 'gap_to')
+  local gapFrom, gapTo = tonumber(g[1] or '0'), tonumber(g[2] or '0')
   local function live(p)
-    return not abandon or redis.call('GETBIT', KEYS[7], p) == 1 or redis.call('GETBIT', KEYS[10], p) == 1
+    if not abandon then return p <= gapFrom or p > gapTo end
+    return redis.call('GETBIT', KEYS[7], p) == 1 or redis.call('GETBIT', KEYS[10], p) == 1
       or prequeueLive(KEYS[2], p, now, grace)
   end
   local function let(p)
@@ -458,7 +642,7 @@ elseif state == 'open' and factor > 0 then
       end
       scanned = scanned + 1
     end
-  elseif abandon then
+  elseif abandon or gapTo > serving then
     local scanned = 0
     while admitted < want and next < tail and scanned < 10000 do
       next = next + 1
@@ -489,7 +673,7 @@ if next > serving then
 end
 if serving >= tail and budget > cap(rate) then budget = cap(rate) end
 redis.call('HSET', KEYS[2], 'budget', budget, 'last', last, 'factor', ARGV[5])
-return {1, admitted, serving, tail, skipped}
+return {1, admitted, serving, tail, skipped, tonumber(epoch)}
 `)
 
 // heartbeatScript records that visitors' pages are alive, in one write per
@@ -514,9 +698,11 @@ return 0
 `)
 
 // setRoomScript changes fields of a seeded room hash.
-// KEYS: room hash. ARGV: field, value, ...
-var setRoomScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOSEED room not seeded') end
-redis.call('HSET', KEYS[1], unpack(ARGV))
+// KEYS: room hash, tail, serving. ARGV: field, value, ..., then the
+// restore block (restoreArgCount values).
+var setRoomScript = redis.NewScript(restoreLua + `
+local n = #ARGV - ` + strconv.Itoa(restoreArgCount) + `
+if not restore(KEYS[1], KEYS[2], KEYS[3], n + 1, false) then return redis.error_reply('NOSEED room not seeded') end
+for i = 1, n, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return 1
 `)

@@ -39,7 +39,7 @@ type VisitorStatus struct {
 func StatusOf(t Ticket, r Room, c Counters, rate float64, now time.Time) VisitorStatus {
 	t = c.Resolve(t)
 	st := VisitorStatus{Room: r.ID, Position: t.Position, Serving: c.Serving, QueueFull: QueueFull(r, c, rate)}
-	if t.Position == 0 && !t.Admitted() && !t.Expired(r, now) {
+	if t.Position == 0 && !t.Admitted() && !t.Expired(r, now) && !t.Stale(c) {
 		// In the pre-queue: the position is drawn at opening.
 		st.State = VisitorWaiting
 		if !c.OpensAt.IsZero() {
@@ -49,7 +49,8 @@ func StatusOf(t Ticket, r Room, c Counters, rate float64, now time.Time) Visitor
 		return st
 	}
 	switch {
-	case t.Expired(r, now):
+	case t.Expired(r, now), t.Stale(c):
+		// A stale ticket reloads the page, which joins again.
 		st.State = VisitorExpired
 	case t.Admitted() || c.Reached(t):
 		st.State = VisitorAdmitted
@@ -69,8 +70,8 @@ func StatusOf(t Ticket, r Room, c Counters, rate float64, now time.Time) Visitor
 		st.ETASeconds = ETA((c.Waiting()+1)/2, c, rate)
 		return st
 	}
-	st.Ahead = max(0, t.Position-c.Serving-1)
-	st.ETASeconds = ETA(t.Position-c.Serving, c, rate)
+	st.Ahead = c.between(c.Serving, t.Position)
+	st.ETASeconds = ETA(st.Ahead+1, c, rate)
 	return st
 }
 

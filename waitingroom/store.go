@@ -22,6 +22,9 @@ type Store struct {
 	now    func() time.Time
 	rooms  map[string]Room
 	order  []string
+	// mem is what this instance remembers of each room's counters, so they
+	// never go back when Redis loses writes (memory.go).
+	mem map[string]*memory
 	// requestTime dates requests for their binding's bucket (optional).
 	requestTime func(request string) (time.Time, bool)
 	// joinLimit limits new places per client (nil: none), and
@@ -51,7 +54,7 @@ func WithPrefix(p string) Option { return func(s *Store) { s.prefix = p } }
 
 // NewStore returns a store for the configured rooms. Call Seed before use.
 func NewStore(rdb redis.UniversalClient, rooms []Room, opts ...Option) (*Store, error) {
-	s := &Store{rdb: rdb, prefix: "anteroom", now: time.Now, rooms: make(map[string]Room, len(rooms))}
+	s := &Store{rdb: rdb, prefix: "anteroom", now: time.Now, rooms: make(map[string]Room, len(rooms)), mem: make(map[string]*memory, len(rooms))}
 	for _, o := range opts {
 		o(s)
 	}
@@ -63,6 +66,7 @@ func NewStore(rdb redis.UniversalClient, rooms []Room, opts ...Option) (*Store, 
 			return nil, fmt.Errorf("room %q configured twice", r.ID)
 		}
 		s.rooms[r.ID] = r
+		s.mem[r.ID] = new(memory)
 		s.order = append(s.order, r.ID)
 	}
 	return s, nil
@@ -174,24 +178,42 @@ func (s *Store) seed(ctx context.Context, r Room) error {
 	k := s.keys(r.ID)
 	opens, closes := unixMilli(r.OpensAt), unixMilli(r.ClosesAt)
 	digest := sha256.Sum256(fmt.Appendf(nil, "%s|%v|%d|%d|%d|%s", r.State, r.Policy.RatePerMinute, r.Policy.MaxActive, opens, closes, r.method()))
-	err := seedScript.Run(ctx, s.rdb, []string{k.hash, k.tail, k.serving},
+	m := s.mem[r.ID]
+	epoch, remembered := m.seedEpoch()
+	got, err := seedScript.Run(ctx, s.rdb, []string{k.hash, k.tail, k.serving},
 		hex.EncodeToString(digest[:8]), string(r.State), formatFloat(r.Policy.RatePerMinute), r.Policy.MaxActive,
-		opens, closes, string(r.method())).Err()
+		opens, closes, string(r.method()), epoch, remembered).Int64()
 	if err != nil {
 		return fmt.Errorf("seed room %q: %w", r.ID, err)
 	}
+	m.seen(r.ID, s.now(), got, 0, 0)
 	return nil
 }
 
-// run runs a script that needs the room seeded, seeding once and retrying
-// when Redis lost the room (restarted empty, flushed).
+// run runs a script that needs the room seeded and ends its ARGV with the
+// restore block (restoreLua), seeding once and retrying when Redis lost the
+// room (restarted empty, flushed). A script Redis no longer knows (NOSCRIPT:
+// it restarted, failed over, or never ran it) is sent in full, with the
+// server's run id, by which the script tells a restart from a first use.
 func (s *Store) run(ctx context.Context, r Room, script *redis.Script, keys []string, args ...any) *redis.Cmd {
-	cmd := script.Run(ctx, s.rdb, keys, args...)
-	if err := cmd.Err(); err != nil && strings.HasPrefix(err.Error(), "NOSEED") {
+	m := s.mem[r.ID]
+	run := ""
+	call := func() *redis.Cmd {
+		a := append(args[:len(args):len(args)], m.restoreArgs(run)...)
+		cmd := script.EvalSha(ctx, s.rdb, keys, a...)
+		if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			run = s.serverRun(ctx, keys[0])
+			a = append(args[:len(args):len(args)], m.restoreArgs(run)...)
+			cmd = script.Eval(ctx, s.rdb, keys, a...)
+		}
+		return cmd
+	}
+	cmd := call()
+	if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSEED") {
 		if err := s.seed(ctx, r); err != nil {
 			return redis.NewCmdResult(nil, err)
 		}
-		cmd = script.Run(ctx, s.rdb, keys, args...)
+		cmd = call()
 	}
 	return cmd
 }
@@ -248,26 +270,42 @@ func (s *Store) Join(ctx context.Context, room, request string, have *Ticket, op
 	// the pre-queue).
 	bd := s.binding(r, k, request)
 	if have != nil && have.Room == room && !have.Expired(r, now) {
+		epoch := have.Epoch
+		if have.Admitted() {
+			// The cookie proves the admission, whatever Redis lost.
+			epoch = 0
+		}
 		counter, counterTTL := s.loginCounter(r, k, *have, now)
-		ok, err := bindScript.Run(ctx, s.rdb, []string{bd.key, counter}, have.ID.String(), bd.ttl, bd.field,
-			s.loginsPerTicket, counterTTL).Int()
+		ok, err := s.run(ctx, r, bindScript, []string{bd.key, counter, k.hash, k.tail, k.serving},
+			have.ID.String(), bd.ttl, bd.field, s.loginsPerTicket, counterTTL, epoch).Int()
 		if err != nil {
 			return Joined{}, fmt.Errorf("join room %q: %w", room, err)
 		}
 		switch ok {
 		case 1:
 			return Joined{Ticket: *have}, nil
+		case 0:
+			return Joined{}, ErrClaimed
 		case 2:
 			return Joined{}, ErrTooManyLogins
 		}
-		return Joined{}, ErrClaimed
+		// Stale: Redis lost the room and nobody remembered it. A new
+		// place, and the request moves over to it.
 	}
 	var previous string
 	if have != nil && have.Room == room {
 		previous = have.ID.String()
 	}
-	t := Ticket{ID: NewTicketID(), Room: room, JoinedAt: time.UnixMilli(now.UnixMilli())}
-	limitKeys, limitArgs := s.limiterArgs(k, o.client, now)
+	return s.joinAs(ctx, r, Ticket{ID: NewTicketID(), Room: room, JoinedAt: time.UnixMilli(now.UnixMilli())}, request, previous, o.client)
+}
+
+// joinAs gives the new ticket t a place in r for request (moving the
+// request over from the visitor's previous ticket, if any), for client
+// (its join limit; "": none).
+func (s *Store) joinAs(ctx context.Context, r Room, t Ticket, request, previous, client string) (Joined, error) {
+	room, now, k := r.ID, t.JoinedAt, s.keys(r.ID)
+	bd := s.binding(r, k, request)
+	limitKeys, limitArgs := s.limiterArgs(k, client, now)
 	res, err := s.run(ctx, r, joinScript,
 		append([]string{k.hash, k.tail, k.serving, bd.key, k.active, k.reached, k.live(r, now, 0), k.returned}, limitKeys...),
 		append([]any{now.UnixMilli(), t.ID.String(), bd.ttl, previous, ClaimWindow.Milliseconds(), newDrawKey(),
@@ -283,10 +321,12 @@ func (s *Store) Join(ctx context.Context, room, request string, have *Ticket, op
 	case -4:
 		return Joined{}, &RateLimitedError{RetryAfter: time.Duration(res[1]) * time.Millisecond}
 	case -3:
-		t.PreQueue = res[1]
+		t.PreQueue, t.Epoch = res[1], res[2]
+		s.mem[room].seenPreQueue(room, now, t.Epoch, t.PreQueue)
 		return Joined{Ticket: t, New: true}, nil
 	}
-	t.Position = res[0]
+	t.Position, t.Epoch = res[0], res[2]
+	s.mem[room].seen(room, now, t.Epoch, t.Position, res[1])
 	return Joined{Ticket: t, Serving: res[1], New: true}, nil
 }
 
@@ -322,12 +362,16 @@ func (s *Store) Admit(ctx context.Context, t Ticket, request string) (Ticket, er
 	// be admitted a second time.
 	recordTTL := max(r.SessionTTL, r.WaitStart(t.JoinedAt).Add(r.MaxWait).Sub(now))
 	bd := s.binding(r, k, request)
+	var admitted int64
+	if t.Admitted() {
+		admitted = t.AdmittedAt.UnixMilli()
+	}
 	counter, counterTTL := s.loginCounter(r, k, t, now)
 	res, err := s.run(ctx, r, admitScript,
 		[]string{k.hash, k.serving, bd.key, k.ticket(t.ID), k.active, k.tail, k.reached, k.skipped, k.returned, k.drawn, counter},
 		t.ID.String(), t.Position, t.JoinedAt.UnixMilli(), now.UnixMilli(),
 		r.SessionTTL.Milliseconds(), recordTTL.Milliseconds(), bd.ttl, bd.field,
-		s.loginsPerTicket, counterTTL).Int64Slice()
+		s.loginsPerTicket, counterTTL, t.Epoch, admitted).Int64Slice()
 	if err != nil {
 		return Ticket{}, fmt.Errorf("admit to room %q: %w", t.Room, err)
 	}
@@ -342,6 +386,8 @@ func (s *Store) Admit(ctx context.Context, t Ticket, request string) (Ticket, er
 		return Ticket{}, ErrSkipped
 	case -6:
 		return Ticket{}, ErrTooManyLogins
+	case -7:
+		return Ticket{}, ErrStale
 	}
 	t.AdmittedAt = time.UnixMilli(res[1])
 	return t, nil
@@ -365,18 +411,20 @@ func (s *Store) EndSession(ctx context.Context, room string, id TicketID) (bool,
 // Advance moves room's serving counter forward by n, never past the last
 // position handed out, and returns the counter.
 func (s *Store) Advance(ctx context.Context, room string, n int64) (Counters, error) {
-	if _, err := s.room(room); err != nil {
+	r, err := s.room(room)
+	if err != nil {
 		return Counters{}, err
 	}
 	if n < 0 {
 		return Counters{}, errors.New("advance: count must not be negative")
 	}
 	k := s.keys(room)
-	res, err := advanceScript.Run(ctx, s.rdb, []string{k.serving, k.tail}, n).Int64Slice()
+	res, err := s.run(ctx, r, advanceScript, []string{k.serving, k.tail, k.hash}, n).Int64Slice()
 	if err != nil {
 		return Counters{}, fmt.Errorf("advance room %q: %w", room, err)
 	}
-	return Counters{Serving: res[0], Tail: res[1]}, nil
+	s.mem[room].seen(room, s.now(), res[2], res[1], res[0])
+	return Counters{Serving: res[0], Tail: res[1], Epoch: res[2]}, nil
 }
 
 // SetState changes a room's state for every instance.
@@ -401,7 +449,8 @@ func (s *Store) setRoom(ctx context.Context, room string, fieldValues ...any) er
 	if err != nil {
 		return err
 	}
-	if err := s.run(ctx, r, setRoomScript, []string{s.keys(room).hash}, fieldValues...).Err(); err != nil {
+	k := s.keys(room)
+	if err := s.run(ctx, r, setRoomScript, []string{k.hash, k.tail, k.serving}, fieldValues...).Err(); err != nil {
 		return fmt.Errorf("update room %q: %w", room, err)
 	}
 	return nil
@@ -422,7 +471,14 @@ type Counters struct {
 	ClosesAt time.Time `json:"closes_at"`
 	PreQueue int64     `json:"pre_queue"`
 	Opened   bool      `json:"opened"`
-	drawKey  string
+	// Epoch identifies the room's life in Redis: it changes only when
+	// Redis lost the room and no instance remembered it (memory.go).
+	// Tickets carry it; a waiting ticket of another epoch joins again.
+	Epoch    int64 `json:"-"`
+	openedAt int64
+	// gapFrom < p <= gapTo is the gap the first join after a loss left.
+	gapFrom, gapTo int64
+	drawKey        string
 	// preQueueBase is tail at the opening: the pre-queue's positions follow it.
 	preQueueBase int64
 	// Method is the room's queueing method; for a lottery, drawn holds the
@@ -459,7 +515,19 @@ func (c Counters) Reached(t Ticket) bool {
 }
 
 // Waiting is how many visitors hold a position the counter has not reached.
-func (c Counters) Waiting() int64 { return max(0, c.Tail-c.Serving) }
+// A gap left after Redis lost data (restoreLua) holds nobody and is not
+// counted.
+func (c Counters) Waiting() int64 { return c.between(c.Serving, c.Tail+1) }
+
+// between counts the positions strictly between from and to that are not in
+// the gap, and so may hold a visitor.
+func (c Counters) between(from, to int64) int64 {
+	n := max(0, to-from-1)
+	if lo, hi := max(from, c.gapFrom), min(to-1, c.gapTo); hi > lo {
+		n -= hi - lo
+	}
+	return n
+}
 
 // Status reads a room's counters from Redis.
 func (s *Store) Status(ctx context.Context, room string) (Counters, error) {
@@ -475,13 +543,15 @@ func (s *Store) Status(ctx context.Context, room string) (Counters, error) {
 	}
 	c := read()
 	c.Active = active.Val()
-	return c, nil
+	m := s.mem[room]
+	m.seenCounters(room, s.now(), c)
+	return m.raise(c), nil
 }
 
 // queueCounters queues the reads of a room's counters on pipe and returns a
 // function that assembles them once the pipeline has run.
 func (s *Store) queueCounters(ctx context.Context, pipe redis.Pipeliner, k roomKeys) func() Counters {
-	h := pipe.HMGet(ctx, k.hash, "state", "rate", "max_active", "opens_at", "closes_at", "prequeue", "opened", "draw_key", "method", "base")
+	h := pipe.HMGet(ctx, k.hash, "state", "rate", "max_active", "opens_at", "closes_at", "prequeue", "opened", "draw_key", "method", "base", "epoch", "gap_from", "gap_to")
 	serving := pipe.Get(ctx, k.serving)
 	tail := pipe.Get(ctx, k.tail)
 	return func() Counters {
@@ -507,9 +577,12 @@ func (s *Store) queueCounters(ctx context.Context, pipe redis.Pipeliner, k roomK
 		}
 		c.PreQueue = num(5)
 		c.Opened = str(6) != ""
+		c.openedAt = num(6)
 		c.drawKey = str(7)
 		c.Method = Method(str(8))
 		c.preQueueBase = num(9)
+		c.Epoch = num(10)
+		c.gapFrom, c.gapTo = num(11), num(12)
 		c.Serving, _ = serving.Int64()
 		c.Tail, _ = tail.Int64()
 		return c
@@ -532,6 +605,33 @@ func newDrawKey() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// serverRun returns the run id of the Redis server that holds key, "" when
+// it cannot tell (miniredis has none).
+func (s *Store) serverRun(ctx context.Context, key string) string {
+	info, err := infoScript.Run(ctx, s.rdb, []string{key}).Text()
+	if err != nil {
+		return ""
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "run_id:"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// restore raises room's counters in Redis back to what this instance
+// remembers, re-seeding the room if Redis lost it.
+func (s *Store) restore(ctx context.Context, room string) error {
+	k := s.keys(room)
+	epoch, err := s.run(ctx, s.rooms[room], restoreScript, []string{k.hash, k.tail, k.serving}).Int64()
+	if err != nil {
+		return fmt.Errorf("restore room %q: %w", room, err)
+	}
+	s.mem[room].seen(room, s.now(), epoch, 0, 0)
+	return nil
 }
 
 // Ping reports whether Redis answers.

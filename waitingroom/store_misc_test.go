@@ -18,15 +18,17 @@ func testNoSeedRecovery(e *env) {
 	flush := e.flushAll
 
 	flush()
+	// This instance remembers the three positions it handed out: the room
+	// is seeded again and carries on after them (dataloss_test.go).
 	j, err := s.Join(e.ctx, "launch", "after-flush", nil)
 	if err != nil {
 		e.t.Fatalf("Join after FLUSHALL: %v", err)
 	}
-	if !j.New || j.Ticket.Position != 1 {
-		e.t.Fatalf("Join after FLUSHALL = %+v, want a new ticket at 1 (room re-seeded)", j)
+	if !j.New || j.Ticket.Position != 4 {
+		e.t.Fatalf("Join after FLUSHALL = %+v, want a new ticket at 4 (room re-seeded, nothing handed out again)", j)
 	}
-	if c := e.status(s, "launch"); c.State != waitingroom.StateOpen || c.Policy.RatePerMinute != 60 || c.Tail != 1 {
-		e.t.Fatalf("status after re-seed = %+v, want open, 60/min, tail 1", c)
+	if c := e.status(s, "launch"); c.State != waitingroom.StateOpen || c.Policy.RatePerMinute != 60 || c.Tail != 4 {
+		e.t.Fatalf("status after re-seed = %+v, want open, 60/min, tail 4", c)
 	}
 
 	flush()
@@ -65,9 +67,16 @@ func testNoSeedRecovery(e *env) {
 		e.t.Fatalf("state = %q, want paused", c.State)
 	}
 
+	// The counter does not go back either: a ticket it had reached is
+	// admitted after the flush, the one behind it still waits.
+	serving := e.serving(s, "launch")
 	flush()
-	tk := waitingroom.Ticket{ID: waitingroom.NewTicketID(), Room: "launch", Position: 2, JoinedAt: e.clock.Now()}
-	if _, err := s.Admit(e.ctx, tk, "old-request"); !errors.Is(err, waitingroom.ErrNotAdmitted) {
+	reached := waitingroom.Ticket{ID: waitingroom.NewTicketID(), Room: "launch", Position: serving, JoinedAt: e.clock.Now()}
+	if _, err := s.Admit(e.ctx, reached, "old-request"); err != nil {
+		e.t.Fatalf("Admit after FLUSHALL of a ticket the counter had reached: %v", err)
+	}
+	behind := waitingroom.Ticket{ID: waitingroom.NewTicketID(), Room: "launch", Position: serving + 1, JoinedAt: e.clock.Now()}
+	if _, err := s.Admit(e.ctx, behind, "old-request-2"); !errors.Is(err, waitingroom.ErrNotAdmitted) {
 		e.t.Fatalf("Admit after FLUSHALL: %v, want ErrNotAdmitted", err)
 	}
 }
@@ -111,8 +120,10 @@ func testSeedKeepsAdminChanges(e *env) {
 	if err := s.SetState(e.ctx, "launch", waitingroom.StatePaused); err != nil {
 		e.t.Fatal(err)
 	}
-	want := waitingroom.Counters{State: waitingroom.StatePaused, Policy: waitingroom.Policy{RatePerMinute: 120, MaxActive: 7}, Serving: serving, Tail: 3, Method: waitingroom.MethodFIFO}
-	if c := e.status(s, "launch"); c != want {
+	// The epoch is the room's, kept by every seed that finds it.
+	want := waitingroom.Counters{State: waitingroom.StatePaused, Policy: waitingroom.Policy{RatePerMinute: 120, MaxActive: 7}, Serving: serving, Tail: 3, Method: waitingroom.MethodFIFO,
+		Epoch: e.status(s, "launch").Epoch}
+	if c := e.status(s, "launch"); c != want || c.Epoch == 0 {
 		e.t.Fatalf("status after admin changes = %+v, want %+v", c, want)
 	}
 	// A restart (a new Store, same configuration) and a re-seed keep them.
@@ -135,8 +146,9 @@ func testSeedChangedConfigWins(e *env) {
 	if err := s.SetPolicy(e.ctx, "launch", waitingroom.Policy{RatePerMinute: 120}); err != nil {
 		e.t.Fatal(err)
 	}
+	epoch := e.status(s, "launch").Epoch
 	s2 := e.store(rateRoom("launch", 90))
-	want := waitingroom.Counters{State: waitingroom.StateOpen, Policy: waitingroom.Policy{RatePerMinute: 90}, Serving: serving, Tail: 3, Method: waitingroom.MethodFIFO}
+	want := waitingroom.Counters{State: waitingroom.StateOpen, Policy: waitingroom.Policy{RatePerMinute: 90}, Serving: serving, Tail: 3, Method: waitingroom.MethodFIFO, Epoch: epoch}
 	if c := e.status(s2, "launch"); c != want {
 		e.t.Fatalf("status after Seed of a changed configuration = %+v, want %+v", c, want)
 	}

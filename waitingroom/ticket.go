@@ -63,6 +63,17 @@ type Ticket struct {
 	// page was silent (Admit said ErrSkipped): until Store.Released says
 	// so, reaching its position does not admit it.
 	Skipped bool
+	// Epoch is the room's epoch when the ticket joined (Counters.Epoch);
+	// 0 for a ticket from before epochs, which is never stale.
+	Epoch int64
+}
+
+// Stale reports whether the ticket waits in an earlier epoch of the room
+// than c's: Redis lost the room, nobody remembered it, and the position
+// means nothing any more. An admitted ticket is never stale: its cookie
+// proves the admission.
+func (t Ticket) Stale(c Counters) bool {
+	return !t.Admitted() && t.Epoch != 0 && c.Epoch != 0 && t.Epoch != c.Epoch
 }
 
 // Admitted reports whether the ticket has passed the queue.
@@ -88,16 +99,26 @@ func (t Ticket) ExpiresAt(r Room) time.Time {
 // SessionEnd is when an admitted ticket's session ends in room r.
 func (t Ticket) SessionEnd(r Room) time.Time { return t.AdmittedAt.Add(r.SessionTTL) }
 
-const ticketVersion = 2
+// ticketVersion 3 added the epoch; version 2 tickets still decode, with
+// epoch 0.
+const (
+	ticketVersion   = 3
+	ticketVersionV2 = 2
+	// epochBytes is the epoch's size in the encoding (epochBits).
+	epochBytes = epochBits / 8
+)
 
 // flagSkipped marks Ticket.Skipped in the encoding's flags.
 const flagSkipped = 1
 
 // MarshalBinary encodes the ticket compactly (it rides in a cookie on every
 // poll): version, id, varint position, unix-millisecond times, pre-queue
-// number, flags, room last.
+// number, flags, the epoch in 6 bytes, room last.
 func (t Ticket) MarshalBinary() ([]byte, error) {
-	b := make([]byte, 0, 1+16+5*binary.MaxVarintLen64+len(t.Room))
+	if t.Epoch < 0 || t.Epoch >= 1<<epochBits {
+		return nil, fmt.Errorf("marshal ticket: epoch %d out of range", t.Epoch)
+	}
+	b := make([]byte, 0, 1+16+5*binary.MaxVarintLen64+epochBytes+len(t.Room))
 	b = append(b, ticketVersion)
 	b = append(b, t.ID[:]...)
 	b = binary.AppendVarint(b, t.Position)
@@ -113,6 +134,9 @@ func (t Ticket) MarshalBinary() ([]byte, error) {
 		flags |= flagSkipped
 	}
 	b = binary.AppendVarint(b, flags)
+	var e [8]byte
+	binary.BigEndian.PutUint64(e[:], uint64(t.Epoch))
+	b = append(b, e[8-epochBytes:]...)
 	b = append(b, t.Room...)
 	return b, nil
 }
@@ -121,9 +145,10 @@ var errBadTicket = errors.New("malformed ticket")
 
 // UnmarshalBinary decodes what MarshalBinary wrote.
 func (t *Ticket) UnmarshalBinary(b []byte) error {
-	if len(b) < 1+16 || b[0] != ticketVersion {
+	if len(b) < 1+16 || (b[0] != ticketVersion && b[0] != ticketVersionV2) {
 		return errBadTicket
 	}
+	version := b[0]
 	var nt Ticket
 	copy(nt.ID[:], b[1:17])
 	b = b[17:]
@@ -137,6 +162,15 @@ func (t *Ticket) UnmarshalBinary(b []byte) error {
 		b = b[n:]
 	}
 	position, joined, admitted, prequeue, flags := vals[0], vals[1], vals[2], vals[3], vals[4]
+	if version == ticketVersion {
+		if len(b) < epochBytes {
+			return errBadTicket
+		}
+		var e [8]byte
+		copy(e[8-epochBytes:], b[:epochBytes])
+		nt.Epoch = int64(binary.BigEndian.Uint64(e[:]))
+		b = b[epochBytes:]
+	}
 	if position < 0 || prequeue < 0 || (position == 0 && prequeue == 0) || flags&^flagSkipped != 0 || len(b) == 0 {
 		return errBadTicket
 	}

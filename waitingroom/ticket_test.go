@@ -29,6 +29,8 @@ func sampleTickets() []waitingroom.Ticket {
 		{ID: waitingroom.TicketID{}, Room: "x", Position: 1, JoinedAt: time.UnixMilli(-1)},
 		{ID: id, Room: "launch", PreQueue: 17, JoinedAt: t0},
 		{ID: id, Room: "launch", Position: 9, JoinedAt: t0, Skipped: true},
+		{ID: id, Room: "launch", Position: 9, JoinedAt: t0, Epoch: 1},
+		{ID: id, Room: "launch", Position: 9, JoinedAt: t0, Epoch: 1<<48 - 1},
 	}
 }
 
@@ -48,8 +50,8 @@ func TestTicketRoundTrip(t *testing.T) {
 func TestTicketMarshalCompact(t *testing.T) {
 	tk := waitingroom.Ticket{ID: waitingroom.NewTicketID(), Room: "launch", Position: 1_000_000, JoinedAt: t0}
 	b := mustMarshal(t, tk)
-	// version + id + 5 varints (≤ 10 bytes each) + room
-	if len(b) > 1+16+5*binary.MaxVarintLen64+len(tk.Room) || b[0] != 2 || !bytes.Equal(b[1:17], tk.ID[:]) || !bytes.HasSuffix(b, []byte("launch")) {
+	// version + id + 5 varints (≤ 10 bytes each) + 6-byte epoch + room
+	if len(b) > 1+16+5*binary.MaxVarintLen64+6+len(tk.Room) || b[0] != 3 || !bytes.Equal(b[1:17], tk.ID[:]) || !bytes.HasSuffix(b, []byte("launch")) {
 		t.Fatalf("encoding %x does not have the documented shape", b)
 	}
 	// Times are kept to the millisecond; that is what a cookie carries.
@@ -82,7 +84,7 @@ func TestTicketUnmarshalRejects(t *testing.T) {
 		"short id":                           good[:16],
 		"version 0":                          append([]byte{0}, good[1:]...),
 		"version 1":                          append([]byte{1}, good[1:]...),
-		"version 3":                          append([]byte{3}, good[1:]...),
+		"version 4":                          append([]byte{4}, good[1:]...),
 		"no varints":                         head,
 		"truncated varint":                   append(append([]byte(nil), head...), 0x80),
 		"one varint":                         withVarints(5),
@@ -107,6 +109,54 @@ func TestTicketUnmarshalRejects(t *testing.T) {
 		if tk != before {
 			t.Errorf("%s: a rejected input changed the ticket to %+v", name, tk)
 		}
+	}
+}
+
+// A cookie written before tickets carried the room's epoch (version 2)
+// still decodes, with epoch 0, which is never stale; an epoch that does not
+// fit 48 bits is refused rather than cut.
+func TestTicketVersion2AndEpochRange(t *testing.T) {
+	tk := waitingroom.Ticket{ID: waitingroom.NewTicketID(), Room: "launch", Position: 7, JoinedAt: t0, Epoch: 99}
+	b := mustMarshal(t, tk)
+	// Version 2 is version 3 without the epoch's six bytes before the room.
+	v2 := append([]byte{2}, b[1:len(b)-len("launch")-6]...)
+	v2 = append(v2, "launch"...)
+	var got waitingroom.Ticket
+	if err := got.UnmarshalBinary(v2); err != nil {
+		t.Fatalf("version 2 ticket: %v", err)
+	}
+	want := tk
+	want.Epoch = 0
+	if !sameTicket(got, want) {
+		t.Fatalf("version 2 ticket decoded as %+v, want %+v", got, want)
+	}
+	if got.Stale(waitingroom.Counters{Epoch: 5}) {
+		t.Fatal("a ticket without an epoch is stale")
+	}
+	for _, e := range []int64{-1, 1 << 48} {
+		tk.Epoch = e
+		if _, err := tk.MarshalBinary(); err == nil {
+			t.Errorf("epoch %d marshalled", e)
+		}
+	}
+}
+
+func TestTicketStale(t *testing.T) {
+	waiting := waitingroom.Ticket{Room: "launch", Position: 3, JoinedAt: t0, Epoch: 7}
+	if waiting.Stale(waitingroom.Counters{Epoch: 7}) || waiting.Stale(waitingroom.Counters{}) {
+		t.Fatal("a ticket of the room's epoch (or of a room read without one) is stale")
+	}
+	if !waiting.Stale(waitingroom.Counters{Epoch: 8}) {
+		t.Fatal("a waiting ticket of another epoch is not stale")
+	}
+	admitted := waiting
+	admitted.AdmittedAt = t0
+	if admitted.Stale(waitingroom.Counters{Epoch: 8}) {
+		t.Fatal("an admitted ticket of another epoch is stale: its cookie proves the admission")
+	}
+	st := waitingroom.StatusOf(waiting, manualRoom("launch"), waitingroom.Counters{State: waitingroom.StateOpen, Serving: 5, Tail: 9, Epoch: 8}, 0, t0)
+	if st.State != waitingroom.VisitorExpired {
+		t.Fatalf("status of a stale ticket = %q, want expired (the page reloads and joins again)", st.State)
 	}
 }
 

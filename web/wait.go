@@ -186,6 +186,12 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, id string, t wait
 		s.cookies.clear(w, room.ID)
 		http.Redirect(w, r, s.issuer+"/wait/"+id, http.StatusSeeOther)
 		return
+	case errors.Is(err, waitingroom.ErrStale):
+		// Redis lost the room and no instance remembered it: the page
+		// joins again with this ticket, which moves the request to a new
+		// place.
+		http.Redirect(w, r, s.issuer+"/wait/"+id, http.StatusSeeOther)
+		return
 	case err != nil:
 		s.storeFailure(w, r, err)
 		return

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -198,7 +199,7 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 	return &app{
 		cfg: cfg, site: site, beats: beats, store: store, cache: cache, keys: km, provider: provider,
 		scheduler: scheduler, origins: origins,
-		handler: web.RequestIDs(web.SecurityHeaders(site.Instrument(metrics, mux))),
+		handler: web.RequestIDs(web.SecurityHeaders(withRequestTimeout(cfg.Redis.RequestTimeout.D(), site.Instrument(metrics, mux)))),
 	}, nil
 }
 
@@ -218,6 +219,26 @@ func keyOptions(cfg *config.Config, now func() time.Time) keys.Options {
 		Retain:       longest + keys.ClockSkew,
 		Now:          now,
 	}
+}
+
+// withRequestTimeout bounds each request's Redis work (redis.request_timeout)
+// with a deadline on its context, which go-redis honours
+// (ContextTimeoutEnabled): a stalled Redis then costs a visitor a quick 503,
+// not a hanging page and a goroutine. Event streams stay open for hours and
+// read no Redis once started, so they are exempt.
+func withRequestTimeout(d time.Duration, next http.Handler) http.Handler {
+	if d <= 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/events") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 // gateExchanger lets the gate redeem codes through the provider, and tells

@@ -32,6 +32,11 @@ import (
 var redisServer *testredis.Server
 
 func TestMain(m *testing.M) {
+	if os.Getenv(runAsAnteroom) == "1" {
+		// A test started this binary again as the anteroom command
+		// (process_e2e_test.go).
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	srv, err := testredis.New()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -116,12 +121,27 @@ func newEnv(t *testing.T, realClock bool, mutate func(*config.Config)) *env {
 // start runs one instance and points the load balancer at it.
 func (e *env) start() (*app, string) {
 	e.t.Helper()
+	return e.startOn(e.rdb)
+}
+
+// startOn is start with the instance's own Redis client.
+func (e *env) startOn(rdb redis.UniversalClient) (*app, string) {
+	e.t.Helper()
+	a, addr, _ := e.run(rdb)
+	return a, addr
+}
+
+// run is startOn that also returns stop, which shuts the instance down
+// as SIGTERM does and returns when it is done (the test's cleanup calls it
+// too).
+func (e *env) run(rdb redis.UniversalClient) (*app, string, func()) {
+	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var now func() time.Time
 	if e.clock != nil {
 		now = e.clock.Now
 	}
-	a, err := newApp(ctx, e.cfg, e.rdb, now)
+	a, err := newApp(ctx, e.cfg, rdb, now)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -131,10 +151,11 @@ func (e *env) start() (*app, string) {
 	}
 	done := make(chan struct{})
 	go func() { _ = a.serve(ctx, ln); close(done) }()
-	e.t.Cleanup(func() { cancel(); <-done })
+	stop := func() { cancel(); <-done }
+	e.t.Cleanup(stop)
 	addr := ln.Addr().String()
 	e.route(addr)
-	return a, addr
+	return a, addr, stop
 }
 
 func (e *env) route(addr string) { e.backend.Store(&addr) }

@@ -343,6 +343,14 @@ func (s *Server) addr() string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
 }
 
+// Dir returns the real server's working directory, where its append-only
+// files are (under appendonlydir/): a test that cuts them short before
+// Restart simulates a machine crash that lost writes not yet on disk. It is
+// "" on miniredis.
+func (s *Server) Dir() string {
+	return s.dir
+}
+
 // URL returns the server's address as a redis:// URL for database 0.
 func (s *Server) URL() string {
 	return "redis://" + s.Addr() + "/0"
