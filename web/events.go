@@ -67,6 +67,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		if conn, err := hijack(w, first); err == nil {
 			st.conn = conn
 			s.streams.add(st)
+			// A change between the first frame and add reached no
+			// broadcast: send it now rather than at the next one.
+			s.streams.send(st, false, nil)
 			return
 		}
 	}
@@ -113,6 +116,8 @@ var lastChunk = []byte("0\r\n\r\n")
 
 // stream is one open event stream held by the hub.
 type stream struct {
+	// mu makes one writer at a time of the stream's frames, and guards last.
+	mu     sync.Mutex
 	conn   net.Conn
 	id     string // the auth request, for continue_url
 	ticket waitingroom.Ticket
@@ -121,6 +126,8 @@ type stream struct {
 	// last is the hash of the last status sent; the status is sent again
 	// only when it changed.
 	last uint64
+	// done is set once the connection is closed.
+	done bool
 }
 
 // streamHub holds every open event stream of an instance.
@@ -228,29 +235,52 @@ func (h *streamHub) broadcast(ping bool) {
 		wg.Go(func() {
 			var buf []byte
 			for _, st := range part {
-				frame, final := h.frame(st, ping)
-				if frame == nil {
-					continue
-				}
-				buf = appendChunk(buf[:0], frame)
-				if final {
-					buf = append(buf, lastChunk...)
-				}
-				_ = st.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
-				if _, err := st.conn.Write(buf); err != nil || final {
-					h.drop(st)
-				}
+				buf = h.send(st, ping, buf)
 			}
 		})
 	}
 	wg.Wait()
 }
 
+// send writes st's next frame, if it has one, using buf as scratch space,
+// and drops the stream when that was its last or the write failed. It
+// returns buf for reuse.
+func (h *streamHub) send(st *stream, ping bool, buf []byte) []byte {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !h.has(st) {
+		return buf // dropped meanwhile, or ended by CloseStreams
+	}
+	frame, final := h.frame(st, ping)
+	if frame == nil {
+		return buf
+	}
+	buf = appendChunk(buf[:0], frame)
+	if final {
+		buf = append(buf, lastChunk...)
+	}
+	_ = st.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	if _, err := st.conn.Write(buf); err != nil || final {
+		h.drop(st)
+	}
+	return buf
+}
+
+// has reports whether st is still held.
+func (h *streamHub) has(st *stream) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.streams[st]
+	return ok
+}
+
 // drop closes a stream and forgets it.
+// The caller holds st.mu.
 func (h *streamHub) drop(st *stream) {
 	h.mu.Lock()
 	delete(h.streams, st)
 	h.mu.Unlock()
+	st.done = true
 	st.conn.Close()
 	h.s.metrics.streamEnded(st.opened)
 }
@@ -270,6 +300,12 @@ func (h *streamHub) closeAll() {
 
 // end finishes a stream's body and closes its connection.
 func (h *streamHub) end(st *stream) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.done {
+		return
+	}
+	st.done = true
 	_ = st.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 	_, _ = st.conn.Write(lastChunk)
 	st.conn.Close()
