@@ -272,8 +272,11 @@ func run(o options) error {
 	return nil
 }
 
+// benchStart is when the run began, for the timestamps of its steps.
+var benchStart = time.Now()
+
 func step(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+	fmt.Fprintf(os.Stderr, "bench [%3.0fs]: "+format+"\n", append([]any{time.Since(benchStart).Seconds()}, args...)...)
 }
 
 func randomHex(n int) string {

@@ -81,12 +81,12 @@ func JoinFrom(client string) JoinOption { return func(o *joinOptions) { o.client
 
 // limiterArgs returns the join limit's keys and arguments for client at now:
 // the current and previous window's hashes, then the client, interval ms,
-// burst, the current window's ttl ms, its start ms and its length ms (""
-// and zeros: no limit).
+// burst, the current window's ttl ms, its start ms and its length ms (none
+// at all: no limit).
 func (s *Store) limiterArgs(k roomKeys, client string, now time.Time) ([]string, []any) {
 	l := s.joinLimit
 	if l == nil || client == "" {
-		return []string{k.tag + "ip:-", k.tag + "ip:-"}, []any{"", 0, 0, 0, 0, 0}
+		return nil, nil // an unlimited join passes neither keys nor arguments
 	}
 	size := l.window.Milliseconds()
 	w := now.UnixMilli() / size

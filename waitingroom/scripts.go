@@ -26,15 +26,16 @@ local function cap(rate)
   if c < 1 then c = 1 end
   return c
 end
--- known, when given, is {last, budget} as the caller read them already.
+-- known, when given, is {last, budget} as far as the caller read them
+-- already (budget may be missing).
 local function accrue(h, state, rate, now, serving, tail, known)
   local last, budget
   if known then
     last, budget = known[1], known[2]
   else
     last = redis.call('HGET', h, 'last')
-    if last then budget = redis.call('HGET', h, 'budget') end
   end
+  if last and not budget then budget = redis.call('HGET', h, 'budget') end
   if last then
     last = tonumber(last)
     budget = tonumber(budget or '0')
@@ -92,7 +93,9 @@ local function open(h, tailKey, now, drawKey, known)
   if now < opensAt then return true end
   local n = tonumber(redis.call('HGET', h, 'prequeue') or '0')
   local tail = tonumber(redis.call('GET', tailKey) or '0')
-  redis.call('HSET', h, 'opened', now, 'draw_key', drawKey, 'base', tail)
+  -- The pre-queue's numbers are no joins of a second: the join counts
+  -- (see the join's snapshot) start after them.
+  redis.call('HSET', h, 'opened', now, 'draw_key', drawKey, 'base', tail, 'jt', tail + n, 'jpt', tail + n)
   redis.call('SET', tailKey, tail + n)
   return false
 end
@@ -163,26 +166,29 @@ end
 // (see memory.go). restore raises the tail, serving and the pre-queue to
 // what the calling instance remembers of the same epoch, and returns the
 // room's epoch, or nil when the room hash is gone (the caller answers
-// NOSEED, is seeded and calls again); then the room's fields epoch,
-// prequeue, opened, lost and those named after gap, read in one call and
-// kept up to date with restore's own writes; then tail and serving as
-// restore left them. ARGV[i..i+8] is restoreArgs' block:
-// epoch, tail floor, serving floor, pre-queue floor, opened ms, base, draw
-// key, the server's run id when this call found Redis's scripts gone (as
-// after a restart or a failover; "" otherwise), the instance's margin.
+// NOSEED, is seeded and calls again); then the room's fields epoch, lost
+// and those named after gap, read in one call; then tail and serving as
+// restore left them. The pre-queue's fields (prequeue, opened) are read
+// only when there is something to restore of them: most rooms have none,
+// and every field read costs every call. ARGV[i..i+8] is restoreArgs'
+// block: epoch, tail floor, serving floor, pre-queue floor, opened ms,
+// base, draw key, the server's run id when this call found Redis's scripts
+// gone (as after a restart or a failover; "" otherwise), the instance's
+// margin.
 //
 // With gap (joins only), a call that finds Redis lost data moves the tail
 // on by a margin. Redis lost data when an instance that remembered the room
 // had to seed it again (field lost), or when a call that found the scripts
 // gone finds the server's run id changed since the room's last such call
 // (field run): a restart or a failover. The margin is twice the joins
-// Redis counted in the last second or two before (jc, jp), or the
+// Redis counted in the last second or two before (the tail less the join
+// snapshot jpt, the tail at the start of the second before), or the
 // instance's own estimate. The positions skipped, gap_from < p <= gap_to,
 // may belong to visitors whose join Redis lost; the scheduler treats them
 // as silent. Before a pre-queue opens, the margin goes to its numbers.
 const restoreLua = `
 local function restore(h, tk, sk, i, gap, ...)
-  local v = redis.call('HMGET', h, 'epoch', 'prequeue', 'opened', 'lost', ...)
+  local v = redis.call('HMGET', h, 'epoch', 'lost', ...)
   local e = v[1]
   if not e then return nil end
   local tail = tonumber(redis.call('GET', tk) or '0')
@@ -197,17 +203,15 @@ local function restore(h, tk, sk, i, gap, ...)
       serving = sf
       redis.call('SET', sk, sf)
     end
-    if pf > tonumber(v[2] or '0') then
-      v[2] = tostring(pf)
+    if pf > 0 and pf > tonumber(redis.call('HGET', h, 'prequeue') or '0') then
       redis.call('HSET', h, 'prequeue', pf)
     end
-    if ARGV[i+4] ~= '0' and not v[3] then
-      v[3] = ARGV[i+4]
-      redis.call('HSET', h, 'opened', ARGV[i+4], 'base', ARGV[i+5], 'draw_key', ARGV[i+6])
+    if ARGV[i+4] ~= '0' and redis.call('HSETNX', h, 'opened', ARGV[i+4]) == 1 then
+      redis.call('HSET', h, 'base', ARGV[i+5], 'draw_key', ARGV[i+6])
     end
   end
-  if gap and (ARGV[i+7] ~= '' or v[4]) then
-    if v[4] then
+  if gap and (ARGV[i+7] ~= '' or v[2]) then
+    if v[2] then
       redis.call('HDEL', h, 'lost')
       lost = true
     end
@@ -224,12 +228,14 @@ local function restore(h, tk, sk, i, gap, ...)
     end
   end
   if lost then
-    local j = redis.call('HMGET', h, 'jc', 'jp')
-    local margin = 2 * (tonumber(j[1] or '0') + tonumber(j[2] or '0'))
+    -- Joins in the second or two before the loss: the tail then, less the
+    -- tail at the start of the second before (see the join's snapshot).
+    local jpt = tonumber(redis.call('HGET', h, 'jpt') or tail)
+    local margin = 2 * math.max(0, tail - jpt)
     if mine and tonumber(ARGV[i+8]) > margin then margin = tonumber(ARGV[i+8]) end
     if margin > 0 then
-      if not v[3] and tonumber(redis.call('HGET', h, 'opens_at') or '0') > 0 then
-        v[2] = tostring(redis.call('HINCRBY', h, 'prequeue', margin))
+      if redis.call('HEXISTS', h, 'opened') == 0 and tonumber(redis.call('HGET', h, 'opens_at') or '0') > 0 then
+        redis.call('HINCRBY', h, 'prequeue', margin)
       else
         local from = raised
         local g = redis.call('HMGET', h, 'gap_from', 'gap_to')
@@ -237,26 +243,13 @@ local function restore(h, tk, sk, i, gap, ...)
         -- An earlier gap the counter has not passed yet: one gap.
         if gt > serving and gf < from then from = gf end
         raised = raised + margin
-        redis.call('HSET', h, 'gap_from', from, 'gap_to', raised)
+        -- The gap is no joins: the next estimate counts from after it.
+        redis.call('HSET', h, 'gap_from', from, 'gap_to', raised, 'jt', raised, 'jpt', raised)
       end
     end
   end
   if raised > tail then redis.call('SET', tk, raised) end
   return e, v, raised, serving
-end
--- joinCounts counts a join at now into the fields jw (a second of the
--- callers' clock), jc (joins in it) and jp (joins in the one before), as
--- read, and returns them to be written with the join's other room fields.
-local function joinCounts(jw, jc, jp, now)
-  local sec = math.floor(now / 1000)
-  jw, jc, jp = tonumber(jw or '0'), tonumber(jc or '0'), tonumber(jp or '0')
-  if sec > jw then
-    if sec == jw + 1 then jp = jc else jp = 0 end
-    jc, jw = 1, sec
-  else
-    jc = jc + 1
-  end
-  return jw, jc, jp
 end
 `
 
@@ -308,12 +301,14 @@ return tonumber(e)
 // KEYS: room hash, tail, serving, binding, active set, reached set, live
 // (current window), returned (skipped visitors who came back wait ahead of
 // a newcomer, so the safety net does not apply while there are any), join
-// limit's current and previous window.
+// limit's current and previous window (limited joins only).
 // ARGV: now ms, ticket id, binding bucket's ttl ms, previous
 // ticket id or "", claim ms, draw key (used if this join opens the room),
-// live key ttl ms (0: abandonment off), binding field, client ("": not
-// limited), limit interval ms, burst, limit window ttl ms, the window's
-// start ms and length ms, then the restore block (restoreLua).
+// live key ttl ms (0: abandonment off), binding field,
+// "1" when the binding bucket is dated (its lifetime is set once), the
+// restore block (restoreLua), then, only for a limited join, the client,
+// the limit's interval ms, burst, window ttl ms, and the window's start ms
+// and length ms.
 // Returns {position, serving, epoch}, {-1} when the request is bound, {-2}
 // when closed, {-3, pre-queue number, epoch} before opening, {-4, retry ms}
 // when the client is over its join limit.
@@ -323,38 +318,71 @@ local bound = redis.call('HGET', KEYS[4], ARGV[8])
 -- lost (a read timeout that go-redis retries). It takes a new place; the
 -- first is left to nobody, which the scheduler passes over as silent.
 if bound and bound ~= ARGV[4] and bound ~= ARGV[2] then return {-1} end
-local epoch, v, tail, serving = restore(KEYS[1], KEYS[2], KEYS[3], 15, true,
-  'state', 'closes_at', 'rate', 'factor', 'jw', 'jc', 'jp', 'last', 'budget', 'opens_at')
-if not epoch or not v[5] then return redis.error_reply('NOSEED room not seeded') end
+local epoch, v, tail, serving = restore(KEYS[1], KEYS[2], KEYS[3], 10, true,
+  'state', 'closes_at', 'js', 'opens_at', 'lw', 'bk', 'last')
+-- v: epoch, lost, state, closes_at, js, opens_at, lw, bk, last.
+if not epoch or not v[3] then return redis.error_reply('NOSEED room not seeded') end
 epoch = tonumber(epoch)
-local state = v[5]
+local state = v[3]
 if state == 'closed' then return {-2} end
 local now = tonumber(ARGV[1])
-local closesAt = tonumber(v[6] or '0')
+local closesAt = tonumber(v[4] or '0')
 if closesAt > 0 and now >= closesAt then return {-2} end
-local wait = limited(KEYS[9], KEYS[10], ARGV[9], now, ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14])
-if wait > 0 then return {-4, wait} end
-local jw, jc, jp = joinCounts(v[9], v[10], v[11], now)
-if open(KEYS[1], KEYS[2], now, ARGV[6], {v[3], v[14]}) then
-  local k = redis.call('HINCRBY', KEYS[1], 'prequeue', 1)
-  redis.call('HSET', KEYS[1], 'jw', jw, 'jc', jc, 'jp', jp)
+-- The join limit's arguments follow the restore block, when it applies.
+if ARGV[19] then
+  local wait = limited(KEYS[9], KEYS[10], ARGV[19], now, ARGV[20], ARGV[21], ARGV[22], ARGV[23], ARGV[24])
+  if wait > 0 then return {-4, wait} end
+end
+-- The binding: a bucket of requests created in one span (dated) gets its
+-- lifetime at its first binding; one of unknown age is kept alive by each.
+local function bind()
   redis.call('HSET', KEYS[4], ARGV[8], ARGV[2])
-  keepUntil(KEYS[4], ARGV[3])
-  return {-3, k, epoch}
+  if ARGV[9] == '0' then
+    keepUntil(KEYS[4], ARGV[3])
+  elseif v[8] ~= KEYS[4] then
+    keepUntil(KEYS[4], ARGV[3])
+    redis.call('HSET', KEYS[1], 'bk', KEYS[4])
+  end
 end
-if not v[3] and tonumber(v[14] or '0') > 0 then
+local opensAt = tonumber(v[6] or '0')
+if opensAt > 0 then
+  local opened = redis.call('HEXISTS', KEYS[1], 'opened') == 1
+  if open(KEYS[1], KEYS[2], now, ARGV[6], {opened, opensAt}) then
+    local k = redis.call('HINCRBY', KEYS[1], 'prequeue', 1)
+    bind()
+    return {-3, k, epoch}
+  end
   -- The room may just have opened, which moves tail past the pre-queue.
-  tail = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if not opened then tail = tonumber(redis.call('GET', KEYS[2]) or '0') end
 end
--- The leader's throttle (origin health) applies to the safety net too.
-local factor = tonumber(v[8] or '1')
-local rate = tonumber(v[7] or '0') * factor
-local budget, last = accrue(KEYS[1], state, rate, now, serving, tail, {v[12], v[13]})
+-- The tail at the start of each second (one write a second, not a join):
+-- how many joins a loss of the last second or two may have cost.
+local sec = math.floor(now / 1000)
+if sec > tonumber(v[5] or '0') then
+  local jt = tail
+  if sec == tonumber(v[5] or '0') + 1 then
+    jt = tonumber(redis.call('HGET', KEYS[1], 'jt') or tail)
+  end
+  redis.call('HSET', KEYS[1], 'js', sec, 'jt', tail, 'jpt', jt)
+end
+-- Admission budget matters to a join only when nobody waits (the safety
+-- net); behind a queue the scheduler accrues it on its own, and the join
+-- neither reads nor writes it, unless the room has none yet (a new room, or
+-- one whose budget Redis lost), which starts counting now.
+local rate, factor, budget, last = 0, 1, nil, nil
+local accrues = state ~= 'open' or serving >= tail or not v[9]
+if accrues then
+  -- The leader's throttle (origin health) applies to the safety net too.
+  local p = redis.call('HMGET', KEYS[1], 'rate', 'factor')
+  factor = tonumber(p[2] or '1')
+  rate = tonumber(p[1] or '0') * factor
+  budget, last = accrue(KEYS[1], state, rate, now, serving, tail, {v[9]})
+end
 tail = redis.call('INCR', KEYS[2])
 local admit = false
 if state == 'passthrough' then
   admit = true
-elseif state == 'open' and serving == tail - 1 and redis.call('SCARD', KEYS[8]) == 0 and factor > 0 then
+elseif accrues and state == 'open' and serving == tail - 1 and redis.call('SCARD', KEYS[8]) == 0 and factor > 0 then
   local f = free(KEYS[1], KEYS[5], KEYS[6], now)
   if rate > 0 then
     admit = budget >= 1 and f ~= 0
@@ -369,13 +397,18 @@ if admit and tail > serving then
     hold(KEYS[6], tail - 1, tail, now + tonumber(ARGV[5]))
   end
 end
-if admit and state == 'open' and rate > 0 then budget = budget - 1 end
-redis.call('HSET', KEYS[1], 'budget', budget, 'last', last, 'jw', jw, 'jc', jc, 'jp', jp)
-redis.call('HSET', KEYS[4], ARGV[8], ARGV[2])
-keepUntil(KEYS[4], ARGV[3])
+if accrues then
+  if admit and state == 'open' and rate > 0 then budget = budget - 1 end
+  redis.call('HSET', KEYS[1], 'budget', budget, 'last', last)
+end
+bind()
 if ARGV[7] ~= '0' then
   redis.call('SETBIT', KEYS[7], tail, 1)
-  redis.call('PEXPIRE', KEYS[7], ARGV[7])
+  -- The window's bitmap gets its lifetime once, at its first join.
+  if v[7] ~= KEYS[7] then
+    redis.call('PEXPIRE', KEYS[7], ARGV[7])
+    redis.call('HSET', KEYS[1], 'lw', KEYS[7])
+  end
 end
 return {tail, serving, epoch}
 `)

@@ -22,6 +22,11 @@ type Store struct {
 	now    func() time.Time
 	rooms  map[string]Room
 	order  []string
+	// roomKeys are each room's key names, built once: every script call
+	// names several.
+	roomKeys map[string]roomKeys
+	// batch pipelines concurrent joins.
+	batch *batcher
 	// mem is what this instance remembers of each room's counters, so they
 	// never go back when Redis loses writes (memory.go).
 	mem map[string]*memory
@@ -54,7 +59,8 @@ func WithPrefix(p string) Option { return func(s *Store) { s.prefix = p } }
 
 // NewStore returns a store for the configured rooms. Call Seed before use.
 func NewStore(rdb redis.UniversalClient, rooms []Room, opts ...Option) (*Store, error) {
-	s := &Store{rdb: rdb, prefix: "anteroom", now: time.Now, rooms: make(map[string]Room, len(rooms)), mem: make(map[string]*memory, len(rooms))}
+	s := &Store{rdb: rdb, prefix: "anteroom", now: time.Now, rooms: make(map[string]Room, len(rooms)),
+		mem: make(map[string]*memory, len(rooms)), roomKeys: make(map[string]roomKeys, len(rooms)), batch: newBatcher(rdb)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -66,6 +72,7 @@ func NewStore(rdb redis.UniversalClient, rooms []Room, opts ...Option) (*Store, 
 			return nil, fmt.Errorf("room %q configured twice", r.ID)
 		}
 		s.rooms[r.ID] = r
+		s.roomKeys[r.ID] = s.buildKeys(r.ID)
 		s.mem[r.ID] = new(memory)
 		s.order = append(s.order, r.ID)
 	}
@@ -91,6 +98,13 @@ type roomKeys struct {
 }
 
 func (s *Store) keys(room string) roomKeys {
+	if k, ok := s.roomKeys[room]; ok {
+		return k
+	}
+	return s.buildKeys(room)
+}
+
+func (s *Store) buildKeys(room string) roomKeys {
 	tag := s.prefix + ":{r:" + room + "}:"
 	return roomKeys{
 		tag:      tag,
@@ -119,6 +133,10 @@ const bindingBucket = 10 * time.Minute
 type binding struct {
 	key, field string
 	ttl        int64
+	// dated says the bucket holds requests of one span of creation times,
+	// whose lifetime the first binding sets once; a bucket of requests of
+	// unknown age is kept alive by every binding.
+	dated bool
 }
 
 func (s *Store) binding(r Room, k roomKeys, request string) binding {
@@ -135,7 +153,7 @@ func (s *Store) binding(r Room, k roomKeys, request string) binding {
 		return b
 	}
 	n := created.UnixMilli() / bindingBucket.Milliseconds()
-	b.key = k.tag + "b:" + strconv.FormatInt(n, 36)
+	b.key, b.dated = k.tag+"b:"+strconv.FormatInt(n, 36), true
 	end := time.UnixMilli((n + 1) * bindingBucket.Milliseconds())
 	b.ttl = max(1, r.WaitStart(end).Add(r.MaxWait).Sub(s.now()).Milliseconds())
 	return b
@@ -196,14 +214,25 @@ func (s *Store) seed(ctx context.Context, r Room) error {
 // it restarted, failed over, or never ran it) is sent in full, with the
 // server's run id, by which the script tells a restart from a first use.
 func (s *Store) run(ctx context.Context, r Room, script *redis.Script, keys []string, args ...any) *redis.Cmd {
+	return s.runVia(ctx, nil, r, script, keys, args, nil)
+}
+
+// runVia is run with the first attempt sent in batch b (see batcher; nil:
+// alone) and after appended behind the restore block.
+func (s *Store) runVia(ctx context.Context, b *batcher, r Room, script *redis.Script, keys []string, args, after []any) *redis.Cmd {
 	m := s.mem[r.ID]
 	run := ""
 	call := func() *redis.Cmd {
-		a := append(args[:len(args):len(args)], m.restoreArgs(run)...)
-		cmd := script.EvalSha(ctx, s.rdb, keys, a...)
+		a := append(append(args[:len(args):len(args)], m.restoreArgs(run)...), after...)
+		var cmd *redis.Cmd
+		if b != nil && run == "" {
+			cmd = b.evalSha(ctx, script, keys, a...)
+		} else {
+			cmd = script.EvalSha(ctx, s.rdb, keys, a...)
+		}
 		if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 			run = s.serverRun(ctx, keys[0])
-			a = append(args[:len(args):len(args)], m.restoreArgs(run)...)
+			a = append(append(args[:len(args):len(args)], m.restoreArgs(run)...), after...)
 			cmd = script.Eval(ctx, s.rdb, keys, a...)
 		}
 		return cmd
@@ -306,10 +335,10 @@ func (s *Store) joinAs(ctx context.Context, r Room, t Ticket, request, previous,
 	room, now, k := r.ID, t.JoinedAt, s.keys(r.ID)
 	bd := s.binding(r, k, request)
 	limitKeys, limitArgs := s.limiterArgs(k, client, now)
-	res, err := s.run(ctx, r, joinScript,
+	res, err := s.runVia(ctx, s.batch, r, joinScript,
 		append([]string{k.hash, k.tail, k.serving, bd.key, k.active, k.reached, k.live(r, now, 0), k.returned}, limitKeys...),
-		append([]any{now.UnixMilli(), t.ID.String(), bd.ttl, previous, ClaimWindow.Milliseconds(), newDrawKey(),
-			liveTTL(r), bd.field}, limitArgs...)...).Int64Slice()
+		[]any{now.UnixMilli(), t.ID.String(), bd.ttl, previous, ClaimWindow.Milliseconds(), newDrawKey(),
+			liveTTL(r), bd.field, boolArg(bd.dated)}, limitArgs).Int64Slice()
 	if err != nil {
 		return Joined{}, fmt.Errorf("join room %q: %w", room, err)
 	}
@@ -587,6 +616,14 @@ func (s *Store) queueCounters(ctx context.Context, pipe redis.Pipeliner, k roomK
 		c.Tail, _ = tail.Int64()
 		return c
 	}
+}
+
+// boolArg is a script argument's "1" or "0".
+func boolArg(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
 }
 
 func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
