@@ -31,14 +31,18 @@ func TestBatchContext(t *testing.T) {
 	}
 }
 
-// A caller whose context ends while its call waits for a batch gets the
-// context's error, not a hang.
-func TestBatchCallerGivesUp(t *testing.T) {
-	b := newBatcher(nil)
-	b.start.Do(func() {}) // no sender runs: the call can only wait
+// A caller whose context ends while its call waits in the queue gets the
+// context's error, not a hang, and its call is not sent at all.
+func TestBatchQueuedCallerGivesUp(t *testing.T) {
+	b := newBatcher(nil)      // nothing can be sent: a send would panic
+	b.inflight = batchSenders // every sender busy: the call can only queue
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := b.evalSha(ctx, joinScript, []string{"k"}).Err(); !errors.Is(err, context.Canceled) {
 		t.Fatalf("evalSha with an ended context: %v, want context.Canceled", err)
 	}
+	if len(b.queue) != 1 || !b.queue[0].gone.Load() {
+		t.Fatalf("queue after the caller left: %d calls", len(b.queue))
+	}
+	b.send(b.take(nil)) // sends nothing, so does not reach the nil client
 }
