@@ -19,7 +19,7 @@
 //   SITE_ORIGIN                optional: the protected site's origin; by
 //                              default requests go on to the zone's origin
 
-import { ANTEROOM_HEADERS, Gate } from '../core/index.js';
+import { Gate, checkRequest, forwardInit } from '../core/index.js';
 
 const CONFIG_KV_TTL_MS = 60_000;
 
@@ -89,20 +89,10 @@ export function createWorker(o = {}) {
       const routed = gate.anteroomTarget(host, target);
       if (routed !== null) return fetchFn(anteroomRequest(env, url, routed, request), resolveOverride(env));
 
-      const header = (name) => request.headers.get(name) ?? '';
-      const cookie = request.headers.get('cookie');
-      const out = await gate.handle({
-        method: request.method, host, target, userAgent: header('user-agent'), header,
-        cookies: cookie === null ? [] : [cookie],
-      });
-      if (out.kind === 'respond') {
-        return new Response(out.body === '' ? null : out.body, { status: out.status, headers: out.headers });
-      }
-      const headers = new Headers(request.headers);
-      for (const h of ANTEROOM_HEADERS) headers.delete(h);
-      for (const [k, v] of Object.entries(out.headers)) headers.set(k, v);
+      const { response, headers } = await checkRequest(gate, request, host, target);
+      if (response) return response;
       const dest = env.SITE_ORIGIN ? new URL(target, env.SITE_ORIGIN) : url;
-      return fetchFn(new Request(dest, forward(request, headers)));
+      return fetchFn(new Request(dest, forwardInit(request, headers)));
     },
   };
 }
@@ -117,22 +107,11 @@ function anteroomRequest(env, url, target, request) {
   if (env.ANTEROOM_RESOLVE_OVERRIDE) dest = url.origin + target;
   else if (env.ANTEROOM_BACKEND) dest = env.ANTEROOM_BACKEND.replace(/\/$/, '') + target;
   else throw new Error('anteroom: set ANTEROOM_BACKEND or ANTEROOM_RESOLVE_OVERRIDE');
-  return new Request(dest, forward(request, headers));
+  return new Request(dest, forwardInit(request, headers));
 }
 
 function resolveOverride(env) {
   return env.ANTEROOM_RESOLVE_OVERRIDE ? { cf: { resolveOverride: env.ANTEROOM_RESOLVE_OVERRIDE } } : undefined;
-}
-
-// forward is the init of a request passed on unchanged but for headers:
-// redirects go back to the browser, and a body streams through.
-function forward(request, headers) {
-  const init = { method: request.method, headers, redirect: 'manual' };
-  if (request.body !== null && request.method !== 'GET' && request.method !== 'HEAD') {
-    init.body = request.body;
-    init.duplex = 'half';
-  }
-  return init;
 }
 
 export default createWorker();

@@ -5,7 +5,7 @@
 // other request against the protection rules and the room's signed
 // session cookie before it goes to the "origin" backend.
 
-import { ANTEROOM_HEADERS, Gate } from '../../core/index.js';
+import { Gate, checkRequest, forwardInit } from '../../core/index.js';
 
 /**
  * createHandler returns the request handler for one configuration.
@@ -34,29 +34,11 @@ export function createHandler({ config, fetch, anteroomBackend = 'anteroom', ori
       const headers = new Headers(request.headers);
       headers.set('x-forwarded-host', url.host);
       headers.set('x-forwarded-proto', url.protocol.replace(':', ''));
-      return fetch(new Request(url.origin + routed, forward(request, headers)), anteroomBackend);
+      return fetch(new Request(url.origin + routed, forwardInit(request, headers)), anteroomBackend);
     }
-    const header = (name) => request.headers.get(name) ?? '';
-    const cookie = request.headers.get('cookie');
-    const out = await gate.handle({
-      method: request.method, host, target, userAgent: header('user-agent'), header,
-      cookies: cookie === null ? [] : [cookie],
-    });
-    if (out.kind === 'respond') {
-      return new Response(out.body === '' ? null : out.body, { status: out.status, headers: out.headers });
-    }
-    const headers = new Headers(request.headers);
-    for (const h of ANTEROOM_HEADERS) headers.delete(h);
-    for (const [k, v] of Object.entries(out.headers)) headers.set(k, v);
-    return fetch(new Request(request.url, forward(request, headers)), originBackend);
+    const { response, headers } = await checkRequest(gate, request, host, target);
+    if (response) return response;
+    return fetch(new Request(request.url, forwardInit(request, headers)), originBackend);
   };
 }
 
-function forward(request, headers) {
-  const init = { method: request.method, headers, redirect: 'manual' };
-  if (request.body !== null && request.method !== 'GET' && request.method !== 'HEAD') {
-    init.body = request.body;
-    init.duplex = 'half';
-  }
-  return init;
-}
