@@ -60,8 +60,9 @@ func (b *batcher) evalSha(ctx context.Context, script *redis.Script, keys []stri
 		b.inflight++
 		batch := b.take(c)
 		b.mu.Unlock()
+		// Deferred, so that a panic cannot keep the slot.
+		defer b.finished()
 		b.send(batch)
-		b.finished()
 		return c.cmd
 	}
 	c.done = make(chan struct{})

@@ -78,7 +78,8 @@ type remembered struct {
 	// opened, base and drawKey are the room's pre-queue opening, once seen.
 	opened, base int64
 	drawKey      string
-	// recent samples tail on the store's clock, for the join rate.
+	// recent samples what was handed out (see sampleLocked) on the
+	// store's clock, for the join rate.
 	recent [samples]struct{ at, tail int64 }
 	next   int
 }
@@ -106,13 +107,25 @@ func (m *memory) seenLocked(room string, now time.Time, epoch, tail, serving int
 	}
 	m.tail = max(m.tail, tail)
 	m.serving = max(m.serving, serving)
+	m.sampleLocked(now)
+}
+
+// sampleLocked records what the room has handed out, for the join rate:
+// positions, and before the opening pre-queue numbers too (a pre-queue's
+// numbers become positions at the opening, so they are not counted twice
+// after it).
+func (m *memory) sampleLocked(now time.Time) {
+	count := m.tail
+	if m.opened == 0 {
+		count += m.prequeue
+	}
 	ms := now.UnixMilli()
 	last := m.recent[(m.next+samples-1)%samples]
 	if last.at == 0 || ms-last.at >= sampleInterval.Milliseconds() {
-		m.recent[m.next] = struct{ at, tail int64 }{ms, m.tail}
+		m.recent[m.next] = struct{ at, tail int64 }{ms, count}
 		m.next = (m.next + 1) % samples
-	} else if m.tail > last.tail {
-		m.recent[(m.next+samples-1)%samples].tail = m.tail
+	} else if count > last.tail {
+		m.recent[(m.next+samples-1)%samples].tail = count
 	}
 }
 
@@ -121,8 +134,9 @@ func (m *memory) seenPreQueue(room string, now time.Time, epoch, number int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.seenLocked(room, now, epoch, 0, 0)
-	if m.epoch == epoch {
-		m.prequeue = max(m.prequeue, number)
+	if m.epoch == epoch && number > m.prequeue {
+		m.prequeue = number
+		m.sampleLocked(now)
 	}
 }
 

@@ -137,9 +137,10 @@ end
 `
 
 // limitLua is the join limit: a generic cell rate algorithm per client,
-// its state (the theoretical arrival time) in a hash per window, as tenths
-// of a second from the window's start, rounded down (a client may come
-// back up to 0.1 s early): a short value keeps the field small.
+// its state (the theoretical arrival time) in a hash per window, as
+// milliseconds from the window's start. (Tenths of a second, rounded,
+// would save two bytes a field but drift by up to 0.1 s a join: above
+// 600 joins a minute the limit would never bind.)
 // limited returns 0 and records the join, or how many ms to wait.
 const limitLua = `
 local function limited(cur, prev, client, now, interval, burst, ttl, start, window)
@@ -148,15 +149,15 @@ local function limited(cur, prev, client, now, interval, burst, ttl, start, wind
   local tat = 0
   local v = redis.call('HGET', cur, client)
   if v then
-    tat = start + tonumber(v) * 100
+    tat = start + tonumber(v)
   else
     v = redis.call('HGET', prev, client)
-    if v then tat = start - tonumber(window) + tonumber(v) * 100 end
+    if v then tat = start - tonumber(window) + tonumber(v) end
   end
   if tat < now then tat = now end
   local over = tat + interval - now - burst * interval
   if over > 0 then return over end
-  redis.call('HSET', cur, client, math.floor((tat + interval - start) / 100))
+  redis.call('HSET', cur, client, tat + interval - start)
   redis.call('PEXPIRE', cur, ttl)
   return 0
 end
@@ -228,14 +229,19 @@ local function restore(h, tk, sk, i, gap, ...)
     end
   end
   if lost then
-    -- Joins in the second or two before the loss: the tail then, less the
-    -- tail at the start of the second before (see the join's snapshot).
-    local jpt = tonumber(redis.call('HGET', h, 'jpt') or tail)
-    local margin = 2 * math.max(0, tail - jpt)
+    -- What was handed out in the second or two before the loss: the count
+    -- then (the tail, or before opening the pre-queue's numbers), less the
+    -- count at the start of the second before (see the join's snapshot).
+    local unopened = redis.call('HEXISTS', h, 'opened') == 0 and tonumber(redis.call('HGET', h, 'opens_at') or '0') > 0
+    local count = tail
+    if unopened then count = tonumber(redis.call('HGET', h, 'prequeue') or '0') end
+    local jpt = tonumber(redis.call('HGET', h, 'jpt') or count)
+    local margin = 2 * math.max(0, count - jpt)
     if mine and tonumber(ARGV[i+8]) > margin then margin = tonumber(ARGV[i+8]) end
     if margin > 0 then
-      if redis.call('HEXISTS', h, 'opened') == 0 and tonumber(redis.call('HGET', h, 'opens_at') or '0') > 0 then
-        redis.call('HINCRBY', h, 'prequeue', margin)
+      if unopened then
+        local n = redis.call('HINCRBY', h, 'prequeue', margin)
+        redis.call('HSET', h, 'jt', n, 'jpt', n)
       else
         local from = raised
         local g = redis.call('HMGET', h, 'gap_from', 'gap_to')
@@ -275,6 +281,20 @@ redis.call('SETNX', KEYS[3], 0)
 return tonumber(redis.call('HGET', KEYS[1], 'epoch'))
 `)
 
+// markRunScript records the run id of the server that holds a room: a run
+// id that changed says Redis restarted or failed over since the last
+// record, and marks the room lost, which its next join turns into a gap
+// (restoreLua). A room not seeded is left alone (its seed answers for it).
+// KEYS: room hash. ARGV: run id. Returns 1 when the run id changed.
+var markRunScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local was = redis.call('HGET', KEYS[1], 'run')
+if was == ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'run', ARGV[1])
+if was then redis.call('HSET', KEYS[1], 'lost', 1) end
+return 1
+`)
+
 // infoScript returns INFO of the node that holds KEYS[1] (which it does not
 // read): on a Cluster, the node of that room, whose run id tells whether it
 // restarted or failed over.
@@ -305,8 +325,7 @@ return tonumber(e)
 // ARGV: now ms, ticket id, binding bucket's ttl ms, previous
 // ticket id or "", claim ms, draw key (used if this join opens the room),
 // live key ttl ms (0: abandonment off), binding field,
-// "1" when the binding bucket is dated (its lifetime is set once), the
-// restore block (restoreLua), then, only for a limited join, the client,
+// the restore block (restoreLua), then, only for a limited join, the client,
 // the limit's interval ms, burst, window ttl ms, and the window's start ms
 // and length ms.
 // Returns {position, serving, epoch}, {-1} when the request is bound, {-2}
@@ -318,9 +337,9 @@ local bound = redis.call('HGET', KEYS[4], ARGV[8])
 -- lost (a read timeout that go-redis retries). It takes a new place; the
 -- first is left to nobody, which the scheduler passes over as silent.
 if bound and bound ~= ARGV[4] and bound ~= ARGV[2] then return {-1} end
-local epoch, v, tail, serving = restore(KEYS[1], KEYS[2], KEYS[3], 10, true,
-  'state', 'closes_at', 'js', 'opens_at', 'lw', 'bk', 'last')
--- v: epoch, lost, state, closes_at, js, opens_at, lw, bk, last.
+local epoch, v, tail, serving = restore(KEYS[1], KEYS[2], KEYS[3], 9, true,
+  'state', 'closes_at', 'js', 'opens_at', 'lw', 'last')
+-- v: epoch, lost, state, closes_at, js, opens_at, lw, last.
 if not epoch or not v[3] then return redis.error_reply('NOSEED room not seeded') end
 epoch = tonumber(epoch)
 local state = v[3]
@@ -329,54 +348,50 @@ local now = tonumber(ARGV[1])
 local closesAt = tonumber(v[4] or '0')
 if closesAt > 0 and now >= closesAt then return {-2} end
 -- The join limit's arguments follow the restore block, when it applies.
-if ARGV[19] then
-  local wait = limited(KEYS[9], KEYS[10], ARGV[19], now, ARGV[20], ARGV[21], ARGV[22], ARGV[23], ARGV[24])
+if ARGV[18] then
+  local wait = limited(KEYS[9], KEYS[10], ARGV[18], now, ARGV[19], ARGV[20], ARGV[21], ARGV[22], ARGV[23])
   if wait > 0 then return {-4, wait} end
 end
--- The binding: a bucket of requests created in one span (dated) gets its
--- lifetime at its first binding; one of unknown age is kept alive by each.
 local function bind()
   redis.call('HSET', KEYS[4], ARGV[8], ARGV[2])
-  if ARGV[9] == '0' then
-    keepUntil(KEYS[4], ARGV[3])
-  elseif v[8] ~= KEYS[4] then
-    keepUntil(KEYS[4], ARGV[3])
-    redis.call('HSET', KEYS[1], 'bk', KEYS[4])
-  end
+  keepUntil(KEYS[4], ARGV[3])
+end
+-- The count handed out (the tail, or before opening the pre-queue's
+-- numbers) at the start of each second, one write a second, not a join:
+-- how many a loss of the last second or two may have cost (see restore).
+local sec = math.floor(now / 1000)
+local function snapshot(count)
+  local js = tonumber(v[5] or '0')
+  if sec <= js then return end
+  local jt = count
+  if sec == js + 1 then jt = tonumber(redis.call('HGET', KEYS[1], 'jt') or count) end
+  redis.call('HSET', KEYS[1], 'js', sec, 'jt', count, 'jpt', jt)
 end
 local opensAt = tonumber(v[6] or '0')
 if opensAt > 0 then
   local opened = redis.call('HEXISTS', KEYS[1], 'opened') == 1
   if open(KEYS[1], KEYS[2], now, ARGV[6], {opened, opensAt}) then
     local k = redis.call('HINCRBY', KEYS[1], 'prequeue', 1)
+    snapshot(k - 1)
     bind()
     return {-3, k, epoch}
   end
   -- The room may just have opened, which moves tail past the pre-queue.
   if not opened then tail = tonumber(redis.call('GET', KEYS[2]) or '0') end
 end
--- The tail at the start of each second (one write a second, not a join):
--- how many joins a loss of the last second or two may have cost.
-local sec = math.floor(now / 1000)
-if sec > tonumber(v[5] or '0') then
-  local jt = tail
-  if sec == tonumber(v[5] or '0') + 1 then
-    jt = tonumber(redis.call('HGET', KEYS[1], 'jt') or tail)
-  end
-  redis.call('HSET', KEYS[1], 'js', sec, 'jt', tail, 'jpt', jt)
-end
+snapshot(tail)
 -- Admission budget matters to a join only when nobody waits (the safety
 -- net); behind a queue the scheduler accrues it on its own, and the join
 -- neither reads nor writes it, unless the room has none yet (a new room, or
 -- one whose budget Redis lost), which starts counting now.
 local rate, factor, budget, last = 0, 1, nil, nil
-local accrues = state ~= 'open' or serving >= tail or not v[9]
+local accrues = state ~= 'open' or serving >= tail or not v[8]
 if accrues then
   -- The leader's throttle (origin health) applies to the safety net too.
   local p = redis.call('HMGET', KEYS[1], 'rate', 'factor')
   factor = tonumber(p[2] or '1')
   rate = tonumber(p[1] or '0') * factor
-  budget, last = accrue(KEYS[1], state, rate, now, serving, tail, {v[9]})
+  budget, last = accrue(KEYS[1], state, rate, now, serving, tail, {v[8]})
 end
 tail = redis.call('INCR', KEYS[2])
 local admit = false

@@ -7,8 +7,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -25,8 +27,11 @@ type Store struct {
 	// roomKeys are each room's key names, built once: every script call
 	// names several.
 	roomKeys map[string]roomKeys
-	// batch pipelines concurrent joins.
-	batch *batcher
+	// batches pipeline concurrent joins, one batcher per room: a room's
+	// keys live on one Cluster node, so a batch never waits on another.
+	batches map[string]*batcher
+	// restarts notices that Redis lost its scripts (see noticeRestart).
+	restarts restartWatch
 	// mem is what this instance remembers of each room's counters, so they
 	// never go back when Redis loses writes (memory.go).
 	mem map[string]*memory
@@ -60,7 +65,9 @@ func WithPrefix(p string) Option { return func(s *Store) { s.prefix = p } }
 // NewStore returns a store for the configured rooms. Call Seed before use.
 func NewStore(rdb redis.UniversalClient, rooms []Room, opts ...Option) (*Store, error) {
 	s := &Store{rdb: rdb, prefix: "anteroom", now: time.Now, rooms: make(map[string]Room, len(rooms)),
-		mem: make(map[string]*memory, len(rooms)), roomKeys: make(map[string]roomKeys, len(rooms)), batch: newBatcher(rdb)}
+		mem: make(map[string]*memory, len(rooms)), roomKeys: make(map[string]roomKeys, len(rooms)),
+		batches: make(map[string]*batcher, len(rooms))}
+	s.restarts.unknown = "unknown-" + newDrawKey()
 	for _, o := range opts {
 		o(s)
 	}
@@ -73,6 +80,7 @@ func NewStore(rdb redis.UniversalClient, rooms []Room, opts ...Option) (*Store, 
 		}
 		s.rooms[r.ID] = r
 		s.roomKeys[r.ID] = s.buildKeys(r.ID)
+		s.batches[r.ID] = newBatcher(rdb)
 		s.mem[r.ID] = new(memory)
 		s.order = append(s.order, r.ID)
 	}
@@ -133,10 +141,6 @@ const bindingBucket = 10 * time.Minute
 type binding struct {
 	key, field string
 	ttl        int64
-	// dated says the bucket holds requests of one span of creation times,
-	// whose lifetime the first binding sets once; a bucket of requests of
-	// unknown age is kept alive by every binding.
-	dated bool
 }
 
 func (s *Store) binding(r Room, k roomKeys, request string) binding {
@@ -153,7 +157,7 @@ func (s *Store) binding(r Room, k roomKeys, request string) binding {
 		return b
 	}
 	n := created.UnixMilli() / bindingBucket.Milliseconds()
-	b.key, b.dated = k.tag+"b:"+strconv.FormatInt(n, 36), true
+	b.key = k.tag + "b:" + strconv.FormatInt(n, 36)
 	end := time.UnixMilli((n + 1) * bindingBucket.Milliseconds())
 	b.ttl = max(1, r.WaitStart(end).Add(r.MaxWait).Sub(s.now()).Milliseconds())
 	return b
@@ -231,7 +235,7 @@ func (s *Store) runVia(ctx context.Context, b *batcher, r Room, script *redis.Sc
 			cmd = script.EvalSha(ctx, s.rdb, keys, a...)
 		}
 		if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			run = s.serverRun(ctx, keys[0])
+			run = s.noticeRestart(ctx, r.ID)
 			a = append(append(args[:len(args):len(args)], m.restoreArgs(run)...), after...)
 			cmd = script.Eval(ctx, s.rdb, keys, a...)
 		}
@@ -335,10 +339,10 @@ func (s *Store) joinAs(ctx context.Context, r Room, t Ticket, request, previous,
 	room, now, k := r.ID, t.JoinedAt, s.keys(r.ID)
 	bd := s.binding(r, k, request)
 	limitKeys, limitArgs := s.limiterArgs(k, client, now)
-	res, err := s.runVia(ctx, s.batch, r, joinScript,
+	res, err := s.runVia(ctx, s.batches[r.ID], r, joinScript,
 		append([]string{k.hash, k.tail, k.serving, bd.key, k.active, k.reached, k.live(r, now, 0), k.returned}, limitKeys...),
 		[]any{now.UnixMilli(), t.ID.String(), bd.ttl, previous, ClaimWindow.Milliseconds(), newDrawKey(),
-			liveTTL(r), bd.field, boolArg(bd.dated)}, limitArgs).Int64Slice()
+			liveTTL(r), bd.field}, limitArgs).Int64Slice()
 	if err != nil {
 		return Joined{}, fmt.Errorf("join room %q: %w", room, err)
 	}
@@ -618,14 +622,6 @@ func (s *Store) queueCounters(ctx context.Context, pipe redis.Pipeliner, k roomK
 	}
 }
 
-// boolArg is a script argument's "1" or "0".
-func boolArg(b bool) string {
-	if b {
-		return "1"
-	}
-	return "0"
-}
-
 func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 
 // unixMilli is t in unix milliseconds, 0 for the zero time.
@@ -645,7 +641,8 @@ func newDrawKey() string {
 }
 
 // serverRun returns the run id of the Redis server that holds key, "" when
-// it cannot tell (miniredis has none).
+// it cannot tell (miniredis has none; an ACL without @dangerous refuses
+// INFO).
 func (s *Store) serverRun(ctx context.Context, key string) string {
 	info, err := infoScript.Run(ctx, s.rdb, []string{key}).Text()
 	if err != nil {
@@ -657,6 +654,57 @@ func (s *Store) serverRun(ctx context.Context, key string) string {
 		}
 	}
 	return ""
+}
+
+// restartWatch is a Store's view of Redis restarts.
+type restartWatch struct {
+	mu sync.Mutex
+	// at is when the rooms were last marked, and runs what each was
+	// marked with.
+	at   time.Time
+	runs map[string]string
+	// unknown stands in for a run id the server would not tell: a value
+	// no earlier call recorded, so a restart is assumed.
+	unknown string
+	warned  bool
+}
+
+// noticeRestart is called when Redis no longer knew a script (NOSCRIPT):
+// it restarted, failed over, or never ran the script. Redis's script cache
+// is the server's, not a room's, so the first script call after a restart
+// that loads the join script again hides the restart from every other room
+// on that server. So before any script is sent in full, every room is
+// marked with its server's run id; a room whose run id changed is marked
+// lost, which its next join turns into a gap (restoreLua). It returns
+// room's run id. Marks at most once a second: a restart makes every
+// concurrent call see NOSCRIPT.
+func (s *Store) noticeRestart(ctx context.Context, room string) string {
+	w := &s.restarts
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.runs != nil && s.now().Sub(w.at) < time.Second && s.now().Sub(w.at) >= 0 {
+		if run, ok := w.runs[room]; ok {
+			return run
+		}
+	}
+	runs := make(map[string]string, len(s.order))
+	for _, id := range s.order {
+		k := s.keys(id)
+		run := s.serverRun(ctx, k.hash)
+		if run == "" {
+			if !w.warned {
+				w.warned = true
+				slog.Warn("cannot read Redis's run id (INFO refused or unsupported): every reload of the scripts is taken for a restart, which leaves a gap in the queue")
+			}
+			run = w.unknown
+		}
+		if err := markRunScript.Run(ctx, s.rdb, []string{k.hash}, run).Err(); err != nil {
+			slog.Warn("mark room after redis lost its scripts", "room", id, "err", err)
+		}
+		runs[id] = run
+	}
+	w.at, w.runs = s.now(), runs
+	return runs[room]
 }
 
 // restore raises room's counters in Redis back to what this instance
