@@ -38,9 +38,17 @@ const eventsPattern = "GET /wait/{id}/events"
 // open, the page counts as alive, and a dead connection is found.
 const streamPing = 15 * time.Second
 
-// streamWriteTimeout bounds a write to one stream: a browser that stopped
-// reading is dropped (its page reconnects) rather than holding the hub.
-const streamWriteTimeout = 2 * time.Second
+// streamWriteTimeout bounds a write to one stream. A frame is a few hundred
+// bytes and a reading browser always has room for it in the socket's
+// buffer, so a write that would block means the browser stopped reading
+// long ago: it is dropped (its page reconnects) rather than holding up the
+// other streams of the broadcast.
+const streamWriteTimeout = 50 * time.Millisecond
+
+// maxStreamsPerTicket bounds the streams one ticket holds open (a visitor
+// with a few tabs): a script opening streams it never reads costs the hub
+// no more than that.
+const maxStreamsPerTicket = 4
 
 // events serves /wait/{id}/events: server-sent events carrying the same
 // JSON as the status poll, sent whenever the room's cached counters change.
@@ -63,13 +71,21 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	// crowd does not come back in one instant.
 	first := strconv.AppendInt([]byte("retry: "), int64(2000+rand.IntN(4000)), 10)
 	first = append(append(first, "\n\n"...), frame...)
-	if !final {
-		if conn, err := hijack(w, first); err == nil {
+	// Only a GET over HTTP/1.1 becomes a held stream: a HEAD has no body
+	// (and the proxy would reuse the connection the hub writes to), and
+	// HTTP/1.0 has no chunked encoding.
+	if !final && r.Method == http.MethodGet && r.ProtoAtLeast(1, 1) {
+		conn, taken, err := hijack(w, first)
+		if err == nil {
 			st.conn = conn
 			s.streams.add(st)
 			// A change between the first frame and add reached no
 			// broadcast: send it now rather than at the next one.
 			s.streams.send(st, false, nil)
+			return
+		}
+		if taken {
+			s.metrics.streamEnded(start) // the browser went away
 			return
 		}
 	}
@@ -79,17 +95,19 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 }
 
 // hijack takes the connection over from net/http and writes the response
-// head and the first chunk of the body on it.
-func hijack(w http.ResponseWriter, body []byte) (net.Conn, error) {
+// head and the first chunk of the body on it. taken reports whether the
+// connection was taken over (then w must not be used, even on error).
+func hijack(w http.ResponseWriter, body []byte) (conn net.Conn, taken bool, err error) {
 	var head bytes.Buffer
 	head.WriteString("HTTP/1.1 200 OK\r\n")
 	if err := w.Header().Write(&head); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	head.WriteString("Transfer-Encoding: chunked\r\n\r\n")
+	// The body ends with the connection: a proxy must not reuse it.
+	head.WriteString("Connection: close\r\nTransfer-Encoding: chunked\r\n\r\n")
 	conn, rw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	// The server's read deadline would end the stream; what the browser
 	// might still send is of no interest.
@@ -98,9 +116,9 @@ func hijack(w http.ResponseWriter, body []byte) (net.Conn, error) {
 	_ = conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 	if _, err := conn.Write(appendChunk(head.Bytes(), body)); err != nil {
 		conn.Close()
-		return nil, err
+		return nil, true, err
 	}
-	return conn, nil
+	return conn, true, nil
 }
 
 // appendChunk frames p as one chunk of a chunked body.
@@ -135,27 +153,56 @@ type streamHub struct {
 	s       *Server
 	mu      sync.Mutex
 	streams map[*stream]struct{}
-	closed  bool // by CloseStreams: new streams end at once
-	seed    maphash.Seed
-	stop    chan struct{}
-	stopped chan struct{}
+	// byTicket lists each ticket's streams, oldest first.
+	byTicket map[waitingroom.TicketID][]*stream
+	closed   bool // by CloseStreams: new streams end at once
+	seed     maphash.Seed
+	stop     chan struct{}
+	stopped  chan struct{}
 }
 
 func newStreamHub(s *Server) *streamHub {
-	return &streamHub{s: s, streams: map[*stream]struct{}{}, seed: maphash.MakeSeed(),
-		stop: make(chan struct{}), stopped: make(chan struct{})}
+	return &streamHub{s: s, streams: map[*stream]struct{}{}, byTicket: map[waitingroom.TicketID][]*stream{},
+		seed: maphash.MakeSeed(), stop: make(chan struct{}), stopped: make(chan struct{})}
 }
 
 // add hands a stream to the hub; after CloseStreams it is ended at once.
+// A ticket's stream beyond maxStreamsPerTicket ends its oldest.
 func (h *streamHub) add(st *stream) {
 	h.mu.Lock()
-	if !h.closed {
-		h.streams[st] = struct{}{}
+	if h.closed {
 		h.mu.Unlock()
+		h.end(st)
 		return
 	}
+	var oldest *stream
+	if mine := h.byTicket[st.ticket.ID]; len(mine) >= maxStreamsPerTicket {
+		oldest = mine[0]
+		h.forgetLocked(oldest)
+	}
+	h.streams[st] = struct{}{}
+	h.byTicket[st.ticket.ID] = append(h.byTicket[st.ticket.ID], st)
 	h.mu.Unlock()
-	h.end(st)
+	if oldest != nil {
+		h.end(oldest)
+	}
+}
+
+// forgetLocked removes st from the hub; the caller holds h.mu.
+func (h *streamHub) forgetLocked(st *stream) {
+	delete(h.streams, st)
+	mine := h.byTicket[st.ticket.ID]
+	for i, x := range mine {
+		if x == st {
+			mine = append(mine[:i:i], mine[i+1:]...)
+			break
+		}
+	}
+	if len(mine) == 0 {
+		delete(h.byTicket, st.ticket.ID)
+	} else {
+		h.byTicket[st.ticket.ID] = mine
+	}
 }
 
 // Len is how many streams are open.
@@ -278,7 +325,7 @@ func (h *streamHub) has(st *stream) bool {
 // The caller holds st.mu.
 func (h *streamHub) drop(st *stream) {
 	h.mu.Lock()
-	delete(h.streams, st)
+	h.forgetLocked(st)
 	h.mu.Unlock()
 	st.done = true
 	st.conn.Close()
@@ -290,7 +337,7 @@ func (h *streamHub) drop(st *stream) {
 func (h *streamHub) closeAll() {
 	h.mu.Lock()
 	all := h.streams
-	h.streams = map[*stream]struct{}{}
+	h.streams, h.byTicket = map[*stream]struct{}{}, map[waitingroom.TicketID][]*stream{}
 	h.closed = true
 	h.mu.Unlock()
 	for st := range all {
