@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -52,7 +53,14 @@ type storage struct {
 
 func (s *storage) requestRedisKey(id string) string { return "anteroom:ar:" + requestKey(id) }
 func accessTokenKey(id string) string               { return "anteroom:at:" + id }
-func refreshTokenKey(token string) string           { return "anteroom:rt:" + digest(token) }
+func refreshTokenKey(token string) string           { return refreshTokenKeyPrefix + digest(token) }
+
+const refreshTokenKeyPrefix = "anteroom:rt:"
+
+// revokedGrantKey marks a grant (the tokens bought with one code, and
+// those their refresh tokens were rotated into) as revoked until the
+// last of them would have expired anyway.
+func revokedGrantKey(grant string) string { return "anteroom:rg:" + grant }
 
 func digest(s string) string {
 	sum := sha256.Sum256([]byte(s))
@@ -230,12 +238,12 @@ func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
 // peekCodeScript looks a code up without consuming it: the library checks
 // the client, PKCE and redirect_uri only after this lookup, so consuming
 // here would let a wrong secret or verifier burn the visitor's code.
-// Returns {'ok', record, expiry ms}, {'used', access id, refresh key} for a
-// replay, or nil.
+// Returns {'ok', record, expiry ms}, {'used', access id, refresh key,
+// tokens' expiry ms} for a replay, or nil.
 var peekCodeScript = redis.NewScript(`
-local h = redis.call('HMGET', KEYS[1], 'code', 'rec', 'used', 'at', 'rt', 'code_exp')
+local h = redis.call('HMGET', KEYS[1], 'code', 'rec', 'used', 'at', 'rt', 'code_exp', 'te')
 if h[1] ~= ARGV[1] then return false end
-if h[3] then return {'used', h[4] or '', h[5] or ''} end
+if h[3] then return {'used', h[4] or '', h[5] or '', h[7] or '0'} end
 if not h[2] then return false end
 return {'ok', h[2], h[6] or '0'}
 `)
@@ -248,10 +256,10 @@ return {'ok', h[2], h[6] or '0'}
 // request id could be replayed, so the same request can never get a second
 // code.
 // KEYS: request record. ARGV: code digest, expire-at ms, now ms, access
-// token id, refresh token key ("" for none).
+// token id, refresh token key ("" for none), the tokens' expiry ms.
 var consumeCodeScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'code') ~= ARGV[1] or redis.call('HEXISTS', KEYS[1], 'used') == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'used', 1, 'at', ARGV[4], 'rt', ARGV[5])
+redis.call('HSET', KEYS[1], 'used', 1, 'at', ARGV[4], 'rt', ARGV[5], 'te', ARGV[6])
 redis.call('HDEL', KEYS[1], 'rec')
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) - tonumber(ARGV[3]) then
   redis.call('PEXPIREAT', KEYS[1], ARGV[2])
@@ -260,8 +268,9 @@ return 1
 `)
 
 // AuthRequestByCode implements op.Storage. A code presented again after
-// its tokens were minted is refused, and those tokens are revoked
-// (RFC 6749 §4.1.2).
+// its tokens were minted is refused, and every token of its grant is
+// revoked (RFC 6749 §4.1.2, RFC 9700 §4.2.1), including those its refresh
+// token was rotated into.
 func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
 	id, err := boxCrypto{s.box}.Decrypt(code)
 	if err != nil {
@@ -279,7 +288,8 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 		return nil, down(ctx, fmt.Errorf("redeem code: %w", err))
 	}
 	if res[0] == "used" {
-		s.revokeReplayed(ctx, res[1], res[2])
+		te, _ := strconv.ParseInt(res[3], 10, 64)
+		s.revokeGrant(ctx, requestKey(id), time.UnixMilli(te), res[1], res[2])
 		return nil, zoidc.ErrInvalidGrant().WithDescription("code already used; its tokens are revoked")
 	}
 	// RFC 6749 §4.1.2: a code is short-lived. Its age is judged by the
@@ -297,16 +307,20 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 	return a, nil
 }
 
-func (s *storage) revokeReplayed(ctx context.Context, accessID, refreshKey string) {
-	var keys []string
+// revokeGrant revokes every token of grant, which live until expires at
+// the latest, and deletes the named ones (a code's own tokens; records
+// from before grants were kept are revoked that way only). It is best
+// effort: the caller refuses the request either way.
+func (s *storage) revokeGrant(ctx context.Context, grant string, expires time.Time, accessID, refreshKey string) {
+	if ttl := expires.Sub(s.now()); ttl > 0 {
+		_ = s.rdb.Set(ctx, revokedGrantKey(grant), 1, ttl+time.Minute).Err()
+	}
+	// One key per DEL: the keys hash to different Cluster slots.
 	if accessID != "" {
-		keys = append(keys, accessTokenKey(accessID))
+		_ = s.rdb.Del(ctx, accessTokenKey(accessID)).Err()
 	}
 	if refreshKey != "" {
-		keys = append(keys, refreshKey)
-	}
-	for _, k := range keys {
-		_ = s.rdb.Del(ctx, k).Err()
+		_ = s.rdb.Del(ctx, refreshKey).Err()
 	}
 }
 
@@ -327,21 +341,24 @@ type tokenRecord struct {
 	Queue    QueueClaims `json:"queue"`
 	// AccessID is the access token issued with this refresh token.
 	AccessID string `json:"access_id,omitempty"`
+	// Grant names the code exchange the token descends from (the digest
+	// of its auth request): revoking the grant revokes the token.
+	Grant string `json:"grant,omitempty"`
 }
 
 // grant extracts what tokens are minted from: the auth request of a code
-// exchange, or the record of a refresh token.
-func grant(req op.TokenRequest) (*QueueClaims, string, error) {
+// exchange, or the record of a refresh token; and the grant they belong to.
+func grant(req op.TokenRequest) (q *QueueClaims, clientID, grantID string, err error) {
 	switch r := req.(type) {
 	case *AuthRequest:
 		if r.Queue == nil {
-			return nil, "", zoidc.ErrInvalidGrant().WithDescription("visitor has not passed the queue")
+			return nil, "", "", zoidc.ErrInvalidGrant().WithDescription("visitor has not passed the queue")
 		}
-		return r.Queue, r.ClientID, nil
+		return r.Queue, r.ClientID, requestKey(r.ID), nil
 	case *refreshRequest:
-		return &r.rec.Queue, r.rec.ClientID, nil
+		return &r.rec.Queue, r.rec.ClientID, r.rec.Grant, nil
 	}
-	return nil, "", fmt.Errorf("unsupported token request %T", req)
+	return nil, "", "", fmt.Errorf("unsupported token request %T", req)
 }
 
 // mint stores the tokens of req, a code exchange or a refresh: an access
@@ -350,7 +367,7 @@ func grant(req op.TokenRequest) (*QueueClaims, string, error) {
 // replays the code finds them to revoke; if the code was spent already,
 // they are deleted again.
 func (s *storage) mint(ctx context.Context, req op.TokenRequest, withRefresh bool) (accessID, refresh string, exp time.Time, err error) {
-	q, clientID, err := grant(req)
+	q, clientID, grantID, err := grant(req)
 	if err != nil {
 		return "", "", time.Time{}, err
 	}
@@ -363,7 +380,7 @@ func (s *storage) mint(ctx context.Context, req op.TokenRequest, withRefresh boo
 	}
 	accessID = randomToken()
 	stored := []string{accessTokenKey(accessID)}
-	rec := tokenRecord{ClientID: clientID, Scopes: req.GetScopes(), Expires: exp, AuthTime: q.AdmittedAt, Queue: *q}
+	rec := tokenRecord{ClientID: clientID, Scopes: req.GetScopes(), Expires: exp, AuthTime: q.AdmittedAt, Queue: *q, Grant: grantID}
 	access, _ := json.Marshal(rec)
 	// One key per SET: the keys hash to different Cluster slots, and a
 	// pipeline sends them in one round trip either way.
@@ -385,7 +402,7 @@ func (s *storage) mint(ctx context.Context, req op.TokenRequest, withRefresh boo
 		room := s.clients[a.ClientID].room
 		keep := room.WaitStart(a.CreatedAt).Add(room.MaxWait)
 		n, err := consumeCodeScript.Run(ctx, s.rdb, []string{s.requestRedisKey(a.ID)}, a.code,
-			keep.UnixMilli(), now.UnixMilli(), accessID, refreshKey).Int()
+			keep.UnixMilli(), now.UnixMilli(), accessID, refreshKey, exp.UnixMilli()).Int()
 		if err != nil || n != 1 {
 			for _, k := range stored {
 				_ = s.rdb.Del(ctx, k).Err()
@@ -395,7 +412,10 @@ func (s *storage) mint(ctx context.Context, req op.TokenRequest, withRefresh boo
 			return "", "", time.Time{}, down(ctx, fmt.Errorf("consume code: %w", err))
 		}
 		if n != 1 {
-			return "", "", time.Time{}, zoidc.ErrInvalidGrant().WithDescription("code already used")
+			// A concurrent redemption won: this one is a second use of
+			// the code all the same, and revokes what the winner got.
+			s.revokeGrant(ctx, grantID, exp, "", "")
+			return "", "", time.Time{}, zoidc.ErrInvalidGrant().WithDescription("code already used; its tokens are revoked")
 		}
 	}
 	s.issued(IssuedAccessToken)
@@ -441,6 +461,14 @@ func (s *storage) readToken(ctx context.Context, key string) (*tokenRecord, erro
 	}
 	if !s.now().Before(rec.Expires) {
 		return nil, errors.New("token is not active")
+	}
+	if rec.Grant != "" {
+		switch n, err := s.rdb.Exists(ctx, revokedGrantKey(rec.Grant)).Result(); {
+		case err != nil:
+			return nil, down(ctx, fmt.Errorf("read token: %w", err))
+		case n > 0:
+			return nil, errors.New("token is not active")
+		}
 	}
 	if err := s.sessionLive(ctx, &rec.Queue); err != nil {
 		return nil, err
@@ -509,9 +537,15 @@ func (s *storage) TerminateSession(ctx context.Context, userID, clientID string)
 // RevokeToken implements op.Storage (RFC 7009). A token of another client
 // is refused; an unknown one is not an error.
 func (s *storage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID string) *zoidc.Error {
-	key := refreshTokenKey(tokenOrID)
-	if userID != "" {
+	// tokenOrID is what GetRefreshTokenInfo named a refresh token, an
+	// access token's id, or (neither recognised) the token as presented.
+	key := tokenOrID
+	switch {
+	case strings.HasPrefix(tokenOrID, refreshTokenKeyPrefix):
+	case userID != "":
 		key = accessTokenKey(tokenOrID)
+	default:
+		key = refreshTokenKey(tokenOrID)
 	}
 	rec, err := s.readToken(ctx, key)
 	if err != nil {
@@ -519,6 +553,14 @@ func (s *storage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID s
 	}
 	if rec.ClientID != clientID {
 		return zoidc.ErrInvalidClient().WithDescription("token was not issued to this client")
+	}
+	// RFC 7009 §2.1: revoking a refresh token revokes the access tokens of
+	// its grant too.
+	if strings.HasPrefix(key, refreshTokenKeyPrefix) && rec.Grant != "" {
+		if err := s.rdb.Set(ctx, revokedGrantKey(rec.Grant), 1, rec.Expires.Sub(s.now())+time.Minute).Err(); err != nil {
+			_ = down(ctx, err)
+			return zoidc.ErrServerError().WithParent(err)
+		}
 	}
 	// One key per DEL: the keys hash to different Cluster slots.
 	keys := []string{key}
@@ -534,13 +576,15 @@ func (s *storage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID s
 	return nil
 }
 
-// GetRefreshTokenInfo implements op.Storage.
+// GetRefreshTokenInfo implements op.Storage. The id it gives a refresh
+// token is its Redis key, which RevokeToken tells from an access token's id.
 func (s *storage) GetRefreshTokenInfo(ctx context.Context, clientID, token string) (string, string, error) {
-	rec, err := s.readToken(ctx, refreshTokenKey(token))
+	key := refreshTokenKey(token)
+	rec, err := s.readToken(ctx, key)
 	if err != nil || rec.ClientID != clientID {
 		return "", "", op.ErrInvalidRefreshToken
 	}
-	return rec.Queue.Subject, token, nil
+	return rec.Queue.Subject, key, nil
 }
 
 // signingKey adapts a keys.Key to op.SigningKey.
@@ -611,7 +655,7 @@ func (s *storage) SetUserinfoFromScopes(context.Context, *zoidc.UserInfo, string
 
 // SetUserinfoFromRequest puts the queue claims into the ID token.
 func (s *storage) SetUserinfoFromRequest(_ context.Context, info *zoidc.UserInfo, req op.IDTokenRequest, _ []string) error {
-	q, _, err := grant(req.(op.TokenRequest))
+	q, _, _, err := grant(req.(op.TokenRequest))
 	if err != nil {
 		return err
 	}
@@ -667,7 +711,7 @@ func (s *storage) GetPrivateClaimsFromScopes(context.Context, string, string, []
 
 // GetPrivateClaimsFromRequest puts the queue claims into JWT access tokens.
 func (s *storage) GetPrivateClaimsFromRequest(_ context.Context, req op.TokenRequest, _ []string) (map[string]any, error) {
-	q, _, err := grant(req)
+	q, _, _, err := grant(req)
 	if err != nil {
 		return nil, err
 	}

@@ -257,12 +257,8 @@ func oidcFlowAcrossInstances(e *env, addrA, addrB string) {
 	if active := introspect(t, e, tok2.AccessToken); active != true {
 		t.Fatalf("refreshed access token: active=%v", active)
 	}
-	form := url.Values{"token": {tok2.AccessToken}}
-	req, _ := http.NewRequest(http.MethodPost, issuer+"/revoke", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(clientID, secret)
-	if resp, err := (&http.Client{Transport: e.transport()}).Do(req); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("revoke: %v %v", resp, err)
+	if status := revoke(t, e, tok2.AccessToken); status != http.StatusOK {
+		t.Fatalf("revoke: %d", status)
 	}
 	if active := introspect(t, e, tok2.AccessToken); active != false {
 		t.Fatalf("revoked access token: active=%v", active)

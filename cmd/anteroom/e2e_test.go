@@ -419,12 +419,8 @@ func TestFlowQueuesThenIssuesTokensWithQueueClaims(t *testing.T) {
 	if active := introspect(t, e, tok.AccessToken); active != true {
 		t.Fatalf("introspection before revocation: active=%v", active)
 	}
-	form := url.Values{"token": {tok.AccessToken}}
-	req, _ := http.NewRequest(http.MethodPost, issuer+"/revoke", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(clientID, secret)
-	if resp, err := (&http.Client{Transport: e.transport()}).Do(req); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("revoke: %v %v", resp, err)
+	if status := revoke(t, e, tok.AccessToken); status != http.StatusOK {
+		t.Fatalf("revoke: %d", status)
 	}
 	if active := introspect(t, e, tok.AccessToken); active != false {
 		t.Fatalf("introspection after revocation: active=%v", active)
@@ -447,6 +443,22 @@ func TestFlowQueuesThenIssuesTokensWithQueueClaims(t *testing.T) {
 	if _, doc := e.admin(http.MethodGet, "/admin/v1/rooms/"+roomID, ""); doc["active"] != float64(0) {
 		t.Fatalf("active after logout: %v", doc["active"])
 	}
+}
+
+// revoke revokes token as the test client (RFC 7009) and returns the status.
+func revoke(t *testing.T, e *env, token string) int {
+	t.Helper()
+	form := url.Values{"token": {token}}
+	req, _ := http.NewRequest(http.MethodPost, issuer+"/revoke", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(clientID, secret)
+	resp, err := (&http.Client{Transport: e.transport()}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 func introspect(t *testing.T, e *env, token string) any {
@@ -608,7 +620,12 @@ func TestConcurrentRedemptionsOfOneCode(t *testing.T) {
 	if wins.Load() != 1 {
 		t.Fatalf("%d of 20 concurrent redemptions succeeded", wins.Load())
 	}
-	// A code presented again after it was spent revokes what it bought.
+	// The 19 losers were second uses of the code all the same (RFC 6749
+	// §4.1.2): what the winner got is revoked.
+	if active := introspect(t, e, winner.Load().AccessToken); active != false {
+		t.Fatalf("the winner's token after 19 other redemptions: active=%v", active)
+	}
+	// A code presented again after it was spent is refused.
 	if _, err := r.oauth.Exchange(r.ctx, code, oauth2.VerifierOption(l.verifier)); err == nil {
 		t.Fatal("replayed code succeeded")
 	}

@@ -360,6 +360,48 @@ func TestOIDCNegativeTokenEndpoint(t *testing.T) {
 			t.Fatalf("refresh token of a replayed code: %d %v", status, doc)
 		}
 	})
+	t.Run("a replayed code revokes the tokens its refresh token was rotated into", func(t *testing.T) {
+		l := newLogin()
+		code := e.admitted(r.authURL(l, oauth2.SetAuthURLParam("scope", "openid offline_access")), l)
+		_, doc, _ := e.tokenCall(clientID, secret, codeForm(code, l.verifier))
+		first, _ := doc["refresh_token"].(string)
+		status, doc, _ := e.tokenCall(clientID, secret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {first}})
+		rotated, _ := doc["refresh_token"].(string)
+		access, _ := doc["access_token"].(string)
+		if status != http.StatusOK || rotated == "" || access == "" {
+			t.Fatalf("refresh: %d %v", status, doc)
+		}
+		if active := introspect(t, e, access); active != true {
+			t.Fatalf("the rotated access token before the replay: active=%v", active)
+		}
+		if status, _, _ := e.tokenCall(clientID, secret, codeForm(code, l.verifier)); status == http.StatusOK {
+			t.Fatal("the replayed code was taken")
+		}
+		if active := introspect(t, e, access); active != false {
+			t.Fatalf("access token rotated from a replayed code's refresh token: active=%v", active)
+		}
+		if status, doc, _ := e.tokenCall(clientID, secret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rotated}}); status != http.StatusBadRequest || doc["error"] != "invalid_grant" {
+			t.Fatalf("refresh token rotated from a replayed code's: %d %v", status, doc)
+		}
+	})
+	t.Run("revoking a refresh token revokes every access token of its grant", func(t *testing.T) {
+		l := newLogin()
+		code := e.admitted(r.authURL(l, oauth2.SetAuthURLParam("scope", "openid offline_access")), l)
+		_, doc, _ := e.tokenCall(clientID, secret, codeForm(code, l.verifier))
+		firstAccess, _ := doc["access_token"].(string)
+		status, doc, _ := e.tokenCall(clientID, secret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {doc["refresh_token"].(string)}})
+		if status != http.StatusOK {
+			t.Fatalf("refresh: %d %v", status, doc)
+		}
+		if status := revoke(t, e, doc["refresh_token"].(string)); status != http.StatusOK {
+			t.Fatalf("revoke: %d", status)
+		}
+		for _, tok := range []string{firstAccess, doc["access_token"].(string)} {
+			if active := introspect(t, e, tok); active != false {
+				t.Fatalf("access token of a revoked refresh token's grant: active=%v", active)
+			}
+		}
+	})
 	t.Run("a refresh token is bound to its client, rotated, and the old one refused", func(t *testing.T) {
 		l := newLogin()
 		code := e.admitted(r.authURL(l, oauth2.SetAuthURLParam("scope", "openid offline_access")), l)
