@@ -144,8 +144,9 @@ func requestKey(id string) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:15])
 }
 
-// sealedVersion 2 added max_age; ids of version 1 (without it) are still
-// opened while they can wait.
+// sealedVersion 2 added max_age. A request without max_age is still sealed
+// as version 1, which every release opens: during a rolling upgrade an
+// instance of the previous release serves the visitor's next poll.
 const sealedVersion = 2
 
 var sealedAD = []byte("anteroom auth request")
@@ -158,12 +159,14 @@ func sealRequest(box *keys.Box, a *AuthRequest) string {
 	fields := []string{
 		a.ClientID, a.RedirectURI, a.State, a.Nonce, strings.Join(a.Scopes, " "),
 		string(a.ResponseType), string(a.ResponseMode), a.CodeChallenge,
-		string(a.CodeChallengeMethod), strings.Join(a.Prompt, " "), "",
+		string(a.CodeChallengeMethod), strings.Join(a.Prompt, " "),
 	}
+	version := byte(1)
 	if a.MaxAge != nil {
-		fields[10] = strconv.FormatUint(uint64(*a.MaxAge), 10)
+		version = sealedVersion
+		fields = append(fields, strconv.FormatUint(uint64(*a.MaxAge), 10))
 	}
-	b := []byte{sealedVersion}
+	b := []byte{version}
 	b = binary.AppendVarint(b, a.CreatedAt.Unix())
 	for _, f := range fields {
 		b = binary.AppendUvarint(b, uint64(len(f)))

@@ -55,6 +55,37 @@ func TestSealedRequestRoundTrips(t *testing.T) {
 	}
 }
 
+// A request without max_age is sealed in the format the previous release
+// reads (version 1), so a rolling upgrade does not strand its visitors; one
+// with max_age needs version 2, and keeps it.
+func TestSealedRequestVersionFollowsMaxAge(t *testing.T) {
+	box := testBox(t, 1)
+	version := func(id string) byte {
+		raw, _ := base64.RawURLEncoding.DecodeString(id)
+		b, err := box.Open(raw, sealedAD)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b[0]
+	}
+	a := sampleRequest()
+	if v := version(sealRequest(box, a)); v != 1 {
+		t.Fatalf("request without max_age sealed as version %d", v)
+	}
+	zero, hour := uint(0), uint(3600)
+	for _, age := range []*uint{&zero, &hour} {
+		a.MaxAge = age
+		id := sealRequest(box, a)
+		if v := version(id); v != 2 {
+			t.Fatalf("request with max_age %d sealed as version %d", *age, v)
+		}
+		got, err := openRequest(box, id)
+		if err != nil || got.MaxAge == nil || *got.MaxAge != *age {
+			t.Fatalf("max_age %d round trip: %v %v", *age, got.MaxAge, err)
+		}
+	}
+}
+
 func TestSealedRequestRefusesTamperingAndForeignKeys(t *testing.T) {
 	box := testBox(t, 1)
 	id := sealRequest(box, sampleRequest())
