@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 
 	"github.com/anteroom/anteroom/waitingroom"
@@ -24,6 +25,43 @@ func TestStatusJSONMatchesEncodingJSON(t *testing.T) {
 		want, _ := json.Marshal(doc)
 		if got := appendStatusJSON(nil, doc); string(got) != string(want) {
 			t.Errorf("appendStatusJSON:\n got %s\nwant %s", got, want)
+		}
+	}
+}
+
+// A field added to the status must reach the hand-written encoder: every
+// field, set to a value that is not its zero (so omitempty cannot hide
+// it), comes out as encoding/json writes it.
+func TestStatusJSONCoversEveryField(t *testing.T) {
+	var doc visitorJSON
+	fillFields(t, reflect.ValueOf(&doc).Elem())
+	want, _ := json.Marshal(doc)
+	if got := appendStatusJSON(nil, doc); string(got) != string(want) {
+		t.Errorf("appendStatusJSON misses a field:\n got %s\nwant %s", got, want)
+	}
+}
+
+// fillFields sets every field of the struct v to a value that is not its zero.
+func fillFields(t *testing.T, v reflect.Value) {
+	for i := range v.NumField() {
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.Struct:
+			fillFields(t, f)
+			continue
+		case reflect.Pointer:
+			f.Set(reflect.New(f.Type().Elem()))
+			f = f.Elem()
+		}
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString("x" + v.Type().Field(i).Name)
+		case reflect.Int, reflect.Int64, reflect.Int32:
+			f.SetInt(int64(41 + i))
+		case reflect.Bool:
+			f.SetBool(true)
+		default:
+			t.Fatalf("status field %s is a %s: teach fillFields and appendStatusJSON about it", v.Type().Field(i).Name, f.Kind())
 		}
 	}
 }

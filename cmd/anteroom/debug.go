@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 )
 
@@ -32,9 +33,28 @@ func serveDebug(ctx context.Context, addr string) (func(), error) {
 		return nil, fmt.Errorf("debug listener: %w", err)
 	}
 	// No WriteTimeout: a CPU profile streams for as long as it was asked to run.
-	srv := &http.Server{Handler: debugMux(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: onlyLocalHosts(debugMux()), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	slog.Info("profiler listening", "addr", ln.Addr().String())
 	stop := context.AfterFunc(ctx, func() { _ = srv.Close() })
 	return func() { stop(); _ = srv.Close() }, nil
+}
+
+// onlyLocalHosts refuses a request whose Host is a name other than
+// localhost. The listener is on loopback, but a web page in a browser on
+// the same machine can reach it under its own name by DNS rebinding and
+// read a heap profile; an IP literal or localhost cannot be rebound.
+func onlyLocalHosts(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if hp, _, err := net.SplitHostPort(host); err == nil {
+			host = hp
+		}
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+		if net.ParseIP(host) == nil && !strings.EqualFold(host, "localhost") {
+			http.Error(w, "the profiler answers to an IP address or localhost only", http.StatusMisdirectedRequest)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

@@ -39,6 +39,23 @@ func TestDebugListenerServesTheProfilerOnly(t *testing.T) {
 	if code, _ := get("/healthz"); code != http.StatusNotFound {
 		t.Errorf("/healthz on the debug listener = %d, want 404", code)
 	}
+	// A page in a browser on this machine may reach the listener under its
+	// own name by DNS rebinding; only IP literals and localhost are served.
+	for host, want := range map[string]int{
+		"attacker.example:6060": http.StatusMisdirectedRequest, "attacker.example": http.StatusMisdirectedRequest,
+		"localhost:6060": http.StatusOK, "LOCALHOST": http.StatusOK, "[::1]:6060": http.StatusOK, addr: http.StatusOK,
+	} {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/debug/pprof/", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %q: %d, want %d", host, resp.StatusCode, want)
+		}
+	}
 	// A taken address is an error at start-up, not a silent absence.
 	if _, err := serveDebug(ctx, addr); err == nil {
 		t.Error("serveDebug on a taken address succeeded")
