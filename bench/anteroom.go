@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -201,6 +202,26 @@ func selfCPU() time.Duration {
 
 // rss is the instance's resident memory, in bytes, as the kernel counts it.
 func (a *instance) rss() (int64, error) { return processRSS(a.cmd.Process.Pid) }
+
+// metric reads an unlabelled series from the instance's /metrics.
+func (a *instance) metric(name string) (float64, error) {
+	resp, err := http.Get(a.issuer + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			return strconv.ParseFloat(v, 64)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("%s: no %s", a.issuer, name)
+}
 
 func processRSS(pid int) (int64, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))

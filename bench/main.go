@@ -220,17 +220,31 @@ func run(o options) error {
 	}
 	res.Figures = append(res.Figures, f)
 
-	var b *instance
-	if o.streams > 0 || o.scaling {
-		if b, err = launch(spec(0, "")); err != nil {
-			return err
-		}
-	}
 	if o.streams > 0 {
-		if f, err = figureStreams(ctx, o, []*instance{a, b}); err != nil {
+		// Fresh instances, as the baseline's server is: one that served
+		// the figures before holds freed heap the streams would reuse,
+		// which hides their cost.
+		var fresh []*instance
+		for range 2 {
+			s, err := launch(spec(0, ""))
+			if err != nil {
+				return err
+			}
+			fresh = append(fresh, s)
+		}
+		if f, err = figureStreams(ctx, o, fresh); err != nil {
 			return fmt.Errorf("figure 4b: %w", err)
 		}
 		res.Figures = append(res.Figures, f)
+		for _, s := range fresh {
+			s.stop()
+		}
+	}
+	var b *instance
+	if o.scaling {
+		if b, err = launch(spec(0, "")); err != nil {
+			return err
+		}
 	}
 
 	if o.scaling {

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -138,17 +137,19 @@ func figureStreams(ctx context.Context, o options, instances []*instance) (figur
 	}()
 	for i := range k {
 		a := instances[i]
-		v, err := queueVisitor(client, a)
+		// A visitor each: an instance holds at most a few streams per
+		// ticket.
+		count := min(per, n-i*per)
+		targets, err := queueVisitors(client, a, count)
 		if err != nil {
-			return figure{}, err
+			return figure{}, a.explain(err)
 		}
 		settle()
 		b, err := a.rss()
 		if err != nil {
 			return figure{}, err
 		}
-		count := min(per, n-i*per)
-		stop, err := openStreams(v.waitURL+"/events", v.cookie, count)
+		stop, err := openStreams(targets)
 		if err != nil {
 			return figure{}, a.explain(err)
 		}
@@ -157,6 +158,9 @@ func figureStreams(ctx context.Context, o options, instances []*instance) (figur
 		after, err := a.rss()
 		if err != nil {
 			return figure{}, err
+		}
+		if held, err := a.metric("anteroom_event_streams"); err != nil || int(held) != count {
+			return figure{}, fmt.Errorf("instance %s holds %v of the %d streams opened (%v)", a.issuer, held, count, err)
 		}
 		rssBefore += b
 		rssAfter += after
@@ -179,7 +183,11 @@ func figureStreams(ctx context.Context, o options, instances []*instance) (figur
 	if err != nil {
 		return figure{}, err
 	}
-	stop, err := openStreams("http://"+addr+"/events", "", per)
+	bare := make([]streamTarget, per)
+	for i := range bare {
+		bare[i] = streamTarget{url: "http://" + addr + "/events"}
+	}
+	stop, err := openStreams(bare)
 	if err != nil {
 		return figure{}, err
 	}
@@ -205,15 +213,44 @@ func figureStreams(ctx context.Context, o options, instances []*instance) (figur
 // kernel to account for it) before its memory is read.
 func settle() { time.Sleep(2 * time.Second) }
 
-// openStreams opens count event streams to u in a child process of this
-// program (each process may hold only so many sockets) and returns once
-// every stream has received its first event; stop closes them all.
-func openStreams(u, cookie string, count int) (func(), error) {
+// streamTarget is an event stream to open, with the Cookie header to send.
+type streamTarget struct{ url, cookie string }
+
+// queueVisitors queues count visitors at a, 32 at a time, and returns their
+// event streams.
+func queueVisitors(client *http.Client, a *instance, count int) ([]streamTarget, error) {
+	targets := make([]streamTarget, count)
+	var next atomic.Int64
+	var firstErr atomic.Pointer[error]
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(count) && firstErr.Load() == nil; i = next.Add(1) - 1 {
+				v, err := queueVisitor(client, a)
+				if err != nil {
+					firstErr.CompareAndSwap(nil, &err)
+					return
+				}
+				targets[i] = streamTarget{url: v.waitURL + "/events", cookie: v.cookie}
+			}
+		})
+	}
+	wg.Wait()
+	if p := firstErr.Load(); p != nil {
+		return nil, *p
+	}
+	return targets, nil
+}
+
+// openStreams opens the event streams of targets in a child process of
+// this program (each process may hold only so many sockets) and returns
+// once every stream has received its first event; stop closes them all.
+func openStreams(targets []streamTarget) (func(), error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, "sse-client", "-url", u, "-cookie", cookie, "-n", strconv.Itoa(count))
+	cmd := exec.Command(self, "sse-client")
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -227,6 +264,15 @@ func openStreams(u, cookie string, count int) (func(), error) {
 		return nil, err
 	}
 	stop := func() { stdin.Close(); _ = cmd.Wait() }
+	w := bufio.NewWriter(stdin)
+	for _, t := range targets {
+		fmt.Fprintf(w, "%s\t%s\n", t.url, t.cookie)
+	}
+	fmt.Fprintln(w)
+	if err := w.Flush(); err != nil {
+		stop()
+		return nil, fmt.Errorf("sse-client: %w", err)
+	}
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, "open ") {
 		stop()
@@ -235,14 +281,21 @@ func openStreams(u, cookie string, count int) (func(), error) {
 	return stop, nil
 }
 
-// sseClient holds -n event streams to -url open until its stdin closes,
-// printing "open N" once each has received its first event.
-func sseClient(args []string) {
-	fs := flag.NewFlagSet("sse-client", flag.ExitOnError)
-	u := fs.String("url", "", "event stream URL")
-	cookie := fs.String("cookie", "", "Cookie header")
-	n := fs.Int("n", 1000, "streams")
-	_ = fs.Parse(args)
+// sseClient opens the event streams its stdin lists ("URL<tab>Cookie
+// header" a line, up to an empty line) and holds them open until its stdin
+// closes, printing "open N" once each has received its first event.
+func sseClient([]string) {
+	in := bufio.NewReader(os.Stdin)
+	var targets []streamTarget
+	for {
+		line, err := in.ReadString('\n')
+		line = strings.TrimSuffix(line, "\n")
+		if line == "" || err != nil {
+			break
+		}
+		u, cookie, _ := strings.Cut(line, "\t")
+		targets = append(targets, streamTarget{url: u, cookie: cookie})
+	}
 	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: -1, DisableCompression: true, MaxConnsPerHost: 0}
 	client := &http.Client{Transport: tr}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -251,11 +304,11 @@ func sseClient(args []string) {
 	var opened, failed atomic.Int64
 	var firstErr atomic.Pointer[error]
 	sem := make(chan struct{}, 256) // connect this many at a time
-	open := func() (io.ReadCloser, error) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, *u, nil)
+	open := func(t streamTarget) (io.ReadCloser, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, t.url, nil)
 		req.Header.Set("Accept", "text/event-stream")
-		if *cookie != "" {
-			req.Header.Set("Cookie", *cookie)
+		if t.cookie != "" {
+			req.Header.Set("Cookie", t.cookie)
 		}
 		resp, err := client.Do(req)
 		if err != nil {
@@ -263,7 +316,7 @@ func sseClient(args []string) {
 		}
 		if resp.StatusCode != http.StatusOK {
 			resp.Body.Close()
-			return nil, fmt.Errorf("GET %s: %s", *u, resp.Status)
+			return nil, fmt.Errorf("GET %s: %s", t.url, resp.Status)
 		}
 		r := bufio.NewReader(resp.Body)
 		for {
@@ -277,11 +330,11 @@ func sseClient(args []string) {
 			}
 		}
 	}
-	for range *n {
+	for _, t := range targets {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
-			body, err := open()
+			body, err := open(t)
 			<-sem
 			if err != nil {
 				failed.Add(1)
@@ -297,12 +350,12 @@ func sseClient(args []string) {
 		}()
 	}
 	wg.Wait()
-	if p := firstErr.Load(); p != nil && opened.Load() < int64(*n) {
-		fmt.Fprintf(os.Stderr, "bench sse-client: %d of %d streams failed, first: %v\n", failed.Load(), *n, *p)
+	if p := firstErr.Load(); p != nil && opened.Load() < int64(len(targets)) {
+		fmt.Fprintf(os.Stderr, "bench sse-client: %d of %d streams failed, first: %v\n", failed.Load(), len(targets), *p)
 		os.Exit(1)
 	}
 	fmt.Printf("open %d\n", opened.Load())
-	_, _ = io.Copy(io.Discard, os.Stdin)
+	_, _ = io.Copy(io.Discard, in)
 }
 
 // bareSSE serves event streams that send one event and then hold the

@@ -182,6 +182,7 @@ func (h *streamHub) add(st *stream) {
 	}
 	h.streams[st] = struct{}{}
 	h.byTicket[st.ticket.ID] = append(h.byTicket[st.ticket.ID], st)
+	h.s.metrics.streamsHeld(1)
 	h.mu.Unlock()
 	if oldest != nil {
 		h.end(oldest)
@@ -190,6 +191,10 @@ func (h *streamHub) add(st *stream) {
 
 // forgetLocked removes st from the hub; the caller holds h.mu.
 func (h *streamHub) forgetLocked(st *stream) {
+	if _, ok := h.streams[st]; !ok {
+		return
+	}
+	h.s.metrics.streamsHeld(-1)
 	delete(h.streams, st)
 	mine := h.byTicket[st.ticket.ID]
 	for i, x := range mine {
@@ -339,6 +344,7 @@ func (h *streamHub) closeAll() {
 	all := h.streams
 	h.streams, h.byTicket = map[*stream]struct{}{}, map[waitingroom.TicketID][]*stream{}
 	h.closed = true
+	h.s.metrics.streamsHeld(-len(all))
 	h.mu.Unlock()
 	for st := range all {
 		h.end(st)

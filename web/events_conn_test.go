@@ -3,6 +3,7 @@ package web
 import (
 	"bufio"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"io"
 	"net"
 	"net/http"
@@ -156,6 +157,13 @@ func TestStreamsPerTicketAreBounded(t *testing.T) {
 	if n := s.streams.Len(); n != maxStreamsPerTicket+1 {
 		t.Errorf("hub holds %d streams, want %d", n, maxStreamsPerTicket+1)
 	}
+	if n := testutil.ToFloat64(s.metrics.streams); n != maxStreamsPerTicket+1 {
+		t.Errorf("anteroom_event_streams = %v, want %d", n, maxStreamsPerTicket+1)
+	}
+	s.CloseStreams()
+	if n := testutil.ToFloat64(s.metrics.streams); n != 0 {
+		t.Errorf("anteroom_event_streams after CloseStreams = %v, want 0", n)
+	}
 }
 
 // Clients that open streams and never read must not hold up the others: once
@@ -193,5 +201,8 @@ func TestStalledStreamsAreDropped(t *testing.T) {
 	t.Logf("stalled streams dropped after %d broadcasts", broadcasts)
 	if s.streams.Len() != 1 {
 		t.Fatalf("the reading stream was dropped too")
+	}
+	if n := testutil.ToFloat64(s.metrics.streams); n != 1 {
+		t.Errorf("anteroom_event_streams = %v, want 1", n)
 	}
 }

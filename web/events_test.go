@@ -3,6 +3,7 @@ package web
 import (
 	"bufio"
 	"context"
+	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -28,6 +29,9 @@ func streamSite(t *testing.T) (*Server, *waitingroom.Store, *httptest.Server) {
 		t.Fatal(err)
 	}
 	o := testOptions("")
+	if o.Metrics, err = NewMetrics(prometheus.NewRegistry()); err != nil {
+		t.Fatal(err)
+	}
 	cache := waitingroom.NewCache(store, time.Hour)
 	o.Store, o.Cache = store, cache
 	s, err := New(o)

@@ -142,6 +142,7 @@ type Metrics struct {
 	routes      sync.Map // route → prometheus.Observer of requests
 	redisErrors *redisErrorCounter
 	refusals    *prometheus.CounterVec
+	streams     prometheus.Gauge
 	// abandonedByRoom is this instance's own count of abandoned positions
 	// per room (*atomic.Int64), for the admin status: unlike the series,
 	// it is not shared with other Metrics of the process.
@@ -201,6 +202,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Name: "anteroom_visitor_errors_total",
 		Help: "Error pages and error JSON shown to visitors, by kind: invalid_request, expired, start_again, closed, temporarily_unavailable, rate_limited, too_many_logins.",
 	}, []string{"kind"})); err != nil {
+		return nil, err
+	}
+	if m.streams, err = registerOnce(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "anteroom_event_streams",
+		Help: "Event streams (/wait/{id}/events) the process holds open: waiting pages that are live.",
+	})); err != nil {
 		return nil, err
 	}
 	if m.redisErrors, err = registerOnce(reg, &redisErrorCounter{
@@ -280,6 +287,13 @@ func (s *Server) Instrument(m *Metrics, next http.Handler) http.Handler {
 		}
 		m.observer(route(r)).Observe(time.Since(start).Seconds())
 	})
+}
+
+// streamsHeld adds n to the count of held event streams.
+func (m *Metrics) streamsHeld(n int) {
+	if m != nil {
+		m.streams.Add(float64(n))
+	}
 }
 
 // streamEnded records how long an event stream that opened at start stayed

@@ -448,33 +448,34 @@ func TestFlowQueuesThenIssuesTokensWithQueueClaims(t *testing.T) {
 // revoke revokes token as the test client (RFC 7009) and returns the status.
 func revoke(t *testing.T, e *env, token string) int {
 	t.Helper()
-	form := url.Values{"token": {token}}
-	req, _ := http.NewRequest(http.MethodPost, issuer+"/revoke", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(clientID, secret)
-	resp, err := (&http.Client{Transport: e.transport()}).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := postToken(t, e, "/revoke", token)
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode
 }
 
+// introspect returns the "active" of token's introspection by the test client.
 func introspect(t *testing.T, e *env, token string) any {
 	t.Helper()
+	resp := postToken(t, e, "/oauth/introspect", token)
+	defer resp.Body.Close()
+	var doc map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&doc)
+	return doc["active"]
+}
+
+// postToken posts token to path as the test client.
+func postToken(t *testing.T, e *env, path, token string) *http.Response {
+	t.Helper()
 	form := url.Values{"token": {token}}
-	req, _ := http.NewRequest(http.MethodPost, issuer+"/oauth/introspect", strings.NewReader(form.Encode()))
+	req, _ := http.NewRequest(http.MethodPost, issuer+path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(clientID, secret)
 	resp, err := (&http.Client{Transport: e.transport()}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var doc map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&doc)
-	return doc["active"]
+	return resp
 }
 
 func TestVisitorsKeepOrderAndPositionAcrossRestartedLogins(t *testing.T) {
