@@ -244,15 +244,27 @@ func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, id string, t w
 	return nil
 }
 
+// Decline ends auth request id at the relying party with access_denied:
+// the visitor chose to keep their admission rather than pass the queue
+// again for a request that wanted a more recent one (max_age,
+// prompt=login).
+func (p *Provider) Decline(w http.ResponseWriter, r *http.Request, id string) {
+	p.refuse(w, r, id, zoidc.ErrAccessDenied().WithDescription("the visitor did not pass the queue again"))
+}
+
 // LoginRequired ends auth request id at the relying party with the OAuth
 // error login_required: the answer to prompt=none for a visitor who would
 // have to queue.
 func (p *Provider) LoginRequired(w http.ResponseWriter, r *http.Request, id string) {
+	p.refuse(w, r, id, zoidc.ErrLoginRequired().WithDescription("the visitor must wait in the queue"))
+}
+
+// refuse ends auth request id at the relying party with oauthErr.
+func (p *Provider) refuse(w http.ResponseWriter, r *http.Request, id string, oauthErr *zoidc.Error) {
 	a, _, err := p.storage.pending(id)
 	if err != nil {
 		http.Error(w, "unknown or expired request", http.StatusBadRequest)
 		return
 	}
-	oauthErr := zoidc.ErrLoginRequired().WithDescription("the visitor must wait in the queue")
 	op.AuthRequestError(w, r.WithContext(op.ContextWithIssuer(r.Context(), p.issuer)), a, oauthErr, p.op)
 }

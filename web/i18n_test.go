@@ -42,6 +42,10 @@ func (fakeFlow) LoginRequired(w http.ResponseWriter, _ *http.Request, _ string) 
 	http.Error(w, "login_required", http.StatusBadRequest)
 }
 
+func (fakeFlow) Decline(w http.ResponseWriter, _ *http.Request, _ string) {
+	http.Error(w, "access_denied", http.StatusBadRequest)
+}
+
 const testIssuer = "http://127.0.0.1:1"
 
 // testOptions are a Server's options without a store: enough for New to

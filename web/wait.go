@@ -62,17 +62,18 @@ func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
 	// An expired ticket still goes to Join, which gives a new place and
 	// moves this request over from it.
 	usable := have != nil && !have.Expired(room, now)
-	if usable && have.Admitted() && !s.flow.Fresh(id, *have) {
-		// The relying party wants a more recent admission than this
-		// browser's (max_age): a new place at the back, as for a new
-		// visitor. The old admission runs out by its session.
-		have, usable = nil, false
-	}
+	// The relying party may want a more recent admission than this
+	// browser's (max_age, prompt=login).
+	stale := usable && have.Admitted() && !s.flow.Fresh(id, *have)
 	if promptNone {
-		if !usable {
+		if !usable || stale {
 			have = nil
 		}
 		s.silent(w, r, id, room, have)
+		return
+	}
+	if stale {
+		s.askRequeue(w, r, id)
 		return
 	}
 	if usable && wantsJSON(r) {
@@ -126,6 +127,66 @@ func (s *Server) silent(w http.ResponseWriter, r *http.Request, id string, room 
 	s.admit(w, r, id, *have, room)
 }
 
+// askRequeue asks an admitted visitor whether to pass the queue again for
+// a request that wants a more recent admission than theirs. Any site can
+// send a browser to /authorize with prompt=login, so a GET never gives up
+// an admission: only the visitor's own POST to requeue does.
+func (s *Server) askRequeue(w http.ResponseWriter, r *http.Request, id string) {
+	base := s.issuer + "/wait/" + id
+	if wantsJSON(r) {
+		writeJSON(w, msgRequeue.Status, struct {
+			Code       string `json:"error"`
+			Text       string `json:"error_description"`
+			RequeueURL string `json:"requeue_url"`
+			DeclineURL string `json:"decline_url"`
+		}{msgRequeue.Code, builtinEnglish()[msgRequeue.Text], base + "/requeue", base + "/decline"})
+		return
+	}
+	p := s.visitorMessage(w, r, msgRequeue)
+	p.Actions = []pageAction{
+		{URL: base + "/requeue", Label: p.text("msg.requeue.yes")},
+		{URL: base + "/decline", Label: p.text("msg.requeue.no"), Secondary: true},
+	}
+	s.render(w, http.StatusOK, "message.html", p)
+}
+
+// requeue serves POST /wait/{id}/requeue: the visitor agreed to pass the
+// queue again, and gets a new place at the back; their admission runs out
+// by its session. It needs the browser's ticket cookie, which a form that
+// another site posts does not carry (SameSite=Lax), so no other site can
+// make a visitor give up an admission.
+func (s *Server) requeue(w http.ResponseWriter, r *http.Request) {
+	id, room, have, ok := s.ticketFor(w, r)
+	if !ok {
+		return
+	}
+	if have.Admitted() && !s.flow.Fresh(id, have) {
+		j, err := s.store.Join(r.Context(), room.ID, id, nil, waitingroom.JoinFrom(limitKey(s.clientIPs.Of(r))))
+		if err != nil {
+			s.storeFailure(w, r, err)
+			return
+		}
+		s.metrics.joined(room.ID)
+		if err := s.cookies.write(w, j.Ticket, room, s.store.Now()); err != nil {
+			s.fail(w, r, msgUnavailable, err)
+			return
+		}
+		s.cache.Observe(room.ID, j.Serving, j.Ticket.Position)
+	}
+	http.Redirect(w, r, s.issuer+"/wait/"+r.PathValue("id"), http.StatusSeeOther)
+}
+
+// decline serves POST /wait/{id}/decline: the visitor keeps their
+// admission, and the relying party hears access_denied.
+func (s *Server) decline(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, _, err := s.flow.Open(id); err != nil {
+		s.storeFailure(w, r, err)
+		return
+	}
+	s.flow.Decline(w, r, id)
+}
+
 // continueFlow serves POST /wait/{id}/continue.
 func (s *Server) continueFlow(w http.ResponseWriter, r *http.Request) {
 	id, room, have, ok := s.ticketFor(w, r)
@@ -133,7 +194,8 @@ func (s *Server) continueFlow(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if have.Admitted() && !s.flow.Fresh(id, have) {
-		// Too old an admission for this request: the page queues anew.
+		// Too old an admission for this request: the page asks whether
+		// to queue anew.
 		http.Redirect(w, r, s.issuer+"/wait/"+id, http.StatusSeeOther)
 		return
 	}

@@ -40,6 +40,9 @@ type AuthFlow interface {
 	Finish(w http.ResponseWriter, r *http.Request, id string, t waitingroom.Ticket) error
 	// LoginRequired answers a prompt=none request that would have to queue.
 	LoginRequired(w http.ResponseWriter, r *http.Request, id string)
+	// Decline ends the request at the relying party with access_denied:
+	// the visitor would rather keep their admission than queue again.
+	Decline(w http.ResponseWriter, r *http.Request, id string)
 	// Fresh reports whether an admitted ticket's admission may answer the
 	// request: false when the relying party asked for a more recent one
 	// (max_age, prompt=login), which means queueing again.
@@ -147,6 +150,8 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /wait/{id}", s.wait)
 	mux.HandleFunc(eventsPattern, s.events)
 	mux.HandleFunc("POST /wait/{id}/continue", s.continueFlow)
+	mux.HandleFunc("POST /wait/{id}/requeue", s.requeue)
+	mux.HandleFunc("POST /wait/{id}/decline", s.decline)
 	mux.HandleFunc("GET /api/v1/rooms/{room}", s.publicRoom)
 	mux.HandleFunc("GET /admin/v1/rooms", s.admin(s.adminRooms))
 	mux.HandleFunc("GET /admin/v1/rooms/{room}", s.admin(s.adminRoom))
@@ -267,6 +272,7 @@ var (
 	msgUnknown     = message{http.StatusBadRequest, "invalid_request", "msg.unknown.title", "msg.unknown.text"}
 	msgExpired     = message{http.StatusGone, "expired", "msg.expired.title", "msg.expired.text"}
 	msgClaimed     = message{http.StatusConflict, "start_again", "msg.claimed.title", "msg.claimed.text"}
+	msgRequeue     = message{http.StatusConflict, "requeue_required", "msg.requeue.title", "msg.requeue.text"}
 	msgAnswered    = message{http.StatusConflict, "start_again", "msg.answered.title", "msg.answered.text"}
 	msgClosed      = message{http.StatusForbidden, "closed", "msg.closed.title", "msg.closed.text"}
 	msgNoTicket    = message{http.StatusForbidden, "start_again", "msg.no_ticket.title", "msg.no_ticket.text"}
@@ -300,6 +306,16 @@ type messagePage struct {
 	locale
 	message
 	StaticURL string
+	// Actions are the choices the page offers, each a button posting to
+	// its URL.
+	Actions []pageAction
+}
+
+// pageAction is a button of a message page.
+type pageAction struct {
+	URL, Label string
+	// Secondary is the choice that is not the page's main one.
+	Secondary bool
 }
 
 // messagePage renders m in English.

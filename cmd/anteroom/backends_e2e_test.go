@@ -245,15 +245,8 @@ func oidcFlowAcrossInstances(e *env, addrA, addrB string) {
 	if _, err := r.oauth.TokenSource(r.ctx, stale).Token(); err == nil {
 		t.Fatal("a rotated refresh token was accepted again")
 	}
-	// The code presented again revokes the tokens it bought.
-	e.route(addrA)
-	if _, err := r.oauth.Exchange(r.ctx, code, oauth2.VerifierOption(l.verifier)); err == nil {
-		t.Fatal("a replayed code succeeded")
-	}
-	if active := introspect(t, e, tok.AccessToken); active != false {
-		t.Fatalf("the access token of a replayed code: active=%v", active)
-	}
 	// Revocation ends the refreshed access token.
+	e.route(addrA)
 	if active := introspect(t, e, tok2.AccessToken); active != true {
 		t.Fatalf("refreshed access token: active=%v", active)
 	}
@@ -262,6 +255,19 @@ func oidcFlowAcrossInstances(e *env, addrA, addrB string) {
 	}
 	if active := introspect(t, e, tok2.AccessToken); active != false {
 		t.Fatalf("revoked access token: active=%v", active)
+	}
+	// The code presented again revokes every token of its grant: those it
+	// bought and the refresh token they were rotated into.
+	if _, err := r.oauth.Exchange(r.ctx, code, oauth2.VerifierOption(l.verifier)); err == nil {
+		t.Fatal("a replayed code succeeded")
+	}
+	e.route(addrB)
+	if active := introspect(t, e, tok.AccessToken); active != false {
+		t.Fatalf("the access token of a replayed code: active=%v", active)
+	}
+	rotated := &oauth2.Token{RefreshToken: tok2.RefreshToken, Expiry: time.Now().Add(-time.Minute)}
+	if _, err := r.oauth.TokenSource(r.ctx, rotated).Token(); err == nil {
+		t.Fatal("the rotated refresh token of a replayed code was accepted")
 	}
 
 	// The metrics read the room's active sessions from Redis; end_session

@@ -250,36 +250,71 @@ func TestOIDCNegativeMaxAge(t *testing.T) {
 	if errCode, _ := rpError(resp); errCode != "login_required" {
 		t.Fatalf("max_age=60 with prompt=none after 2 minutes: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	// Too old, interactively: a new place at the back.
+	// Too old, interactively: the page asks first. Any site can send a
+	// browser here with max_age, so the GET gives nothing up.
 	tail := e.tail()
 	l = newLogin()
-	resp, _ = visit(t, b, http.MethodGet, r.authURL(l, oauth2.SetAuthURLParam("max_age", "60")))
-	if !strings.HasPrefix(resp.Request.URL.String(), issuer+"/wait/") {
-		t.Fatalf("max_age=60 after 2 minutes: %d at %s", resp.StatusCode, resp.Request.URL)
+	resp, body := visit(t, b, http.MethodGet, r.authURL(l, oauth2.SetAuthURLParam("max_age", "60")))
+	waitURL = resp.Request.URL.String()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(waitURL, issuer+"/wait/") ||
+		!strings.Contains(body, `action="`+waitURL+`/requeue"`) || !strings.Contains(body, `action="`+waitURL+`/decline"`) {
+		t.Fatalf("max_age=60 after 2 minutes: %d at %s: %.400s", resp.StatusCode, waitURL, body)
 	}
-	if st := pollStatus(t, b, resp.Request.URL.String()); st.State != "waiting" || st.Position != int64(tail)+1 {
+	if e.tail() != tail {
+		t.Fatal("asking whether to queue again queued someone")
+	}
+	if resp, body := visit(t, b, http.MethodGet, waitURL+"?format=json"); resp.StatusCode != http.StatusConflict ||
+		!strings.Contains(body, `"error":"requeue_required"`) || !strings.Contains(body, `"requeue_url":"`+waitURL+`/requeue"`) {
+		t.Fatalf("max_age=60 in JSON: %d %s", resp.StatusCode, body)
+	}
+	// The browser keeps its admission meanwhile: a silent login passes.
+	silent := newLogin()
+	if resp, _ := visit(t, b, http.MethodGet, r.authURL(silent, oauth2.SetAuthURLParam("prompt", "none"))); codeFrom(t, resp, silent) == "" {
+		t.Fatalf("the admission was given up by asking: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	// A form another site posts comes without the cookie (SameSite=Lax):
+	// it gives nobody's place up.
+	if resp, _ := visit(t, e.browser(), http.MethodPost, waitURL+"/requeue"); resp.StatusCode != http.StatusForbidden || e.tail() != tail {
+		t.Fatalf("requeue without the ticket cookie: %d, tail %v (was %v)", resp.StatusCode, e.tail(), tail)
+	}
+	// The visitor's own choice: a new place at the back.
+	resp, _ = visit(t, b, http.MethodPost, waitURL+"/requeue")
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.String() != waitURL {
+		t.Fatalf("requeue: %d at %s", resp.StatusCode, resp.Request.URL)
+	}
+	if st := pollStatus(t, b, waitURL); st.State != "waiting" || st.Position != int64(tail)+1 {
 		t.Fatalf("max_age=60 after 2 minutes: %+v, want a new place %v", st, tail+1)
 	}
 	// That new place, once admitted, answers the request it was taken for.
 	e.advance(1)
-	resp, _ = visit(t, b, http.MethodPost, resp.Request.URL.String()+"/continue")
+	resp, _ = visit(t, b, http.MethodPost, waitURL+"/continue")
 	if codeFrom(t, resp, l) == "" {
 		t.Fatalf("the new admission did not continue: %d at %s", resp.StatusCode, resp.Request.URL)
 	}
 
 	// prompt=login is max_age=0: even this fresh admission is too old for
-	// a request sent a second later.
+	// a request sent a second later. Declining keeps the admission and
+	// sends the relying party access_denied.
 	e.clock.Advance(time.Second)
+	tail = e.tail()
 	l = newLogin()
 	resp, _ = visit(t, b, http.MethodGet, r.authURL(l, oauth2.SetAuthURLParam("prompt", "login")))
 	if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Request.URL.Path, "/wait/") {
 		t.Fatalf("prompt=login: %d at %s", resp.StatusCode, resp.Request.URL)
 	}
+	resp, _ = visit(t, b, http.MethodPost, resp.Request.URL.String()+"/decline")
+	if errCode, state := rpError(resp); errCode != "access_denied" || state != l.state || e.tail() != tail {
+		t.Fatalf("decline: %d %s, tail %v (was %v)", resp.StatusCode, resp.Header.Get("Location"), e.tail(), tail)
+	}
+	silent = newLogin()
+	if resp, _ := visit(t, b, http.MethodGet, r.authURL(silent, oauth2.SetAuthURLParam("prompt", "none"))); codeFrom(t, resp, silent) == "" {
+		t.Fatalf("declining gave the admission up: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
 	// And a continue sent straight away, without the page, is no way round.
 	b2 := e.browser()
 	old := newLogin()
 	w2 := queue(t, b2, r, old)
-	e.advance(2) // the prompt=login place, then this one
+	e.advance(1)
 	if resp, _ := visit(t, b2, http.MethodPost, w2+"/continue"); codeFrom(t, resp, old) == "" {
 		t.Fatal("no admission for the second browser")
 	}
