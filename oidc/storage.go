@@ -312,7 +312,7 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 // from before grants were kept are revoked that way only). It is best
 // effort: the caller refuses the request either way.
 func (s *storage) revokeGrant(ctx context.Context, grant string, expires time.Time, accessID, refreshKey string) {
-	if ttl := expires.Sub(s.now()); ttl > 0 {
+	if ttl := expires.Sub(s.now()); ttl > 0 && grant != "" {
 		_ = s.rdb.Set(ctx, revokedGrantKey(grant), 1, ttl+time.Minute).Err()
 	}
 	// One key per DEL: the keys hash to different Cluster slots.
@@ -344,7 +344,15 @@ type tokenRecord struct {
 	// Grant names the code exchange the token descends from (the digest
 	// of its auth request): revoking the grant revokes the token.
 	Grant string `json:"grant,omitempty"`
+	// Used marks a refresh token that was rotated out. It is kept until
+	// it would have expired, so that presenting it again, which means
+	// it was stolen or its client is confused, revokes its grant
+	// (RFC 9700 §4.14.2).
+	Used bool `json:"used,omitempty"`
 }
+
+// errRefreshReused is readToken's answer for a rotated-out refresh token.
+var errRefreshReused = errors.New("refresh token was used already")
 
 // grant extracts what tokens are minted from: the auth request of a code
 // exchange, or the record of a refresh token; and the grant they belong to.
@@ -432,16 +440,25 @@ func (s *storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (s
 }
 
 // CreateAccessAndRefreshTokens implements op.Storage. A refresh token is
-// used once: the old one is consumed before the new one exists, so two
-// concurrent refreshes cannot both succeed.
+// used once: it is marked used (one SET … GET, so of two concurrent
+// refreshes one finds the mark) before the new one exists, and a second
+// use revokes the grant.
 func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, current string) (string, string, time.Time, error) {
-	if current != "" {
-		n, err := s.rdb.Del(ctx, refreshTokenKey(current)).Result()
-		if err != nil {
+	if rr, ok := req.(*refreshRequest); ok && current != "" {
+		used := rr.rec
+		used.Used, used.AccessID = true, ""
+		mark, _ := json.Marshal(used)
+		old, err := s.rdb.SetArgs(ctx, refreshTokenKey(current), mark, redis.SetArgs{Mode: "XX", KeepTTL: true, Get: true}).Bytes()
+		switch {
+		case errors.Is(err, redis.Nil):
+			return "", "", time.Time{}, zoidc.ErrInvalidGrant().WithDescription("invalid refresh token")
+		case err != nil:
 			return "", "", time.Time{}, down(ctx, fmt.Errorf("rotate refresh token: %w", err))
 		}
-		if n == 0 {
-			return "", "", time.Time{}, zoidc.ErrInvalidGrant().WithDescription("refresh token already used")
+		var was tokenRecord
+		if json.Unmarshal(old, &was) != nil || was.Used {
+			s.revokeGrant(ctx, used.Grant, used.Expires, "", "")
+			return "", "", time.Time{}, zoidc.ErrInvalidGrant().WithDescription("refresh token already used; its grant is revoked")
 		}
 	}
 	return s.mint(ctx, req, true)
@@ -461,6 +478,9 @@ func (s *storage) readToken(ctx context.Context, key string) (*tokenRecord, erro
 	}
 	if !s.now().Before(rec.Expires) {
 		return nil, errors.New("token is not active")
+	}
+	if rec.Used {
+		return &rec, errRefreshReused
 	}
 	if rec.Grant != "" {
 		switch n, err := s.rdb.Exists(ctx, revokedGrantKey(rec.Grant)).Result(); {
@@ -511,6 +531,12 @@ func (r *refreshRequest) SetCurrentScopes(s []string) { r.scopes = s }
 // with the visitor's session, including one ended early through end_session.
 func (s *storage) TokenRequestByRefreshToken(ctx context.Context, token string) (op.RefreshTokenRequest, error) {
 	rec, err := s.readToken(ctx, refreshTokenKey(token))
+	if errors.Is(err, errRefreshReused) {
+		// Rotated out and presented again: stolen, or its client lost
+		// track. Either way no token of the grant can be trusted.
+		s.revokeGrant(ctx, rec.Grant, rec.Expires, "", "")
+		return nil, zoidc.ErrInvalidGrant().WithDescription("refresh token already used; its grant is revoked")
+	}
 	if err != nil {
 		return nil, zoidc.ErrInvalidGrant().WithDescription("invalid refresh token").WithParent(err)
 	}

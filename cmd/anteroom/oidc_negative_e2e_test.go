@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,6 +70,11 @@ func (e *env) tokenCall(id, secret string, form url.Values) (int, map[string]any
 	var doc map[string]any
 	_ = json.NewDecoder(resp.Body).Decode(&doc)
 	return resp.StatusCode, doc, resp.Header
+}
+
+// refreshForm is a refresh grant of token.
+func refreshForm(token string) url.Values {
+	return url.Values{"grant_type": {"refresh_token"}, "refresh_token": {token}}
 }
 
 func codeForm(code, verifier string) url.Values {
@@ -391,7 +398,7 @@ func TestOIDCNegativeTokenEndpoint(t *testing.T) {
 		if active := introspect(t, e, doc["access_token"].(string)); active != false {
 			t.Fatalf("access token of a replayed code: active=%v", active)
 		}
-		if status, doc, _ := e.tokenCall(clientID, secret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}}); status != http.StatusBadRequest || doc["error"] != "invalid_grant" {
+		if status, doc, _ := e.tokenCall(clientID, secret, refreshForm(refresh)); status != http.StatusBadRequest || doc["error"] != "invalid_grant" {
 			t.Fatalf("refresh token of a replayed code: %d %v", status, doc)
 		}
 	})
@@ -400,7 +407,7 @@ func TestOIDCNegativeTokenEndpoint(t *testing.T) {
 		code := e.admitted(r.authURL(l, oauth2.SetAuthURLParam("scope", "openid offline_access")), l)
 		_, doc, _ := e.tokenCall(clientID, secret, codeForm(code, l.verifier))
 		first, _ := doc["refresh_token"].(string)
-		status, doc, _ := e.tokenCall(clientID, secret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {first}})
+		status, doc, _ := e.tokenCall(clientID, secret, refreshForm(first))
 		rotated, _ := doc["refresh_token"].(string)
 		access, _ := doc["access_token"].(string)
 		if status != http.StatusOK || rotated == "" || access == "" {
@@ -415,7 +422,7 @@ func TestOIDCNegativeTokenEndpoint(t *testing.T) {
 		if active := introspect(t, e, access); active != false {
 			t.Fatalf("access token rotated from a replayed code's refresh token: active=%v", active)
 		}
-		if status, doc, _ := e.tokenCall(clientID, secret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rotated}}); status != http.StatusBadRequest || doc["error"] != "invalid_grant" {
+		if status, doc, _ := e.tokenCall(clientID, secret, refreshForm(rotated)); status != http.StatusBadRequest || doc["error"] != "invalid_grant" {
 			t.Fatalf("refresh token rotated from a replayed code's: %d %v", status, doc)
 		}
 	})
@@ -424,7 +431,7 @@ func TestOIDCNegativeTokenEndpoint(t *testing.T) {
 		code := e.admitted(r.authURL(l, oauth2.SetAuthURLParam("scope", "openid offline_access")), l)
 		_, doc, _ := e.tokenCall(clientID, secret, codeForm(code, l.verifier))
 		firstAccess, _ := doc["access_token"].(string)
-		status, doc, _ := e.tokenCall(clientID, secret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {doc["refresh_token"].(string)}})
+		status, doc, _ := e.tokenCall(clientID, secret, refreshForm(doc["refresh_token"].(string)))
 		if status != http.StatusOK {
 			t.Fatalf("refresh: %d %v", status, doc)
 		}
@@ -437,13 +444,13 @@ func TestOIDCNegativeTokenEndpoint(t *testing.T) {
 			}
 		}
 	})
-	t.Run("a refresh token is bound to its client, rotated, and the old one refused", func(t *testing.T) {
+	t.Run("a refresh token is bound to its client, rotated, and reusing the old one revokes the grant", func(t *testing.T) {
 		l := newLogin()
 		code := e.admitted(r.authURL(l, oauth2.SetAuthURLParam("scope", "openid offline_access")), l)
 		_, doc, _ := e.tokenCall(clientID, secret, codeForm(code, l.verifier))
 		old, _ := doc["refresh_token"].(string)
 		refresh := func(id, sec, token string) (int, map[string]any, http.Header) {
-			return e.tokenCall(id, sec, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {token}})
+			return e.tokenCall(id, sec, refreshForm(token))
 		}
 		if status, doc, _ := refresh(otherClient, otherSecret, old); status != http.StatusBadRequest || doc["error"] != "invalid_grant" {
 			t.Fatalf("another client's refresh: %d %v", status, doc)
@@ -453,11 +460,49 @@ func TestOIDCNegativeTokenEndpoint(t *testing.T) {
 		if status != http.StatusOK || next == "" || next == old || hdr.Get("Cache-Control") != "no-store" {
 			t.Fatalf("refresh: %d %v %v", status, doc, hdr)
 		}
+		access, _ := doc["access_token"].(string)
+		status, doc, _ = refresh(clientID, secret, next)
+		newest, _ := doc["refresh_token"].(string)
+		if status != http.StatusOK || newest == "" {
+			t.Fatalf("the new refresh token: %d %v", status, doc)
+		}
+		// RFC 9700 §4.14.2: a rotated-out token presented again was stolen,
+		// or its client lost track; every token of the grant is revoked.
 		if status, doc, _ := refresh(clientID, secret, old); status != http.StatusBadRequest || doc["error"] != "invalid_grant" {
 			t.Fatalf("the rotated-out refresh token: %d %v", status, doc)
 		}
-		if status, doc, _ := refresh(clientID, secret, next); status != http.StatusOK {
-			t.Fatalf("the new refresh token: %d %v", status, doc)
+		if status, doc, _ := refresh(clientID, secret, newest); status != http.StatusBadRequest || doc["error"] != "invalid_grant" {
+			t.Fatalf("the newest refresh token after a reuse: %d %v", status, doc)
+		}
+		if active := introspect(t, e, access); active != false {
+			t.Fatalf("an access token of the grant after a reuse: active=%v", active)
+		}
+	})
+	t.Run("of concurrent refreshes with one token one wins, and the others revoke its grant", func(t *testing.T) {
+		l := newLogin()
+		code := e.admitted(r.authURL(l, oauth2.SetAuthURLParam("scope", "openid offline_access")), l)
+		_, doc, _ := e.tokenCall(clientID, secret, codeForm(code, l.verifier))
+		token, _ := doc["refresh_token"].(string)
+		var wins atomic.Int64
+		var winner atomic.Value
+		var wg sync.WaitGroup
+		for range 10 {
+			wg.Go(func() {
+				status, doc, _ := e.tokenCall(clientID, secret, refreshForm(token))
+				if status == http.StatusOK {
+					wins.Add(1)
+					winner.Store(doc["refresh_token"].(string))
+				}
+			})
+		}
+		wg.Wait()
+		if wins.Load() > 1 {
+			t.Fatalf("%d of 10 concurrent refreshes with one token succeeded", wins.Load())
+		}
+		if w, ok := winner.Load().(string); ok {
+			if status, doc, _ := e.tokenCall(clientID, secret, refreshForm(w)); status != http.StatusBadRequest {
+				t.Fatalf("the winner's refresh token after 9 reuses: %d %v", status, doc)
+			}
 		}
 	})
 	t.Run("alg none and HS256 keyed with the public key are refused at userinfo and introspection", func(t *testing.T) {
