@@ -7,8 +7,6 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
-
-	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
 // The library's form_post page submits itself from an inline onload
@@ -26,23 +24,30 @@ var (
 	}()
 	formPostPage = template.Must(template.New("form_post").Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Continue</title></head>
-<body><form method="post" action="{{.Action}}">
-<input type="hidden" name="code" value="{{.Code}}">{{if .State}}
-<input type="hidden" name="state" value="{{.State}}">{{end}}
+<body><form method="post" action="{{.Action}}">{{range .Fields}}{{if .Value}}
+<input type="hidden" name="{{.Name}}" value="{{.Value}}">{{end}}{{end}}
 <noscript><button type="submit">Continue</button></noscript>
 </form><script>` + formPostScript + `</script></body></html>
 `))
 )
 
-// formPost answers with the code as an auto-submitting form to redirectURI
+// formField is a parameter of a form_post response; an empty one is left
+// out.
+type formField struct{ Name, Value string }
+
+// formPost answers with the authorization response's fields (the code and
+// state, or an error) as an auto-submitting form to redirectURI
 // (response_mode=form_post).
-func (p *Provider) formPost(w http.ResponseWriter, redirectURI string, resp *op.CodeResponseType) error {
+func (p *Provider) formPost(w http.ResponseWriter, redirectURI string, fields ...formField) error {
 	u, err := url.Parse(redirectURI)
 	if err != nil {
 		return err
 	}
 	var page bytes.Buffer
-	if err := formPostPage.Execute(&page, struct{ Action, Code, State string }{redirectURI, resp.Code, resp.State}); err != nil {
+	if err := formPostPage.Execute(&page, struct {
+		Action string
+		Fields []formField
+	}{redirectURI, fields}); err != nil {
 		return err
 	}
 	h := w.Header()

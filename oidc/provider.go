@@ -234,7 +234,7 @@ func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, id string, t w
 	}
 	resp := &op.CodeResponseType{Code: code, State: a.State}
 	if a.ResponseMode == zoidc.ResponseModeFormPost {
-		return p.formPost(w, a.RedirectURI, resp)
+		return p.formPost(w, a.RedirectURI, formField{"code", resp.Code}, formField{"state", resp.State})
 	}
 	u, err := op.AuthResponseURL(a.RedirectURI, a.ResponseType, a.ResponseMode, resp, p.op.Encoder())
 	if err != nil {
@@ -265,6 +265,15 @@ func (p *Provider) refuse(w http.ResponseWriter, r *http.Request, id string, oau
 	if err != nil {
 		http.Error(w, "unknown or expired request", http.StatusBadRequest)
 		return
+	}
+	if a.ResponseMode == zoidc.ResponseModeFormPost {
+		// The library would redirect with the error in the query, which a
+		// relying party that asked for form_post does not read.
+		err := p.formPost(w, a.RedirectURI, formField{"error", string(oauthErr.ErrorType)},
+			formField{"error_description", oauthErr.Description}, formField{"state", a.State})
+		if err == nil {
+			return
+		}
 	}
 	op.AuthRequestError(w, r.WithContext(op.ContextWithIssuer(r.Context(), p.issuer)), a, oauthErr, p.op)
 }

@@ -45,6 +45,18 @@ type AuthRequest struct {
 	// code is the digest of the code this request was looked up by; the
 	// code is consumed when tokens are minted from it.
 	code string
+	// replay is set when the code was spent already: minting from it
+	// revokes the grant instead, once the library has authenticated the
+	// client and checked PKCE, so that nobody but the code's own client
+	// can revoke its tokens.
+	replay *codeReplay
+}
+
+// codeReplay is what a spent code's record says about the tokens it
+// bought.
+type codeReplay struct {
+	expires              time.Time
+	accessID, refreshKey string
 }
 
 // QueueClaims is what the queue says about an admitted visitor; it becomes

@@ -289,8 +289,8 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 	}
 	if res[0] == "used" {
 		te, _ := strconv.ParseInt(res[3], 10, 64)
-		s.revokeGrant(ctx, requestKey(id), time.UnixMilli(te), res[1], res[2])
-		return nil, zoidc.ErrInvalidGrant().WithDescription("code already used; its tokens are revoked")
+		a.replay = &codeReplay{expires: time.UnixMilli(te), accessID: res[1], refreshKey: res[2]}
+		return a, nil
 	}
 	// RFC 6749 §4.1.2: a code is short-lived. Its age is judged by the
 	// same clock as everything else, not only by the key's TTL.
@@ -345,10 +345,12 @@ type tokenRecord struct {
 	// of its auth request): revoking the grant revokes the token.
 	Grant string `json:"grant,omitempty"`
 	// Used marks a refresh token that was rotated out. It is kept until
-	// it would have expired, so that presenting it again, which means
-	// it was stolen or its client is confused, revokes its grant
-	// (RFC 9700 §4.14.2).
-	Used bool `json:"used,omitempty"`
+	// it would have expired (UsedUntil), so that presenting it again,
+	// which means it was stolen or its client is confused, revokes its
+	// grant (RFC 9700 §4.14.2). Its Expires is zero: a release that knows
+	// no Used reads it as expired.
+	Used      bool      `json:"used,omitempty"`
+	UsedUntil time.Time `json:"used_until,omitzero"`
 }
 
 // errRefreshReused is readToken's answer for a rotated-out refresh token.
@@ -364,6 +366,9 @@ func grant(req op.TokenRequest) (q *QueueClaims, clientID, grantID string, err e
 		}
 		return r.Queue, r.ClientID, requestKey(r.ID), nil
 	case *refreshRequest:
+		if r.reused {
+			return nil, "", "", zoidc.ErrInvalidGrant().WithDescription("refresh token already used")
+		}
 		return &r.rec.Queue, r.rec.ClientID, r.rec.Grant, nil
 	}
 	return nil, "", "", fmt.Errorf("unsupported token request %T", req)
@@ -375,6 +380,12 @@ func grant(req op.TokenRequest) (q *QueueClaims, clientID, grantID string, err e
 // replays the code finds them to revoke; if the code was spent already,
 // they are deleted again.
 func (s *storage) mint(ctx context.Context, req op.TokenRequest, withRefresh bool) (accessID, refresh string, exp time.Time, err error) {
+	if a, ok := req.(*AuthRequest); ok && a.replay != nil {
+		// The code's own client, authenticated, presented it again: every
+		// token of its grant is revoked (RFC 6749 §4.1.2).
+		s.revokeGrant(ctx, requestKey(a.ID), a.replay.expires, a.replay.accessID, a.replay.refreshKey)
+		return "", "", time.Time{}, zoidc.ErrInvalidGrant().WithDescription("code already used; its tokens are revoked")
+	}
 	q, clientID, grantID, err := grant(req)
 	if err != nil {
 		return "", "", time.Time{}, err
@@ -444,24 +455,45 @@ func (s *storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (s
 // refreshes one finds the mark) before the new one exists, and a second
 // use revokes the grant.
 func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, current string) (string, string, time.Time, error) {
-	if rr, ok := req.(*refreshRequest); ok && current != "" {
-		used := rr.rec
-		used.Used, used.AccessID = true, ""
-		mark, _ := json.Marshal(used)
-		old, err := s.rdb.SetArgs(ctx, refreshTokenKey(current), mark, redis.SetArgs{Mode: "XX", KeepTTL: true, Get: true}).Bytes()
-		switch {
-		case errors.Is(err, redis.Nil):
-			return "", "", time.Time{}, zoidc.ErrInvalidGrant().WithDescription("invalid refresh token")
-		case err != nil:
-			return "", "", time.Time{}, down(ctx, fmt.Errorf("rotate refresh token: %w", err))
-		}
-		var was tokenRecord
-		if json.Unmarshal(old, &was) != nil || was.Used {
-			s.revokeGrant(ctx, used.Grant, used.Expires, "", "")
-			return "", "", time.Time{}, zoidc.ErrInvalidGrant().WithDescription("refresh token already used; its grant is revoked")
-		}
+	rr, ok := req.(*refreshRequest)
+	if !ok || current == "" {
+		return s.mint(ctx, req, true)
 	}
-	return s.mint(ctx, req, true)
+	if rr.reused {
+		// Its own client, authenticated, presented a rotated-out token:
+		// stolen, or the client lost track. Either way no token of the
+		// grant can be trusted.
+		s.revokeGrant(ctx, rr.rec.Grant, rr.rec.Expires, "", "")
+		return "", "", time.Time{}, zoidc.ErrInvalidGrant().WithDescription("refresh token already used; its grant is revoked")
+	}
+	if rr.rec.Grant == "" {
+		// Minted before tokens had grants: the chain from here on shares
+		// one, named after this token, so reuse revokes its successors.
+		rr.rec.Grant = "rt-" + digest(current)
+	}
+	key := refreshTokenKey(current)
+	used := rr.rec
+	used.Used, used.UsedUntil, used.Expires, used.AccessID = true, rr.rec.Expires, time.Time{}, ""
+	mark, _ := json.Marshal(used)
+	old, err := s.rdb.SetArgs(ctx, key, mark, redis.SetArgs{Mode: "XX", KeepTTL: true, Get: true}).Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return "", "", time.Time{}, zoidc.ErrInvalidGrant().WithDescription("invalid refresh token")
+	case err != nil:
+		return "", "", time.Time{}, down(ctx, fmt.Errorf("rotate refresh token: %w", err))
+	}
+	var was tokenRecord
+	if json.Unmarshal(old, &was) != nil || was.Used {
+		s.revokeGrant(ctx, rr.rec.Grant, rr.rec.Expires, "", "")
+		return "", "", time.Time{}, zoidc.ErrInvalidGrant().WithDescription("refresh token already used; its grant is revoked")
+	}
+	accessID, refresh, exp, err := s.mint(ctx, req, true)
+	if err != nil {
+		// Nothing was rotated: the token is as it was, so that the retry
+		// a 503 asks for is not taken for a reuse.
+		_ = s.rdb.SetArgs(ctx, key, old, redis.SetArgs{Mode: "XX", KeepTTL: true}).Err()
+	}
+	return accessID, refresh, exp, err
 }
 
 func (s *storage) readToken(ctx context.Context, key string) (*tokenRecord, error) {
@@ -476,11 +508,15 @@ func (s *storage) readToken(ctx context.Context, key string) (*tokenRecord, erro
 	if err := json.Unmarshal(b, &rec); err != nil {
 		return nil, fmt.Errorf("decode token: %w", err)
 	}
+	if rec.Used {
+		if !s.now().Before(rec.UsedUntil) {
+			return nil, errors.New("token is not active")
+		}
+		rec.Expires = rec.UsedUntil
+		return &rec, errRefreshReused
+	}
 	if !s.now().Before(rec.Expires) {
 		return nil, errors.New("token is not active")
-	}
-	if rec.Used {
-		return &rec, errRefreshReused
 	}
 	if rec.Grant != "" {
 		switch n, err := s.rdb.Exists(ctx, revokedGrantKey(rec.Grant)).Result(); {
@@ -517,6 +553,9 @@ func (s *storage) sessionLive(ctx context.Context, q *QueueClaims) error {
 type refreshRequest struct {
 	rec    tokenRecord
 	scopes []string
+	// reused is set for a rotated-out token: minting from it revokes the
+	// grant instead, once the library has checked the client.
+	reused bool
 }
 
 func (r *refreshRequest) GetAMR() []string            { return nil }
@@ -532,10 +571,10 @@ func (r *refreshRequest) SetCurrentScopes(s []string) { r.scopes = s }
 func (s *storage) TokenRequestByRefreshToken(ctx context.Context, token string) (op.RefreshTokenRequest, error) {
 	rec, err := s.readToken(ctx, refreshTokenKey(token))
 	if errors.Is(err, errRefreshReused) {
-		// Rotated out and presented again: stolen, or its client lost
-		// track. Either way no token of the grant can be trusted.
-		s.revokeGrant(ctx, rec.Grant, rec.Expires, "", "")
-		return nil, zoidc.ErrInvalidGrant().WithDescription("refresh token already used; its grant is revoked")
+		// Revoked in CreateAccessAndRefreshTokens, once the library has
+		// checked that the presenting client is the token's: another
+		// client naming it must not revoke a grant it does not own.
+		return &refreshRequest{rec: *rec, scopes: rec.Scopes, reused: true}, nil
 	}
 	if err != nil {
 		return nil, zoidc.ErrInvalidGrant().WithDescription("invalid refresh token").WithParent(err)
@@ -567,7 +606,10 @@ func (s *storage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID s
 	// access token's id, or (neither recognised) the token as presented.
 	key := tokenOrID
 	switch {
-	case strings.HasPrefix(tokenOrID, refreshTokenKeyPrefix):
+	case userID != "" && strings.HasPrefix(tokenOrID, refreshTokenKeyPrefix):
+		// Named so by GetRefreshTokenInfo, which the library calls first
+		// and which passes the subject along; a token as presented never
+		// comes with one.
 	case userID != "":
 		key = accessTokenKey(tokenOrID)
 	default:

@@ -47,7 +47,7 @@ const streamWriteTimeout = 50 * time.Millisecond
 
 // maxStreamsPerTicket bounds the streams one ticket holds open (a visitor
 // with a few tabs): a script opening streams it never reads costs the hub
-// no more than that.
+// no more than that. Further tabs poll.
 const maxStreamsPerTicket = 4
 
 // events serves /wait/{id}/events: server-sent events carrying the same
@@ -167,26 +167,21 @@ func newStreamHub(s *Server) *streamHub {
 }
 
 // add hands a stream to the hub; after CloseStreams it is ended at once.
-// A ticket's stream beyond maxStreamsPerTicket ends its oldest.
+// A ticket's stream beyond maxStreamsPerTicket is ended too, after its first
+// event: that page polls (it reconnects after its retry delay), and the
+// streams already held are left alone, so that a visitor with a tab too
+// many does not have their streams end one another in turn.
 func (h *streamHub) add(st *stream) {
 	h.mu.Lock()
-	if h.closed {
+	if h.closed || len(h.byTicket[st.ticket.ID]) >= maxStreamsPerTicket {
 		h.mu.Unlock()
 		h.end(st)
 		return
-	}
-	var oldest *stream
-	if mine := h.byTicket[st.ticket.ID]; len(mine) >= maxStreamsPerTicket {
-		oldest = mine[0]
-		h.forgetLocked(oldest)
 	}
 	h.streams[st] = struct{}{}
 	h.byTicket[st.ticket.ID] = append(h.byTicket[st.ticket.ID], st)
 	h.s.metrics.streamsHeld(1)
 	h.mu.Unlock()
-	if oldest != nil {
-		h.end(oldest)
-	}
 }
 
 // forgetLocked removes st from the hub; the caller holds h.mu.

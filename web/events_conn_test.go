@@ -2,11 +2,13 @@ package web
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -131,24 +133,38 @@ func TestEventsHTTP10GetsAPlainBody(t *testing.T) {
 }
 
 // A script that opens stream after stream for one ticket holds at most
-// maxStreamsPerTicket of them: each one beyond ends the oldest.
+// maxStreamsPerTicket of them: each one beyond gets its first event and
+// ends (that page polls), and the streams held are left alone, so a
+// visitor with a tab too many does not have their streams end one another
+// in turn.
 func TestStreamsPerTicketAreBounded(t *testing.T) {
 	s, _, srv := streamSite(t)
 	path, cookie := joinedTicket(t, srv.URL)
 	addr := srv.Listener.Addr().String()
+	var conns []net.Conn
 	var readers []*bufio.Reader
 	for range maxStreamsPerTicket + 2 {
 		conn := rawEvents(t, addr, "GET", "HTTP/1.1", path, cookie, 0)
 		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 		r := bufio.NewReader(conn)
 		readHead(t, r)
-		readers = append(readers, r)
+		conns, readers = append(conns, conn), append(readers, r)
 	}
-	for _, r := range readers[:2] {
+	for _, r := range readers[maxStreamsPerTicket:] {
+		if data := nextData(t, r); !strings.Contains(data, `"state":"waiting"`) {
+			t.Errorf("a stream beyond the bound got %q, want the status", data)
+		}
 		ended(t, r)
 	}
 	if n := s.streams.Len(); n != maxStreamsPerTicket {
 		t.Errorf("hub holds %d streams of one ticket, want %d", n, maxStreamsPerTicket)
+	}
+	for i, r := range readers[:maxStreamsPerTicket] {
+		nextData(t, r)
+		_ = conns[i].SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if _, err := io.Copy(io.Discard, r); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("held stream %d: %v, want it still open", i, err)
+		}
 	}
 	// Another ticket is not affected.
 	other, body := openStream(t, srv)

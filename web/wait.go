@@ -73,7 +73,7 @@ func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if stale {
-		s.askRequeue(w, r, id)
+		s.askRequeue(w, r, id, *have)
 		return
 	}
 	if usable && wantsJSON(r) {
@@ -130,58 +130,79 @@ func (s *Server) silent(w http.ResponseWriter, r *http.Request, id string, room 
 // askRequeue asks an admitted visitor whether to pass the queue again for
 // a request that wants a more recent admission than theirs. Any site can
 // send a browser to /authorize with prompt=login, so a GET never gives up
-// an admission: only the visitor's own POST to requeue does.
-func (s *Server) askRequeue(w http.ResponseWriter, r *http.Request, id string) {
+// an admission: only the visitor's own answer does, a POST that carries the
+// token of this question (see answered).
+func (s *Server) askRequeue(w http.ResponseWriter, r *http.Request, id string, t waitingroom.Ticket) {
 	base := s.issuer + "/wait/" + id
+	q := "?t=" + s.questions.token(t.ID, id)
 	if wantsJSON(r) {
 		writeJSON(w, msgRequeue.Status, struct {
 			Code       string `json:"error"`
 			Text       string `json:"error_description"`
 			RequeueURL string `json:"requeue_url"`
 			DeclineURL string `json:"decline_url"`
-		}{msgRequeue.Code, builtinEnglish()[msgRequeue.Text], base + "/requeue", base + "/decline"})
+		}{msgRequeue.Code, builtinEnglish()[msgRequeue.Text], base + "/requeue" + q, base + "/decline" + q})
 		return
 	}
 	p := s.visitorMessage(w, r, msgRequeue)
 	p.Actions = []pageAction{
-		{URL: base + "/requeue", Label: p.text("msg.requeue.yes")},
-		{URL: base + "/decline", Label: p.text("msg.requeue.no"), Secondary: true},
+		{URL: base + "/requeue" + q, Label: p.text("msg.requeue.yes")},
+		{URL: base + "/decline" + q, Label: p.text("msg.requeue.no"), Secondary: true},
 	}
 	s.render(w, http.StatusOK, "message.html", p)
 }
 
+// answered resolves an answer to "queue again?" (POST /wait/{id}/requeue
+// or /decline): the browser's ticket must be the one asked, admitted too
+// long ago for the request, and the post must carry the question's token
+// and come from Anteroom's own page. The ticket cookie alone is not enough:
+// a form on another origin of the same site carries it (SameSite=Lax is
+// about sites, not origins). When it reports false it has answered.
+func (s *Server) answered(w http.ResponseWriter, r *http.Request) (string, waitingroom.Room, waitingroom.Ticket, bool) {
+	id, room, have, ok := s.ticketFor(w, r)
+	if !ok {
+		return "", room, have, false
+	}
+	if !sameOrigin(r) || !s.questions.valid(queryValue(r.URL.RawQuery, "t"), have.ID, id) {
+		s.fail(w, r, msgNoTicket, nil)
+		return "", room, have, false
+	}
+	if !have.Admitted() || s.flow.Fresh(id, have) {
+		// Nothing to give up (answered already, or in another tab):
+		// the page shows where things stand.
+		http.Redirect(w, r, s.issuer+"/wait/"+id, http.StatusSeeOther)
+		return "", room, have, false
+	}
+	return id, room, have, true
+}
+
 // requeue serves POST /wait/{id}/requeue: the visitor agreed to pass the
 // queue again, and gets a new place at the back; their admission runs out
-// by its session. It needs the browser's ticket cookie, which a form that
-// another site posts does not carry (SameSite=Lax), so no other site can
-// make a visitor give up an admission.
+// by its session.
 func (s *Server) requeue(w http.ResponseWriter, r *http.Request) {
-	id, room, have, ok := s.ticketFor(w, r)
+	id, room, _, ok := s.answered(w, r)
 	if !ok {
 		return
 	}
-	if have.Admitted() && !s.flow.Fresh(id, have) {
-		j, err := s.store.Join(r.Context(), room.ID, id, nil, waitingroom.JoinFrom(limitKey(s.clientIPs.Of(r))))
-		if err != nil {
-			s.storeFailure(w, r, err)
-			return
-		}
-		s.metrics.joined(room.ID)
-		if err := s.cookies.write(w, j.Ticket, room, s.store.Now()); err != nil {
-			s.fail(w, r, msgUnavailable, err)
-			return
-		}
-		s.cache.Observe(room.ID, j.Serving, j.Ticket.Position)
+	j, err := s.store.Join(r.Context(), room.ID, id, nil, waitingroom.JoinFrom(limitKey(s.clientIPs.Of(r))))
+	if err != nil {
+		s.storeFailure(w, r, err)
+		return
 	}
-	http.Redirect(w, r, s.issuer+"/wait/"+r.PathValue("id"), http.StatusSeeOther)
+	s.metrics.joined(room.ID)
+	if err := s.cookies.write(w, j.Ticket, room, s.store.Now()); err != nil {
+		s.fail(w, r, msgUnavailable, err)
+		return
+	}
+	s.cache.Observe(room.ID, j.Serving, j.Ticket.Position)
+	http.Redirect(w, r, s.issuer+"/wait/"+id, http.StatusSeeOther)
 }
 
 // decline serves POST /wait/{id}/decline: the visitor keeps their
 // admission, and the relying party hears access_denied.
 func (s *Server) decline(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if _, _, err := s.flow.Open(id); err != nil {
-		s.storeFailure(w, r, err)
+	id, _, _, ok := s.answered(w, r)
+	if !ok {
 		return
 	}
 	s.flow.Decline(w, r, id)

@@ -83,6 +83,7 @@ type Server struct {
 	cache      *waitingroom.Cache
 	flow       AuthFlow
 	cookies    *ticketCookies
+	questions  questionKeys
 	adminToken string
 	pages      *template.Template
 	static     fs.FS      // the override directory's files over the embedded ones
@@ -138,7 +139,7 @@ func New(o Options) (*Server, error) {
 		admins = newAdminSessions(o.CookieSecrets, o.AdminToken, u.Scheme == "https", strings.TrimSuffix(u.Path, "/")+"/admin/")
 	}
 	s := &Server{issuer: o.Issuer, store: o.Store, cache: o.Cache, flow: o.Flow,
-		cookies: cookies, adminToken: o.AdminToken, pages: pages, static: th.static, locales: th.locales, beats: o.Heartbeats,
+		cookies: cookies, questions: newQuestionKeys(o.CookieSecrets), adminToken: o.AdminToken, pages: pages, static: th.static, locales: th.locales, beats: o.Heartbeats,
 		origins: o.Origins, metrics: o.Metrics, admins: admins, history: newHistory(o.Store.Rooms()), clientIPs: o.ClientIPs}
 	s.streams = newStreamHub(s)
 	go s.streams.run()

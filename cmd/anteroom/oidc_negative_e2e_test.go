@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"html"
 	"io"
 	"net/http"
 	"net/url"
@@ -263,15 +264,16 @@ func TestOIDCNegativeMaxAge(t *testing.T) {
 	l = newLogin()
 	resp, body := visit(t, b, http.MethodGet, r.authURL(l, oauth2.SetAuthURLParam("max_age", "60")))
 	waitURL = resp.Request.URL.String()
-	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(waitURL, issuer+"/wait/") ||
-		!strings.Contains(body, `action="`+waitURL+`/requeue"`) || !strings.Contains(body, `action="`+waitURL+`/decline"`) {
+	requeueURL, declineURL := answerURL(t, body, waitURL+"/requeue"), answerURL(t, body, waitURL+"/decline")
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(waitURL, issuer+"/wait/") {
 		t.Fatalf("max_age=60 after 2 minutes: %d at %s: %.400s", resp.StatusCode, waitURL, body)
 	}
 	if e.tail() != tail {
 		t.Fatal("asking whether to queue again queued someone")
 	}
 	if resp, body := visit(t, b, http.MethodGet, waitURL+"?format=json"); resp.StatusCode != http.StatusConflict ||
-		!strings.Contains(body, `"error":"requeue_required"`) || !strings.Contains(body, `"requeue_url":"`+waitURL+`/requeue"`) {
+		!strings.Contains(body, `"error":"requeue_required"`) || !strings.Contains(body, `"requeue_url":"`+requeueURL+`"`) ||
+		!strings.Contains(body, `"decline_url":"`+declineURL+`"`) {
 		t.Fatalf("max_age=60 in JSON: %d %s", resp.StatusCode, body)
 	}
 	// The browser keeps its admission meanwhile: a silent login passes.
@@ -279,13 +281,34 @@ func TestOIDCNegativeMaxAge(t *testing.T) {
 	if resp, _ := visit(t, b, http.MethodGet, r.authURL(silent, oauth2.SetAuthURLParam("prompt", "none"))); codeFrom(t, resp, silent) == "" {
 		t.Fatalf("the admission was given up by asking: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	// A form another site posts comes without the cookie (SameSite=Lax):
-	// it gives nobody's place up.
-	if resp, _ := visit(t, e.browser(), http.MethodPost, waitURL+"/requeue"); resp.StatusCode != http.StatusForbidden || e.tail() != tail {
-		t.Fatalf("requeue without the ticket cookie: %d, tail %v (was %v)", resp.StatusCode, e.tail(), tail)
+	// A form another site posts comes without the cookie (SameSite=Lax),
+	// and one from another origin of the same site (a sibling subdomain)
+	// without the question's token: neither gives anybody's place up.
+	for name, post := range map[string]func() *http.Response{
+		"without the cookie": func() *http.Response { resp, _ := visit(t, e.browser(), http.MethodPost, requeueURL); return resp },
+		"without the token":  func() *http.Response { resp, _ := visit(t, b, http.MethodPost, waitURL+"/requeue"); return resp },
+		"with another request's token": func() *http.Response {
+			other := sealedIDOf(t, e, r.authURL(newLogin(), oauth2.SetAuthURLParam("prompt", "login")))
+			_, q, _ := strings.Cut(requeueURL, "?")
+			resp, _ := visit(t, b, http.MethodPost, other+"/requeue?"+q)
+			return resp
+		},
+		"from another origin": func() *http.Response {
+			resp, _ := postWith(t, b, requeueURL, map[string]string{"Sec-Fetch-Site": "same-site", "Origin": "https://blog.example.com"})
+			return resp
+		},
+		"declining without the token": func() *http.Response { resp, _ := visit(t, b, http.MethodPost, waitURL+"/decline"); return resp },
+	} {
+		if resp := post(); resp.StatusCode != http.StatusForbidden || e.tail() != tail {
+			t.Fatalf("requeue %s: %d, tail %v (was %v)", name, resp.StatusCode, e.tail(), tail)
+		}
+	}
+	silent = newLogin()
+	if resp, _ := visit(t, b, http.MethodGet, r.authURL(silent, oauth2.SetAuthURLParam("prompt", "none"))); codeFrom(t, resp, silent) == "" {
+		t.Fatalf("the admission did not survive the forged answers: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	// The visitor's own choice: a new place at the back.
-	resp, _ = visit(t, b, http.MethodPost, waitURL+"/requeue")
+	resp, _ = postWith(t, b, requeueURL, map[string]string{"Sec-Fetch-Site": "same-origin"})
 	if resp.StatusCode != http.StatusOK || resp.Request.URL.String() != waitURL {
 		t.Fatalf("requeue: %d at %s", resp.StatusCode, resp.Request.URL)
 	}
@@ -305,11 +328,11 @@ func TestOIDCNegativeMaxAge(t *testing.T) {
 	e.clock.Advance(time.Second)
 	tail = e.tail()
 	l = newLogin()
-	resp, _ = visit(t, b, http.MethodGet, r.authURL(l, oauth2.SetAuthURLParam("prompt", "login")))
+	resp, body = visit(t, b, http.MethodGet, r.authURL(l, oauth2.SetAuthURLParam("prompt", "login")))
 	if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Request.URL.Path, "/wait/") {
 		t.Fatalf("prompt=login: %d at %s", resp.StatusCode, resp.Request.URL)
 	}
-	resp, _ = visit(t, b, http.MethodPost, resp.Request.URL.String()+"/decline")
+	resp, _ = visit(t, b, http.MethodPost, answerURL(t, body, resp.Request.URL.String()+"/decline"))
 	if errCode, state := rpError(resp); errCode != "access_denied" || state != l.state || e.tail() != tail {
 		t.Fatalf("decline: %d %s, tail %v (was %v)", resp.StatusCode, resp.Header.Get("Location"), e.tail(), tail)
 	}
@@ -331,6 +354,35 @@ func TestOIDCNegativeMaxAge(t *testing.T) {
 	if loc, _ := resp.Location(); loc != nil && loc.Host == rpHost {
 		t.Fatalf("a continue without the page let a stale admission through: %s", loc)
 	}
+}
+
+// answerURL returns the action of the question page's form that posts to
+// prefix (its URL carries the question's token).
+func answerURL(t *testing.T, page, prefix string) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(page, `action="`+prefix+`?`)
+	end := strings.IndexByte(rest, '"')
+	if !ok || end < 0 {
+		t.Fatalf("no form posting to %s in %.600s", prefix, page)
+	}
+	return prefix + "?" + html.UnescapeString(rest[:end])
+}
+
+// postWith posts to u in browser b with headers (what a browser adds to a
+// form it submits) and returns the last response and its body.
+func postWith(t *testing.T, b *http.Client, u string, headers map[string]string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, u, nil)
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := b.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", u, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
 }
 
 // sealedIDOf sends an authorization request without a browser and returns
@@ -602,4 +654,38 @@ func TestOIDCNegativeEveryPageRefusesFraming(t *testing.T) {
 		}
 		_ = body
 	}
+}
+
+// A relying party that asked for response_mode=form_post reads the answer
+// from a form post, errors included (OAuth 2.0 Form Post Response Mode):
+// declining to queue again posts access_denied, and so does prompt=none
+// for a visitor who would have to queue.
+func TestRefusalsUseTheFormPostResponseMode(t *testing.T) {
+	e := negativeEnv(t)
+	r := e.rp(clientID, secret, rpCallback)
+	b := e.browser()
+	first := newLogin()
+	waitURL := queue(t, b, r, first)
+	e.advance(1)
+	if resp, _ := visit(t, b, http.MethodPost, waitURL+"/continue"); codeFrom(t, resp, first) == "" {
+		t.Fatal("no code for the first login")
+	}
+	e.clock.Advance(time.Second)
+	formPost := oauth2.SetAuthURLParam("response_mode", "form_post")
+	wantPost := func(what string, resp *http.Response, body, errCode, state string) {
+		t.Helper()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(body, `action="`+rpCallback+`"`) ||
+			!strings.Contains(body, `name="error" value="`+errCode+`"`) || !strings.Contains(body, `name="state" value="`+state+`"`) ||
+			resp.Header.Get("Location") != "" {
+			t.Errorf("%s: %d Location=%q %.500s, want a page posting error=%s to %s", what, resp.StatusCode, resp.Header.Get("Location"), body, errCode, rpCallback)
+		}
+	}
+	l := newLogin()
+	resp, body := visit(t, b, http.MethodGet, r.authURL(l, oauth2.SetAuthURLParam("prompt", "login"), formPost))
+	resp, body = visit(t, b, http.MethodPost, answerURL(t, body, resp.Request.URL.String()+"/decline"))
+	wantPost("declining to queue again", resp, body, "access_denied", l.state)
+
+	l = newLogin()
+	resp, body = visit(t, e.browser(), http.MethodGet, r.authURL(l, oauth2.SetAuthURLParam("prompt", "none"), formPost))
+	wantPost("prompt=none for a newcomer", resp, body, "login_required", l.state)
 }
