@@ -1,6 +1,7 @@
 package oidc
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -351,6 +352,10 @@ type tokenRecord struct {
 	// no Used reads it as expired.
 	Used      bool      `json:"used,omitempty"`
 	UsedUntil time.Time `json:"used_until,omitzero"`
+	// Rotation tells this instance's own mark from another's: go-redis
+	// sends a command again when its reply was lost, and the SET … GET
+	// that finds the mark it wrote itself is no reuse.
+	Rotation string `json:"rotation,omitempty"`
 }
 
 // errRefreshReused is readToken's answer for a rotated-out refresh token.
@@ -474,6 +479,7 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 	key := refreshTokenKey(current)
 	used := rr.rec
 	used.Used, used.UsedUntil, used.Expires, used.AccessID = true, rr.rec.Expires, time.Time{}, ""
+	used.Rotation = randomToken()
 	mark, _ := json.Marshal(used)
 	old, err := s.rdb.SetArgs(ctx, key, mark, redis.SetArgs{Mode: "XX", KeepTTL: true, Get: true}).Bytes()
 	switch {
@@ -483,7 +489,11 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 		return "", "", time.Time{}, down(ctx, fmt.Errorf("rotate refresh token: %w", err))
 	}
 	var was tokenRecord
-	if json.Unmarshal(old, &was) != nil || was.Used {
+	if bytes.Equal(old, mark) {
+		// Our own mark: the first reply was lost and go-redis sent the
+		// command again. What it replaced is what was read.
+		old, _ = json.Marshal(rr.rec)
+	} else if json.Unmarshal(old, &was) != nil || was.Used {
 		s.revokeGrant(ctx, rr.rec.Grant, rr.rec.Expires, "", "")
 		return "", "", time.Time{}, zoidc.ErrInvalidGrant().WithDescription("refresh token already used; its grant is revoked")
 	}

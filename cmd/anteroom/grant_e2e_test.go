@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -97,6 +98,55 @@ func TestRefreshRetriedAfterAStoreFailureKeepsTheGrant(t *testing.T) {
 	}
 	if active := introspect(t, e, access); active != true {
 		t.Errorf("the grant's access token after a retried refresh: active=%v", active)
+	}
+}
+
+// replaySetGet, while armed, sends a SET … GET twice and answers with the
+// second reply: what the caller sees when the first reply was lost and
+// go-redis sent the command again.
+type replaySetGet struct{ armed atomic.Bool }
+
+func (h *replaySetGet) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *replaySetGet) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		args := cmd.Args()
+		if h.armed.Load() && strings.EqualFold(cmd.Name(), "set") && strings.EqualFold(fmt.Sprint(args[len(args)-1]), "get") {
+			h.armed.Store(false)
+			if err := next(ctx, cmd); err != nil {
+				return err
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *replaySetGet) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// A rotation whose SET … GET reply was lost and which go-redis sent again
+// finds the used mark it wrote itself: that is no reuse, and the refresh
+// succeeds without revoking anything.
+func TestRefreshWhoseRotationWasSentTwiceKeepsTheGrant(t *testing.T) {
+	e := newEnv(t, false, nil)
+	hook := &replaySetGet{}
+	rdb := redis.NewClient(&redis.Options{Addr: redisServer.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	rdb.AddHook(hook)
+	e.startOn(rdb)
+	r := e.rp(clientID, secret, rpCallback)
+	access, refresh := offlineTokens(t, e, r)
+
+	hook.armed.Store(true)
+	status, doc, _ := e.tokenCall(clientID, secret, refreshForm(refresh))
+	next, _ := doc["refresh_token"].(string)
+	if status != http.StatusOK || next == "" || hook.armed.Load() {
+		t.Fatalf("refresh whose rotation was sent twice: %d %v (replayed: %v)", status, doc, !hook.armed.Load())
+	}
+	if active := introspect(t, e, access); active != true {
+		t.Errorf("the grant's access token after a rotation sent twice: active=%v", active)
+	}
+	if status, doc, _ := e.tokenCall(clientID, secret, refreshForm(next)); status != http.StatusOK {
+		t.Errorf("the new refresh token: %d %v", status, doc)
 	}
 }
 
