@@ -10,7 +10,7 @@ import (
 
 // changeKinds are the changes a Manager writes to the record, in the order
 // metrics list them.
-var changeKinds = []string{"created", "scheduled", "retired", "resealed", "upgraded"}
+var changeKinds = []string{"created", "scheduled", "retired", "resealed", "upgraded", "revoked"}
 
 // changeCounts counts the changes this instance wrote.
 type changeCounts struct {
@@ -38,7 +38,7 @@ var (
 		"Signing keys this instance publishes (1 each), by kid, alg and state: signing (signs now), next (published ahead, signs from its not_before), retiring (stopped signing, published until every token it signed has expired).",
 		[]string{"kid", "alg", "state"}, nil)
 	keyChangesDesc = prometheus.NewDesc("anteroom_signing_key_changes_total",
-		"Changes this instance wrote to the shared signing key record, by change: created (the first key), scheduled (a new key, published ahead), retired (a key removed from the JWKS), resealed (sealed again under the first cookie key), upgraded (a record from before rotation given windows).",
+		"Changes this instance wrote to the shared signing key record, by change: created (the first key), scheduled (a new key, published ahead), retired (a key removed from the JWKS), resealed (sealed again under the first cookie key), upgraded (a record from before rotation given windows), revoked (a key retired early by an operator).",
 		[]string{"change"}, nil)
 )
 
@@ -53,16 +53,8 @@ func (c *keyCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *keyCollector) Collect(ch chan<- prometheus.Metric) {
 	m := c.m.Load()
-	now := m.now()
-	for i, k := range m.Verification() {
-		state := "retiring"
-		switch {
-		case i == 0: // Verification puts the signing key first
-			state = "signing"
-		case k.NotBefore.After(now):
-			state = "next"
-		}
-		ch <- prometheus.MustNewConstMetric(keyInfoDesc, prometheus.GaugeValue, 1, k.ID, string(k.Algorithm), state)
+	for _, k := range m.Status() {
+		ch <- prometheus.MustNewConstMetric(keyInfoDesc, prometheus.GaugeValue, 1, k.ID, string(k.Algorithm), string(k.State))
 	}
 	for _, kind := range changeKinds {
 		ch <- prometheus.MustNewConstMetric(keyChangesDesc, prometheus.CounterValue, m.counts.get(kind), kind)

@@ -507,6 +507,40 @@ func (m *Manager) Published(kid string) bool {
 	return false
 }
 
+// KeyState is what a published key does now.
+type KeyState string
+
+// The states of a published key, as metrics and the admin API name them.
+const (
+	StateSigning  KeyState = "signing"  // signs now
+	StateNext     KeyState = "next"     // published ahead; signs from its NotBefore
+	StateRetiring KeyState = "retiring" // stopped signing; published until what it signed has expired
+)
+
+// PublishedKey is a published key and what it does now.
+type PublishedKey struct {
+	Key
+	State KeyState
+}
+
+// Status returns every published key with its state, signing key first,
+// for operators: metrics and the admin API.
+func (m *Manager) Status() []PublishedKey {
+	now := m.now()
+	keys := m.current.Load().published(now)
+	out := make([]PublishedKey, len(keys))
+	for i, k := range keys {
+		out[i] = PublishedKey{Key: k, State: StateRetiring}
+		switch {
+		case i == 0: // published puts the signing key first
+			out[i].State = StateSigning
+		case k.NotBefore.After(now):
+			out[i].State = StateNext
+		}
+	}
+	return out
+}
+
 // JWKS returns the public halves of every published key.
 func (m *Manager) JWKS() jose.JSONWebKeySet {
 	keys := m.Verification()
@@ -564,12 +598,25 @@ func (m *Manager) CacheMaxAge() time.Duration {
 func (m *Manager) Refresh(ctx context.Context) error {
 	m.refreshMu.Lock()
 	defer m.refreshMu.Unlock()
+	set, err := m.load(ctx)
+	if err != nil {
+		return fmt.Errorf("refresh keys: %w", err)
+	}
+	if err := m.maintain(ctx, set); err != nil {
+		return fmt.Errorf("refresh keys: %w", err)
+	}
+	return nil
+}
+
+// load reads the record and adopts it if it changed, putting back the set
+// in use if the record is missing. The caller holds refreshMu.
+func (m *Manager) load(ctx context.Context) (*keySet, error) {
 	cur := m.current.Load()
 	raw, err := m.rdb.Get(ctx, m.opts.RedisKey).Result()
 	if errors.Is(err, redis.Nil) {
 		won, setErr := m.rdb.SetNX(ctx, m.opts.RedisKey, cur.raw, 0).Result()
 		if setErr != nil {
-			return fmt.Errorf("refresh keys: restore missing %s: %w", m.opts.RedisKey, setErr)
+			return nil, fmt.Errorf("restore missing %s: %w", m.opts.RedisKey, setErr)
 		}
 		if won {
 			m.log.Warn("signing key record was missing from Redis; restored it", "redis_key", m.opts.RedisKey, "kid", m.Signing().ID)
@@ -579,19 +626,17 @@ func (m *Manager) Refresh(ctx context.Context) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("refresh keys: read %s: %w", m.opts.RedisKey, err)
+		return nil, fmt.Errorf("read %s: %w", m.opts.RedisKey, err)
 	}
-	set := cur
-	if raw != cur.raw {
-		if set, err = m.decode(raw); err != nil {
-			return fmt.Errorf("refresh keys: %w", err)
-		}
-		m.adopt(set)
+	if raw == cur.raw {
+		return cur, nil
 	}
-	if err := m.maintain(ctx, set); err != nil {
-		return fmt.Errorf("refresh keys: %w", err)
+	set, err := m.decode(raw)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	m.adopt(set)
+	return set, nil
 }
 
 // adopt makes set the one in use and logs how the published keys changed.
@@ -616,8 +661,17 @@ func (m *Manager) adopt(set *keySet) {
 // maintain makes the changes that are due on set, retrying on a record
 // that another instance changed meanwhile.
 func (m *Manager) maintain(ctx context.Context, set *keySet) error {
+	return m.write(ctx, set, m.plan)
+}
+
+// write replaces the record set with what plan makes of it (nothing when
+// plan returns nil), with a compare-and-set. When another instance changed
+// the record in between, it adopts theirs and plans again from it: a
+// change is only ever made to the record it was planned on, so no
+// instance writes back a key that another removed.
+func (m *Manager) write(ctx context.Context, set *keySet, plan func(*keySet, time.Time) (*keySet, []change, error)) error {
 	for attempt := 1; ; attempt++ {
-		next, changes, err := m.plan(set, m.now())
+		next, changes, err := plan(set, m.now())
 		if err != nil || next == nil {
 			return err
 		}
@@ -660,8 +714,10 @@ return 1
 
 // change is one thing a write did, for logs and metrics.
 type change struct {
-	kind string // scheduled, retired, resealed, upgraded
+	kind string // scheduled, retired, resealed, upgraded, revoked
 	key  Key
+	// signing is, for revoked, the key that signs after it.
+	signing string
 }
 
 // report logs and counts the changes this instance wrote.
@@ -679,6 +735,9 @@ func (m *Manager) report(changes []change) {
 			m.log.Info("sealed signing keys again under the first cookie key", "redis_key", m.opts.RedisKey)
 		case "upgraded":
 			m.log.Info("gave signing keys rotation windows", "signing", c.key.ID, "redis_key", m.opts.RedisKey)
+		case "revoked":
+			m.log.Warn("revoked signing key: removed from the JWKS at once", "kid", c.key.ID, "alg", c.key.Algorithm,
+				"signing", c.signing, "redis_key", m.opts.RedisKey)
 		}
 	}
 }
@@ -765,6 +824,80 @@ func (m *Manager) plan(set *keySet, now time.Time) (*keySet, []change, error) {
 		return nil, nil, err
 	}
 	return next, changes, nil
+}
+
+// ErrUnknownKey is returned (wrapped) by Retire for a kid the record does
+// not hold: never issued here, or already gone.
+var ErrUnknownKey = errors.New("no such signing key")
+
+// Retire removes the key kid from the shared record at once, for a key
+// that leaked: it is no longer published, so nothing it signed verifies
+// against this deployment's JWKS, and it never signs again. If it signs
+// now, or is published ahead to sign next, a new key of the configured
+// algorithm signs in its place from now on, without being published ahead
+// first: the point is to stop trusting the old key now. A relying party
+// that fetches the JWKS again when it meets an unknown kid (go-oidc does)
+// accepts the new key at once; one that does not, when its cached JWKS
+// expires (CacheMaxAge). Retiring the only key replaces it the same way;
+// a retiring key is only removed.
+//
+// It reads the record afresh and writes it with the compare-and-set of
+// every change, planning again if another instance wrote in between, so a
+// rotation racing it cannot write the key back. This instance adopts the
+// new record at once, the others at their next Refresh. It returns the
+// key that signs afterwards.
+func (m *Manager) Retire(ctx context.Context, kid string) (Key, error) {
+	m.refreshMu.Lock()
+	defer m.refreshMu.Unlock()
+	set, err := m.load(ctx)
+	if err != nil {
+		return Key{}, fmt.Errorf("retire signing key %s: %w", kid, err)
+	}
+	err = m.write(ctx, set, func(set *keySet, now time.Time) (*keySet, []change, error) {
+		return m.planRetire(set, kid, now)
+	})
+	if err != nil {
+		return Key{}, fmt.Errorf("retire signing key %s: %w", kid, err)
+	}
+	return m.Signing(), nil
+}
+
+// planRetire returns the record set becomes at now without the key kid,
+// with a new key signing from now if kid signs now or was to sign later,
+// and whatever else plan finds due.
+func (m *Manager) planRetire(set *keySet, kid string, now time.Time) (*keySet, []change, error) {
+	i := slices.IndexFunc(set.keys, func(k Key) bool { return k.ID == kid })
+	if i < 0 {
+		return nil, nil, fmt.Errorf("%w %q: not in %s (never issued, or already gone)", ErrUnknownKey, kid, m.opts.RedisKey)
+	}
+	gone := set.keys[i]
+	keys := slices.Delete(slices.Clone(set.keys), i, i+1)
+	if i == set.signer(now) || gone.NotBefore.After(now) {
+		key, err := m.generate(now, now)
+		if err != nil {
+			return nil, nil, err
+		}
+		// First: it signs now, and readers that predate windows sign
+		// with the first key.
+		keys = slices.Insert(keys, 0, key)
+	}
+	// The newest key must be open-ended (decode refuses a record whose
+	// newest key retires). It can only have an end when the key that
+	// took over from it is the one removed.
+	if n := (&keySet{keys: keys}).newest(); !keys[n].NotAfter.IsZero() {
+		keys[n].NotAfter = time.Time{}
+	}
+	// plan adds what is due on the result (a key whose successor is gone
+	// has its stay extended, never shortened), and seals it.
+	next, changes, err := m.plan(&keySet{keys: keys, stale: set.stale}, now)
+	if err == nil && next == nil {
+		next, err = m.encode(keys)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	signing := next.keys[next.signer(now)].ID
+	return next, append(changes, change{kind: "revoked", key: gone, signing: signing}), nil
 }
 
 // due reports whether keys need a new key at now, and when it would start

@@ -74,6 +74,9 @@ type Options struct {
 	// ClientIPs tells a visitor's address, for the store's join limit
 	// (zero: the peer's address).
 	ClientIPs ClientIPs
+	// Keys are the signing keys the admin API lists and retires (nil:
+	// those calls answer 404).
+	Keys SigningKeys
 }
 
 // Server holds the handlers.
@@ -96,6 +99,7 @@ type Server struct {
 	admins     *adminSessions // nil when the admin API is disabled
 	history    *history
 	clientIPs  ClientIPs
+	keys       SigningKeys
 }
 
 // New checks the options, parses the templates and reads the texts (those
@@ -140,7 +144,7 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{issuer: o.Issuer, store: o.Store, cache: o.Cache, flow: o.Flow,
 		cookies: cookies, questions: newQuestionKeys(o.CookieSecrets), adminToken: o.AdminToken, pages: pages, static: th.static, locales: th.locales, beats: o.Heartbeats,
-		origins: o.Origins, metrics: o.Metrics, admins: admins, history: newHistory(o.Store.Rooms()), clientIPs: o.ClientIPs}
+		origins: o.Origins, metrics: o.Metrics, admins: admins, history: newHistory(o.Store.Rooms()), clientIPs: o.ClientIPs, keys: o.Keys}
 	s.streams = newStreamHub(s)
 	go s.streams.run()
 	return s, nil
@@ -158,6 +162,8 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin/v1/rooms/{room}", s.admin(s.adminRoom))
 	mux.HandleFunc("PATCH /admin/v1/rooms/{room}", s.admin(s.adminPatch))
 	mux.HandleFunc("POST /admin/v1/rooms/{room}/advance", s.admin(s.adminAdvance))
+	mux.HandleFunc("GET /admin/v1/keys", s.admin(s.adminKeys))
+	mux.HandleFunc("POST /admin/v1/keys/{kid}/retire", s.admin(s.adminRetireKey))
 	s.registerDashboard(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

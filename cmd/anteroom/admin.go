@@ -43,6 +43,10 @@ commands:
   set ROOM [--rate N] [--max-active N] [--state S]
                             change the admission policy (0 clears a limit) or state
                             (open, paused, closed, passthrough)
+  keys                      the signing keys in the JWKS, and what each does
+  keys retire KID           take a leaked signing key out of the JWKS at once; if it
+                            signs, a new key signs from now (other instances follow
+                            at their next refresh of the keys, within a minute)
 
 flags:
   --url URL        the server's base URL, its issuer (default $ANTEROOM_URL, else `+defaultAdminURL+`)
@@ -143,6 +147,16 @@ func adminCmd(ctx context.Context, args []string, getenv func(string) string, st
 			body["state"] = *state
 		}
 		req = adminRequest{method: http.MethodPatch, room: rest[0], path: "/admin/v1/rooms/" + url.PathEscape(rest[0]), body: body}
+	case "keys":
+		switch {
+		case len(rest) == 0:
+			req = adminRequest{method: http.MethodGet, path: "/admin/v1/keys", show: writeKeyTable}
+		case len(rest) == 2 && rest[0] == "retire" && rest[1] != "":
+			req = adminRequest{method: http.MethodPost, kid: rest[1], path: "/admin/v1/keys/" + url.PathEscape(rest[1]) + "/retire",
+				show: writeRetired}
+		default:
+			return usageErr("usage: keys, or keys retire KID")
+		}
 	default:
 		return usageErr("unknown command %q", cmd)
 	}
@@ -182,24 +196,40 @@ func adminCmd(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		return 0
 	}
-	var rooms []adminRoom
-	if req.room == "" {
-		var doc struct {
-			Rooms []adminRoom `json:"rooms"`
-		}
-		err = json.Unmarshal(body, &doc)
-		rooms = doc.Rooms
-	} else {
-		var doc adminRoom
-		err = json.Unmarshal(body, &doc)
-		rooms = []adminRoom{doc}
+	show := req.show
+	if show == nil {
+		show = writeRooms(req.room)
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "anteroom admin: the server's answer is not a room status: %v\n", err)
+	if err := show(stdout, body); err != nil {
+		fmt.Fprintf(stderr, "anteroom admin: %v\n", err)
 		return exitFailed
 	}
-	writeRoomTable(stdout, rooms)
 	return 0
+}
+
+// writeRooms returns what prints the answer of a call about room ("":
+// every room) as a table.
+func writeRooms(room string) func(io.Writer, []byte) error {
+	return func(w io.Writer, body []byte) error {
+		var rooms []adminRoom
+		var err error
+		if room == "" {
+			var doc struct {
+				Rooms []adminRoom `json:"rooms"`
+			}
+			err = json.Unmarshal(body, &doc)
+			rooms = doc.Rooms
+		} else {
+			var doc adminRoom
+			err = json.Unmarshal(body, &doc)
+			rooms = []adminRoom{doc}
+		}
+		if err != nil {
+			return fmt.Errorf("the server's answer is not a room status: %v", err)
+		}
+		writeRoomTable(w, rooms)
+		return nil
+	}
 }
 
 // parseInterspersed parses fs's flags wherever they stand among the
@@ -225,8 +255,12 @@ type adminRequest struct {
 	// room is the room the call is about ("" for every room), for
 	// messages and to know the answer's shape.
 	room string
+	// kid is the signing key the call is about, for messages.
+	kid string
 	// body is sent as JSON when set.
 	body any
+	// show prints the answer as a person reads it (nil: rooms).
+	show func(io.Writer, []byte) error
 }
 
 // adminClient calls the admin API of the server at base.
@@ -276,8 +310,11 @@ func (c *adminClient) do(ctx context.Context, ar adminRequest) ([]byte, error) {
 		return b, nil
 	}
 	about := ""
-	if ar.room != "" {
+	switch {
+	case ar.room != "":
 		about = fmt.Sprintf("room %q: ", ar.room)
+	case ar.kid != "":
+		about = fmt.Sprintf("signing key %q: ", ar.kid)
 	}
 	var apiErr struct {
 		Code        string `json:"error"`
@@ -347,6 +384,52 @@ func writeRoomTable(w io.Writer, rooms []adminRoom) {
 	}
 	_ = tw.Flush()
 }
+
+// adminKey is a signing key as the admin API lists it.
+type adminKey struct {
+	KID       string `json:"kid"`
+	Alg       string `json:"alg"`
+	State     string `json:"state"`
+	NotBefore int64  `json:"not_before"`
+	NotAfter  *int64 `json:"not_after"`
+}
+
+// writeKeyTable prints the answer of GET /admin/v1/keys as a table, one
+// key a line, whole kids (to copy into keys retire) and times in UTC.
+func writeKeyTable(w io.Writer, body []byte) error {
+	var doc struct {
+		Keys []adminKey `json:"keys"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return fmt.Errorf("the server's answer is not a list of signing keys: %v", err)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "KID\tALG\tSTATE\tNOT BEFORE\tNOT AFTER")
+	for _, k := range doc.Keys {
+		notAfter := "-"
+		if k.NotAfter != nil {
+			notAfter = formatUnix(*k.NotAfter)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.KID, k.Alg, k.State, formatUnix(k.NotBefore), notAfter)
+	}
+	return tw.Flush()
+}
+
+// writeRetired prints the answer of POST /admin/v1/keys/{kid}/retire.
+func writeRetired(w io.Writer, body []byte) error {
+	var doc struct {
+		Retired string `json:"retired"`
+		Signing string `json:"signing"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil || doc.Retired == "" || doc.Signing == "" {
+		return fmt.Errorf("the server's answer is not a retired key: %.200s", body)
+	}
+	_, err := fmt.Fprintf(w, "retired %s; %s signs now\n", doc.Retired, doc.Signing)
+	return err
+}
+
+// formatUnix writes unix seconds as an RFC 3339 time in UTC.
+func formatUnix(secs int64) string { return time.Unix(secs, 0).UTC().Format(time.RFC3339) }
 
 // formatRate writes a rate per minute as a whole number when it is one,
 // else with one decimal.

@@ -255,3 +255,62 @@ func TestAdminCLIErrors(t *testing.T) {
 		t.Errorf("--help: exit %d, %q", code, out)
 	}
 }
+
+func TestAdminCLIKeysListsAndRetires(t *testing.T) {
+	_, base := startForAdmin(t)
+	t.Setenv("ANTEROOM_URL", base)
+	keyRows := func() [][]string {
+		t.Helper()
+		code, out, errOut := adminCLI(t, "keys")
+		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+		if code != 0 || errOut != "" || len(lines) < 2 || strings.Join(strings.Fields(lines[0]), " ") != "KID ALG STATE NOT BEFORE NOT AFTER" {
+			t.Fatalf("keys: exit %d, stderr %q\n%s", code, errOut, out)
+		}
+		var rows [][]string
+		for _, l := range lines[1:] {
+			rows = append(rows, strings.Fields(l))
+		}
+		return rows
+	}
+	rows := keyRows()
+	if len(rows) != 1 || len(rows[0]) != 5 || rows[0][1] != "RS256" || rows[0][2] != "signing" || rows[0][4] != "-" {
+		t.Fatalf("keys: %v, want one RS256 key signing, open-ended", rows)
+	}
+	if _, err := time.Parse(time.RFC3339, rows[0][3]); err != nil {
+		t.Fatalf("keys: NOT BEFORE %q: %v", rows[0][3], err)
+	}
+	leaked := rows[0][0]
+
+	// (The instance, running in this process, logs its warning to the
+	// same stderr; the command itself writes none.)
+	code, out, errOut := adminCLI(t, "keys", "retire", leaked)
+	fresh, ok := strings.CutPrefix(strings.TrimSuffix(out, " signs now\n"), "retired "+leaked+"; ")
+	if code != 0 || strings.Contains(errOut, "anteroom admin") || !ok || fresh == "" || fresh == leaked {
+		t.Fatalf("keys retire: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if rows := keyRows(); len(rows) != 1 || rows[0][0] != fresh || rows[0][2] != "signing" {
+		t.Fatalf("keys after the retirement: %v, want only %s signing", rows, fresh)
+	}
+	code, out, _ = adminCLI(t, "--json", "keys")
+	var doc struct {
+		Keys []map[string]any `json:"keys"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); code != 0 || err != nil || len(doc.Keys) != 1 || doc.Keys[0]["kid"] != fresh ||
+		doc.Keys[0]["state"] != "signing" || doc.Keys[0]["not_after"] != nil {
+		t.Fatalf("keys --json: exit %d, %v: %s", code, err, out)
+	}
+
+	// The key is gone: retiring it again is refused, in one line.
+	want := `anteroom admin: signing key "` + leaked + `": no such signing key (never issued here, or already retired) (HTTP 404)` + "\n"
+	if code, out, errOut := adminCLI(t, "keys", "retire", leaked); code != 1 || out != "" || errOut != want {
+		t.Fatalf("retiring again: exit %d, stdout %q, stderr %q; want exit 1 and %q", code, out, errOut, want)
+	}
+	for _, args := range [][]string{{"keys", "retire"}, {"keys", "retire", ""}, {"keys", "retire", "a", "b"}, {"keys", "frob"}, {"keys", "--rate", "5"}} {
+		if code, out, errOut := adminCLI(t, args...); code != 2 || out != "" || !strings.HasPrefix(errOut, "anteroom admin: ") {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit 2", args, code, out, errOut)
+		}
+	}
+	if code, out, _ := adminCLI(t, "--help"); code != 0 || !strings.Contains(out, "keys retire KID") {
+		t.Errorf("--help: exit %d, %q", code, out)
+	}
+}

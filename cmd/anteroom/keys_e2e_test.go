@@ -396,3 +396,183 @@ func TestCookieKeyRotationKeepsEveryonesPlace(t *testing.T) {
 		t.Fatalf("admin session signed under the dropped key: %d", code)
 	}
 }
+
+// retireKey asks the instance the load balancer points at to retire kid,
+// and returns the status, the Retry-After header and the JSON answer.
+func (e *env) retireKey(kid string) (int, string, map[string]any) {
+	e.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, issuer+"/admin/v1/keys/"+url.PathEscape(kid)+"/retire", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := (&http.Client{Transport: e.transport()}).Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var doc map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&doc)
+	return resp.StatusCode, resp.Header.Get("Retry-After"), doc
+}
+
+// refused checks that the instance at addr refuses tok, signed by a
+// retired key, everywhere it checks a signature: userinfo, introspection,
+// and a relying party that fetches its JWKS afresh.
+func (e *env) refused(addr string, r *rp, tok *oauth2.Token) {
+	e.t.Helper()
+	e.route(addr)
+	if info, err := r.provider.UserInfo(r.ctx, oauth2.StaticTokenSource(tok)); err == nil {
+		e.t.Fatalf("%s: userinfo answered %s for a token of the retired key", addr, info.Subject)
+	}
+	if active := introspect(e.t, e, tok.AccessToken); active != false {
+		e.t.Fatalf("%s: introspection of a token of the retired key: active=%v", addr, active)
+	}
+	if err := e.verifyAt(addr, tok.AccessToken, clientID); err == nil {
+		e.t.Fatalf("%s: a relying party fetching the JWKS afresh accepts a token of the retired key", addr)
+	}
+}
+
+func TestRetiredKeyIsRefusedAtOnceAndVisitorsKeepTheirPlaces(t *testing.T) {
+	e := newEnv(t, false, withGate)
+	ctx := context.Background()
+	_, addrA := e.start()
+	b, addrB := e.start()
+	r := e.rp(clientID, secret, rpCallback)
+
+	// Before the leak: alice logs in through a relying party, a visitor
+	// through the gate, and a third visitor waits.
+	alice := e.browser()
+	aliceLogin := newLogin()
+	aliceWait := queue(t, alice, r, aliceLogin)
+	gateVisitor := e.browser()
+	resp, _ := visit(t, gateVisitor, http.MethodGet, issuer+"/gate/start?rd=/shop")
+	gateWait := resp.Request.URL.String()
+	waiting := e.browser()
+	waitingLogin := newLogin()
+	waitURL := queue(t, waiting, r, waitingLogin)
+	e.advance(2)
+	resp, _ = visit(t, alice, http.MethodPost, aliceWait+"/continue")
+	tok, err := r.oauth.Exchange(r.ctx, codeFrom(t, resp, aliceLogin), oauth2.VerifierOption(aliceLogin.verifier))
+	if err != nil {
+		t.Fatalf("alice's exchange: %v", err)
+	}
+	leaked, _ := jwtHeader(t, tok.AccessToken)
+	visit(t, gateVisitor, http.MethodPost, gateWait+"/continue")
+	// Both instances verify the gate session, and cache it.
+	for _, addr := range []string{addrA, addrB} {
+		e.route(addr)
+		if code := e.gateAuth(gateVisitor); code != http.StatusNoContent {
+			t.Fatalf("%s: gate session before the retirement: %d", addr, code)
+		}
+		if active := introspect(t, e, tok.AccessToken); active != true {
+			t.Fatalf("%s: test is void: alice's token is refused before the retirement (%v)", addr, active)
+		}
+		if _, err := r.provider.UserInfo(r.ctx, oauth2.StaticTokenSource(tok)); err != nil {
+			t.Fatalf("%s: test is void: userinfo refuses alice's token before the retirement: %v", addr, err)
+		}
+	}
+
+	// The operator retires the key through A.
+	e.route(addrA)
+	code, _, doc := e.retireKey(leaked)
+	fresh, _ := doc["signing"].(string)
+	if code != http.StatusOK || doc["retired"] != leaked || fresh == "" || fresh == leaked {
+		t.Fatalf("retire %s: %d %v", leaked, code, doc)
+	}
+	// A stops trusting it at once: its JWKS, its endpoints, its gate
+	// (whose cache still holds the session).
+	if kids, _ := e.published(addrA); !slices.Equal(kids, []string{fresh}) {
+		t.Fatalf("A's JWKS after the retirement: %v, want only %s", kids, fresh)
+	}
+	e.refused(addrA, r, tok)
+	e.route(addrA)
+	if code := e.gateAuth(gateVisitor); code != http.StatusUnauthorized {
+		t.Fatalf("A's gate lets a session of the retired key in: %d", code)
+	}
+	if code, _, _ := e.retireKey(leaked); code != http.StatusNotFound {
+		t.Fatalf("retiring the key again: %d, want 404", code)
+	}
+
+	// B follows at its next refresh (every minute; the test drives it).
+	if err := b.keys.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if kids, _ := e.published(addrB); !slices.Equal(kids, []string{fresh}) {
+		t.Fatalf("B's JWKS after its refresh: %v, want only %s", kids, fresh)
+	}
+	e.refused(addrB, r, tok)
+	e.route(addrB)
+	if code := e.gateAuth(gateVisitor); code != http.StatusUnauthorized {
+		t.Fatalf("B's gate lets a session of the retired key in: %d", code)
+	}
+
+	// Nobody lost their place. The waiting visitor still waits third, and
+	// is let in next, with tokens of the new key.
+	if st := pollStatus(t, waiting, waitURL); st.State != "waiting" || st.Position != 3 {
+		t.Fatalf("the waiting visitor after the retirement: %+v", st)
+	}
+	e.advance(1)
+	resp, _ = visit(t, waiting, http.MethodPost, waitURL+"/continue")
+	next, err := r.oauth.Exchange(r.ctx, codeFrom(t, resp, waitingLogin), oauth2.VerifierOption(waitingLogin.verifier))
+	if err != nil {
+		t.Fatalf("the waiting visitor's exchange: %v", err)
+	}
+	// Alice, admitted, logs in again straight through, on either instance.
+	for _, addr := range []string{addrA, addrB} {
+		e.route(addr)
+		l := newLogin()
+		resp, _ := visit(t, alice, http.MethodGet, r.authURL(l))
+		c := codeFrom(t, resp, l)
+		if c == "" {
+			t.Fatalf("%s: alice logging in again got %d at %s, want straight back with a code", addr, resp.StatusCode, resp.Request.URL)
+		}
+		again, err := r.oauth.Exchange(r.ctx, c, oauth2.VerifierOption(l.verifier))
+		if err != nil {
+			t.Fatalf("%s: alice's new exchange: %v", addr, err)
+		}
+		// New tokens are signed by the new key, and verify.
+		for _, tk := range []*oauth2.Token{again, next} {
+			id, _ := tk.Extra("id_token").(string)
+			if kid, _ := jwtHeader(t, id); kid != fresh {
+				t.Fatalf("%s: ID token signed by %s, want %s", addr, kid, fresh)
+			}
+			if kid, _ := jwtHeader(t, tk.AccessToken); kid != fresh {
+				t.Fatalf("%s: access token signed by %s, want %s", addr, kid, fresh)
+			}
+			if err := e.verifyAt(addr, tk.AccessToken, clientID); err != nil {
+				t.Fatalf("%s: a token of the new key does not verify: %v", addr, err)
+			}
+			if active := introspect(t, e, tk.AccessToken); active != true {
+				t.Fatalf("%s: introspection of a token of the new key: %v", addr, active)
+			}
+		}
+	}
+	// The gate visitor starts again and goes straight through too.
+	e.route(addrB)
+	visit(t, gateVisitor, http.MethodGet, issuer+"/gate/start?rd=/shop")
+	if code := e.gateAuth(gateVisitor); code != http.StatusNoContent {
+		t.Fatalf("the gate visitor after starting again: %d", code)
+	}
+	newcomer := e.browser()
+	if st := pollStatus(t, newcomer, queue(t, newcomer, r, newLogin())); st.Position != 4 {
+		t.Fatalf("a newcomer got position %d, want 4: no place was handed out or lost", st.Position)
+	}
+}
+
+func TestRetireKeyWhileRedisIsDownAsksToRetry(t *testing.T) {
+	if !redisServer.Real() {
+		t.Skip("needs a real redis-server to kill")
+	}
+	e := newEnv(t, false, nil)
+	a, _ := e.start()
+	kid := a.keys.Signing().ID
+	if err := redisServer.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = redisServer.Restart() })
+	code, retry, doc := e.retireKey(kid)
+	if code != http.StatusServiceUnavailable || retry == "" || doc["error"] != "temporarily_unavailable" {
+		t.Fatalf("retire with Redis down: %d Retry-After=%q %v", code, retry, doc)
+	}
+	if a.keys.Signing().ID != kid {
+		t.Fatal("a retirement that failed changed the signing key")
+	}
+}
