@@ -143,12 +143,20 @@ func TestStreamsPerTicketAreBounded(t *testing.T) {
 	addr := srv.Listener.Addr().String()
 	var conns []net.Conn
 	var readers []*bufio.Reader
-	for range maxStreamsPerTicket + 2 {
+	for i := range maxStreamsPerTicket + 2 {
 		conn := rawEvents(t, addr, "GET", "HTTP/1.1", path, cookie, 0)
 		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 		r := bufio.NewReader(conn)
 		readHead(t, r)
 		conns, readers = append(conns, conn), append(readers, r)
+		// The hub takes a stream over after its head is written: wait for
+		// it, so the streams beyond the bound are the last ones.
+		for deadline := time.Now().Add(10 * time.Second); i < maxStreamsPerTicket && s.streams.Len() < i+1; {
+			if time.Now().After(deadline) {
+				t.Fatalf("the hub took %d streams, want %d", s.streams.Len(), i+1)
+			}
+			time.Sleep(time.Millisecond)
+		}
 	}
 	for _, r := range readers[maxStreamsPerTicket:] {
 		if data := nextData(t, r); !strings.Contains(data, `"state":"waiting"`) {
@@ -170,8 +178,10 @@ func TestStreamsPerTicketAreBounded(t *testing.T) {
 	other, body := openStream(t, srv)
 	defer body.Close()
 	nextData(t, other)
-	if n := s.streams.Len(); n != maxStreamsPerTicket+1 {
-		t.Errorf("hub holds %d streams, want %d", n, maxStreamsPerTicket+1)
+	for deadline := time.Now().Add(10 * time.Second); s.streams.Len() != maxStreamsPerTicket+1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("hub holds %d streams, want %d", s.streams.Len(), maxStreamsPerTicket+1)
+		}
 	}
 	if n := testutil.ToFloat64(s.metrics.streams); n != maxStreamsPerTicket+1 {
 		t.Errorf("anteroom_event_streams = %v, want %d", n, maxStreamsPerTicket+1)
