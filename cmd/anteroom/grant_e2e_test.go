@@ -43,6 +43,17 @@ func offlineTokens(t *testing.T, e *env, r *rp) (access, refresh string) {
 	return access, refresh
 }
 
+// envWithHook starts an instance whose Redis client runs hook.
+func envWithHook(t *testing.T, hook redis.Hook) *env {
+	t.Helper()
+	e := newEnv(t, false, nil)
+	rdb := redis.NewClient(&redis.Options{Addr: redisServer.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	rdb.AddHook(hook)
+	e.startOn(rdb)
+	return e
+}
+
 // failAccessTokenWrites fails, while armed, the pipeline that stores a new
 // access token: the store failing between the refresh token's "used" mark
 // and the new tokens (in a Cluster the two keys live on different nodes).
@@ -78,14 +89,9 @@ func (h *failAccessTokenWrites) ProcessPipelineHook(next redis.ProcessPipelineHo
 // reuse (which would revoke the grant), so a failed rotation puts the
 // token back as it was.
 func TestRefreshRetriedAfterAStoreFailureKeepsTheGrant(t *testing.T) {
-	e := newEnv(t, false, nil)
 	hook := &failAccessTokenWrites{}
-	rdb := redis.NewClient(&redis.Options{Addr: redisServer.Addr()})
-	t.Cleanup(func() { rdb.Close() })
-	rdb.AddHook(hook)
-	e.startOn(rdb)
-	r := e.rp(clientID, secret, rpCallback)
-	access, refresh := offlineTokens(t, e, r)
+	e := envWithHook(t, hook)
+	access, refresh := offlineTokens(t, e, e.rp(clientID, secret, rpCallback))
 
 	hook.armed.Store(true)
 	status, doc, hdr := e.tokenCall(clientID, secret, refreshForm(refresh))
@@ -127,14 +133,9 @@ func (h *replaySetGet) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 // finds the used mark it wrote itself: that is no reuse, and the refresh
 // succeeds without revoking anything.
 func TestRefreshWhoseRotationWasSentTwiceKeepsTheGrant(t *testing.T) {
-	e := newEnv(t, false, nil)
 	hook := &replaySetGet{}
-	rdb := redis.NewClient(&redis.Options{Addr: redisServer.Addr()})
-	t.Cleanup(func() { rdb.Close() })
-	rdb.AddHook(hook)
-	e.startOn(rdb)
-	r := e.rp(clientID, secret, rpCallback)
-	access, refresh := offlineTokens(t, e, r)
+	e := envWithHook(t, hook)
+	access, refresh := offlineTokens(t, e, e.rp(clientID, secret, rpCallback))
 
 	hook.armed.Store(true)
 	status, doc, _ := e.tokenCall(clientID, secret, refreshForm(refresh))
