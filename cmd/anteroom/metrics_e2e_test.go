@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -94,7 +95,9 @@ func TestMetricsFollowVisitorsTokensAndRequests(t *testing.T) {
 		// through the library's callback.
 		`anteroom_http_request_duration_seconds_count{route="/authorize/callback"}`: 0,
 	} {
-		if got := moved(series); got != want {
+		// A sum that earlier runs in this process (-count) left large
+		// loses the last bits of the difference.
+		if got := moved(series); math.Abs(got-want) > 1e-6 {
 			t.Errorf("%s moved by %v, want %v", series, got, want)
 		}
 	}
