@@ -77,7 +77,7 @@ func originTargets(cfg *config.Config) []origin.Target {
 // newApp wires an instance on rdb. It waits for Redis to answer (a rolling
 // deploy can start Anteroom before its store) until ctx is done.
 // now is the clock (nil: time.Now); tests pass one they control.
-func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, now func() time.Time) (*app, error) {
+func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, now func() time.Time, storeOpts ...waitingroom.Option) (*app, error) {
 	if now == nil {
 		now = time.Now
 	}
@@ -97,9 +97,10 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 	// Bindings are filed by their auth request's creation time, sealed in
 	// its id, so they expire in buckets with the requests.
 	requestTime := func(id string) (time.Time, bool) { return oidc.RequestCreated(oidcBox, id) }
-	store, err := waitingroom.NewStore(rdb, rooms(cfg), waitingroom.WithClock(now), waitingroom.WithRequestTime(requestTime),
+	store, err := waitingroom.NewStore(rdb, rooms(cfg), append([]waitingroom.Option{waitingroom.WithClock(now),
+		waitingroom.WithRequestTime(requestTime),
 		waitingroom.WithJoinLimit(cfg.Limits.JoinsPerIPPerMinute, cfg.Limits.JoinBurst()),
-		waitingroom.WithLoginsPerTicket(cfg.Limits.LoginsPerTicket))
+		waitingroom.WithLoginsPerTicket(cfg.Limits.LoginsPerTicket)}, storeOpts...)...)
 	if err != nil {
 		return nil, err
 	}

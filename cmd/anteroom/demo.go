@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/anteroom/anteroom/config"
+	"github.com/anteroom/anteroom/waitingroom"
 )
 
 // demoConfig is the configuration `anteroom demo` runs: one room admitting
@@ -77,6 +78,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	var rdb redis.UniversalClient
+	var storeOpts []waitingroom.Option
 	if *redisURL == "" {
 		mr := miniredis.NewMiniRedis()
 		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
@@ -86,6 +88,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		defer mr.Close()
 		slog.Warn("using an embedded in-process store (miniredis): all state is lost on exit; pass --redis or use `anteroom serve` for real use")
 		rdb = redis.NewClient(&redis.Options{Addr: mr.Addr()})
+		storeOpts = append(storeOpts, waitingroom.WithEmbeddedRedis())
 	} else {
 		opt, err := redis.ParseURL(*redisURL)
 		if err != nil {
@@ -96,7 +99,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer rdb.Close()
 
-	a, err := newApp(ctx, cfg, rdb, nil)
+	a, err := newApp(ctx, cfg, rdb, nil, storeOpts...)
 	if err != nil {
 		slog.Error("start", "err", err)
 		return 1
