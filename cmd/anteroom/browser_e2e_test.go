@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,6 +109,37 @@ func TestWaitingPageInABrowser(t *testing.T) {
 	}
 	if !strings.Contains(body, `"queue_position": 2`) || !strings.Contains(body, `"room": "`+roomID+`"`) {
 		t.Fatalf("the site's ID token claims: %s", body)
+	}
+
+	// The site asks this admitted visitor to pass the queue again
+	// (prompt=login): the page asks first, and the real browser's answer
+	// (its form post, same-origin, with the question's token) queues them
+	// again, at the back.
+	// A request is dated to the second: one from the second of the
+	// admission is answered by it, so this one comes a second later.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 50*time.Millisecond)))
+	q := url.Values{"client_id": {clientID}, "redirect_uri": {siteURL + "/callback"}, "response_type": {"code"},
+		"scope": {"openid"}, "state": {"again"}, "prompt": {"login"}}
+	step, cancelStep := context.WithTimeout(ctx, 20*time.Second)
+	err = chromedp.Do(step,
+		chromedp.Navigate(issuer+"/authorize?"+q.Encode()),
+		chromedp.WaitVisible(chromedp.CSS(`form[action*="/requeue?t="] button`)),
+	)
+	cancelStep()
+	if err != nil {
+		loc, _ := chromedp.Run(ctx, chromedp.Location())
+		text, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+		t.Fatalf("the question page: %v, at %s: %.300s", err, loc, text)
+	}
+	screenshot(t, ctx, "queue-again-question.png")
+	if err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`form[action*="/requeue?t="] button`)),
+		chromedp.WaitVisible(chromedp.CSS("#position")),
+	); err != nil {
+		t.Fatalf("answer the question in the browser: %v", err)
+	}
+	if position, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#position"))); err != nil || position != "3" {
+		t.Fatalf("after queueing again the page shows position %q (%v); want 3, a new place at the back", position, err)
 	}
 
 	// The same page on a phone, for a third visitor (a browser of their own).
