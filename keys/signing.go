@@ -233,6 +233,11 @@ type Manager struct {
 	current   atomic.Pointer[keySet]
 	refreshMu sync.Mutex // one Refresh at a time, so an older read never replaces a newer one
 	counts    changeCounts
+	// retired are the kids this instance retired (Retire): should one come
+	// back in the record (Redis lost the retirement, and an instance that
+	// had not followed put back the record it held), Refresh retires it
+	// again. Guarded by refreshMu.
+	retired map[string]bool
 
 	// afterRefresh, when set by a test, is called after each refresh in Run.
 	afterRefresh func(error)
@@ -602,6 +607,20 @@ func (m *Manager) Refresh(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("refresh keys: %w", err)
 	}
+	for _, k := range set.keys {
+		if !m.retired[k.ID] {
+			continue
+		}
+		m.log.Warn("a retired signing key is back in the record (Redis lost its retirement); retiring it again",
+			"kid", k.ID, "redis_key", m.opts.RedisKey)
+		err := m.write(ctx, set, func(set *keySet, now time.Time) (*keySet, []change, error) {
+			return m.planRetire(set, k.ID, now)
+		})
+		if err != nil && !errors.Is(err, ErrUnknownKey) {
+			return fmt.Errorf("refresh keys: retire %s again: %w", k.ID, err)
+		}
+		set = m.current.Load()
+	}
 	if err := m.maintain(ctx, set); err != nil {
 		return fmt.Errorf("refresh keys: %w", err)
 	}
@@ -859,6 +878,10 @@ func (m *Manager) Retire(ctx context.Context, kid string) (Key, error) {
 	if err != nil {
 		return Key{}, fmt.Errorf("retire signing key %s: %w", kid, err)
 	}
+	if m.retired == nil {
+		m.retired = map[string]bool{}
+	}
+	m.retired[kid] = true
 	return m.Signing(), nil
 }
 
