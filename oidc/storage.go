@@ -313,16 +313,19 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 // from before grants were kept are revoked that way only). It is best
 // effort: the caller refuses the request either way.
 func (s *storage) revokeGrant(ctx context.Context, grant string, expires time.Time, accessID, refreshKey string) {
+	// One key per command (the keys hash to different Cluster slots), in
+	// one round trip.
+	pipe := s.rdb.Pipeline()
 	if ttl := expires.Sub(s.now()); ttl > 0 && grant != "" {
-		_ = s.rdb.Set(ctx, revokedGrantKey(grant), 1, ttl+time.Minute).Err()
+		pipe.Set(ctx, revokedGrantKey(grant), 1, ttl+time.Minute)
 	}
-	// One key per DEL: the keys hash to different Cluster slots.
 	if accessID != "" {
-		_ = s.rdb.Del(ctx, accessTokenKey(accessID)).Err()
+		pipe.Del(ctx, accessTokenKey(accessID))
 	}
 	if refreshKey != "" {
-		_ = s.rdb.Del(ctx, refreshKey).Err()
+		pipe.Del(ctx, refreshKey)
 	}
+	_, _ = pipe.Exec(ctx)
 }
 
 // DeleteAuthRequest implements op.Storage. The library calls it after a

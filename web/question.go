@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 
+	"github.com/anteroom/anteroom/keys"
 	"github.com/anteroom/anteroom/waitingroom"
 )
 
@@ -13,16 +14,12 @@ import (
 // be answered after it.
 type questionKeys [][]byte
 
-var questionLabel = []byte("anteroom requeue question")
-
 func newQuestionKeys(secrets [][]byte) questionKeys {
-	keys := make(questionKeys, len(secrets))
+	k := make(questionKeys, len(secrets))
 	for i, secret := range secrets {
-		m := hmac.New(sha256.New, secret)
-		m.Write(questionLabel)
-		keys[i] = m.Sum(nil)
+		k[i] = keys.DeriveKey(secret, "requeue question", 32)
 	}
-	return keys
+	return k
 }
 
 // token binds an answer to the ticket that was asked and the request it was

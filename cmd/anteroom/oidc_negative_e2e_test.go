@@ -479,11 +479,8 @@ func TestOIDCNegativeTokenEndpoint(t *testing.T) {
 		}
 	})
 	t.Run("revoking a refresh token revokes every access token of its grant", func(t *testing.T) {
-		l := newLogin()
-		code := e.admitted(r.authURL(l, oauth2.SetAuthURLParam("scope", "openid offline_access")), l)
-		_, doc, _ := e.tokenCall(clientID, secret, codeForm(code, l.verifier))
-		firstAccess, _ := doc["access_token"].(string)
-		status, doc, _ := e.tokenCall(clientID, secret, refreshForm(doc["refresh_token"].(string)))
+		firstAccess, first := offlineTokens(t, e, r)
+		status, doc, _ := e.tokenCall(clientID, secret, refreshForm(first))
 		if status != http.StatusOK {
 			t.Fatalf("refresh: %d %v", status, doc)
 		}
@@ -497,10 +494,7 @@ func TestOIDCNegativeTokenEndpoint(t *testing.T) {
 		}
 	})
 	t.Run("a refresh token is bound to its client, rotated, and reusing the old one revokes the grant", func(t *testing.T) {
-		l := newLogin()
-		code := e.admitted(r.authURL(l, oauth2.SetAuthURLParam("scope", "openid offline_access")), l)
-		_, doc, _ := e.tokenCall(clientID, secret, codeForm(code, l.verifier))
-		old, _ := doc["refresh_token"].(string)
+		_, old := offlineTokens(t, e, r)
 		refresh := func(id, sec, token string) (int, map[string]any, http.Header) {
 			return e.tokenCall(id, sec, refreshForm(token))
 		}
@@ -531,10 +525,7 @@ func TestOIDCNegativeTokenEndpoint(t *testing.T) {
 		}
 	})
 	t.Run("of concurrent refreshes with one token one wins, and the others revoke its grant", func(t *testing.T) {
-		l := newLogin()
-		code := e.admitted(r.authURL(l, oauth2.SetAuthURLParam("scope", "openid offline_access")), l)
-		_, doc, _ := e.tokenCall(clientID, secret, codeForm(code, l.verifier))
-		token, _ := doc["refresh_token"].(string)
+		_, token := offlineTokens(t, e, r)
 		var wins atomic.Int64
 		var winner atomic.Value
 		var wg sync.WaitGroup
