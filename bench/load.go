@@ -91,6 +91,29 @@ func load(ctx context.Context, c int, d time.Duration, op func(ctx context.Conte
 	return res
 }
 
+// forEach runs op(0) … op(n-1) from workers goroutines and returns the
+// first error; after one, or once ctx is done, no more ops start.
+func forEach(ctx context.Context, n, workers int, op func(i int) error) error {
+	var next atomic.Int64
+	var firstErr atomic.Pointer[error]
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n && firstErr.Load() == nil && ctx.Err() == nil; i = int(next.Add(1) - 1) {
+				if err := op(i); err != nil {
+					firstErr.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if p := firstErr.Load(); p != nil {
+		return *p
+	}
+	return ctx.Err()
+}
+
 // paired measures a figure and its baseline in alternating rounds (baseline,
 // value, baseline, value, …), so that both see the same share of whatever
 // else the machine is doing, and returns every round. Each function returns

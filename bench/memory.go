@@ -81,34 +81,17 @@ func figureMemory(ctx context.Context, o options, rdb *redis.Client) (figure, er
 // the i-th from the client from(i) names (nil: none), and says how long
 // they took.
 func fillRoom(ctx context.Context, o options, store *waitingroom.Store, room string, from func(i int64) waitingroom.JoinOption) (time.Duration, error) {
-	var next atomic.Int64
 	run := randomHex(4)
-	var wg sync.WaitGroup
-	var firstErr atomic.Pointer[error]
 	start := time.Now()
-	for range o.concurrency * 2 {
-		wg.Go(func() {
-			for {
-				i := next.Add(1)
-				if i > int64(o.memoryN) || ctx.Err() != nil {
-					return
-				}
-				var opts []waitingroom.JoinOption
-				if from != nil {
-					opts = append(opts, from(i))
-				}
-				if _, err := store.Join(ctx, room, fmt.Sprintf("mem-%s-%d", run, i), nil, opts...); err != nil {
-					firstErr.CompareAndSwap(nil, &err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if p := firstErr.Load(); p != nil {
-		return 0, *p
-	}
-	return time.Since(start), nil
+	err := forEach(ctx, o.memoryN, o.concurrency*2, func(i int) error {
+		var opts []waitingroom.JoinOption
+		if from != nil {
+			opts = append(opts, from(int64(i+1)))
+		}
+		_, err := store.Join(ctx, room, fmt.Sprintf("mem-%s-%d", run, i+1), nil, opts...)
+		return err
+	})
+	return time.Since(start), err
 }
 
 // streamsPerProcess is how many event streams one process holds: this
@@ -140,7 +123,7 @@ func figureStreams(ctx context.Context, o options, instances []*instance) (figur
 		// A visitor each: an instance holds at most a few streams per
 		// ticket.
 		count := min(per, n-i*per)
-		targets, err := queueVisitors(client, a, count)
+		targets, err := queueVisitors(ctx, client, a, count)
 		if err != nil {
 			return figure{}, a.explain(err)
 		}
@@ -218,28 +201,14 @@ type streamTarget struct{ url, cookie string }
 
 // queueVisitors queues count visitors at a, 32 at a time, and returns their
 // event streams.
-func queueVisitors(client *http.Client, a *instance, count int) ([]streamTarget, error) {
+func queueVisitors(ctx context.Context, client *http.Client, a *instance, count int) ([]streamTarget, error) {
 	targets := make([]streamTarget, count)
-	var next atomic.Int64
-	var firstErr atomic.Pointer[error]
-	var wg sync.WaitGroup
-	for range 32 {
-		wg.Go(func() {
-			for i := next.Add(1) - 1; i < int64(count) && firstErr.Load() == nil; i = next.Add(1) - 1 {
-				v, err := queueVisitor(client, a)
-				if err != nil {
-					firstErr.CompareAndSwap(nil, &err)
-					return
-				}
-				targets[i] = streamTarget{url: v.waitURL + "/events", cookie: v.cookie}
-			}
-		})
-	}
-	wg.Wait()
-	if p := firstErr.Load(); p != nil {
-		return nil, *p
-	}
-	return targets, nil
+	err := forEach(ctx, count, 32, func(i int) error {
+		v, err := queueVisitor(client, a)
+		targets[i] = streamTarget{url: v.waitURL + "/events", cookie: v.cookie}
+		return err
+	})
+	return targets, err
 }
 
 // openStreams opens the event streams of targets in a child process of
