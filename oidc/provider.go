@@ -7,7 +7,6 @@ package oidc
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -132,32 +131,63 @@ func (p *Provider) Handler() http.Handler { return p.handler }
 
 func (p *Provider) serve(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
+	case zoidc.DiscoveryEndpoint:
+		p.discovery(w, r)
+		return
 	case "/authorize":
 		r.Header.Del("Origin")
-		if p.errorPage != nil {
-			buf := &bufferedWriter{header: w.Header()}
-			p.op.ServeHTTP(buf, r)
-			if buf.status == http.StatusBadRequest && w.Header().Get("Location") == "" {
-				slog.InfoContext(r.Context(), "authorization request refused", "reason", strings.TrimSpace(buf.body.String()))
-				w.Header().Del("Content-Type")
-				p.errorPage(w, r)
-				return
-			}
-			buf.flushTo(w)
+		p.authorize(w, r)
+		return
+	case "/authorize/callback":
+		// The waiting page answers the relying party itself (Finish); the
+		// library's callback is left for old links and only ever refuses,
+		// to the relying party with iss added (RFC 9207).
+		r.Header.Del("Origin")
+		if !parseForm(w, r) {
 			return
 		}
-	case "/authorize/callback", "/end_session":
+		buf := &bufferedWriter{header: w.Header()}
+		guardOutage(buf, r, p.op)
+		if loc := w.Header().Get("Location"); loc != "" && !strings.HasPrefix(loc, p.issuer+"/") {
+			w.Header().Set("Location", withIss(loc, p.issuer))
+		}
+		buf.flushTo(w)
+		return
+	case "/end_session":
 		r.Header.Del("Origin")
+		if !parseForm(w, r) {
+			return
+		}
 		guardOutage(w, r, p.op)
 		return
 	case "/oauth/token":
 		// RFC 6749 §5.1: token responses must not be cached.
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Pragma", "no-cache")
+		if !parseForm(w, r) || !p.authenticateClient(w, r, publicAllowed) || !checkGrantType(w, r) {
+			return
+		}
 		guardOutage(w, r, p.op)
 		return
-	case "/userinfo", "/oauth/introspect", "/revoke":
+	case "/oauth/introspect":
+		if !parseForm(w, r) || !p.authenticateClient(w, r, secretRequired) {
+			return
+		}
 		guardOutage(w, r, p.op)
+		return
+	case "/revoke":
+		if !parseForm(w, r) || !p.authenticateClient(w, r, publicAllowed) {
+			return
+		}
+		guardOutage(w, r, p.op)
+		return
+	case "/userinfo":
+		guardOutage(w, r, http.HandlerFunc(p.userinfo))
+		return
+	case "/device_authorization":
+		// The library routes it whatever the storage offers; Anteroom
+		// offers no device flow (and discovery does not name it).
+		http.NotFound(w, r)
 		return
 	case "/keys":
 		// The library sends no Cache-Control, and caches then guess. A
@@ -232,16 +262,7 @@ func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, id string, t w
 	if err := p.storage.answer(r.Context(), id, claimsOf(t, c.room), code); err != nil {
 		return err
 	}
-	resp := &op.CodeResponseType{Code: code, State: a.State}
-	if a.ResponseMode == zoidc.ResponseModeFormPost {
-		return p.formPost(w, a.RedirectURI, formField{"code", resp.Code}, formField{"state", resp.State})
-	}
-	u, err := op.AuthResponseURL(a.RedirectURI, a.ResponseType, a.ResponseMode, resp, p.op.Encoder())
-	if err != nil {
-		return err
-	}
-	http.Redirect(w, r, u, http.StatusSeeOther)
-	return nil
+	return p.respond(w, r, a.RedirectURI, a.ResponseType, a.ResponseMode, formField{"code", code}, formField{"state", a.State})
 }
 
 // Decline ends auth request id at the relying party with access_denied:
@@ -266,14 +287,7 @@ func (p *Provider) refuse(w http.ResponseWriter, r *http.Request, id string, oau
 		http.Error(w, "unknown or expired request", http.StatusBadRequest)
 		return
 	}
-	if a.ResponseMode == zoidc.ResponseModeFormPost {
-		// The library would redirect with the error in the query, which a
-		// relying party that asked for form_post does not read.
-		err := p.formPost(w, a.RedirectURI, formField{"error", string(oauthErr.ErrorType)},
-			formField{"error_description", oauthErr.Description}, formField{"state", a.State})
-		if err == nil {
-			return
-		}
+	if err := p.respond(w, r, a.RedirectURI, a.ResponseType, a.ResponseMode, errorFields(oauthErr, a.State)...); err != nil {
+		http.Error(w, "unknown or expired request", http.StatusBadRequest)
 	}
-	op.AuthRequestError(w, r.WithContext(op.ContextWithIssuer(r.Context(), p.issuer)), a, oauthErr, p.op)
 }
