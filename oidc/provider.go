@@ -53,6 +53,9 @@ type Provider struct {
 	// errorPage shows a person an authorization request that cannot be
 	// answered at the relying party (see SetErrorPage).
 	errorPage func(w http.ResponseWriter, r *http.Request)
+	// cors is the library's CORS policy, for the endpoints answered
+	// without its router.
+	cors *cors.Cors
 }
 
 // SetErrorPage sets what a person sees for an authorization request that
@@ -87,6 +90,11 @@ func NewProvider(o Options) (*Provider, error) {
 		}
 		s.clients[c.ID] = &client{cfg: c, room: room, loginURL: loginURL, gate: strings.HasPrefix(c.ID, gateClientPrefix)}
 	}
+	corsOptions := cors.Options{
+		AllowedOrigins: []string{"*"},
+		AllowedMethods: []string{http.MethodGet, http.MethodPost},
+		AllowedHeaders: []string{"Authorization", "Content-Type"},
+	}
 	cfg := &op.Config{
 		// Without a registered post_logout_redirect_uri, end_session
 		// lands on the waiting room's own "you are logged out" page.
@@ -104,11 +112,7 @@ func NewProvider(o Options) (*Provider, error) {
 		// Token, userinfo, discovery and keys need CORS for browser apps,
 		// never with credentials; the browser-facing endpoints get none
 		// (Handler strips Origin there).
-		op.WithCORSOptions(&cors.Options{
-			AllowedOrigins: []string{"*"},
-			AllowedMethods: []string{http.MethodGet, http.MethodPost},
-			AllowedHeaders: []string{"Authorization", "Content-Type"},
-		}),
+		op.WithCORSOptions(&corsOptions),
 	}
 	if strings.HasPrefix(o.Issuer, "http://") {
 		opts = append(opts, op.WithAllowInsecure())
@@ -117,7 +121,7 @@ func NewProvider(o Options) (*Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create provider: %w", err)
 	}
-	prov := &Provider{op: p, storage: s, issuer: o.Issuer}
+	prov := &Provider{op: p, storage: s, issuer: o.Issuer, cors: cors.New(corsOptions)}
 	if o.Keys != nil {
 		prov.keysMaxAge = o.Keys.CacheMaxAge()
 	}
@@ -130,6 +134,20 @@ func NewProvider(o Options) (*Provider, error) {
 func (p *Provider) Handler() http.Handler { return p.handler }
 
 func (p *Provider) serve(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case zoidc.DiscoveryEndpoint, "/oauth/token", "/oauth/introspect", "/revoke", "/userinfo":
+		// Browser apps call these across origins. Their answers (or some
+		// of them) are written here, not by the library's router, so its
+		// CORS policy is applied here, and the router, seeing no Origin,
+		// adds nothing twice.
+		if r.Header.Get("Origin") != "" {
+			p.cors.HandlerFunc(w, r)
+			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+				return
+			}
+			r.Header.Del("Origin")
+		}
+	}
 	switch r.URL.Path {
 	case zoidc.DiscoveryEndpoint:
 		p.discovery(w, r)

@@ -522,3 +522,82 @@ func TestOIDCRequestBodiesAreCapped(t *testing.T) {
 		t.Errorf("under the cap: %d %.200s", status, body)
 	}
 }
+
+// TestOptionalAuthorizationParametersAreAccepted: the Basic OP plan's
+// modules that send optional parameters (OIDC Core §3.1.2.1) expect a
+// normal answer: scopes Anteroom has no claims for (profile, email,
+// address, phone; in any order), display, login_hint, ui_locales,
+// claims_locales, acr_values, the claims parameter (OIDC Core §5.5,
+// claims_parameter_supported is false, so it is ignored) and an
+// id_token_hint for the visitor who is admitted.
+func TestOptionalAuthorizationParametersAreAccepted(t *testing.T) {
+	e := negativeEnv(t)
+	r := e.rp(clientID, secret, rpCallback)
+	b := e.browser()
+	l := newLogin()
+	waitURL := queue(t, b, r, l)
+	e.advance(1)
+	resp, _ := visit(t, b, http.MethodPost, waitURL+"/continue")
+	tok, err := r.oauth.Exchange(r.ctx, codeFrom(t, resp, l), oauth2.VerifierOption(l.verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idToken := tok.Extra("id_token").(string)
+	for name, params := range map[string]map[string]string{
+		"oidcc-scope-all":                       {"scope": "openid profile email address phone"},
+		"oidcc-ensure-other-scope-order":        {"scope": "email openid"},
+		"oidcc-display-page":                    {"display": "page"},
+		"oidcc-display-popup":                   {"display": "popup"},
+		"oidcc-login-hint":                      {"login_hint": "visitor@example.com"},
+		"oidcc-ui-locales":                      {"ui_locales": "se"},
+		"oidcc-claims-locales":                  {"claims_locales": "se"},
+		"oidcc-ensure-request-with-acr-values":  {"acr_values": "1 2"},
+		"oidcc-claims-essential":                {"claims": `{"userinfo":{"name":{"essential":true}}}`},
+		"oidcc-id-token-hint":                   {"id_token_hint": idToken, "prompt": "none"},
+		"oidcc-ensure-request-without-nonce...": {"nonce": ""},
+	} {
+		l := newLogin()
+		var opts []oauth2.AuthCodeOption
+		for k, v := range params {
+			opts = append(opts, oauth2.SetAuthURLParam(k, v))
+		}
+		resp, _ := visit(t, b, http.MethodGet, r.authURL(l, opts...))
+		code := codeFrom(t, resp, l)
+		if code == "" {
+			t.Errorf("%s: no code: %d at %s %s", name, resp.StatusCode, resp.Request.URL, resp.Header.Get("Location"))
+			continue
+		}
+		if _, err := r.oauth.Exchange(r.ctx, code, oauth2.VerifierOption(l.verifier)); err != nil {
+			t.Errorf("%s: exchange: %v", name, err)
+		}
+	}
+}
+
+// TestAPIEndpointsKeepCORS: discovery, token, introspection, revocation and
+// userinfo are answered (or refused) by Anteroom's own handlers now; a
+// browser app still reads every answer, errors included, and its preflight
+// is answered; never with credentials.
+func TestAPIEndpointsKeepCORS(t *testing.T) {
+	e := negativeEnv(t)
+	origin := map[string]string{"Origin": "https://spa.example"}
+	for name, tc := range map[string]struct {
+		method, path string
+		form         url.Values
+	}{
+		"discovery":                  {http.MethodGet, "/.well-known/openid-configuration", nil},
+		"userinfo without a token":   {http.MethodGet, "/userinfo", nil},
+		"token without a client":     {http.MethodPost, "/oauth/token", url.Values{"grant_type": {"authorization_code"}}},
+		"introspection, public":      {http.MethodPost, "/oauth/introspect", url.Values{"client_id": {publicAppID}, "token": {"x"}}},
+		"revocation, unknown client": {http.MethodPost, "/revoke", url.Values{"client_id": {"nobody"}, "token": {"x"}}},
+	} {
+		_, h, _ := e.call(tc.method, tc.path, tc.form, "", "", origin)
+		if h.Get("Access-Control-Allow-Origin") != "*" || h.Get("Access-Control-Allow-Credentials") != "" || len(h.Values("Vary")) > 1 {
+			t.Errorf("%s: %v", name, h)
+		}
+		status, h, _ := e.call(http.MethodOptions, tc.path, nil, "", "", map[string]string{"Origin": "https://spa.example",
+			"Access-Control-Request-Method": http.MethodPost, "Access-Control-Request-Headers": "authorization"})
+		if status >= 300 || h.Get("Access-Control-Allow-Origin") != "*" || !strings.Contains(h.Get("Access-Control-Allow-Methods"), http.MethodPost) {
+			t.Errorf("%s, preflight: %d %v", name, status, h)
+		}
+	}
+}
