@@ -64,6 +64,5 @@ func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 	d.RequestURIParameterSupported = false
 	d.ClaimsParameterSupported = false
 	d.UILocalesSupported = nil
-	w.Header().Set("Content-Type", "application/json")
 	writeJSON(w, http.StatusOK, discoveryDocument{DiscoveryConfiguration: d, AuthorizationResponseIssParameterSupported: true})
 }
