@@ -7,7 +7,6 @@ package oidc
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -54,6 +53,9 @@ type Provider struct {
 	// errorPage shows a person an authorization request that cannot be
 	// answered at the relying party (see SetErrorPage).
 	errorPage func(w http.ResponseWriter, r *http.Request)
+	// cors is the library's CORS policy, for the endpoints answered
+	// without its router.
+	cors *cors.Cors
 }
 
 // SetErrorPage sets what a person sees for an authorization request that
@@ -88,6 +90,11 @@ func NewProvider(o Options) (*Provider, error) {
 		}
 		s.clients[c.ID] = &client{cfg: c, room: room, loginURL: loginURL, gate: strings.HasPrefix(c.ID, gateClientPrefix)}
 	}
+	corsOptions := cors.Options{
+		AllowedOrigins: []string{"*"},
+		AllowedMethods: []string{http.MethodGet, http.MethodPost},
+		AllowedHeaders: []string{"Authorization", "Content-Type"},
+	}
 	cfg := &op.Config{
 		// Without a registered post_logout_redirect_uri, end_session
 		// lands on the waiting room's own "you are logged out" page.
@@ -105,11 +112,7 @@ func NewProvider(o Options) (*Provider, error) {
 		// Token, userinfo, discovery and keys need CORS for browser apps,
 		// never with credentials; the browser-facing endpoints get none
 		// (Handler strips Origin there).
-		op.WithCORSOptions(&cors.Options{
-			AllowedOrigins: []string{"*"},
-			AllowedMethods: []string{http.MethodGet, http.MethodPost},
-			AllowedHeaders: []string{"Authorization", "Content-Type"},
-		}),
+		op.WithCORSOptions(&corsOptions),
 	}
 	if strings.HasPrefix(o.Issuer, "http://") {
 		opts = append(opts, op.WithAllowInsecure())
@@ -118,7 +121,7 @@ func NewProvider(o Options) (*Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create provider: %w", err)
 	}
-	prov := &Provider{op: p, storage: s, issuer: o.Issuer}
+	prov := &Provider{op: p, storage: s, issuer: o.Issuer, cors: cors.New(corsOptions)}
 	if o.Keys != nil {
 		prov.keysMaxAge = o.Keys.CacheMaxAge()
 	}
@@ -132,32 +135,77 @@ func (p *Provider) Handler() http.Handler { return p.handler }
 
 func (p *Provider) serve(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
-	case "/authorize":
-		r.Header.Del("Origin")
-		if p.errorPage != nil {
-			buf := &bufferedWriter{header: w.Header()}
-			p.op.ServeHTTP(buf, r)
-			if buf.status == http.StatusBadRequest && w.Header().Get("Location") == "" {
-				slog.InfoContext(r.Context(), "authorization request refused", "reason", strings.TrimSpace(buf.body.String()))
-				w.Header().Del("Content-Type")
-				p.errorPage(w, r)
+	case zoidc.DiscoveryEndpoint, "/oauth/token", "/oauth/introspect", "/revoke", "/userinfo":
+		// Browser apps call these across origins. Their answers (or some
+		// of them) are written here, not by the library's router, so its
+		// CORS policy is applied here, and the router, seeing no Origin,
+		// adds nothing twice.
+		if r.Header.Get("Origin") != "" {
+			p.cors.HandlerFunc(w, r)
+			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 				return
 			}
-			buf.flushTo(w)
+			r.Header.Del("Origin")
+		}
+	}
+	switch r.URL.Path {
+	case zoidc.DiscoveryEndpoint:
+		p.discovery(w, r)
+		return
+	case "/authorize":
+		r.Header.Del("Origin")
+		p.authorize(w, r)
+		return
+	case "/authorize/callback":
+		// The waiting page answers the relying party itself (Finish); the
+		// library's callback is left for old links and only ever refuses,
+		// to the relying party with iss added (RFC 9207).
+		r.Header.Del("Origin")
+		if !parseForm(w, r) {
 			return
 		}
-	case "/authorize/callback", "/end_session":
+		buf := &bufferedWriter{header: w.Header()}
+		guardOutage(buf, r, p.op)
+		if loc := w.Header().Get("Location"); loc != "" && !strings.HasPrefix(loc, p.issuer+"/") {
+			w.Header().Set("Location", withIss(loc, p.issuer))
+		}
+		buf.flushTo(w)
+		return
+	case "/end_session":
 		r.Header.Del("Origin")
+		if !parseForm(w, r) {
+			return
+		}
 		guardOutage(w, r, p.op)
 		return
 	case "/oauth/token":
 		// RFC 6749 §5.1: token responses must not be cached.
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Pragma", "no-cache")
+		if !parseForm(w, r) || !p.authenticateClient(w, r, publicAllowed) || !checkGrantType(w, r) {
+			return
+		}
 		guardOutage(w, r, p.op)
 		return
-	case "/userinfo", "/oauth/introspect", "/revoke":
+	case "/oauth/introspect":
+		if !parseForm(w, r) || !p.authenticateClient(w, r, secretRequired) {
+			return
+		}
 		guardOutage(w, r, p.op)
+		return
+	case "/revoke":
+		if !parseForm(w, r) || !p.authenticateClient(w, r, publicAllowed) {
+			return
+		}
+		guardOutage(w, r, p.op)
+		return
+	case "/userinfo":
+		guardOutage(w, r, http.HandlerFunc(p.userinfo))
+		return
+	case "/device_authorization":
+		// The library routes it whatever the storage offers; Anteroom
+		// offers no device flow (and discovery does not name it).
+		http.NotFound(w, r)
 		return
 	case "/keys":
 		// The library sends no Cache-Control, and caches then guess. A
@@ -232,16 +280,7 @@ func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, id string, t w
 	if err := p.storage.answer(r.Context(), id, claimsOf(t, c.room), code); err != nil {
 		return err
 	}
-	resp := &op.CodeResponseType{Code: code, State: a.State}
-	if a.ResponseMode == zoidc.ResponseModeFormPost {
-		return p.formPost(w, a.RedirectURI, formField{"code", resp.Code}, formField{"state", resp.State})
-	}
-	u, err := op.AuthResponseURL(a.RedirectURI, a.ResponseType, a.ResponseMode, resp, p.op.Encoder())
-	if err != nil {
-		return err
-	}
-	http.Redirect(w, r, u, http.StatusSeeOther)
-	return nil
+	return p.respond(w, r, a.RedirectURI, a.ResponseType, a.ResponseMode, formField{"code", code}, formField{"state", a.State})
 }
 
 // Decline ends auth request id at the relying party with access_denied:
@@ -266,14 +305,7 @@ func (p *Provider) refuse(w http.ResponseWriter, r *http.Request, id string, oau
 		http.Error(w, "unknown or expired request", http.StatusBadRequest)
 		return
 	}
-	if a.ResponseMode == zoidc.ResponseModeFormPost {
-		// The library would redirect with the error in the query, which a
-		// relying party that asked for form_post does not read.
-		err := p.formPost(w, a.RedirectURI, formField{"error", string(oauthErr.ErrorType)},
-			formField{"error_description", oauthErr.Description}, formField{"state", a.State})
-		if err == nil {
-			return
-		}
+	if err := p.respond(w, r, a.RedirectURI, a.ResponseType, a.ResponseMode, errorFields(oauthErr, a.State)...); err != nil {
+		http.Error(w, "unknown or expired request", http.StatusBadRequest)
 	}
-	op.AuthRequestError(w, r.WithContext(op.ContextWithIssuer(r.Context(), p.issuer)), a, oauthErr, p.op)
 }

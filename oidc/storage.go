@@ -751,7 +751,8 @@ func setUserinfo(info *zoidc.UserInfo, q *QueueClaims) {
 	}
 }
 
-// SetUserinfoFromToken implements op.Storage for the userinfo endpoint.
+// SetUserinfoFromToken implements op.Storage. Provider.userinfo answers the
+// userinfo endpoint itself (RFC 6750 errors) and reads the token directly.
 func (s *storage) SetUserinfoFromToken(ctx context.Context, info *zoidc.UserInfo, tokenID, subject, _ string) error {
 	rec, err := s.readToken(ctx, accessTokenKey(tokenID))
 	if err != nil {

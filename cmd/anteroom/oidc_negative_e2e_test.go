@@ -667,6 +667,7 @@ func TestRefusalsUseTheFormPostResponseMode(t *testing.T) {
 		t.Helper()
 		if resp.StatusCode != http.StatusOK || !strings.Contains(body, `action="`+rpCallback+`"`) ||
 			!strings.Contains(body, `name="error" value="`+errCode+`"`) || !strings.Contains(body, `name="state" value="`+state+`"`) ||
+			!strings.Contains(body, `name="iss" value="`+issuer+`"`) || // RFC 9207 §2
 			resp.Header.Get("Location") != "" {
 			t.Errorf("%s: %d Location=%q %.500s, want a page posting error=%s to %s", what, resp.StatusCode, resp.Header.Get("Location"), body, errCode, rpCallback)
 		}

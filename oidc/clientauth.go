@@ -1,0 +1,154 @@
+package oidc
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+
+	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
+)
+
+// MaxRequestBody caps the body of every request to the provider's
+// endpoints. Their largest legitimate body is a token request with a
+// refresh token or an authorization request by POST, a few KiB; without a
+// cap the form parser would read up to 10 MB per request.
+const MaxRequestBody = 64 << 10
+
+// writeJSON answers status with v as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// oauthError is the JSON error body of RFC 6749 §5.2.
+type oauthError struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+}
+
+// parseForm caps r's body at MaxRequestBody and parses its form. A body
+// over the cap gets 413 with invalid_request, anything else unparsable 400
+// invalid_request; it returns false when it answered.
+func parseForm(w http.ResponseWriter, r *http.Request) bool {
+	if r.Body != nil {
+		r.Body = http.MaxBytesReader(w, r.Body, MaxRequestBody)
+	}
+	err := r.ParseForm()
+	if err == nil {
+		return true
+	}
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		slog.InfoContext(r.Context(), "oidc request refused", "path", r.URL.Path, "reason", "body too large")
+		w.Header().Set("Connection", "close")
+		writeJSON(w, http.StatusRequestEntityTooLarge, oauthError{"invalid_request", fmt.Sprintf("the request body exceeds %d KiB", MaxRequestBody>>10)})
+		return false
+	}
+	writeJSON(w, http.StatusBadRequest, oauthError{"invalid_request", "the request body cannot be parsed"})
+	return false
+}
+
+// clientUse is what an endpoint lets a client do without a secret.
+type clientUse int
+
+const (
+	// publicAllowed: a public client names itself by client_id (token,
+	// revocation).
+	publicAllowed clientUse = iota
+	// secretRequired: only a confidential client that authenticates with
+	// the Basic header may call (introspection, RFC 7662 §2.1; the library
+	// reads no other method there).
+	secretRequired
+)
+
+// authenticateClient authenticates the client of a token, introspection
+// or revocation request (RFC 6749 §2.3) before the library sees it, and
+// answers a failure as RFC 6749 §5.2 says, which RFC 7009 §2.2.1 and RFC
+// 7662 §2.3 refer to: 401 invalid_client as JSON, with WWW-Authenticate
+// when the client tried the Authorization header. The library answers
+// some of these cases with plain text or unauthorized_client and looks a
+// code up before it checks the client. It returns false when it answered.
+// The form must be parsed.
+func (p *Provider) authenticateClient(w http.ResponseWriter, r *http.Request, use clientUse) bool {
+	header := r.Header.Get("Authorization") != ""
+	refuse := func(status int, code, description string) bool {
+		if status == http.StatusUnauthorized && header {
+			w.Header().Set("WWW-Authenticate", `Basic realm="`+p.issuer+`", charset="UTF-8"`)
+		}
+		slog.InfoContext(r.Context(), "client authentication failed", "path", r.URL.Path, "reason", description)
+		writeJSON(w, status, oauthError{code, description})
+		return false
+	}
+	formID, formSecret := r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	if r.PostForm.Get("client_assertion") != "" || r.PostForm.Get("client_assertion_type") != "" {
+		return refuse(http.StatusUnauthorized, string(zoidc.InvalidClient), "client assertions (private_key_jwt) are not supported")
+	}
+	id, sec, basic := r.BasicAuth()
+	switch {
+	case header && !basic:
+		return refuse(http.StatusUnauthorized, string(zoidc.InvalidClient), "clients authenticate with HTTP Basic or in the form")
+	case basic && formSecret != "":
+		return refuse(http.StatusBadRequest, string(zoidc.InvalidRequest), "more than one client authentication method")
+	case basic:
+		// RFC 6749 §2.3.1: id and secret are form-encoded first.
+		var err1, err2 error
+		id, err1 = url.QueryUnescape(id)
+		sec, err2 = url.QueryUnescape(sec)
+		if err1 != nil || err2 != nil {
+			return refuse(http.StatusUnauthorized, string(zoidc.InvalidClient), "malformed Basic credentials")
+		}
+		if formID != "" && formID != id {
+			return refuse(http.StatusBadRequest, string(zoidc.InvalidRequest), "client_id differs from the authenticated client")
+		}
+		if p.storage.AuthorizeClientIDSecret(r.Context(), id, sec) != nil {
+			return refuse(http.StatusUnauthorized, string(zoidc.InvalidClient), "invalid client credentials")
+		}
+		return true
+	case use == secretRequired:
+		return refuse(http.StatusUnauthorized, string(zoidc.InvalidClient), "authenticate with HTTP Basic")
+	case formID == "":
+		return refuse(http.StatusUnauthorized, string(zoidc.InvalidClient), "client authentication is required")
+	case formSecret != "":
+		if p.storage.AuthorizeClientIDSecret(r.Context(), formID, formSecret) != nil {
+			return refuse(http.StatusUnauthorized, string(zoidc.InvalidClient), "invalid client credentials")
+		}
+		return true
+	}
+	c, ok := p.storage.clients[formID]
+	if !ok || !c.cfg.Public() {
+		return refuse(http.StatusUnauthorized, string(zoidc.InvalidClient), "client authentication is required")
+	}
+	return true
+}
+
+// checkGrantType answers a token request whose grant Anteroom does not
+// offer with unsupported_grant_type (RFC 6749 §5.2): the library would
+// route the JWT-bearer grant to a handler that fails later with another
+// error. It returns false when it answered.
+func checkGrantType(w http.ResponseWriter, r *http.Request) bool {
+	g := r.PostForm.Get("grant_type")
+	if g == "" {
+		writeJSON(w, http.StatusBadRequest, oauthError{string(zoidc.InvalidRequest), "grant_type is missing"})
+		return false
+	}
+	for _, s := range supportedGrantTypes {
+		if g == string(s) {
+			return true
+		}
+	}
+	writeJSON(w, http.StatusBadRequest, oauthError{string(zoidc.UnsupportedGrantType), "supported grant types: " + joinGrants()})
+	return false
+}
+
+func joinGrants() string {
+	s := make([]string, len(supportedGrantTypes))
+	for i, g := range supportedGrantTypes {
+		s[i] = string(g)
+	}
+	return strings.Join(s, ", ")
+}
