@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"regexp"
 	"regexp/syntax"
 	"strings"
@@ -163,6 +164,137 @@ func (g *Gate) Validate() error {
 	v := new(validator)
 	v.gate(g, nil)
 	return errors.Join(v.errs...)
+}
+
+// Warnings returns what in g is valid but probably not meant, one line per
+// finding, each starting with the key it is about. Config.Warnings
+// includes them; anteroom serve logs them at start-up.
+//
+// The one finding so far: a bypass rule with a user_agent matcher before a
+// block rule, or a queue rule for particular paths, that it could shadow.
+// A user agent is whatever the client says, so with that order any client
+// claiming to be Googlebot skips the later rule wherever dynamic_paths do
+// not cover it: a block of /admin/ after {user_agent: good_bots, action:
+// bypass} blocks nobody who fakes the user agent. Rules that cannot meet
+// the same request (other paths, hosts or methods), or whose paths are all
+// under dynamic_paths, are not reported, nor is a queue rule for the whole
+// site (no path matcher, or path_prefix /): letting crawlers past the
+// catch-all queue is what a good-bot bypass is for. Neither is a later
+// rule that itself has a user_agent, which a client evades by choosing
+// its user agent anyway.
+func (g *Gate) Warnings() []string {
+	if g == nil {
+		return nil
+	}
+	var out []string
+	for i := range g.Rules {
+		u := &g.Rules[i]
+		if u.Action != GateActionBypass || u.UserAgent == "" {
+			continue
+		}
+		for j := i + 1; j < len(g.Rules); j++ {
+			r := &g.Rules[j]
+			if !g.userAgentShadows(u, r) {
+				continue
+			}
+			out = append(out, fmt.Sprintf("%s: this user_agent bypass comes before %s (%s), so any client that claims such a user agent skips that rule outside dynamic_paths; put the %s rule first, or cover its paths with dynamic_paths",
+				indexPath("gate.rules", i), indexPath("gate.rules", j), describeRule(r), r.Action))
+		}
+	}
+	return out
+}
+
+// userAgentShadows reports whether u, a bypass rule with a user agent,
+// could decide a request that r, a later rule, would otherwise block or
+// queue, on a path outside dynamic_paths; see Warnings.
+func (g *Gate) userAgentShadows(u, r *Rule) bool {
+	switch {
+	case r.Action != GateActionBlock && r.Action != GateActionQueue,
+		r.UserAgent != "",
+		r.Action == GateActionQueue && r.Path == "" && r.PathRegex == "" && (r.PathPrefix == "" || r.PathPrefix == "/"),
+		g.underDynamic(u), g.underDynamic(r):
+		return false
+	}
+	return !rulesDisjoint(u, r)
+}
+
+// underDynamic reports whether every path r can match is under one of
+// the dynamic paths, where no user_agent rule applies.
+func (g *Gate) underDynamic(r *Rule) bool {
+	for _, d := range g.DynamicPaths {
+		if hasPrefixFold(r.Path, d) || hasPrefixFold(r.PathPrefix, d) {
+			return true
+		}
+	}
+	return false
+}
+
+// rulesDisjoint reports whether no request can match both a and b, as far
+// as their hosts, methods and literal paths tell; regular expressions,
+// headers and cookies are taken to overlap. Paths are compared ignoring
+// ASCII case, the wider reading, as queue and block rules match them.
+func rulesDisjoint(a, b *Rule) bool {
+	if hostsDisjoint(a.Host, b.Host) || methodsDisjoint(a.Methods, b.Methods) {
+		return true
+	}
+	switch {
+	case a.Path != "" && b.Path != "" && !strings.EqualFold(a.Path, b.Path),
+		a.Path != "" && b.PathPrefix != "" && !hasPrefixFold(a.Path, b.PathPrefix),
+		b.Path != "" && a.PathPrefix != "" && !hasPrefixFold(b.Path, a.PathPrefix),
+		a.PathPrefix != "" && b.PathPrefix != "" && !hasPrefixFold(a.PathPrefix, b.PathPrefix) && !hasPrefixFold(b.PathPrefix, a.PathPrefix):
+		return true
+	}
+	return false
+}
+
+func hostsDisjoint(a, b string) bool {
+	if a == "" || b == "" {
+		return false
+	}
+	aWild, bWild := strings.HasPrefix(a, "*."), strings.HasPrefix(b, "*.")
+	switch {
+	case !aWild && !bWild:
+		return !strings.EqualFold(a, b)
+	case aWild && bWild:
+		return false // *.a.example.com and *.example.com overlap
+	case aWild:
+		a, b = b, a
+	}
+	// a is exact, b is *.suffix: a must be one or more labels under suffix.
+	suffix := b[1:]
+	return !(len(a) > len(suffix) && strings.EqualFold(a[len(a)-len(suffix):], suffix))
+}
+
+func methodsDisjoint(a, b []string) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return false
+	}
+	for _, x := range a {
+		for _, y := range b {
+			if strings.EqualFold(x, y) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// hasPrefixFold reports whether s starts with prefix, ignoring ASCII case
+// (non-empty prefixes only: an unset matcher covers nothing here).
+func hasPrefixFold(s, prefix string) bool {
+	return prefix != "" && s != "" && len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// describeRule names a rule in a warning by its action and its path
+// matchers.
+func describeRule(r *Rule) string {
+	parts := []string{r.Action}
+	for _, kv := range [][2]string{{"path", r.Path}, {"path_prefix", r.PathPrefix}, {"path_regex", r.PathRegex}, {"host", r.Host}} {
+		if kv[1] != "" {
+			parts = append(parts, kv[0]+" "+kv[1])
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // gate validates g; roomIDs, when not nil, are the rooms a queue rule may

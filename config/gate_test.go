@@ -2,6 +2,8 @@ package config_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -362,5 +364,132 @@ func TestParseGateErrors(t *testing.T) {
 				t.Errorf("Parse() error lines:\n got: %q\nwant: %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestGateWarnings: a user_agent bypass before a block rule, or a queue
+// rule for particular paths, that it could shadow outside dynamic_paths is
+// reported, naming both rules by key; rules that cannot meet the same
+// request, or meet only under dynamic_paths, are not. None stops Validate.
+func TestGateWarnings(t *testing.T) {
+	t.Parallel()
+	bots := config.Rule{UserAgent: "good_bots", Action: "bypass"}
+	catchAll := config.Rule{PathPrefix: "/", Action: "queue", Room: "launch"}
+	admin := config.Rule{PathPrefix: "/admin/", Action: "block"}
+	warns := func(i, j int, what string) string {
+		return fmt.Sprintf("gate.rules[%d]: this user_agent bypass comes before gate.rules[%d] (%s), so ", i, j, what)
+	}
+	tests := []struct {
+		name    string
+		dynamic []string
+		rules   []config.Rule
+		want    []string // line prefixes
+	}{
+		{"good bots before a block", nil, []config.Rule{bots, admin, catchAll}, []string{warns(0, 1, "block, path_prefix /admin/")}},
+		{"good bots after the block", nil, []config.Rule{admin, bots, catchAll}, nil},
+		{"a user agent regex bypass too", nil, []config.Rule{{UserAgent: "(?i)monitor", Action: "bypass"}, admin, catchAll},
+			[]string{warns(0, 1, "block, path_prefix /admin/")}},
+		{"a block without a path", nil, []config.Rule{bots, {Methods: []string{"TRACE"}, Action: "block"}, catchAll}, []string{warns(0, 1, "block")}},
+		{"a queue rule for particular paths", nil, []config.Rule{bots, {PathPrefix: "/drops/", Action: "queue", Room: "launch"}, catchAll},
+			[]string{warns(0, 1, "queue, path_prefix /drops/")}},
+		{"a queue rule for a regex", nil, []config.Rule{bots, {PathRegex: "^/drops/", Action: "queue", Room: "launch"}, catchAll},
+			[]string{warns(0, 1, "queue, path_regex ^/drops/")}},
+		{"each shadowed rule is named", nil, []config.Rule{bots, admin, {Path: "/wp-login.php", Action: "block"}, catchAll},
+			[]string{warns(0, 1, "block, path_prefix /admin/"), warns(0, 2, "block, path /wp-login.php")}},
+		{"the catch-all queue is what the bypass is for", nil, []config.Rule{bots, catchAll}, nil},
+		{"a queue rule for a host is site-wide too", nil, []config.Rule{bots, {Host: "shop.example.com", Action: "queue", Room: "launch"}}, nil},
+		{"the block is under a dynamic path", []string{"/admin"}, []config.Rule{bots, admin, catchAll}, nil},
+		{"the queue is under a dynamic path, ignoring case", []string{"/CHECKOUT"}, []config.Rule{bots, {PathPrefix: "/checkout/", Action: "queue", Room: "launch"}, catchAll}, nil},
+		{"the bypass is under a dynamic path", []string{"/admin"}, []config.Rule{{PathPrefix: "/admin/x", UserAgent: "good_bots", Action: "bypass"}, {Path: "/y", Action: "block"}, catchAll}, nil},
+		{"other path prefixes", nil, []config.Rule{{PathPrefix: "/products/", UserAgent: "good_bots", Action: "bypass"}, admin, catchAll}, nil},
+		{"a wider bypass prefix", nil, []config.Rule{{PathPrefix: "/ad", UserAgent: "good_bots", Action: "bypass"}, admin, catchAll},
+			[]string{warns(0, 1, "block, path_prefix /admin/")}},
+		{"an exact path outside the prefix", nil, []config.Rule{{Path: "/robots.txt", UserAgent: "good_bots", Action: "bypass"}, admin, catchAll}, nil},
+		{"other hosts", nil, []config.Rule{{Host: "www.example.com", UserAgent: "good_bots", Action: "bypass"}, {Host: "admin.example.com", Action: "block"}, catchAll}, nil},
+		{"a host under the wildcard", nil, []config.Rule{{Host: "a.example.com", UserAgent: "good_bots", Action: "bypass"}, {Host: "*.example.com", Action: "block"}, catchAll},
+			[]string{warns(0, 1, "block, host *.example.com")}},
+		{"a host outside the wildcard", nil, []config.Rule{{Host: "example.com", UserAgent: "good_bots", Action: "bypass"}, {Host: "*.example.com", Action: "block"}, catchAll}, nil},
+		{"other methods", nil, []config.Rule{{Methods: []string{"GET", "HEAD"}, UserAgent: "good_bots", Action: "bypass"}, {Methods: []string{"post"}, Action: "block"}, catchAll}, nil},
+		{"a user agent block", nil, []config.Rule{bots, {UserAgent: "sqlmap", Action: "block"}, catchAll}, nil},
+		{"a bypass without a user agent", nil, []config.Rule{{PathPrefix: "/", Action: "bypass"}, admin, catchAll}, nil},
+		{"a later bypass", nil, []config.Rule{bots, {PathPrefix: "/static/", Action: "bypass"}, catchAll}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			g := &config.Gate{DynamicPaths: tt.dynamic, Rules: tt.rules}
+			g.ApplyDefaults()
+			if err := g.Validate(); err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+			got := g.Warnings()
+			if len(got) != len(tt.want) {
+				t.Fatalf("Warnings() = %q, want %d lines starting %q", got, len(tt.want), tt.want)
+			}
+			for i := range got {
+				if !strings.HasPrefix(got[i], tt.want[i]) {
+					t.Errorf("warning %d = %q, want it to start %q", i, got[i], tt.want[i])
+				}
+			}
+		})
+	}
+	var none *config.Gate
+	if w := none.Warnings(); w != nil {
+		t.Errorf("nil gate: %q", w)
+	}
+}
+
+// TestREADMEGateExample loads the README's gate example as a reader would
+// paste it: it must validate and draw no warning. The order it once had,
+// good bots before the /admin/ block, which let a faked Googlebot into
+// /admin/, must draw exactly the warning the README quotes.
+func TestREADMEGateExample(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(data), "```yaml\ngate:\n")
+	if !ok {
+		t.Fatal("README has no ```yaml block starting with gate:")
+	}
+	example, _, _ := strings.Cut(rest, "```")
+	example = "gate:\n" + example
+	rooms := func(src string) string {
+		return edit(minimal(src), "rooms: [{id: r1}]", "rooms: [{id: r1}, {id: checkout}, {id: launch}]")
+	}
+	c, err := config.Parse([]byte(rooms(example)), env(nil))
+	if err != nil {
+		t.Fatalf("README gate example: %v", err)
+	}
+	if w := c.Warnings(); len(w) != 0 {
+		t.Errorf("README gate example warns: %q", w)
+	}
+
+	lines := strings.Split(example, "\n")
+	admin, bots := -1, -1
+	for i, l := range lines {
+		switch {
+		case strings.Contains(l, "{path_prefix: /admin/, action: block}"):
+			admin = i
+		case strings.Contains(l, "{user_agent: good_bots, action: bypass}"):
+			bots = i
+		}
+	}
+	if admin < 0 || bots < 0 || admin > bots {
+		t.Fatalf("README gate example: want the /admin/ block before the good_bots bypass:\n%s", example)
+	}
+	lines[admin], lines[bots] = lines[bots], lines[admin]
+	c, err = config.Parse([]byte(rooms(strings.Join(lines, "\n"))), env(nil))
+	if err != nil {
+		t.Fatalf("README gate example, reordered: %v", err)
+	}
+	want := "gate.rules[2]: this user_agent bypass comes before gate.rules[3] (block, path_prefix /admin/), so any client that claims such a user agent skips that rule outside dynamic_paths; put the block rule first, or cover its paths with dynamic_paths"
+	if w := c.Warnings(); len(w) != 1 || w[0] != want {
+		t.Errorf("good bots before the block: Warnings() = %q, want [%q]", w, want)
+	}
+	readme := "`gate.rules[2]: this user_agent bypass comes\n  before gate.rules[3] (block, path_prefix /admin/) …`"
+	if !strings.Contains(string(data), readme) {
+		t.Errorf("the README no longer quotes the warning as %s", readme)
 	}
 }

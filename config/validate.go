@@ -72,6 +72,13 @@ func (c *Config) Validate() error {
 	return errors.Join(v.errs...)
 }
 
+// Warnings returns what in c is valid but probably not meant, one line per
+// finding, each starting with the key it is about, for anteroom serve to
+// log at start-up. Unlike Validate's problems, none stops Anteroom.
+func (c *Config) Warnings() []string {
+	return c.Gate.Warnings()
+}
+
 func (v *validator) issuer(s string) {
 	const p = "issuer"
 	if s == "" {

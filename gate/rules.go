@@ -213,22 +213,43 @@ func compileValue(name string, nv *config.NameValue) *valueMatcher {
 //
 // Paths are matched without the query (Decide strips everything from the
 // first ?) and percent-decoded once; a path with an invalid escape is
-// matched as it was sent. A path that is not in canonical form, one with
-// a dot segment (/./ or /../, also written %2e or with ;parameters), an
-// empty segment (//), an encoded slash or backslash (%2F, %5C), a
-// backslash, a percent-escape left after decoding (double encoding), an
-// invalid escape, a control character, or no leading / (an absolute-form
-// request target), matches no bypass rule; queue and block rules see it
-// both as sent and normalised, and a dynamic path in either form counts.
+// matched as it was sent.
+//
+// A path in canonical form starts with / and, once decoded, has only
+// non-empty segments that are not dot segments, and nothing a parser could
+// read in another way. Exactly these make a path non-canonical:
+//
+//   - no leading / (an absolute-form target such as http://host/path, or
+//     garbage);
+//   - an empty segment (//, also at the start: //host/path); a trailing /
+//     is fine;
+//   - a dot segment, . or .., also written %2e or .%2E;
+//   - a ; anywhere, raw or as %3B: a path parameter (/static;x/,
+//     /..;/, /app.js;jsessionid=1), which Tomcat and others drop before
+//     matching;
+//   - a backslash, raw or as %5C, which IIS and URL parsers read as /;
+//   - an encoded slash, %2F;
+//   - a raw # (the start of a fragment, which a browser never sends and
+//     parsers cut off, so /checkout#.png reaches /checkout); %23 is data;
+//   - a percent-escape left after decoding (double encoding, %252e);
+//   - an invalid escape (%zz, a truncated %2);
+//   - a control character (below 0x20, or 0x7f), raw or encoded.
+//
+// A non-canonical path matches no bypass rule. Queue and block rules see
+// it both as decoded and normalised (see cleanPath), and a dynamic path in
+// either form counts. So a non-canonical path goes to the queue or block
+// rule that covers it, or bypasses only when no rule covers it in either
+// form.
 //
 // This is because nginx hands the gate $request_uri raw, and the backend
-// behind it (or nginx's own proxy_pass with a URI) may normalise the path
-// differently from how a rule reads it: /static/../checkout matches
-// path_prefix /static/ as written, yet reaches /checkout. Normalising here
-// would only guess at what the backend does (Tomcat reads /..;/ as /../,
-// IIS reads \ as /), so such paths are simply never waved through, while
-// still being queued or blocked by whatever rule their normalised form
-// meets. A browser never sends them on its own.
+// behind it (or nginx's own proxy_pass with a URI, or an edge runtime's
+// URL parser) may normalise the path differently from how a rule reads
+// it: /static/../checkout matches path_prefix /static/ as written, yet
+// reaches /checkout. Normalising here would only guess at what the backend
+// does (Tomcat reads /..;/ as /../, IIS reads \ as /), so such paths are
+// simply never waved through. A browser never sends them on its own. The
+// edge connectors (deploy/edge/core/rules.js) implement the same list;
+// testdata/rules.json holds the cases both are tested against.
 func (rs *Rules) Decide(r Request) Decision {
 	p := preparePath(r.Path)
 	host := requestHost(r.Host)
@@ -385,8 +406,7 @@ type reqPath struct {
 	// decoded is the path without the query, percent-decoded once, or as
 	// sent when it has an invalid escape.
 	decoded string
-	// clean is decoded normalised (dot segments resolved, empty segments
-	// and ;parameters of dot segments dropped, \ read as /) when it is not
+	// clean is the path normalised (see cleanPath) when it is not
 	// canonical, and decoded itself when it is.
 	clean string
 	// canonical reports whether the path is one a bypass rule may match;
@@ -417,12 +437,23 @@ func preparePath(target string) reqPath {
 			target = "/" + target
 		}
 	}
+	// A raw # starts a fragment to every URL parser: what follows it never
+	// reaches a backend that parses the target, so the normalised form
+	// ends there, while the form as sent keeps it.
+	beforeFragment := target
+	if i := strings.IndexByte(target, '#'); i >= 0 {
+		canonical = false
+		beforeFragment = target[:i]
+	}
 	decoded, ok, slash := unescape(target)
 	if !ok || slash || !isCanonical(decoded) {
 		canonical = false
 	}
 	p := reqPath{decoded: decoded, clean: decoded, canonical: canonical}
 	if !canonical {
+		if beforeFragment != target {
+			decoded, _, _ = unescape(beforeFragment)
+		}
 		p.clean = cleanPath(decoded)
 	}
 	return p
@@ -458,12 +489,15 @@ func unescape(s string) (out string, ok, slash bool) {
 }
 
 // isCanonical reports whether a decoded path, which starts with /, has
-// none of the forms that Decide keeps from bypass rules.
+// none of the forms that Decide keeps from bypass rules (all but the
+// leading /, the escapes and the raw #, which preparePath checks).
 func isCanonical(p string) bool {
 	for i := 0; i < len(p); i++ {
 		c := p[i]
 		switch {
-		case c < 0x20, c == 0x7f, c == '\\':
+		case c < 0x20, c == 0x7f, c == '\\', c == ';':
+			// Controls; a backslash, a separator to IIS and URL parsers;
+			// a path parameter, which Tomcat and others drop.
 			return false
 		case c == '%' && i+2 < len(p) && isHex(p[i+1]) && isHex(p[i+2]):
 			return false // was double-encoded
@@ -472,13 +506,12 @@ func isCanonical(p string) bool {
 	rest := p[1:]
 	for {
 		seg, after, more := strings.Cut(rest, "/")
-		name, _, _ := strings.Cut(seg, ";")
 		switch {
-		case name == "." || name == "..":
+		case seg == "." || seg == "..":
 			return false
-		case name == "" && (more || seg != ""):
-			// An empty segment (//), or a bare ;parameter, neither of
-			// which a browser produces. A trailing / is fine.
+		case seg == "" && more:
+			// An empty segment (//), which a browser never produces. A
+			// trailing / is fine.
 			return false
 		}
 		if !more {
@@ -489,10 +522,10 @@ func isCanonical(p string) bool {
 }
 
 // cleanPath normalises a decoded path the way the most lenient backend
-// would: \ is a separator, empty and "." segments go, ".." removes the
-// segment before it, and a dot segment's ;parameters are ignored (as
-// Tomcat does with /..;/). A path that ended in a separator or a dot
-// segment keeps a trailing /.
+// would: \ is a separator, every segment's ;parameters go (as Tomcat
+// drops them, so /admin;x/ is /admin/ and /..;/ is /../), empty and "."
+// segments go, and ".." removes the segment before it. A path that ended
+// in a separator or a dot segment keeps a trailing /.
 func cleanPath(p string) string {
 	p = strings.ReplaceAll(p, `\`, "/")
 	segs := make([]string, 0, strings.Count(p, "/"))
@@ -508,7 +541,7 @@ func cleanPath(p string) string {
 			}
 			trailing = true
 		default:
-			segs = append(segs, seg)
+			segs = append(segs, name)
 			trailing = false
 		}
 	}

@@ -286,6 +286,14 @@ func TestDecide(t *testing.T) {
 		{"dot segment", designDynamic, designRules, req("/static/./a.js"), queue("launch", 3)},
 		{"empty segment", designDynamic, designRules, req("/static//a.js"), queue("launch", 3)},
 		{"parameter-only segment", designDynamic, designRules, req("/static/;x/a.js"), queue("launch", 3)},
+		{"parameter on a name", designDynamic, designRules, req("/static/a.js;jsessionid=1"), queue("launch", 3)},
+		{"parameter on a directory", designDynamic, designRules, req("/static;x/a.js"), queue("launch", 3)},
+		{"encoded parameter", designDynamic, designRules, req("/static/a.js%3Bx"), queue("launch", 3)},
+		{"fragment", designDynamic, designRules, req("/static/a.js#x"), queue("launch", 3)},
+		{"empty segment then traversal", designDynamic, designRules, req("/static//../app/"), queue("launch", 3)},
+		{"leading double slash", designDynamic, designRules, req("//evil.example/static/a.js"), queue("launch", 3)},
+		{"leading slash backslash", designDynamic, designRules, req(`/\evil.example/static/a.js`), queue("launch", 3)},
+		{"encoded leading double slash", designDynamic, designRules, req("/%2F%2Fevil.example/static/a.js"), queue("launch", 3)},
 		{"double encoding", designDynamic, designRules, req("/static/%252e%252e/checkout"), queue("launch", 3)},
 		{"invalid escape", designDynamic, designRules, req("/static/%zz"), queue("launch", 3)},
 		{"truncated escape", designDynamic, designRules, req("/static/a%2"), queue("launch", 3)},
@@ -319,6 +327,17 @@ func TestDecide(t *testing.T) {
 			{PathPrefix: "/static/", Action: "bypass"},
 			q("checkout", config.Rule{PathPrefix: "/checkout"}),
 		}, req("/static/../about"), noMatch},
+		{"a parameter does not hide a blocked directory", nil, []config.Rule{
+			{PathPrefix: "/admin/", Action: "block"},
+			catchAll,
+		}, req("/admin;x/users"), block(0)},
+		{"a parameter does not hide an exact queue path", nil, []config.Rule{
+			q("checkout", config.Rule{Path: "/cart"}),
+		}, req("/cart;jsessionid=1"), queue("checkout", 0)},
+		{"a fragment does not hide a room from a regex bypass", nil, []config.Rule{
+			{PathRegex: `\.png$`, Action: "bypass"},
+			q("checkout", config.Rule{Path: "/checkout"}),
+		}, req("/checkout#.png"), queue("checkout", 1)},
 		{"bypass rule without a path skipped too", nil, []config.Rule{
 			{Host: "shop.example.com", Action: "bypass"},
 			catchAll,
@@ -579,7 +598,9 @@ func FuzzDecide(f *testing.F) {
 		// normalised it is never waved through as written.
 		if clean, changed := normalise(path); changed && d.Action == gate.ActionBypass {
 			cr := r
-			cr.Path = clean
+			// clean is decoded already: escaped again where Decide would
+			// otherwise decode it a second time or cut it at ? or #.
+			cr.Path = strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23").Replace(clean)
 			if cd := rs.Decide(cr); cd.Action != gate.ActionBypass {
 				t.Fatalf("Decide(%q) = %+v, but its normalised form %q gets %+v", path, d, clean, cd)
 			}
@@ -625,19 +646,21 @@ func checkDecision(t *testing.T, g *config.Gate, r gate.Request, d gate.Decision
 	}
 	p, _, _ := strings.Cut(r.Path, "?")
 	if d.Action == gate.ActionBypass && (strings.Contains(p, "/../") || strings.Contains(p, "/./") ||
-		strings.Contains(strings.ToLower(p), "%2f") || strings.Contains(p, "//")) {
+		strings.Contains(strings.ToLower(p), "%2f") || strings.Contains(p, "//") ||
+		strings.ContainsAny(p, `;#\`) || strings.Contains(strings.ToLower(p), "%3b")) {
 		t.Fatalf("Decide(%q) = %+v: a non-canonical path matched a bypass rule", r.Path, d)
 	}
 }
 
 // normalise is what a lenient backend may make of a request target,
 // written independently of the gate's own normalisation: the query goes,
-// the path is percent-decoded once (unless an escape is invalid), a
-// backslash is a separator, a dot segment's ;parameters are ignored, and
-// dot and empty segments are resolved. changed reports whether that gave
-// another path.
+// a fragment goes, the path is percent-decoded once (unless an escape is
+// invalid), a backslash is a separator, every segment's ;parameters are
+// ignored, and dot and empty segments are resolved. changed reports
+// whether that gave another path.
 func normalise(target string) (clean string, changed bool) {
 	p, _, _ := strings.Cut(target, "?")
+	p, _, _ = strings.Cut(p, "#")
 	if i := strings.Index(p, "://"); i >= 0 && !strings.HasPrefix(p, "/") {
 		rest := p[i+3:]
 		if j := strings.IndexByte(rest, '/'); j >= 0 {
@@ -654,9 +677,7 @@ func normalise(target string) (clean string, changed bool) {
 	}
 	segs := strings.Split(strings.ReplaceAll(p, `\`, "/"), "/")
 	for i, s := range segs {
-		if name, _, _ := strings.Cut(s, ";"); name == "." || name == ".." {
-			segs[i] = name
-		}
+		segs[i], _, _ = strings.Cut(s, ";")
 	}
 	joined := strings.Join(segs, "/")
 	clean = path.Clean(joined)

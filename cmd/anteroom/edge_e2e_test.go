@@ -586,7 +586,7 @@ func edgeDecisions(rs *gate.Rules) []edgeDecision {
 	segments := []string{"static", "STATIC", "Static", "checkout", "CHECKOUT", "login", "login.php", "account", "stores", "locator",
 		"internal", "api", "cart", "robots.txt", "products", "red-shoe", "app.js", "..", ".", "", "%2e%2e", "%2E", "%2e",
 		"..;", ";x", "a%2fb", "a%2Fb", "a%5cb", `a\b`, "%25", "%252e%252e", "%zz", "a%2", "%00", "%0d", "%0a", "%c3%a9",
-		"%ff", "%e2%82", "é", "bytes", "%c3%a9%ff", "ſtatic", "%63heckout", "a%20b", "~user", "x;y=1"}
+		"%ff", "%e2%82", "é", "bytes", "%c3%a9%ff", "ſtatic", "%63heckout", "a%20b", "~user", "x;y=1", "static;v=1", "%3bx", "a#b", "..%3b"}
 	userAgents := []string{browser, browser, browser,
 		"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "GOOGLEBOT", "Slackbot-LinkExpanding 1.0",
 		"sqlmap/1.7.2#stable", "Mozilla/5.00 (Nikto/2.1.6)", "ni\u212ato/2", "\u017fqlmap", "MASSCAN/1.3", "curl/8.5.0", "", "yeti/1.1", "Yeti"}

@@ -82,6 +82,14 @@ func versionString() string {
 	return "dev"
 }
 
+// logConfigWarnings logs what in the configuration is valid but probably
+// not meant (config.Config.Warnings), one line each, naming the file.
+func logConfigWarnings(log *slog.Logger, path string, cfg *config.Config) {
+	for _, w := range cfg.Warnings() {
+		log.Warn("configuration", "config", path, "warning", w)
+	}
+}
+
 func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -106,6 +114,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "anteroom: invalid configuration:\n%v\n", err)
 		return exitConfig
 	}
+	logConfigWarnings(slog.Default(), *path, cfg)
 	rdb := redis.NewUniversalClient(opts)
 	defer rdb.Close()
 	a, err := newApp(ctx, cfg, rdb, nil)

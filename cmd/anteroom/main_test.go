@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/anteroom/anteroom/config"
 )
 
 func TestServeStopsOnABadConfigWithExitCode2AndTheKey(t *testing.T) {
@@ -68,5 +71,28 @@ func TestDemoConfigValidates(t *testing.T) {
 	}
 	if cfg.Secrets.CookieKeys[0] == demoConfig("http://127.0.0.1:8080", "http://127.0.0.1:8081").Secrets.CookieKeys[0] {
 		t.Fatal("demo secrets are not random")
+	}
+}
+
+// TestServeLogsConfigWarnings: serve logs each configuration warning at
+// start-up, naming the file and the rules, such as a good-bot bypass before
+// a block rule.
+func TestServeLogsConfigWarnings(t *testing.T) {
+	cfg := &config.Config{Gate: &config.Gate{Rules: []config.Rule{
+		{UserAgent: "good_bots", Action: "bypass"},
+		{PathPrefix: "/admin/", Action: "block"},
+		{PathPrefix: "/", Action: "queue", Room: "launch"},
+	}}}
+	var buf bytes.Buffer
+	logConfigWarnings(slog.New(slog.NewTextHandler(&buf, nil)), "/etc/anteroom.yaml", cfg)
+	out := buf.String()
+	if strings.Count(out, "\n") != 1 || !strings.Contains(out, "level=WARN") || !strings.Contains(out, "config=/etc/anteroom.yaml") ||
+		!strings.Contains(out, "gate.rules[0]: this user_agent bypass comes before gate.rules[1] (block, path_prefix /admin/)") {
+		t.Fatalf("logged %q", out)
+	}
+	buf.Reset()
+	cfg.Gate.Rules[0], cfg.Gate.Rules[1] = cfg.Gate.Rules[1], cfg.Gate.Rules[0]
+	if logConfigWarnings(slog.New(slog.NewTextHandler(&buf, nil)), "x", cfg); buf.Len() != 0 {
+		t.Fatalf("the fixed order logged %q", buf.String())
 	}
 }

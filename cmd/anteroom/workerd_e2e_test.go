@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -181,6 +182,48 @@ func TestEdgeWorkerInWorkerd(t *testing.T) {
 		}
 		if resp, _ := get(c, "/admin-only/x"); resp.StatusCode != http.StatusForbidden {
 			t.Fatalf("blocked: %d", resp.StatusCode)
+		}
+	})
+	t.Run("a passed request goes to SITE_ORIGIN only, whatever its path", func(t *testing.T) {
+		// An attacker's server on loopback that a path like //host/ must
+		// never reach: new URL(path, SITE_ORIGIN) would send it the
+		// visitor's cookies.
+		var stolen atomic.Int64
+		attacker := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			stolen.Add(1)
+		})}
+		attackerLn, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = attacker.Serve(attackerLn) }()
+		t.Cleanup(func() { attacker.Close() })
+		evil := attackerLn.Addr().String()
+		for _, target := range []string{"//" + evil + "/steal", "//" + evil, `/\` + evil + "/steal", "/%2F%2F" + evil + "/steal",
+			"/%5C" + evil + "/steal", "///" + evil + "/steal", "/http://" + evil + "/steal"} {
+			// Raw, so that no client library tidies the path first.
+			c, err := net.Dial("tcp", siteAddr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nCookie: %s=%s\r\nConnection: close\r\n\r\n", target, siteAddr, session.Name, session.Value)
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				c.Close()
+				t.Fatalf("%s: %v", target, err)
+			}
+			body := readAll(resp)
+			c.Close()
+			// Through to the origin, or refused: never elsewhere.
+			if resp.StatusCode == http.StatusOK && !strings.HasPrefix(body, "origin: ") {
+				t.Errorf("%s: 200 from something other than the origin: %.200s", target, body)
+			}
+			if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("%s: %d %.200s", target, resp.StatusCode, body)
+			}
+		}
+		if n := stolen.Load(); n != 0 {
+			t.Fatalf("the attacker's host received %d requests", n)
 		}
 	})
 	t.Run("a good bot passes, but not on a dynamic path", func(t *testing.T) {

@@ -16,10 +16,17 @@
 //                              the same zone that resolves to Anteroom; the
 //                              request keeps the site's Host header, which
 //                              host-matching rules need
-//   SITE_ORIGIN                optional: the protected site's origin; by
-//                              default requests go on to the zone's origin
+//   SITE_ORIGIN                optional: the protected site's origin
+//                              (scheme://host[:port], no path); by default
+//                              requests go on to the zone's origin
+//
+// The Worker decides on the request target as it was sent, cut from
+// request.url, never on new URL(request.url), which resolves dot segments:
+// the rules must see what the origin will get. A request only ever goes
+// on to the origin (SITE_ORIGIN, or the request's own), at origin + target,
+// so a path such as //evil.example/ is a path there, not another host.
 
-import { Gate, checkRequest, forwardInit } from '../core/index.js';
+import { Gate, checkRequest, forwardInit, originRequest, requestTarget, unforwardable } from '../core/index.js';
 
 const CONFIG_KV_TTL_MS = 60_000;
 
@@ -83,18 +90,45 @@ export function createWorker(o = {}) {
         log('error', 'anteroom: no usable configuration', { error: String(err?.message ?? err) });
         return new Response('Service unavailable\n', { status: 503, headers: { 'retry-after': '30' } });
       }
+      let origin;
+      try {
+        origin = siteOrigin(env.SITE_ORIGIN);
+      } catch (err) {
+        log('error', 'anteroom: no usable configuration', { error: String(err?.message ?? err) });
+        return new Response('Service unavailable\n', { status: 503, headers: { 'retry-after': '30' } });
+      }
+      // The URL parsed only for its host and scheme; the target as sent.
       const url = new URL(request.url);
-      const target = url.pathname + url.search;
+      const target = requestTarget(request.url);
       const host = request.headers.get('host') ?? url.host;
       const routed = gate.anteroomTarget(host, target);
       if (routed !== null) return fetchFn(anteroomRequest(env, url, routed, request), resolveOverride(env));
 
       const { response, headers } = await checkRequest(gate, request, host, target);
       if (response) return response;
-      const dest = env.SITE_ORIGIN ? new URL(target, env.SITE_ORIGIN) : url;
-      return fetchFn(new Request(dest, forwardInit(request, headers)));
+      const forward = originRequest(origin ?? url.origin, target, request, headers);
+      if (forward === null) return unforwardable();
+      return fetchFn(forward);
     },
   };
+}
+
+// siteOrigin returns SITE_ORIGIN's origin, or undefined when it is not
+// set. It throws for anything but an http(s) origin: a path in it would
+// not be used, so it is refused rather than silently dropped.
+function siteOrigin(value) {
+  if (value === undefined || value === '') return undefined;
+  let u;
+  try {
+    u = new URL(value);
+  } catch {
+    throw new Error(`SITE_ORIGIN must be an origin such as https://origin.example.com, got ${JSON.stringify(value)}`);
+  }
+  if (!['http:', 'https:'].includes(u.protocol) || u.username || u.password || u.pathname !== '/' || u.search || u.hash ||
+      !/^https?:\/\/[^/?#\\]+\/?$/.test(value)) {
+    throw new Error(`SITE_ORIGIN must be an origin such as https://origin.example.com (no path, query or credentials), got ${JSON.stringify(value)}`);
+  }
+  return u.origin;
 }
 
 // anteroomRequest is request sent on to Anteroom at target (the prefix

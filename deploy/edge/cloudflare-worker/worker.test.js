@@ -121,3 +121,109 @@ test('without a usable configuration the Worker answers 503, never passes', asyn
   }
   assert.equal(net.origin.length, 0);
 });
+
+// rawRequest is a request whose url is exactly as given, as a runtime may
+// hand over a request line it did not normalise: Node's Request would
+// resolve dot segments in the constructor, which would hide what the
+// Worker does with them.
+function rawRequest(url, o = {}) {
+  const headers = new Headers({ 'user-agent': BROWSER_UA, accept: 'text/html' });
+  for (const [k, v] of Object.entries(o.headers ?? {})) headers.append(k, v);
+  return { url, method: o.method ?? 'GET', headers, body: null };
+}
+
+// Paths that a URL parser reads as another host when resolved against an
+// origin (new URL(path, origin)), raw and as Node's Request passes them.
+const OTHER_HOST_PATHS = [
+  '//evil.example/steal', '//evil.example', '/\\evil.example/steal', '/\\\\evil.example/steal', '//evil.example:443/x?y=1',
+  '/%2F%2Fevil.example/steal', '/%5Cevil.example/steal', '//user@evil.example/steal', '/http://evil.example/steal',
+  '///evil.example/steal', '/.//evil.example/steal',
+];
+
+test('a passing request only ever goes to the configured origin, whatever its path', async () => {
+  const session = `${inst.cookie_name}_launch=${token(inst, 'valid').token}`;
+  for (const siteOrigin of ['http://127.0.0.1:9999', undefined]) {
+    const { net, worker, env } = setup(inst, { SITE_ORIGIN: siteOrigin });
+    const origin = siteOrigin ?? 'https://shop.example.com';
+    for (const path of OTHER_HOST_PATHS) {
+      for (const request of [rawRequest(`https://shop.example.com${path}`, { headers: { cookie: `secret=1; ${session}` } }),
+        browserRequest(`https://shop.example.com${path}`, { headers: { cookie: `secret=1; ${session}` } })]) {
+        const before = net.origin.length;
+        const res = await worker.fetch(request, env);
+        for (const seen of [...net.origin, ...net.anteroom]) {
+          assert.ok(seen.url.startsWith(`${origin}/`) || seen.url.startsWith(`${BACKEND}/`), `${path}: a request went to ${seen.url}`);
+        }
+        if (res.status === 200) {
+          // Sent on: exactly what the rules decided on, on the origin.
+          const seen = net.origin.at(-1);
+          assert.equal(net.origin.length, before + 1);
+          assert.equal(new URL(seen.url).origin, origin, path);
+          assert.ok(seen.url.startsWith(`${origin}/`), path);
+        } else {
+          assert.equal(res.status, 400, `${path}: ${res.status}`);
+          assert.equal(net.origin.length, before, path);
+        }
+      }
+    }
+    // The plain case, to show the origin was reachable at all.
+    const res = await worker.fetch(rawRequest('https://shop.example.com//evil.example/steal?q=1', { headers: { cookie: session } }), env);
+    assert.equal(res.status, 200);
+    assert.equal(net.origin.at(-1).url, `${origin}//evil.example/steal?q=1`);
+  }
+});
+
+test('SITE_ORIGIN must be an origin; anything else is a configuration error, never a guess', async () => {
+  for (const bad of ['http://127.0.0.1:9999/base', 'ftp://origin.example.com', 'https://u:p@origin.example.com', 'origin.example.com', 'https://origin.example.com?x']) {
+    const { net, worker, env } = setup(inst, { SITE_ORIGIN: bad });
+    const res = await worker.fetch(browserRequest('https://shop.example.com/static/app.js'), env);
+    assert.equal(res.status, 503, bad);
+    assert.equal(net.origin.length, 0, bad);
+  }
+});
+
+test('the Worker decides on the path as sent, never on one a URL parser resolved', async () => {
+  const { net, worker, env } = setup(inst, { SITE_ORIGIN: 'http://127.0.0.1:9999' });
+  // As the nginx gate does (gate/testdata/rules.json): not bypassed, but
+  // queued, since /static/ is a bypass rule and / a queue rule.
+  for (const path of ['/static//../app/', '/static/./app.js', '/static/%2e%2e/checkout', '/static/app.js;jsessionid=1', '/static;x/app.js']) {
+    const res = await worker.fetch(rawRequest(`https://shop.example.com${path}`), env);
+    assert.equal(res.status, 302, path);
+    assert.ok(res.headers.get('location').startsWith(`${inst.issuer}/gate/start?rd=`), path);
+  }
+  // A backslash is no return address /gate/start would take: 400.
+  assert.equal((await worker.fetch(rawRequest('https://shop.example.com/static\\..\\app.js'), env)).status, 400);
+  assert.equal(net.origin.length, 0);
+  // With a session for the room that queues it, the request passes the
+  // rules, but the Fetch API would send the origin /static/app/, which no
+  // rule looked at: refused rather than rewritten.
+  const session = `${inst.cookie_name}_launch=${token(inst, 'valid').token}`;
+  const res = await worker.fetch(rawRequest('https://shop.example.com/static//../app/', { headers: { cookie: session } }), env);
+  assert.equal(res.status, 400);
+  assert.match(res.headers.get('cache-control'), /no-store/);
+  assert.equal(net.origin.length, 0);
+  // A canonical static path still bypasses, and a path parameter on a
+  // queued path goes on with the session, unchanged.
+  assert.equal((await worker.fetch(rawRequest('https://shop.example.com/static/app.js'), env)).status, 200);
+  assert.equal(net.origin.at(-1).url, 'http://127.0.0.1:9999/static/app.js');
+  assert.equal((await worker.fetch(rawRequest('https://shop.example.com/products;v=2', { headers: { cookie: session } }), env)).status, 200);
+  assert.equal(net.origin.at(-1).url, 'http://127.0.0.1:9999/products;v=2');
+});
+
+test('a gate cookie on a second Cookie line is found, as the nginx gate finds it', async () => {
+  const { net, worker, env } = setup(inst);
+  const tok = token(inst, 'valid');
+  // The Fetch standard's Headers.get, as workerd implements it, joins the
+  // two lines into "theme=dark, anteroom_gate_…", which read as one line
+  // is one cookie, theme. (Node's Headers joins Cookie with "; " instead,
+  // so the joined value is written out here.)
+  const res = await worker.fetch(rawRequest(`https://shop.example.com${tok.path}`, {
+    headers: { cookie: `theme=dark, ${inst.cookie_name}_${tok.room}=${tok.token}` },
+  }), env);
+  assert.equal(res.status, 200);
+  assert.equal(net.origin.at(-1).headers['x-anteroom-sub'], tok.sub);
+  // The first of two gate cookies counts, as in Go, even across lines.
+  const first = await worker.fetch(rawRequest(`https://shop.example.com${tok.path}`, {
+    headers: { cookie: `${inst.cookie_name}_${tok.room}=forged, ${inst.cookie_name}_${tok.room}=${tok.token}` },
+  }), env);
+  assert.equal(first.status, 302);
+});

@@ -5,4 +5,4 @@ export { KeySet, KeysUnavailable } from './keys.js';
 export { TokenError, verifySignature, checkClaims, b64urlDecode, b64urlEncode, importJWK } from './jwt.js';
 export { RegexError, translate as translateRegex } from './regex.js';
 export { utf8Bytes, platformBytes, goDecode } from './bytes.js';
-export { checkRequest, forwardInit } from './fetch.js';
+export { checkRequest, cookieLines, forwardInit, originRequest, requestTarget, unforwardable } from './fetch.js';

@@ -327,7 +327,8 @@ const HEX = /^[0-9a-fA-F]{2}$/;
 
 /**
  * preparePath strips the query from a request target, decodes it once and
- * judges whether it is canonical (gate.preparePath).
+ * judges whether it is canonical (gate.preparePath; gate.Rules.Decide lists
+ * exactly what makes a path non-canonical).
  * @param {string} target
  */
 export function preparePath(target) {
@@ -345,9 +346,19 @@ export function preparePath(target) {
       target = '/' + target;
     }
   }
+  // A raw # starts a fragment to every URL parser: the normalised form
+  // ends there, the form as sent keeps it.
+  let beforeFragment = target;
+  const h = target.indexOf('#');
+  if (h >= 0) {
+    canonical = false;
+    beforeFragment = target.slice(0, h);
+  }
   const { out: decoded, ok, slash } = unescape(target);
   if (!ok || slash || !isCanonical(decoded)) canonical = false;
-  return { decoded, clean: canonical ? decoded : cleanPath(decoded), canonical };
+  if (canonical) return { decoded, clean: decoded, canonical };
+  const cut = beforeFragment === target ? decoded : unescape(beforeFragment).out;
+  return { decoded, clean: cleanPath(cut), canonical };
 }
 
 function unescape(s) {
@@ -375,20 +386,21 @@ function unescape(s) {
 function isCanonical(p) {
   for (let i = 0; i < p.length; i++) {
     const c = p.charCodeAt(i);
-    if (c < 0x20 || c === 0x7f || c === 0x5c) return false;
+    // Controls; a backslash; a ;path parameter.
+    if (c < 0x20 || c === 0x7f || c === 0x5c || c === 0x3b) return false;
     if (c === 0x25 && i + 2 < p.length && HEX.test(p.slice(i + 1, i + 3))) return false; // double-encoded
   }
   const segs = p.slice(1).split('/');
   for (let k = 0; k < segs.length; k++) {
     const seg = segs[k];
-    const more = k < segs.length - 1;
-    const name = seg.split(';')[0];
-    if (name === '.' || name === '..') return false;
-    if (name === '' && (more || seg !== '')) return false;
+    if (seg === '.' || seg === '..') return false;
+    if (seg === '' && k < segs.length - 1) return false; // an empty segment; a trailing / is fine
   }
   return true;
 }
 
+// cleanPath is gate.cleanPath: \ is a separator, every segment's
+// ;parameters go, empty and . segments go, .. removes the one before.
 function cleanPath(p) {
   p = p.replaceAll('\\', '/');
   const segs = [];
@@ -400,7 +412,7 @@ function cleanPath(p) {
       segs.pop();
       trailing = true;
     } else {
-      segs.push(seg);
+      segs.push(name);
       trailing = false;
     }
   }

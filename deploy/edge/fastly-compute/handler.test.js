@@ -72,6 +72,38 @@ test('a script gets 401 with start_url', async () => {
   assert.ok(got.startsWith(`${inst.issuer}/gate/start?rd=%2Fcheckout%2Fpay%3Fq%3D`));
 });
 
+// rawRequest is a request whose url is exactly as given, which Node's
+// Request would have resolved (see the Worker's test).
+function rawRequest(url, headers = {}) {
+  return { url, method: 'GET', headers: new Headers({ 'user-agent': BROWSER_UA, accept: 'text/html', ...headers }), body: null };
+}
+
+test('the handler decides on the path as sent and sends the origin exactly that, or nothing', async () => {
+  const { net, handle } = setup(inst);
+  // As the nginx gate decides (gate/testdata/rules.json): queued.
+  for (const path of ['/static//../app/', '/static/%2e%2e/checkout', '/static/app.js;jsessionid=1']) {
+    assert.equal((await handle(rawRequest(`https://shop.example.com${path}`))).status, 302, path);
+  }
+  const session = { cookie: `${inst.cookie_name}_launch=${token(inst, 'valid').token}` };
+  // Passed by the rules with a session, but a URL parser would send
+  // /static/app/: refused.
+  assert.equal((await handle(rawRequest('https://shop.example.com/static//../app/', session))).status, 400);
+  assert.equal(net.origin.length, 0);
+  // A path that a resolving parser would read as another host stays a
+  // path on the site.
+  assert.equal((await handle(rawRequest('https://shop.example.com//evil.example/x?y=1', session))).status, 200);
+  assert.deepEqual([net.origin.at(-1).url, net.origin.at(-1).init], ['https://shop.example.com//evil.example/x?y=1', 'origin']);
+});
+
+test('a gate cookie on a second Cookie line is found, as the nginx gate finds it', async () => {
+  const { net, handle } = setup(inst);
+  const tok = token(inst, 'valid');
+  // Two Cookie lines as the Fetch API's Headers.get joins them (", ").
+  const res = await handle(rawRequest(`https://shop.example.com${tok.path}`, { cookie: `theme=dark, ${inst.cookie_name}_${tok.room}=${tok.token}` }));
+  assert.equal(res.status, 200);
+  assert.equal(net.origin.at(-1).headers['x-anteroom-sub'], tok.sub);
+});
+
 test('the entry point reads the config store once and sends requests to named backends', async () => {
   // Resolve fastly:config-store to a stand-in, as the Compute runtime provides it.
   const stub = `export class ConfigStore {

@@ -81,6 +81,27 @@ test('the query string and a raw, non-canonical URI are kept in the return addre
   assert.equal(bypass.headers['x-anteroom-sub'], undefined, 'a client cannot hand the origin its own X-Anteroom headers');
 });
 
+test('the URI as sent is decided as the nginx gate decides it: no path parameter, empty segment or // host bypasses', async () => {
+  const { handler } = setup(inst);
+  for (const uri of ['/static//../app/', '/static/app.js;jsessionid=1', '/static;x/app.js']) {
+    assert.equal((await handler(viewerRequest(uri))).status, '302', uri);
+  }
+  // Queued too, but //… is no return address /gate/start would take: 400.
+  assert.equal((await handler(viewerRequest('//evil.example/static/app.js'))).status, '400');
+});
+
+test('a gate cookie on a second Cookie line is found, as the nginx gate finds it', async () => {
+  const { handler } = setup(inst);
+  const tok = token(inst, 'valid');
+  // CloudFront hands each Cookie line over as an entry. A first line whose
+  // last value would swallow the second if the two were joined with ", ".
+  const out = await handler(viewerRequest(tok.path, { cookies: ['theme=dark', `${inst.cookie_name}_${tok.room}=${tok.token}`] }));
+  assert.equal(value(out.headers, 'x-anteroom-sub'), tok.sub);
+  // And the first of two gate cookies counts, across lines, as in Go.
+  const first = await handler(viewerRequest(tok.path, { cookies: [`${inst.cookie_name}_${tok.room}=forged`, `${inst.cookie_name}_${tok.room}=${tok.token}`] }));
+  assert.equal(first.status, '302');
+});
+
 test('a script gets a 401 with a JSON body; a blocked path 403; a good bot passes, but not on checkout', async () => {
   const { handler } = setup(inst);
   const xhr = await handler(viewerRequest('/products/red-shoe', { querystring: 'colour=red&size=42', headers: { 'X-Requested-With': 'XMLHttpRequest' } }));

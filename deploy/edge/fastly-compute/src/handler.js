@@ -5,7 +5,7 @@
 // other request against the protection rules and the room's signed
 // session cookie before it goes to the "origin" backend.
 
-import { Gate, checkRequest, forwardInit } from '../../core/index.js';
+import { Gate, checkRequest, forwardInit, originRequest, requestTarget, unforwardable } from '../../core/index.js';
 
 /**
  * createHandler returns the request handler for one configuration.
@@ -24,8 +24,10 @@ export function createHandler({ config, fetch, anteroomBackend = 'anteroom', ori
     fetchKeys: () => fetch(new Request(`${gate.config.issuerURL.origin}/keys`), anteroomBackend),
   });
   return async (request) => {
+    // The URL parsed only for its host and scheme; the rules decide on the
+    // target as sent, which a URL parser would have resolved.
     const url = new URL(request.url);
-    const target = url.pathname + url.search;
+    const target = requestTarget(request.url);
     const host = request.headers.get('host') ?? url.host;
     const routed = gate.anteroomTarget(host, target);
     if (routed !== null) {
@@ -38,7 +40,11 @@ export function createHandler({ config, fetch, anteroomBackend = 'anteroom', ori
     }
     const { response, headers } = await checkRequest(gate, request, host, target);
     if (response) return response;
-    return fetch(new Request(request.url, forwardInit(request, headers)), originBackend);
+    // The same URL, so the origin backend gets the path the rules decided
+    // on, or nothing when the Fetch API would change it.
+    const forward = originRequest(url.origin, target, request, headers);
+    if (forward === null) return unforwardable();
+    return fetch(forward, originBackend);
   };
 }
 
