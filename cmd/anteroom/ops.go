@@ -29,6 +29,11 @@ func registerOps(cfg *config.Config, site *web.Server, public *http.ServeMux) *h
 		return nil
 	}
 	site.RegisterPublic(public)
+	// The OIDC library answers /healthz and /ready itself: those must
+	// not reach it from the public listener either.
+	for _, path := range []string{"/healthz", "/ready", "/readyz"} {
+		public.Handle(path, http.NotFoundHandler())
+	}
 	ops := http.NewServeMux()
 	site.RegisterOps(ops)
 	ops.Handle("GET /metrics", promhttp.Handler())
