@@ -190,10 +190,10 @@ func (h *streamHub) add(st *stream) {
 	case h.closed:
 	case len(h.byTicket[st.ticket.ID]) >= maxStreamsPerTicket:
 		bound = "ticket"
-	case h.maxPerClient > 0 && st.client.IsValid() && h.byClient[st.client] >= h.maxPerClient:
-		bound = "address"
 	case h.maxTotal > 0 && len(h.streams) >= h.maxTotal:
 		bound = "instance"
+	case h.maxPerClient > 0 && st.client.IsValid() && h.byClient[st.client] >= h.maxPerClient:
+		bound = "address"
 	default:
 		h.streams[st] = struct{}{}
 		h.byTicket[st.ticket.ID] = append(h.byTicket[st.ticket.ID], st)
