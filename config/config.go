@@ -88,6 +88,9 @@ type Config struct {
 	Limits Limits `yaml:"limits"`
 	// Debug configures diagnostics: the profiler's listener.
 	Debug Debug `yaml:"debug"`
+	// Ops configures the operator's listener: metrics, health checks,
+	// the admin API and the dashboard apart from the public one.
+	Ops Ops `yaml:"ops"`
 }
 
 // Secrets holds key material shared by all replicas.

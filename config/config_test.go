@@ -249,6 +249,21 @@ func TestValidate(t *testing.T) {
 		{"debug listen public", func(c *config.Config) { c.Debug.Listen = "10.0.0.1:6060" },
 			[]string{`debug.listen: must be a loopback address (127.0.0.1, ::1 or localhost), got "10.0.0.1"`}},
 
+		// ops
+		{"ops listen loopback", func(c *config.Config) { c.Ops.Listen = "127.0.0.1:9090" }, nil},
+		{"ops listen all interfaces", func(c *config.Config) { c.Ops.Listen = ":9090" }, nil},
+		{"ops listen free port", func(c *config.Config) { c.Ops.Listen = "127.0.0.1:0"; c.Listen = "127.0.0.1:0" }, nil},
+		{"ops listen not host:port", func(c *config.Config) { c.Ops.Listen = "9090" },
+			[]string{`ops.listen: must be host:port, got "9090"`}},
+		{"ops listen port not numeric", func(c *config.Config) { c.Ops.Listen = "127.0.0.1:ops" },
+			[]string{`ops.listen: port must be a number from 0 to 65535, got "ops"`}},
+		{"ops listen same as listen", func(c *config.Config) { c.Ops.Listen = "127.0.0.1:8080" },
+			[]string{"ops.listen: must differ from listen (127.0.0.1:8080): the point is a listener the public proxy does not reach"}},
+		{"ops listen overlaps listen on all interfaces", func(c *config.Config) { c.Ops.Listen = ":8080" },
+			[]string{"ops.listen: must differ from listen (127.0.0.1:8080): the point is a listener the public proxy does not reach"}},
+		{"ops listen same as debug", func(c *config.Config) { c.Ops.Listen = "127.0.0.1:6060"; c.Debug.Listen = "127.0.0.1:6060" },
+			[]string{"ops.listen: must differ from debug.listen (127.0.0.1:6060)"}},
+
 		// redis
 		{"redis url and addrs", func(c *config.Config) { c.Redis.Addrs = []string{"10.0.0.1:6379"} },
 			[]string{"redis: url and addrs are mutually exclusive"}},

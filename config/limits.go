@@ -47,6 +47,63 @@ type Limits struct {
 	// cookie). Each costs a few dozen bytes of Redis until the ticket
 	// expires. Default 50.
 	LoginsPerTicket int `yaml:"logins_per_ticket"`
+	// EventStreams bounds the event streams (/wait/{id}/events) one
+	// instance holds open. Each holds a file descriptor for as long as its
+	// visitor waits; at the process's descriptor limit the instance could
+	// accept no connection at all, health checks included. A stream beyond
+	// the bound gets its first event and ends, and its page follows the
+	// queue by reconnecting, which is polling. 0 (the default) derives it
+	// from the descriptor limit (RLIMIT_NOFILE) at start-up: see
+	// StreamCaps.
+	EventStreams int `yaml:"event_streams"`
+	// EventStreamsPerIP bounds the streams of one client address (IPv4
+	// address, IPv6 /64, as limits.trusted_proxies tells it), so that one
+	// address cannot take the whole instance's share. 0 (the default):
+	// derived from the instance's bound, see StreamCaps.
+	EventStreamsPerIP int `yaml:"event_streams_per_ip"`
+}
+
+// Descriptor budget for event streams, when derived.
+const (
+	// streamReserveMin is the fewest descriptors kept for everything that
+	// is not an event stream: listeners, the Redis pool, status polls,
+	// logins, health checks, origin probes, log files.
+	streamReserveMin = 64
+	// streamsUnknownLimit is the bound when the descriptor limit cannot be
+	// read (not a unix system).
+	streamsUnknownLimit = 10_000
+	// streamsMax keeps a limit of "unlimited" from meaning unbounded
+	// memory: a stream costs a few KiB.
+	streamsMax = 1 << 20
+	// streamsPerIPMin lets a household or an office behind one address
+	// keep their streams; beyond it their pages poll.
+	streamsPerIPMin = 32
+)
+
+// StreamCaps returns the event-stream bounds for an instance whose
+// descriptor limit is nofile (0: unknown). Unless configured, the
+// instance's bound keeps a quarter of the descriptors (at least 64) for
+// everything else, and the per-address bound is a 64th of it, at least 32,
+// never above the instance's. A configured per-address bound is also
+// never above the instance's.
+func (l Limits) StreamCaps(nofile uint64) (total, perIP int) {
+	total = l.EventStreams
+	if total == 0 {
+		switch {
+		case nofile == 0:
+			total = streamsUnknownLimit
+		case nofile > streamsMax:
+			total = streamsMax
+		default:
+			reserve := max(nofile/4, streamReserveMin)
+			total = int(nofile - min(nofile, reserve))
+		}
+	}
+	perIP = l.EventStreamsPerIP
+	if perIP == 0 {
+		perIP = max(streamsPerIPMin, total/64)
+	}
+	return total, min(perIP, total)
 }
 
 // JoinBurst is Burst with its default applied.
@@ -119,5 +176,14 @@ func (v *validator) limits(l *Limits) {
 	}
 	if l.LoginsPerTicket < 1 {
 		v.add(p+".logins_per_ticket", "must be >= 1")
+	}
+	if l.EventStreams < 0 {
+		v.add(p+".event_streams", "must be >= 0 (0 derives it from the descriptor limit)")
+	}
+	switch {
+	case l.EventStreamsPerIP < 0:
+		v.add(p+".event_streams_per_ip", "must be >= 0 (0 derives it from event_streams)")
+	case l.EventStreams > 0 && l.EventStreamsPerIP > l.EventStreams:
+		v.add(p+".event_streams_per_ip", "must be <= event_streams (%d)", l.EventStreams)
 	}
 }

@@ -69,6 +69,7 @@ func (c *Config) Validate() error {
 	v.web(&c.Web)
 	v.limits(&c.Limits)
 	v.debug(&c.Debug)
+	v.ops(&c.Ops, c.Listen, c.Debug.Listen)
 	return errors.Join(v.errs...)
 }
 

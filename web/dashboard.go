@@ -6,7 +6,9 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -150,7 +152,7 @@ func csrfSafe(r *http.Request) bool {
 func (s *Server) registerDashboard(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin/{$}", s.dashboard)
 	mux.HandleFunc("GET /admin", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, s.issuer+"/admin/", http.StatusMovedPermanently)
+		http.Redirect(w, r, s.opsBase+"/admin/", http.StatusMovedPermanently)
 	})
 	mux.HandleFunc("POST /admin/login", s.adminLogin)
 	mux.HandleFunc("POST /admin/logout", s.adminLogout)
@@ -167,8 +169,8 @@ type dashboardPage struct {
 }
 
 func (s *Server) dashboardPage(errText string) dashboardPage {
-	return dashboardPage{StaticURL: s.issuer + "/static", APIURL: s.issuer + "/admin/v1",
-		LoginURL: s.issuer + "/admin/login", LogoutURL: s.issuer + "/admin/logout", Error: errText}
+	return dashboardPage{StaticURL: s.opsBase + "/static", APIURL: s.opsBase + "/admin/v1",
+		LoginURL: s.opsBase + "/admin/login", LogoutURL: s.opsBase + "/admin/logout", Error: errText}
 }
 
 var msgAdminDisabled = message{http.StatusNotFound, "not_found", "The dashboard is disabled",
@@ -203,14 +205,26 @@ func (s *Server) adminLogin(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusForbidden, "login.html", s.dashboardPage("Sign in from this site's own page."))
 		return
 	}
+	// Throttled before the token is read: a guess beyond the bucket is not
+	// even compared (see signInThrottle).
+	now := s.store.Now()
+	client := maskClient(s.clientIPs.Of(r))
+	if retry := s.signIns.take(client, now); retry > 0 {
+		secs := max(1, int(math.Ceil(retry.Seconds())))
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		s.render(w, http.StatusTooManyRequests, "login.html",
+			s.dashboardPage(fmt.Sprintf("Too many failed sign-ins. Try again in %d seconds.", secs)))
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 	if err := r.ParseForm(); err != nil || !s.admins.tokenMatches(r.PostForm.Get("token")) {
-		slog.WarnContext(r.Context(), "dashboard sign-in refused", "remote", r.RemoteAddr)
+		slog.WarnContext(r.Context(), "dashboard sign-in refused", "remote", r.RemoteAddr, "client", client)
 		s.render(w, http.StatusUnauthorized, "login.html", s.dashboardPage("That is not the admin token."))
 		return
 	}
-	s.admins.set(w, s.store.Now())
-	http.Redirect(w, r, s.issuer+"/admin/", http.StatusSeeOther)
+	s.signIns.giveBack(client, now)
+	s.admins.set(w, now)
+	http.Redirect(w, r, s.opsBase+"/admin/", http.StatusSeeOther)
 }
 
 // adminLogout serves POST /admin/logout. The cookie carries no server-side
@@ -225,7 +239,7 @@ func (s *Server) adminLogout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.admins.clear(w)
-	http.Redirect(w, r, s.issuer+"/admin/", http.StatusSeeOther)
+	http.Redirect(w, r, s.opsBase+"/admin/", http.StatusSeeOther)
 }
 
 // History of the rooms' counters for the dashboard's chart: one sample per

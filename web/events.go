@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime"
 	"strconv"
 	"sync"
@@ -65,7 +66,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "text/event-stream")
 	h["Cache-Control"] = noStore
 	h.Set("X-Accel-Buffering", "no") // nginx would otherwise buffer the stream
-	st := &stream{id: id, ticket: have, room: room.ID, opened: start}
+	st := &stream{id: id, ticket: have, room: room.ID, opened: start, client: maskClient(s.clientIPs.Of(r))}
 	frame, final := s.streams.frame(st, false)
 	// Reconnections after a restart are spread over a few seconds so a
 	// crowd does not come back in one instant.
@@ -141,6 +142,9 @@ type stream struct {
 	ticket waitingroom.Ticket
 	room   string
 	opened time.Time
+	// client is the visitor's address (IPv6 by /64), for the per-address
+	// bound; invalid when unknown, then only the other bounds apply.
+	client netip.Addr
 	// last is the hash of the last status sent; the status is sent again
 	// only when it changed.
 	last uint64
@@ -155,33 +159,56 @@ type streamHub struct {
 	streams map[*stream]struct{}
 	// byTicket lists each ticket's streams, oldest first.
 	byTicket map[waitingroom.TicketID][]*stream
-	closed   bool // by CloseStreams: new streams end at once
-	seed     maphash.Seed
-	stop     chan struct{}
-	stopped  chan struct{}
+	// byClient counts each client address's streams.
+	byClient map[netip.Addr]int
+	// maxTotal and maxPerClient bound the streams held, in all and per
+	// client address (0: no bound), below the process's descriptor limit.
+	maxTotal, maxPerClient int
+	closed                 bool // by CloseStreams: new streams end at once
+	seed                   maphash.Seed
+	stop                   chan struct{}
+	stopped                chan struct{}
 }
 
 func newStreamHub(s *Server) *streamHub {
-	return &streamHub{s: s, streams: map[*stream]struct{}{}, byTicket: map[waitingroom.TicketID][]*stream{},
+	return &streamHub{s: s, streams: map[*stream]struct{}{}, byTicket: map[waitingroom.TicketID][]*stream{}, byClient: map[netip.Addr]int{},
 		seed: maphash.MakeSeed(), stop: make(chan struct{}), stopped: make(chan struct{})}
 }
 
 // add hands a stream to the hub; after CloseStreams it is ended at once.
-// A ticket's stream beyond maxStreamsPerTicket is ended too, after its first
-// event: that page polls (it reconnects after its retry delay), and the
+// A stream beyond a bound is ended too, after its first event: its ticket's
+// maxStreamsPerTicket, its address's maxPerClient or the instance's
+// maxTotal. That page polls (it reconnects after its retry delay), and the
 // streams already held are left alone, so that a visitor with a tab too
-// many does not have their streams end one another in turn.
+// many does not have their streams end one another in turn. The instance's
+// bound keeps held streams below the descriptor limit: past it, the
+// instance could accept no connection at all, health checks included.
 func (h *streamHub) add(st *stream) {
 	h.mu.Lock()
-	if h.closed || len(h.byTicket[st.ticket.ID]) >= maxStreamsPerTicket {
+	bound := ""
+	switch {
+	case h.closed:
+	case len(h.byTicket[st.ticket.ID]) >= maxStreamsPerTicket:
+		bound = "ticket"
+	case h.maxTotal > 0 && len(h.streams) >= h.maxTotal:
+		bound = "instance"
+	case h.maxPerClient > 0 && st.client.IsValid() && h.byClient[st.client] >= h.maxPerClient:
+		bound = "address"
+	default:
+		h.streams[st] = struct{}{}
+		h.byTicket[st.ticket.ID] = append(h.byTicket[st.ticket.ID], st)
+		if st.client.IsValid() {
+			h.byClient[st.client]++
+		}
+		h.s.metrics.streamsHeld(1)
 		h.mu.Unlock()
-		h.end(st)
 		return
 	}
-	h.streams[st] = struct{}{}
-	h.byTicket[st.ticket.ID] = append(h.byTicket[st.ticket.ID], st)
-	h.s.metrics.streamsHeld(1)
 	h.mu.Unlock()
+	if bound != "" {
+		h.s.metrics.streamRefused(bound)
+	}
+	h.end(st)
 }
 
 // forgetLocked removes st from the hub; the caller holds h.mu.
@@ -202,6 +229,11 @@ func (h *streamHub) forgetLocked(st *stream) {
 		delete(h.byTicket, st.ticket.ID)
 	} else {
 		h.byTicket[st.ticket.ID] = mine
+	}
+	if st.client.IsValid() {
+		if h.byClient[st.client]--; h.byClient[st.client] <= 0 {
+			delete(h.byClient, st.client)
+		}
 	}
 }
 
@@ -337,7 +369,7 @@ func (h *streamHub) drop(st *stream) {
 func (h *streamHub) closeAll() {
 	h.mu.Lock()
 	all := h.streams
-	h.streams, h.byTicket = map[*stream]struct{}{}, map[waitingroom.TicketID][]*stream{}
+	h.streams, h.byTicket, h.byClient = map[*stream]struct{}{}, map[waitingroom.TicketID][]*stream{}, map[netip.Addr]int{}
 	h.closed = true
 	h.s.metrics.streamsHeld(-len(all))
 	h.mu.Unlock()

@@ -143,6 +143,8 @@ type Metrics struct {
 	redisErrors *redisErrorCounter
 	refusals    *prometheus.CounterVec
 	streams     prometheus.Gauge
+	// streamsRefused counts streams the hub would not hold, by bound.
+	streamsRefused *prometheus.CounterVec
 	// abandonedByRoom is this instance's own count of abandoned positions
 	// per room (*atomic.Int64), for the admin status: unlike the series,
 	// it is not shared with other Metrics of the process.
@@ -208,6 +210,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Name: "anteroom_event_streams",
 		Help: "Event streams (/wait/{id}/events) the process holds open: waiting pages that are live.",
 	})); err != nil {
+		return nil, err
+	}
+	if m.streamsRefused, err = registerOnce(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "anteroom_event_streams_refused_total",
+		Help: "Event streams that got their first event and ended instead of being held, by the bound that refused them: ticket, address, instance.",
+	}, []string{"bound"})); err != nil {
 		return nil, err
 	}
 	if m.redisErrors, err = registerOnce(reg, &redisErrorCounter{
@@ -293,6 +301,13 @@ func (s *Server) Instrument(m *Metrics, next http.Handler) http.Handler {
 func (m *Metrics) streamsHeld(n int) {
 	if m != nil {
 		m.streams.Add(float64(n))
+	}
+}
+
+// streamRefused counts a stream refused by bound.
+func (m *Metrics) streamRefused(bound string) {
+	if m != nil {
+		m.streamsRefused.WithLabelValues(bound).Inc()
 	}
 }
 

@@ -77,6 +77,15 @@ type Options struct {
 	// Keys are the signing keys the admin API lists and retires (nil:
 	// those calls answer 404).
 	Keys SigningKeys
+	// SeparateOps says the operator's routes (RegisterOps) are served on a
+	// listener of their own (config ops.listen), not under the issuer: the
+	// dashboard then links to them by root-relative paths, and its cookie
+	// is for /admin/ of that listener, which is plain HTTP.
+	SeparateOps bool
+	// EventStreams and EventStreamsPerIP bound the event streams the
+	// instance holds, in all and per client address (config
+	// limits.event_streams…); 0: no bound.
+	EventStreams, EventStreamsPerIP int
 }
 
 // Server holds the handlers.
@@ -100,6 +109,11 @@ type Server struct {
 	history    *history
 	clientIPs  ClientIPs
 	keys       SigningKeys
+	// opsBase prefixes the dashboard's links: the issuer, or "" when the
+	// operator's routes have a listener of their own.
+	opsBase string
+	// signIns throttles failed dashboard sign-ins.
+	signIns *signInThrottle
 }
 
 // New checks the options, parses the templates and reads the texts (those
@@ -138,26 +152,59 @@ func New(o Options) (*Server, error) {
 			return nil, fmt.Errorf("template %s is missing", name)
 		}
 	}
+	opsBase := o.Issuer
 	var admins *adminSessions
 	if o.AdminToken != "" {
 		admins = newAdminSessions(o.CookieSecrets, o.AdminToken, u.Scheme == "https", strings.TrimSuffix(u.Path, "/")+"/admin/")
 	}
+	if o.SeparateOps {
+		opsBase = ""
+		if admins != nil {
+			admins.secure, admins.path = false, "/admin/"
+		}
+	}
 	s := &Server{issuer: o.Issuer, store: o.Store, cache: o.Cache, flow: o.Flow,
 		cookies: cookies, questions: newQuestionKeys(o.CookieSecrets), adminToken: o.AdminToken, pages: pages, static: th.static, locales: th.locales, beats: o.Heartbeats,
-		origins: o.Origins, metrics: o.Metrics, admins: admins, history: newHistory(o.Store.Rooms()), clientIPs: o.ClientIPs, keys: o.Keys}
+		origins: o.Origins, metrics: o.Metrics, admins: admins, history: newHistory(o.Store.Rooms()), clientIPs: o.ClientIPs, keys: o.Keys,
+		opsBase: opsBase, signIns: newSignInThrottle()}
 	s.streams = newStreamHub(s)
+	s.streams.maxTotal, s.streams.maxPerClient = o.EventStreams, o.EventStreamsPerIP
 	go s.streams.run()
 	return s, nil
 }
 
-// Register adds the server's routes to mux.
+// Register adds all the server's routes to mux: RegisterPublic's and
+// RegisterOps's, for an instance without a listener of its own for
+// operations.
 func (s *Server) Register(mux *http.ServeMux) {
+	s.RegisterPublic(mux)
+	s.registerOps(mux, false)
+}
+
+// RegisterPublic adds the routes visitors and relying parties use: the
+// waiting page, its stream and answers, the public room status, static
+// files.
+func (s *Server) RegisterPublic(mux *http.ServeMux) {
 	mux.HandleFunc("GET /wait/{id}", s.wait)
 	mux.HandleFunc(eventsPattern, s.events)
 	mux.HandleFunc("POST /wait/{id}/continue", s.continueFlow)
 	mux.HandleFunc("POST /wait/{id}/requeue", s.requeue)
 	mux.HandleFunc("POST /wait/{id}/decline", s.decline)
 	mux.HandleFunc("GET /api/v1/rooms/{room}", s.publicRoom)
+	mux.HandleFunc("GET /logged-out", func(w http.ResponseWriter, r *http.Request) {
+		s.render(w, http.StatusOK, "message.html", s.visitorMessage(w, r, msgLoggedOut))
+	})
+	mux.Handle("GET /static/", s.staticFiles())
+}
+
+// RegisterOps adds the operator's routes: the admin API, the dashboard,
+// liveness and readiness. With SeparateOps the dashboard's static files
+// come along, so the ops listener serves the dashboard by itself.
+func (s *Server) RegisterOps(mux *http.ServeMux) { s.registerOps(mux, s.opsBase == "") }
+
+// registerOps adds the operator's routes, and the static files when the
+// mux has no public routes to serve them.
+func (s *Server) registerOps(mux *http.ServeMux, static bool) {
 	mux.HandleFunc("GET /admin/v1/rooms", s.admin(s.adminRooms))
 	mux.HandleFunc("GET /admin/v1/rooms/{room}", s.admin(s.adminRoom))
 	mux.HandleFunc("PATCH /admin/v1/rooms/{room}", s.admin(s.adminPatch))
@@ -170,10 +217,13 @@ func (s *Server) Register(mux *http.ServeMux) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
-	mux.HandleFunc("GET /logged-out", func(w http.ResponseWriter, r *http.Request) {
-		s.render(w, http.StatusOK, "message.html", s.visitorMessage(w, r, msgLoggedOut))
-	})
-	mux.Handle("GET /static/", http.StripPrefix("/static/", cacheFor(time.Hour, http.FileServerFS(s.static))))
+	if static {
+		mux.Handle("GET /static/", s.staticFiles())
+	}
+}
+
+func (s *Server) staticFiles() http.Handler {
+	return http.StripPrefix("/static/", cacheFor(time.Hour, http.FileServerFS(s.static)))
 }
 
 func cacheFor(d time.Duration, h http.Handler) http.Handler {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/anteroom/anteroom/config"
@@ -39,6 +38,10 @@ type app struct {
 	keys      *keys.Manager
 	provider  *oidc.Provider
 	handler   http.Handler
+	// opsHandler serves the operator's routes on opsLn when ops.listen
+	// is set (nil otherwise: they are routes of handler); see ops.go.
+	opsHandler http.Handler
+	opsLn      net.Listener
 }
 
 // rooms converts the configured rooms for the queue.
@@ -159,11 +162,15 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 	if err != nil {
 		return nil, err
 	}
+	streams, streamsPerIP := streamBounds(cfg.Limits)
 	site, err := web.New(web.Options{
 		Issuer: cfg.Issuer, Store: store, Cache: cache, Flow: provider,
 		CookieSecrets: secrets, AdminToken: cfg.Admin.Token, Heartbeats: beats,
 		Origins: origins, Metrics: metrics, WebDir: cfg.Web.Dir, Keys: km,
 		ClientIPs: web.ClientIPs{Trusted: cfg.Limits.Proxies(), Forwarded: cfg.Limits.ClientIPHeader == config.ClientIPHeaderForwarded},
+
+		// ops.listen and the stream bounds: see ops.go.
+		SeparateOps: cfg.Ops.Separate(), EventStreams: streams, EventStreamsPerIP: streamsPerIP,
 	})
 	if err != nil {
 		return nil, err
@@ -173,7 +180,7 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	site.Register(mux)
+	opsMux := registerOps(cfg, site, mux)
 	if cfg.Gate != nil {
 		gateBox, err := keys.NewBox(secrets, "gate flow")
 		if err != nil {
@@ -195,13 +202,16 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 	scheduler := waitingroom.NewScheduler(store, instanceID(), 500*time.Millisecond)
 	scheduler.Throttle = origins.Factor
 	scheduler.OnSkip = metrics.Abandoned
-	mux.Handle("GET /metrics", promhttp.Handler())
 	mux.Handle("/", provider.Handler())
-	return &app{
+	a := &app{
 		cfg: cfg, site: site, beats: beats, store: store, cache: cache, keys: km, provider: provider,
 		scheduler: scheduler, origins: origins,
 		handler: web.RequestIDs(web.SecurityHeaders(withRequestTimeout(cfg.Redis.RequestTimeout.D(), site.Instrument(metrics, mux)))),
-	}, nil
+	}
+	if opsMux != nil {
+		a.opsHandler = web.RequestIDs(web.SecurityHeaders(withRequestTimeout(cfg.Redis.RequestTimeout.D(), site.Instrument(metrics, opsMux))))
+	}
+	return a, nil
 }
 
 // keyOptions configures the signing keys. How long a key stays published
@@ -289,7 +299,8 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn),
 	}
 	srv.RegisterOnShutdown(a.site.CloseStreams)
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
+	stopOps := a.serveOps(errc)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
@@ -300,6 +311,7 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	err := srv.Shutdown(sctx)
+	stopOps(sctx)
 	stop()
 	return err
 }

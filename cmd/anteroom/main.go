@@ -130,6 +130,10 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 		slog.Error("listen", "addr", cfg.Listen, "err", err)
 		return 1
 	}
+	if err := a.listenOps(); err != nil {
+		slog.Error("listen", "addr", cfg.Ops.Listen, "err", err)
+		return 1
+	}
 	if cfg.Debug.Listen != "" {
 		stopDebug, err := serveDebug(ctx, cfg.Debug.Listen)
 		if err != nil {

@@ -111,8 +111,10 @@
     };
     es.onerror = function () {
       // The browser reconnects by itself; if the stream never worked
-      // (a proxy that buffers it), poll instead.
-      if (!got) { es.close(); later(poll, 2000); }
+      // (a proxy that buffers it), or a reconnection was refused (nginx's
+      // limit_conn answers 429, and the browser then gives up), poll
+      // instead.
+      if (!got || es.readyState === EventSource.CLOSED) { es.close(); later(poll, 2000); }
     };
   }
   if (room.getAttribute("data-state") === "admitted") { done = true; form.submit(); return; }

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/anteroom/anteroom/config"
+	"github.com/anteroom/anteroom/web"
+)
+
+// The operator's endpoints (config ops.listen): /metrics, /healthz,
+// /readyz, the admin API and the dashboard. Without ops.listen they are
+// routes of the public mux, as they always were; with it they are served
+// by a listener of their own and the public mux has none of them, so no
+// proxy configuration can expose them by forwarding a path.
+
+// registerOps adds the operator's routes to public, or, with ops.listen,
+// to a mux of their own, which it returns (nil without ops.listen).
+func registerOps(cfg *config.Config, site *web.Server, public *http.ServeMux) *http.ServeMux {
+	if !cfg.Ops.Separate() {
+		site.Register(public)
+		public.Handle("GET /metrics", promhttp.Handler())
+		return nil
+	}
+	site.RegisterPublic(public)
+	// The OIDC library answers /healthz and /ready itself: those must
+	// not reach it from the public listener either.
+	for _, path := range []string{"/healthz", "/ready", "/readyz"} {
+		public.Handle(path, http.NotFoundHandler())
+	}
+	ops := http.NewServeMux()
+	site.RegisterOps(ops)
+	ops.Handle("GET /metrics", promhttp.Handler())
+	return ops
+}
+
+// listenOps opens the ops listener for a.cfg.Ops.Listen, if there is one;
+// serve then serves it beside the public one.
+func (a *app) listenOps() error {
+	if a.opsHandler == nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", a.cfg.Ops.Listen)
+	if err != nil {
+		return fmt.Errorf("ops.listen: %w", err)
+	}
+	a.opsLn = ln
+	return nil
+}
+
+// serveOps serves the operator's routes on a.opsLn until the returned
+// function shuts it down (gracefully, within ctx). With no ops listener it
+// does nothing.
+func (a *app) serveOps(errc chan<- error) func(ctx context.Context) {
+	if a.opsLn == nil {
+		return func(context.Context) {}
+	}
+	srv := &http.Server{
+		Handler:           a.opsHandler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn),
+	}
+	slog.Info("operations listening", "addr", a.opsLn.Addr().String())
+	go func() {
+		if err := srv.Serve(a.opsLn); err != http.ErrServerClosed {
+			errc <- fmt.Errorf("ops listener: %w", err)
+		}
+	}()
+	return func(ctx context.Context) { _ = srv.Shutdown(ctx) }
+}
+
+// streamBounds returns the event-stream bounds for this process, derived
+// from its descriptor limit unless configured (limits.event_streams…), and
+// logs them: an operator who raises the limit sees the bound follow.
+func streamBounds(l config.Limits) (total, perIP int) {
+	nofile := descriptorLimit()
+	total, perIP = l.StreamCaps(nofile)
+	attrs := []any{"event_streams", total, "event_streams_per_ip", perIP, "rlimit_nofile", nofile}
+	if derived, _ := (config.Limits{}).StreamCaps(nofile); nofile > 0 && total > derived {
+		slog.Warn("limits.event_streams is close to the descriptor limit: a full instance may refuse connections, health checks included", attrs...)
+	} else {
+		slog.Info("event stream bounds", attrs...)
+	}
+	// 0 would mean "no bound" to the hub; a limit that leaves no room for
+	// streams means every page polls.
+	return max(1, total), max(1, perIP)
+}
