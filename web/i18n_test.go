@@ -302,3 +302,34 @@ func TestLocaleFormats(t *testing.T) {
 		t.Error("strict: an unknown key is accepted")
 	}
 }
+
+// A malformed entry of Accept-Language (RFC 9110 §12.5.4) is skipped, not
+// taken as a reason to ignore the whole header: the visitor still gets the
+// language they named properly.
+func TestAcceptLanguageSkipsMalformedEntries(t *testing.T) {
+	c, err := loadCatalogue(nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for header, want := range map[string]string{
+		"fr;q=abc, de;q=0.8":                "de",
+		"!!!, de, ???":                      "de",
+		"en;q=0.1, xx-@@-garbage, de;q=0.9": "de",
+		"de;q=1.5, en;q=0.5":                "en", // q above 1 is malformed
+		"de;q=0, en;q=0.1":                  "en", // q=0: not acceptable
+		"de;x=1, en;q=0.2":                  "en", // a parameter that is not q
+		"en;q=0.2, de;q=0.9, ;q=1":          "de",
+		"*;q=1, de;q=0.5":                   "de",
+		"de-AT;q=0.7, fr;q=0.9":             "de",
+		";;;,,,":                            "en",
+		"":                                  "en",
+		"de;q=0.x, en":                      "en",
+		"en;q=0.001, de;q=0.002":            "de",
+		"  de ; q = 0.5 ,  en ; q = 0.4  ":  "de",
+		strings.Repeat("x-@, ", 40) + " de": "en", // past maxAcceptLanguages
+	} {
+		if got := c.pick(header).tag; !strings.HasPrefix(got, want) {
+			t.Errorf("Accept-Language %q: %s, want %s", header, got, want)
+		}
+	}
+}
