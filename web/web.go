@@ -120,15 +120,7 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	th, err := loadTheme(o.WebDir, template.FuncMap{
-		"percent": func(st waitingroom.VisitorStatus) int {
-			if st.Position <= 0 {
-				return 0
-			}
-			return int(min(100, max(0, 100*st.Serving/st.Position)))
-		},
-		"duration": humanDuration,
-	})
+	th, err := loadTheme(o.WebDir, pageFuncs())
 	if err != nil {
 		return nil, err
 	}
@@ -148,6 +140,19 @@ func New(o Options) (*Server, error) {
 	s.streams = newStreamHub(s)
 	go s.streams.run()
 	return s, nil
+}
+
+// pageFuncs are the functions the page templates may call.
+func pageFuncs() template.FuncMap {
+	return template.FuncMap{
+		"percent": func(st waitingroom.VisitorStatus) int {
+			if st.Position <= 0 {
+				return 0
+			}
+			return int(min(100, max(0, 100*st.Serving/st.Position)))
+		},
+		"duration": humanDuration,
+	}
 }
 
 // Register adds the server's routes to mux.

@@ -203,19 +203,20 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	rdb := redis.NewUniversalClient(opts)
 	defer rdb.Close()
-	a, err := newApp(ctx, cfg, rdb, nil)
+	// Listen first: until Redis answers, the instance is alive but not
+	// ready, and says so (web.NewStarting) rather than refusing
+	// connections.
+	starting, err := web.NewStarting(cfg.Issuer, cfg.Web.Dir)
 	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			return 0
-		}
-		slog.Error("start", "err", err)
-		return 1
+		fmt.Fprintf(stderr, "anteroom: invalid configuration:\n%v\n", err)
+		return exitConfig
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		slog.Error("listen", "addr", cfg.Listen, "err", err)
 		return 1
 	}
+	defer ln.Close()
 	if cfg.Debug.Listen != "" {
 		stopDebug, err := serveDebug(ctx, cfg.Debug.Listen)
 		if err != nil {
@@ -223,6 +224,16 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return 1
 		}
 		defer stopDebug()
+	}
+	a, err := whileStarting(ln, web.RequestIDs(web.SecurityHeaders(starting)), func() (*app, error) {
+		return newApp(ctx, cfg, rdb, nil)
+	})
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return 0
+		}
+		slog.Error("start", "err", err)
+		return 1
 	}
 	slog.Info("anteroom serving", "build", readVersion(), "listen", ln.Addr().String(), "issuer", cfg.Issuer, "rooms", len(cfg.Rooms), "clients", len(cfg.Clients))
 	if err := a.serve(ctx, ln); err != nil {
