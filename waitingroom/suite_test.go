@@ -348,6 +348,7 @@ func runStoreSuite(t *testing.T, newClient func(t *testing.T) redis.UniversalCli
 		{"DataLossInstancesRestore", testDataLossInstancesRestore},
 		{"DataLossNobodyRemembers", testDataLossNobodyRemembers},
 		{"DataLossGapCoversOtherInstances", testDataLossGapCoversOtherInstances},
+		{"DataLossAdvanceCountsPeopleNotTheGap", testDataLossAdvanceCountsPeopleNotTheGap},
 		{"DataLossPreQueue", testDataLossPreQueue},
 		{"SeedKeepsAdminChanges", testSeedKeepsAdminChanges},
 		{"SeedChangedConfigWins", testSeedChangedConfigWins},
