@@ -215,6 +215,9 @@ func testDataLossAdvanceCountsPeopleNotTheGap(e *env) {
 		e.t.Fatalf("first join after the loss got position %d: no gap after %d", vs[0].ticket.Position, unseen[2].ticket.Position)
 	}
 	before := e.serving(a, "launch")
+	if vs[1].ticket.ServingAtJoin != before {
+		e.t.Fatalf("ticket's serving at join = %d, want %d (the counter when it joined)", vs[1].ticket.ServingAtJoin, before)
+	}
 	c := e.advance(a, "launch", 2)
 	if c.Serving != vs[1].ticket.Position {
 		e.t.Fatalf("advance 2 from %d: serving %d, want %d (the two waiting after the gap)", before, c.Serving, vs[1].ticket.Position)

@@ -366,6 +366,7 @@ func (s *Store) joinAs(ctx context.Context, r Room, t Ticket, request, previous,
 		return Joined{Ticket: t, New: true}, nil
 	}
 	t.Position, t.Epoch = res[0], res[2]
+	t.ServingAtJoin = min(max(0, res[1]), t.Position-1)
 	s.mem[room].seen(room, now, t.Epoch, t.Position, res[1])
 	return Joined{Ticket: t, Serving: res[1], New: true}, nil
 }

@@ -197,7 +197,7 @@ func TestStatusJSONUnchanged(t *testing.T) {
 		}
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
-		want := `{"room":"launch","state":"waiting","position":1,"serving":0,"ahead":0,"eta_seconds":null,"queue_full":false,"continue_url":""}` + "\n"
+		want := `{"room":"launch","state":"waiting","position":1,"serving":0,"ahead":0,"eta_seconds":null,"queue_full":false,"progress":0,"continue_url":""}` + "\n"
 		// continue_url is omitted while waiting.
 		want = strings.Replace(want, `,"continue_url":""`, "", 1)
 		if got := w.Body.String(); got != want {

@@ -145,12 +145,9 @@ func New(o Options) (*Server, error) {
 // pageFuncs are the functions the page templates may call.
 func pageFuncs() template.FuncMap {
 	return template.FuncMap{
-		"percent": func(st waitingroom.VisitorStatus) int {
-			if st.Position <= 0 {
-				return 0
-			}
-			return int(min(100, max(0, 100*st.Serving/st.Position)))
-		},
+		// percent is the bar of the waiting page: progress since the
+		// visitor's own join.
+		"percent": func(st waitingroom.VisitorStatus) int { return st.Progress },
 		"duration": humanDuration,
 	}
 }
