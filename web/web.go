@@ -147,7 +147,7 @@ func pageFuncs() template.FuncMap {
 	return template.FuncMap{
 		// percent is the bar of the waiting page: progress since the
 		// visitor's own join.
-		"percent": func(st waitingroom.VisitorStatus) int { return st.Progress },
+		"percent":  func(st waitingroom.VisitorStatus) int { return st.Progress },
 		"duration": humanDuration,
 	}
 }
