@@ -16,9 +16,21 @@ type Web struct {
 	// parse or render, or an unknown message key, stops start-up with an
 	// error naming the file. Empty: the built-in pages.
 	Dir string `yaml:"dir"`
+	// SiteURL is the site behind the waiting room (https://shop.example.com),
+	// where the "back to the site" link of the error pages goes. Empty:
+	// the site the visitor came from, when their browser said so
+	// (Referer), else no link.
+	SiteURL string `yaml:"site_url"`
 }
 
 func (v *validator) web(w *Web) {
+	if w.SiteURL != "" {
+		if u, err := httpURL(w.SiteURL); err != nil {
+			v.add("web.site_url", "%v", err)
+		} else if u.User != nil {
+			v.add("web.site_url", "must not contain user info")
+		}
+	}
 	const p = "web.dir"
 	if w.Dir == "" {
 		return

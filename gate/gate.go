@@ -438,7 +438,7 @@ func (g *Gate) openFlow(r *http.Request, state string) (flowState, error) {
 var pageTemplate = template.Must(template.New("gate").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{.Title}}</title><link rel="stylesheet" href="{{.Static}}/style.css"></head>
-<body><main class="card" role="alert"><p class="eyebrow">Waiting room</p><h1>{{.Title}}</h1><p>{{.Text}}</p></main></body></html>`))
+<body><main class="card" role="alert"><p class="eyebrow">Waiting room</p><h1>{{.Title}}</h1><p>{{.Text}}</p><p class="back"><a href="/">Back to the site</a></p></main></body></html>`))
 
 func (g *Gate) page(w http.ResponseWriter, status int, title, text string) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")

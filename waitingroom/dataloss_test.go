@@ -193,3 +193,47 @@ func testDataLossPreQueue(e *env) {
 		}
 	}
 }
+
+// An advance counts people, not positions: after a loss of writes left a
+// gap, `admin advance 2` lets in the two visitors after it, not two empty
+// places of the gap. A visitor whose join was lost inside the gap is
+// passed over like the tick passes them (skipped, let in when back).
+func testDataLossAdvanceCountsPeopleNotTheGap(e *env) {
+	r := rateRoom("launch", 60)
+	a := e.store(r)
+	b := e.store(r)
+	for i := range 5 {
+		e.clock.Add(100 * time.Millisecond)
+		e.join(a, "launch", fmt.Sprintf("a-%d", i), nil)
+		e.join(b, "launch", fmt.Sprintf("b-%d", i), nil)
+	}
+	e.advance(a, "launch", 1000)     // serving = tail = 10
+	unseen := e.fill(b, "launch", 3) // 11..13: a never saw them
+	e.flushAll()
+	vs := e.fill(a, "launch", 3) // the first of these leaves the gap
+	if vs[0].ticket.Position <= unseen[2].ticket.Position+1 {
+		e.t.Fatalf("first join after the loss got position %d: no gap after %d", vs[0].ticket.Position, unseen[2].ticket.Position)
+	}
+	before := e.serving(a, "launch")
+	if vs[1].ticket.ServingAtJoin != before {
+		e.t.Fatalf("ticket's serving at join = %d, want %d (the counter when it joined)", vs[1].ticket.ServingAtJoin, before)
+	}
+	c := e.advance(a, "launch", 2)
+	if c.Serving != vs[1].ticket.Position {
+		e.t.Fatalf("advance 2 from %d: serving %d, want %d (the two waiting after the gap)", before, c.Serving, vs[1].ticket.Position)
+	}
+	if _, err := a.Admit(e.ctx, vs[1].ticket, vs[1].request); err != nil {
+		e.t.Fatalf("second visitor after the gap: %v, want let in", err)
+	}
+	if _, err := a.Admit(e.ctx, vs[2].ticket, vs[2].request); !errors.Is(err, waitingroom.ErrNotAdmitted) {
+		e.t.Fatalf("third visitor after the gap: %v, want still waiting", err)
+	}
+	lost := unseen[1]
+	if _, err := b.Admit(e.ctx, lost.ticket, lost.request); !errors.Is(err, waitingroom.ErrSkipped) {
+		e.t.Fatalf("visitor in the gap after the advance: %v, want ErrSkipped (let in at the next tick)", err)
+	}
+	// Advancing again counts on from there, one person.
+	if c := e.advance(a, "launch", 1); c.Serving != vs[2].ticket.Position {
+		e.t.Fatalf("advance 1 more: serving %d, want %d", c.Serving, vs[2].ticket.Position)
+	}
+}

@@ -557,15 +557,31 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 return ended
 `)
 
-// advanceScript moves serving forward by n, never past tail.
-// KEYS: serving, tail, room hash. ARGV: n, then the restore block.
+// advanceScript moves serving forward by n people, never past tail. An
+// advance counts people, not positions: the gap a loss of writes left
+// (restoreLua, gap_from < p <= gap_to) holds nobody as far as anyone can
+// tell, so it is passed over without spending the count, as the tick
+// passes it over without spending admissions, and its positions are
+// marked skipped like the tick's: a visitor whose join Redis lost and who
+// comes back is let in at the next tick rather than for free.
+// KEYS: serving, tail, room hash, skipped. ARGV: n, then the restore block.
 // Returns {serving, tail, epoch}.
 var advanceScript = redis.NewScript(restoreLua + `
-local epoch = restore(KEYS[3], KEYS[2], KEYS[1], 2, false)
+local epoch, v = restore(KEYS[3], KEYS[2], KEYS[1], 2, false, 'gap_from', 'gap_to')
 if not epoch then return redis.error_reply('NOSEED room not seeded') end
 local serving = tonumber(redis.call('GET', KEYS[1]) or '0')
 local tail = tonumber(redis.call('GET', KEYS[2]) or '0')
-local next = serving + tonumber(ARGV[1])
+local n = tonumber(ARGV[1])
+local gapFrom, gapTo = tonumber(v[3] or '0'), tonumber(v[4] or '0')
+local next = serving + n
+if gapTo > serving and next > gapFrom then
+  -- The people before the gap, then the rest of n after it.
+  next = math.max(serving, gapTo) + n - math.max(0, gapFrom - serving)
+  if next > tail then next = tail end
+  for p = math.max(serving, gapFrom) + 1, math.min(gapTo, next) do
+    redis.call('SETBIT', KEYS[4], p, 1)
+  end
+end
 if next > tail then next = tail end
 if next > serving then
   redis.call('SET', KEYS[1], next)

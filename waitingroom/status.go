@@ -28,6 +28,12 @@ type VisitorStatus struct {
 	// QueueFull reports whether the room is full (see QueueFull), so that
 	// a page or an app can warn that the back of the queue may not get in.
 	QueueFull bool `json:"queue_full"`
+	// Progress is how far the visitor has come since their own join, in
+	// percent: the share of those ahead of them then who have gone in
+	// since (0 just after joining, 100 once admitted). The waiting page's
+	// bar shows it; serving ÷ position, progress since the room began,
+	// said 99 % to number 100,000 with 1,000 still ahead.
+	Progress int `json:"progress"`
 	// OpensAt is the room's opening time (unix seconds) while the visitor
 	// is in its pre-queue: position is 0 until the draw at opening.
 	OpensAt *int64 `json:"opens_at,omitempty"`
@@ -61,6 +67,9 @@ func StatusOf(t Ticket, r Room, c Counters, rate float64, now time.Time) Visitor
 	default:
 		st.State = VisitorWaiting
 	}
+	if st.State == VisitorAdmitted {
+		st.Progress = 100
+	}
 	if st.State == VisitorAdmitted || st.State == VisitorExpired {
 		return st
 	}
@@ -72,6 +81,12 @@ func StatusOf(t Ticket, r Room, c Counters, rate float64, now time.Time) Visitor
 	}
 	st.Ahead = c.between(c.Serving, t.Position)
 	st.ETASeconds = ETA(st.Ahead+1, c, rate)
+	// Those ahead at the join, counted like those ahead now (the gap a
+	// loss of writes left holds nobody); the visitor's own step is the
+	// last, so the bar reaches 100 only when they are in.
+	if joined := c.between(min(t.ServingAtJoin, c.Serving), t.Position); joined > 0 {
+		st.Progress = int(100 * max(0, joined-st.Ahead) / (joined + 1))
+	}
 	return st
 }
 

@@ -80,7 +80,7 @@ func TestStatusJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"room":"launch","state":"waiting","position":3,"serving":1,"ahead":1,"eta_seconds":null,"queue_full":false}`
+	want := `{"room":"launch","state":"waiting","position":3,"serving":1,"ahead":1,"eta_seconds":null,"queue_full":false,"progress":33}`
 	if string(b) != want {
 		t.Fatalf("JSON = %s, want %s", b, want)
 	}
@@ -117,5 +117,33 @@ func TestStatusOfLottery(t *testing.T) {
 	st := waitingroom.StatusOf(waitingroom.Ticket{Room: "sale", Position: 100, JoinedAt: t0}, r, c, 60, t0)
 	if st.State != waitingroom.VisitorWaiting || st.Ahead != 0 || st.ETASeconds == nil || *st.ETASeconds != 50 {
 		t.Fatalf("lottery status %+v (eta %v)", st, st.ETASeconds)
+	}
+}
+
+// The bar of the waiting page is progress since the visitor's own join:
+// number 2 who found nobody ahead has come nowhere yet (serving ÷ position
+// said 50 %), and number 100,000 with 1,000 still ahead of the 2,000 who
+// were ahead at the join is half way (serving ÷ position said 99 %).
+func TestStatusProgressSinceTheVisitorsJoin(t *testing.T) {
+	r := manualRoom("launch")
+	open := func(serving int64) waitingroom.Counters {
+		return waitingroom.Counters{State: waitingroom.StateOpen, Serving: serving, Tail: 200_000}
+	}
+	for _, x := range []struct {
+		position, servingAtJoin, serving int64
+		want                             int
+	}{
+		{2, 1, 1, 0},
+		{100_000, 97_999, 99_000, 50},
+		{100_000, 97_999, 97_999, 0},
+		{100_000, 97_999, 99_999, 99},
+		{11, 0, 10, 90},     // a ticket of an earlier version: since the room began
+		{5, 3, 1, 0},        // a counter behind the join (restored): no negative progress
+		{100, 50, 100, 100}, // admitted
+	} {
+		tk := waitingroom.Ticket{ID: waitingroom.NewTicketID(), Room: "launch", Position: x.position, ServingAtJoin: x.servingAtJoin, JoinedAt: t0}
+		if got := waitingroom.StatusOf(tk, r, open(x.serving), 0, t0).Progress; got != x.want {
+			t.Errorf("position %d joined at %d, serving %d: progress %d, want %d", x.position, x.servingAtJoin, x.serving, got, x.want)
+		}
 	}
 }

@@ -366,6 +366,7 @@ func (s *Store) joinAs(ctx context.Context, r Room, t Ticket, request, previous,
 		return Joined{Ticket: t, New: true}, nil
 	}
 	t.Position, t.Epoch = res[0], res[2]
+	t.ServingAtJoin = min(max(0, res[1]), t.Position-1)
 	s.mem[room].seen(room, now, t.Epoch, t.Position, res[1])
 	return Joined{Ticket: t, Serving: res[1], New: true}, nil
 }
@@ -448,8 +449,10 @@ func (s *Store) EndSession(ctx context.Context, room string, id TicketID) (bool,
 	return n == 1, nil
 }
 
-// Advance moves room's serving counter forward by n, never past the last
-// position handed out, and returns the counter.
+// Advance lets the next n people of room in: it moves the serving counter
+// forward by n, never past the last position handed out, and over the gap
+// a loss of writes left without counting it (see advanceScript). It
+// returns the counters.
 func (s *Store) Advance(ctx context.Context, room string, n int64) (Counters, error) {
 	r, err := s.room(room)
 	if err != nil {
@@ -459,7 +462,7 @@ func (s *Store) Advance(ctx context.Context, room string, n int64) (Counters, er
 		return Counters{}, errors.New("advance: count must not be negative")
 	}
 	k := s.keys(room)
-	res, err := s.run(ctx, r, advanceScript, []string{k.serving, k.tail, k.hash}, n).Int64Slice()
+	res, err := s.run(ctx, r, advanceScript, []string{k.serving, k.tail, k.hash, k.skipped}, n).Int64Slice()
 	if err != nil {
 		return Counters{}, fmt.Errorf("advance room %q: %w", room, err)
 	}

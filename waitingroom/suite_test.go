@@ -275,7 +275,7 @@ func rateRoom(id string, perMinute float64) waitingroom.Room {
 }
 
 func sameTicket(a, b waitingroom.Ticket) bool {
-	return a.ID == b.ID && a.Room == b.Room && a.Position == b.Position && a.PreQueue == b.PreQueue && a.Skipped == b.Skipped && a.Epoch == b.Epoch &&
+	return a.ID == b.ID && a.Room == b.Room && a.Position == b.Position && a.PreQueue == b.PreQueue && a.ServingAtJoin == b.ServingAtJoin && a.Skipped == b.Skipped && a.Epoch == b.Epoch &&
 		a.JoinedAt.Equal(b.JoinedAt) && a.AdmittedAt.Equal(b.AdmittedAt) && a.Admitted() == b.Admitted()
 }
 
@@ -348,6 +348,7 @@ func runStoreSuite(t *testing.T, newClient func(t *testing.T) redis.UniversalCli
 		{"DataLossInstancesRestore", testDataLossInstancesRestore},
 		{"DataLossNobodyRemembers", testDataLossNobodyRemembers},
 		{"DataLossGapCoversOtherInstances", testDataLossGapCoversOtherInstances},
+		{"DataLossAdvanceCountsPeopleNotTheGap", testDataLossAdvanceCountsPeopleNotTheGap},
 		{"DataLossPreQueue", testDataLossPreQueue},
 		{"SeedKeepsAdminChanges", testSeedKeepsAdminChanges},
 		{"SeedChangedConfigWins", testSeedChangedConfigWins},

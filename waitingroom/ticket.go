@@ -66,6 +66,13 @@ type Ticket struct {
 	// Epoch is the room's epoch when the ticket joined (Counters.Epoch);
 	// 0 for a ticket from before epochs, which is never stale.
 	Epoch int64
+	// ServingAtJoin is the serving counter when the ticket took its
+	// position, so that the waiting page shows progress since the
+	// visitor's own join (VisitorStatus.Progress), not since the room
+	// began. It rides in the cookie, costing Redis nothing; 0 for a
+	// pre-queue ticket (drawn when the counter starts) and for tickets
+	// of earlier versions.
+	ServingAtJoin int64
 }
 
 // Stale reports whether the ticket waits in an earlier epoch of the room
@@ -99,10 +106,11 @@ func (t Ticket) ExpiresAt(r Room) time.Time {
 // SessionEnd is when an admitted ticket's session ends in room r.
 func (t Ticket) SessionEnd(r Room) time.Time { return t.AdmittedAt.Add(r.SessionTTL) }
 
-// ticketVersion 3 added the epoch; version 2 tickets still decode, with
-// epoch 0.
+// ticketVersion 4 added ServingAtJoin, 3 the epoch; tickets of versions 3
+// and 2 still decode, with ServingAtJoin 0 (and epoch 0 for 2).
 const (
-	ticketVersion   = 3
+	ticketVersion   = 4
+	ticketVersionV3 = 3
 	ticketVersionV2 = 2
 	// epochBytes is the epoch's size in the encoding (epochBits).
 	epochBytes = epochBits / 8
@@ -113,12 +121,12 @@ const flagSkipped = 1
 
 // MarshalBinary encodes the ticket compactly (it rides in a cookie on every
 // poll): version, id, varint position, unix-millisecond times, pre-queue
-// number, flags, the epoch in 6 bytes, room last.
+// number, flags, serving at join, the epoch in 6 bytes, room last.
 func (t Ticket) MarshalBinary() ([]byte, error) {
 	if t.Epoch < 0 || t.Epoch >= 1<<epochBits {
 		return nil, fmt.Errorf("marshal ticket: epoch %d out of range", t.Epoch)
 	}
-	b := make([]byte, 0, 1+16+5*binary.MaxVarintLen64+epochBytes+len(t.Room))
+	b := make([]byte, 0, 1+16+6*binary.MaxVarintLen64+epochBytes+len(t.Room))
 	b = append(b, ticketVersion)
 	b = append(b, t.ID[:]...)
 	b = binary.AppendVarint(b, t.Position)
@@ -134,6 +142,7 @@ func (t Ticket) MarshalBinary() ([]byte, error) {
 		flags |= flagSkipped
 	}
 	b = binary.AppendVarint(b, flags)
+	b = binary.AppendVarint(b, t.ServingAtJoin)
 	var e [8]byte
 	binary.BigEndian.PutUint64(e[:], uint64(t.Epoch))
 	b = append(b, e[8-epochBytes:]...)
@@ -145,15 +154,19 @@ var errBadTicket = errors.New("malformed ticket")
 
 // UnmarshalBinary decodes what MarshalBinary wrote.
 func (t *Ticket) UnmarshalBinary(b []byte) error {
-	if len(b) < 1+16 || (b[0] != ticketVersion && b[0] != ticketVersionV2) {
+	if len(b) < 1+16 || (b[0] != ticketVersion && b[0] != ticketVersionV3 && b[0] != ticketVersionV2) {
 		return errBadTicket
 	}
 	version := b[0]
 	var nt Ticket
 	copy(nt.ID[:], b[1:17])
 	b = b[17:]
-	var vals [5]int64
-	for i := range vals {
+	var vals [6]int64
+	n := len(vals)
+	if version != ticketVersion {
+		n-- // no serving at join
+	}
+	for i := range vals[:n] {
 		v, n := binary.Varint(b)
 		if n <= 0 {
 			return errBadTicket
@@ -161,8 +174,8 @@ func (t *Ticket) UnmarshalBinary(b []byte) error {
 		vals[i] = v
 		b = b[n:]
 	}
-	position, joined, admitted, prequeue, flags := vals[0], vals[1], vals[2], vals[3], vals[4]
-	if version == ticketVersion {
+	position, joined, admitted, prequeue, flags, servingAtJoin := vals[0], vals[1], vals[2], vals[3], vals[4], vals[5]
+	if version != ticketVersionV2 {
 		if len(b) < epochBytes {
 			return errBadTicket
 		}
@@ -171,9 +184,11 @@ func (t *Ticket) UnmarshalBinary(b []byte) error {
 		nt.Epoch = int64(binary.BigEndian.Uint64(e[:]))
 		b = b[epochBytes:]
 	}
-	if position < 0 || prequeue < 0 || (position == 0 && prequeue == 0) || flags&^flagSkipped != 0 || len(b) == 0 {
+	if position < 0 || prequeue < 0 || (position == 0 && prequeue == 0) || flags&^flagSkipped != 0 || len(b) == 0 ||
+		servingAtJoin < 0 {
 		return errBadTicket
 	}
+	nt.ServingAtJoin = servingAtJoin
 	nt.Position = position
 	nt.PreQueue = prequeue
 	nt.Skipped = flags&flagSkipped != 0

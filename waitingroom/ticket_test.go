@@ -31,6 +31,7 @@ func sampleTickets() []waitingroom.Ticket {
 		{ID: id, Room: "launch", Position: 9, JoinedAt: t0, Skipped: true},
 		{ID: id, Room: "launch", Position: 9, JoinedAt: t0, Epoch: 1},
 		{ID: id, Room: "launch", Position: 9, JoinedAt: t0, Epoch: 1<<48 - 1},
+		{ID: id, Room: "launch", Position: 100_000, JoinedAt: t0, Epoch: 3, ServingAtJoin: 99_000},
 	}
 }
 
@@ -50,8 +51,8 @@ func TestTicketRoundTrip(t *testing.T) {
 func TestTicketMarshalCompact(t *testing.T) {
 	tk := waitingroom.Ticket{ID: waitingroom.NewTicketID(), Room: "launch", Position: 1_000_000, JoinedAt: t0}
 	b := mustMarshal(t, tk)
-	// version + id + 5 varints (≤ 10 bytes each) + 6-byte epoch + room
-	if len(b) > 1+16+5*binary.MaxVarintLen64+6+len(tk.Room) || b[0] != 3 || !bytes.Equal(b[1:17], tk.ID[:]) || !bytes.HasSuffix(b, []byte("launch")) {
+	// version + id + 6 varints (≤ 10 bytes each) + 6-byte epoch + room
+	if len(b) > 1+16+6*binary.MaxVarintLen64+6+len(tk.Room) || b[0] != 4 || !bytes.Equal(b[1:17], tk.ID[:]) || !bytes.HasSuffix(b, []byte("launch")) {
 		t.Fatalf("encoding %x does not have the documented shape", b)
 	}
 	// Times are kept to the millisecond; that is what a cookie carries.
@@ -84,7 +85,8 @@ func TestTicketUnmarshalRejects(t *testing.T) {
 		"short id":                           good[:16],
 		"version 0":                          append([]byte{0}, good[1:]...),
 		"version 1":                          append([]byte{1}, good[1:]...),
-		"version 4":                          append([]byte{4}, good[1:]...),
+		"version 5":                          append([]byte{5}, good[1:]...),
+		"negative serving at join":           append(append(withVarints(5, t0.UnixMilli(), 0, 0, 0, -1), make([]byte, 6)...), "launch"...),
 		"no varints":                         head,
 		"truncated varint":                   append(append([]byte(nil), head...), 0x80),
 		"one varint":                         withVarints(5),
@@ -118,10 +120,17 @@ func TestTicketUnmarshalRejects(t *testing.T) {
 func TestTicketVersion2AndEpochRange(t *testing.T) {
 	tk := waitingroom.Ticket{ID: waitingroom.NewTicketID(), Room: "launch", Position: 7, JoinedAt: t0, Epoch: 99}
 	b := mustMarshal(t, tk)
-	// Version 2 is version 3 without the epoch's six bytes before the room.
-	v2 := append([]byte{2}, b[1:len(b)-len("launch")-6]...)
-	v2 = append(v2, "launch"...)
+	// Version 3 is version 4 without the serving at join (one byte for
+	// 0) before the epoch; version 2 is version 3 without the epoch's six
+	// bytes before the room.
+	v3 := append([]byte{3}, b[1:len(b)-len("launch")-6-1]...)
+	v3 = append(v3, b[len(b)-len("launch")-6:]...)
 	var got waitingroom.Ticket
+	if err := got.UnmarshalBinary(v3); err != nil || !sameTicket(got, tk) {
+		t.Fatalf("version 3 ticket decoded as %+v, %v; want %+v", got, err, tk)
+	}
+	v2 := append([]byte{2}, b[1:len(b)-len("launch")-6-1]...)
+	v2 = append(v2, "launch"...)
 	if err := got.UnmarshalBinary(v2); err != nil {
 		t.Fatalf("version 2 ticket: %v", err)
 	}

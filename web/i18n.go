@@ -254,11 +254,11 @@ func isPlaceholderName(s string) bool {
 }
 
 // pick returns the language for an Accept-Language header: the best match
-// by q-value among the offered ones, and English when none matches or the
-// header does not parse.
+// by q-value among the offered ones, and English when none matches or no
+// entry of the header parses.
 func (c *catalogue) pick(acceptLanguage string) *lang {
-	prefs, _, err := language.ParseAcceptLanguage(acceptLanguage)
-	if err != nil || len(prefs) == 0 {
+	prefs := acceptedLanguages(acceptLanguage)
+	if len(prefs) == 0 {
 		return c.langs[0]
 	}
 	_, i, conf := c.matcher.Match(prefs...)
@@ -266,6 +266,79 @@ func (c *catalogue) pick(acceptLanguage string) *lang {
 		return c.langs[0]
 	}
 	return c.langs[i]
+}
+
+// maxAcceptLanguages bounds the entries of an Accept-Language header that
+// are looked at: browsers send a handful, and each costs a tag parse.
+const maxAcceptLanguages = 32
+
+// acceptedLanguages returns the languages of an Accept-Language header
+// (RFC 9110 §12.5.4) in order of preference. Unlike
+// language.ParseAcceptLanguage, which rejects the whole header for one bad
+// entry, it skips an entry whose tag or weight does not parse (and those
+// with q=0, "not acceptable", and "*", which names no language), so that
+// a browser extension's or proxy's malformed entry does not cost the
+// visitor the languages they did name properly.
+func acceptedLanguages(header string) []language.Tag {
+	type pref struct {
+		tag language.Tag
+		q   float64
+	}
+	var prefs []pref
+	for n, entry := 0, ""; header != "" && n < maxAcceptLanguages; n++ {
+		entry, header, _ = strings.Cut(header, ",")
+		name, params, _ := strings.Cut(entry, ";")
+		name = strings.TrimSpace(name)
+		if name == "" || name == "*" {
+			continue
+		}
+		q, ok := 1.0, true
+		if params = strings.TrimSpace(params); params != "" {
+			k, v, found := strings.Cut(params, "=")
+			q, ok = parseQValue(strings.TrimSpace(v))
+			ok = ok && found && strings.EqualFold(strings.TrimSpace(k), "q")
+		}
+		if !ok || q == 0 {
+			continue
+		}
+		tag, err := language.Parse(name)
+		if err != nil {
+			continue
+		}
+		prefs = append(prefs, pref{tag, q})
+	}
+	slices.SortStableFunc(prefs, func(a, b pref) int {
+		switch {
+		case a.q > b.q:
+			return -1
+		case a.q < b.q:
+			return 1
+		}
+		return 0
+	})
+	out := make([]language.Tag, len(prefs))
+	for i, p := range prefs {
+		out[i] = p.tag
+	}
+	return out
+}
+
+// parseQValue parses a weight as RFC 9110 §12.4.2 writes it:
+// qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ).
+func parseQValue(v string) (float64, bool) {
+	if len(v) == 0 || len(v) > 5 || (v[0] != '0' && v[0] != '1') || (len(v) > 1 && v[1] != '.') {
+		return 0, false
+	}
+	for i := 2; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return 0, false
+		}
+	}
+	q, err := strconv.ParseFloat(v, 64)
+	if err != nil || q > 1 {
+		return 0, false
+	}
+	return q, true
 }
 
 // localeFor picks the language of the page answering r, and says so to

@@ -197,7 +197,7 @@ func TestStatusJSONUnchanged(t *testing.T) {
 		}
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
-		want := `{"room":"launch","state":"waiting","position":1,"serving":0,"ahead":0,"eta_seconds":null,"queue_full":false,"continue_url":""}` + "\n"
+		want := `{"room":"launch","state":"waiting","position":1,"serving":0,"ahead":0,"eta_seconds":null,"queue_full":false,"progress":0,"continue_url":""}` + "\n"
 		// continue_url is omitted while waiting.
 		want = strings.Replace(want, `,"continue_url":""`, "", 1)
 		if got := w.Body.String(); got != want {
@@ -300,5 +300,36 @@ func TestLocaleFormats(t *testing.T) {
 	}
 	if _, err := (locale{lang: en.lang, strict: true}).T("no.such.key"); err == nil {
 		t.Error("strict: an unknown key is accepted")
+	}
+}
+
+// A malformed entry of Accept-Language (RFC 9110 §12.5.4) is skipped, not
+// taken as a reason to ignore the whole header: the visitor still gets the
+// language they named properly.
+func TestAcceptLanguageSkipsMalformedEntries(t *testing.T) {
+	c, err := loadCatalogue(nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for header, want := range map[string]string{
+		"fr;q=abc, de;q=0.8":                "de",
+		"!!!, de, ???":                      "de",
+		"en;q=0.1, xx-@@-garbage, de;q=0.9": "de",
+		"de;q=1.5, en;q=0.5":                "en", // q above 1 is malformed
+		"de;q=0, en;q=0.1":                  "en", // q=0: not acceptable
+		"de;x=1, en;q=0.2":                  "en", // a parameter that is not q
+		"en;q=0.2, de;q=0.9, ;q=1":          "de",
+		"*;q=1, de;q=0.5":                   "de",
+		"de-AT;q=0.7, fr;q=0.9":             "de",
+		";;;,,,":                            "en",
+		"":                                  "en",
+		"de;q=0.x, en":                      "en",
+		"en;q=0.001, de;q=0.002":            "de",
+		"  de ; q = 0.5 ,  en ; q = 0.4  ":  "de",
+		strings.Repeat("x-@, ", 40) + " de": "en", // past maxAcceptLanguages
+	} {
+		if got := c.pick(header).tag; !strings.HasPrefix(got, want) {
+			t.Errorf("Accept-Language %q: %s, want %s", header, got, want)
+		}
 	}
 }

@@ -34,6 +34,8 @@ func appendStatusJSON(b []byte, doc visitorJSON) []byte {
 	}
 	b = append(b, `,"queue_full":`...)
 	b = strconv.AppendBool(b, doc.QueueFull)
+	b = append(b, `,"progress":`...)
+	b = strconv.AppendInt(b, int64(doc.Progress), 10)
 	if doc.OpensAt != nil {
 		b = append(b, `,"opens_at":`...)
 		b = strconv.AppendInt(b, *doc.OpensAt, 10)

@@ -86,6 +86,9 @@ type Options struct {
 	// instance holds, in all and per client address (config
 	// limits.event_streams…); 0: no bound.
 	EventStreams, EventStreamsPerIP int
+	// SiteURL is where the error pages' "back to the site" link goes
+	// (config web.site_url; empty: see Server.siteFor).
+	SiteURL string
 }
 
 // Server holds the handlers.
@@ -114,6 +117,8 @@ type Server struct {
 	opsBase string
 	// signIns throttles failed dashboard sign-ins.
 	signIns *signInThrottle
+	// siteURL is where error pages link back to (Options.SiteURL).
+	siteURL string
 }
 
 // New checks the options, parses the templates and reads the texts (those
@@ -134,15 +139,7 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	th, err := loadTheme(o.WebDir, template.FuncMap{
-		"percent": func(st waitingroom.VisitorStatus) int {
-			if st.Position <= 0 {
-				return 0
-			}
-			return int(min(100, max(0, 100*st.Serving/st.Position)))
-		},
-		"duration": humanDuration,
-	})
+	th, err := loadTheme(o.WebDir, pageFuncs())
 	if err != nil {
 		return nil, err
 	}
@@ -166,11 +163,21 @@ func New(o Options) (*Server, error) {
 	s := &Server{issuer: o.Issuer, store: o.Store, cache: o.Cache, flow: o.Flow,
 		cookies: cookies, questions: newQuestionKeys(o.CookieSecrets), adminToken: o.AdminToken, pages: pages, static: th.static, locales: th.locales, beats: o.Heartbeats,
 		origins: o.Origins, metrics: o.Metrics, admins: admins, history: newHistory(o.Store.Rooms()), clientIPs: o.ClientIPs, keys: o.Keys,
-		opsBase: opsBase, signIns: newSignInThrottle()}
+		opsBase: opsBase, signIns: newSignInThrottle(), siteURL: o.SiteURL}
 	s.streams = newStreamHub(s)
 	s.streams.maxTotal, s.streams.maxPerClient = o.EventStreams, o.EventStreamsPerIP
 	go s.streams.run()
 	return s, nil
+}
+
+// pageFuncs are the functions the page templates may call.
+func pageFuncs() template.FuncMap {
+	return template.FuncMap{
+		// percent is the bar of the waiting page: progress since the
+		// visitor's own join.
+		"percent":  func(st waitingroom.VisitorStatus) int { return st.Progress },
+		"duration": humanDuration,
+	}
 }
 
 // Register adds all the server's routes to mux: RegisterPublic's and
@@ -366,6 +373,12 @@ type messagePage struct {
 	// Actions are the choices the page offers, each a button posting to
 	// its URL.
 	Actions []pageAction
+	// SiteURL is where the page's "back to the site" link goes ("": no
+	// link); see Server.siteFor.
+	SiteURL string
+	// RequestID is the request's id (RequestIDs), for the visitor to quote
+	// to support, who find the request's log lines by it.
+	RequestID string
 }
 
 // pageAction is a button of a message page.
@@ -380,9 +393,31 @@ func (s *Server) messagePage(m message) messagePage {
 	return newMessagePage(m, locale{lang: s.locales.langs[0]}, s.issuer+"/static")
 }
 
-// visitorMessage renders m in the language r asks for.
+// visitorMessage renders m in the language r asks for, with a way back to
+// the site and the request's id.
 func (s *Server) visitorMessage(w http.ResponseWriter, r *http.Request, m message) messagePage {
-	return newMessagePage(m, s.localeFor(w, r), s.issuer+"/static")
+	p := newMessagePage(m, s.localeFor(w, r), s.issuer+"/static")
+	p.SiteURL, p.RequestID = s.siteFor(r), RequestID(r.Context())
+	return p
+}
+
+// siteFor is where a message page's "back to the site" link goes: the
+// configured web.site_url, else the origin of the page the visitor came
+// from when their browser sent it (Referer) and it is another site than
+// the waiting room's, else nowhere. Only an origin, never the whole
+// Referer: it is a link back, not a replay of what the visitor was doing.
+func (s *Server) siteFor(r *http.Request) string {
+	if s.siteURL != "" {
+		return s.siteURL
+	}
+	ref, err := url.Parse(r.Referer())
+	if err != nil || (ref.Scheme != "https" && ref.Scheme != "http") || ref.Host == "" || ref.User != nil {
+		return ""
+	}
+	if own, err := url.Parse(s.issuer); err == nil && strings.EqualFold(own.Host, ref.Host) {
+		return ""
+	}
+	return ref.Scheme + "://" + ref.Host + "/"
 }
 
 func (s *Server) render(w http.ResponseWriter, status int, name string, data any) {

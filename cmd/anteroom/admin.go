@@ -111,7 +111,7 @@ func adminCmd(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		n, err := strconv.ParseInt(rest[1], 10, 64)
 		if err != nil || n < 1 {
-			return usageErr("advance: N must be a whole number of at least 1, got %q", rest[1])
+			return usageErr("advance: the count N must be a positive whole number (how many people to let in), got %q", rest[1])
 		}
 		req = adminRequest{method: http.MethodPost, room: rest[0], path: "/admin/v1/rooms/" + url.PathEscape(rest[0]) + "/advance",
 			body: map[string]any{"count": n}}
@@ -234,19 +234,48 @@ func writeRooms(room string) func(io.Writer, []byte) error {
 
 // parseInterspersed parses fs's flags wherever they stand among the
 // positional arguments (`set launch --rate 600`), and returns the latter.
+// An argument that is a negative number (`advance launch -1`) is a
+// positional argument, not an unknown flag, unless it is the value of the
+// flag before it (`--rate -1`), so that the command can say what is wrong
+// with it. "--" ends the flags.
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
+	for len(args) > 0 {
+		a := args[0]
+		if a == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		if len(a) < 2 || a[0] != '-' || isNumber(a) {
+			pos = append(pos, a)
+			args = args[1:]
+			continue
+		}
+		// One flag, with its value when that is the next argument.
+		n := 1
+		name := strings.TrimLeft(a, "-")
+		if !strings.Contains(name, "=") {
+			if f := fs.Lookup(name); f != nil && !isBoolFlag(f) {
+				n = min(2, len(args))
+			}
+		}
+		if err := fs.Parse(args[:n]); err != nil {
 			return nil, err
 		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
+		args = args[n:]
 	}
+	return pos, nil
+}
+
+// isNumber reports whether s is a number, such as -1 or -2.5.
+func isNumber(s string) bool {
+	_, err := strconv.ParseFloat(s, 64)
+	return err == nil
+}
+
+// isBoolFlag reports whether f takes no value (--json).
+func isBoolFlag(f *flag.Flag) bool {
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }
 
 // adminRequest is one call to the admin API.

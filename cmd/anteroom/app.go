@@ -166,7 +166,7 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 	site, err := web.New(web.Options{
 		Issuer: cfg.Issuer, Store: store, Cache: cache, Flow: provider,
 		CookieSecrets: secrets, AdminToken: cfg.Admin.Token, Heartbeats: beats,
-		Origins: origins, Metrics: metrics, WebDir: cfg.Web.Dir, Keys: km,
+		Origins: origins, Metrics: metrics, WebDir: cfg.Web.Dir, Keys: km, SiteURL: cfg.Web.SiteURL,
 		ClientIPs: web.ClientIPs{Trusted: cfg.Limits.Proxies(), Forwarded: cfg.Limits.ClientIPHeader == config.ClientIPHeaderForwarded},
 
 		// ops.listen and the stream bounds: see ops.go.
@@ -265,11 +265,14 @@ func (x gateExchanger) ExchangeCode(ctx context.Context, clientID, code, verifie
 }
 
 // isUnreachable tells a store that is not answering (worth waiting for)
-// from a real error (wrong secrets, bad data).
+// from a real error (wrong secrets, bad data). A Redis still loading its
+// data, or a Cluster or replica not yet serving, is coming up: worth
+// waiting for too.
 func isUnreachable(err error) bool {
 	var netErr net.Error
 	return errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, redis.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded)
+		errors.Is(err, redis.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) ||
+		redis.IsLoadingError(err) || redis.IsClusterDownError(err) || redis.IsMasterDownError(err) || redis.IsTryAgainError(err)
 }
 
 func instanceID() string {

@@ -52,11 +52,14 @@ func TestWaitingPageInABrowser(t *testing.T) {
 	go func() { _ = siteSrv.Serve(siteLn) }()
 	t.Cleanup(func() { siteSrv.Close() })
 
-	// Someone is already waiting: the browser's visitor is second.
-	jar, _ := cookiejar.New(nil)
-	first := &http.Client{Jar: jar, Timeout: 10 * time.Second}
-	if resp, err := first.Get(siteURL + "/login"); err != nil || !strings.Contains(resp.Request.URL.Path, "/wait/") {
-		t.Fatalf("first visitor: %v %v", resp, err)
+	// Someone was let in before, someone is waiting: the browser's
+	// visitor is third, with one ahead.
+	queueOne := func(name string) {
+		jar, _ := cookiejar.New(nil)
+		c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+		if resp, err := c.Get(siteURL + "/login"); err != nil || !strings.Contains(resp.Request.URL.Path, "/wait/") {
+			t.Fatalf("%s visitor: %v %v", name, resp, err)
+		}
 	}
 	advance := func() {
 		req, _ := http.NewRequest(http.MethodPost, issuer+"/admin/v1/rooms/"+roomID+"/advance", strings.NewReader(`{"count":1}`))
@@ -67,6 +70,10 @@ func TestWaitingPageInABrowser(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
+
+	queueOne("first")
+	advance()
+	queueOne("second")
 
 	ctx := browser(t, chromium)
 	if err := chromedp.Do(ctx,
@@ -81,14 +88,25 @@ func TestWaitingPageInABrowser(t *testing.T) {
 	if err1 != nil || err2 != nil {
 		t.Fatalf("read the page: %v %v", err1, err2)
 	}
-	if position != "2" || ahead != "1" {
-		t.Fatalf("waiting page shows position %q, ahead %q; want 2 and 1", position, ahead)
+	if position != "3" || ahead != "1" {
+		t.Fatalf("waiting page shows position %q, ahead %q; want 3 and 1", position, ahead)
+	}
+	// The bar is progress since this visitor's join (nobody ahead of them
+	// has gone in yet: 0), not serving ÷ position since the room began
+	// (1 of 3: 33).
+	if bar, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`document.getElementById("bar").value`)); err != nil || bar != 0 {
+		t.Fatalf("the served page's bar: %v (%v), want 0", bar, err)
 	}
 	screenshot(t, ctx, "waiting-page-desktop.png")
 
-	advance() // the first visitor's turn: ours moves to the front
+	advance() // the second visitor's turn: ours moves to the front
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById("ahead").textContent === "0"`, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
 		t.Fatalf("the page did not show the advance: %v", err)
+	}
+	// The one ahead at the join has gone in, the visitor's own step is
+	// left: half way (serving ÷ position would say 67).
+	if bar, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`document.getElementById("bar").value`)); err != nil || bar != 50 {
+		t.Fatalf("the live bar after the advance: %v (%v), want 50", bar, err)
 	}
 
 	advance() // our turn: the page continues by itself
@@ -107,7 +125,7 @@ func TestWaitingPageInABrowser(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if !strings.Contains(body, `"queue_position": 2`) || !strings.Contains(body, `"room": "`+roomID+`"`) {
+	if !strings.Contains(body, `"queue_position": 3`) || !strings.Contains(body, `"room": "`+roomID+`"`) {
 		t.Fatalf("the site's ID token claims: %s", body)
 	}
 
@@ -138,8 +156,8 @@ func TestWaitingPageInABrowser(t *testing.T) {
 	); err != nil {
 		t.Fatalf("answer the question in the browser: %v", err)
 	}
-	if position, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#position"))); err != nil || position != "3" {
-		t.Fatalf("after queueing again the page shows position %q (%v); want 3, a new place at the back", position, err)
+	if position, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#position"))); err != nil || position != "4" {
+		t.Fatalf("after queueing again the page shows position %q (%v); want 4, a new place at the back", position, err)
 	}
 
 	// The same page on a phone, for a third visitor (a browser of their own).

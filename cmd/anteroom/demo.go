@@ -10,6 +10,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -52,12 +55,11 @@ func randomString(n int) string {
 
 func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "`address` of Anteroom")
 	siteListen := fs.String("site-listen", "127.0.0.1:8081", "`address` of the sample protected site")
 	redisURL := fs.String("redis", "", "Redis `URL` (default: an embedded in-process store)")
-	if err := fs.Parse(args); err != nil {
-		return exitConfig
+	if code, done := parseCommand(fs, "anteroom demo [flags]", args, stdout, stderr); done {
+		return code
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -129,13 +131,57 @@ queue, then let everyone in at once:
 
 or with the admin CLI, or the dashboard at %[1]s/admin/ (sign in with the admin token):
 
-  ANTEROOM_URL=%[1]s ANTEROOM_ADMIN_TOKEN=%[5]s anteroom admin advance demo 10
+  ANTEROOM_URL=%[1]s ANTEROOM_ADMIN_TOKEN=%[5]s %[6]s admin advance demo 10
 
 Press Ctrl-C to stop.
-`, issuer, siteURL, client.ID, client.Secret, cfg.Admin.Token)
+`, issuer, siteURL, client.ID, client.Secret, cfg.Admin.Token, selfCommand(os.Args[0], os.Getwd))
 	if err := a.serve(ctx, ln); err != nil {
 		slog.Error("serve", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// selfCommand is how to run this binary again from a shell, for the hints
+// the demo prints: arg0 (os.Args[0]) as it was typed when the shell found
+// it on PATH ("anteroom"), its absolute path when it was run by a path
+// (the hint may be pasted in another directory), and for `go run`, whose
+// binary lives in a temporary go-build directory that is gone when it
+// exits, the go run command: "go run ./cmd/anteroom" from the module's
+// root (getwd), else "go run" of the package's import path.
+func selfCommand(arg0 string, getwd func() (string, error)) string {
+	slashed := filepath.ToSlash(arg0)
+	if strings.Contains(slashed, "/go-build") && strings.Contains(slashed, "/exe/") {
+		wd, err := getwd()
+		switch {
+		case err == nil && fileExists(filepath.Join(wd, "cmd", "anteroom", "main.go")):
+			return "go run ./cmd/anteroom"
+		case err == nil && filepath.Base(wd) == "anteroom" && fileExists(filepath.Join(wd, "main.go")) && fileExists(filepath.Join(wd, "demo.go")):
+			return "go run ."
+		}
+		return "go run github.com/anteroom/anteroom/cmd/anteroom"
+	}
+	if !strings.ContainsRune(arg0, filepath.Separator) {
+		return arg0
+	}
+	if abs, err := filepath.Abs(arg0); err == nil {
+		arg0 = abs
+	}
+	return shellQuote(arg0)
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but
+// letters, digits and /._-+ (a path with a space).
+func shellQuote(s string) string {
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("/._-+", c)) {
+			return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+		}
+	}
+	return s
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

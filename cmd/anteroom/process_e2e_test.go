@@ -56,8 +56,17 @@ clients:
 
 func startProcess(t *testing.T, name string) *process {
 	t.Helper()
+	p := launchProcess(t, name, redisServer.URL())
+	p.waitFor("/readyz")
+	return p
+}
+
+// launchProcess starts `anteroom serve` on the Redis at redisURL without
+// waiting for anything.
+func launchProcess(t *testing.T, name, redisURL string) *process {
+	t.Helper()
 	addr := freeAddr(t)
-	conf := strings.NewReplacer("LISTEN", addr, "REDIS", redisServer.URL()).Replace(processConfig)
+	conf := strings.NewReplacer("LISTEN", addr, "REDIS", redisURL).Replace(processConfig)
 	path := filepath.Join(t.TempDir(), name+".yaml")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -86,23 +95,30 @@ func startProcess(t *testing.T, name string) *process {
 			t.Logf("%s's output:\n%s", name, p.output.String())
 		}
 	})
+	return p
+}
+
+// waitFor waits until the process answers 200 at path (/healthz: it
+// listens, /readyz: it is ready).
+func (p *process) waitFor(path string) {
+	p.t.Helper()
 	c := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := c.Get("http://" + addr + "/readyz")
+		resp, err := c.Get("http://" + p.addr + path)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return p
+				return
 			}
 		}
 		select {
 		case <-p.exited:
-			t.Fatalf("%s exited at start: %s\n%s", name, p.cmd.ProcessState, p.output.String())
+			p.t.Fatalf("%s exited at start: %s\n%s", p.cmd.Args[0], p.cmd.ProcessState, p.output.String())
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready:\n%s", name, p.output.String())
+			p.t.Fatalf("%s: no 200 at %s:\n%s", p.addr, path, p.output.String())
 		}
 	}
 }

@@ -61,7 +61,9 @@
     text("position", st.position > 0 ? st.position : t("wait.position.drawn"));
     text("ahead", st.ahead);
     text("eta", eta(st.eta_seconds));
-    var pct = st.position > 0 ? Math.min(100, Math.round(100 * st.serving / st.position)) : 0;
+    // Progress since this visitor's own join (the server counts it from
+    // the ticket), not serving / position since the room began.
+    var pct = typeof st.progress === "number" ? Math.max(0, Math.min(100, st.progress)) : 0;
     if (st.state === "admitted") pct = 100;
     document.getElementById("bar").value = pct;
     var notice = document.getElementById("notice");
