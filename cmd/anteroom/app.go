@@ -186,6 +186,7 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 		g, err := gate.New(gate.Options{
 			Issuer: cfg.Issuer, Config: cfg.Gate, Rooms: gateRoomInfo, Keys: km, Box: gateBox,
 			Exchanger: gateExchanger{provider}, Health: cache, ClientID: oidc.GateClientID, Now: now,
+			Tickets: site, Sessions: store,
 		})
 		if err != nil {
 			return nil, err

@@ -33,6 +33,7 @@ type gateSite struct {
 	lastSub  atomic.Pointer[string]
 	clock    *clock
 	anteroom string // Anteroom's own address, for the admin API
+	nginxDir string // nginx's prefix: access.log and error.log are here
 }
 
 func freeAddr(t *testing.T) string {
@@ -103,6 +104,7 @@ func startGateSite(t *testing.T) *gateSite {
 		"listen 80;":             "listen " + nginxAddr + ";",
 	}, "nginx", "anteroom.conf")
 	dir := t.TempDir()
+	s.nginxDir = dir
 	main := fmt.Sprintf(`daemon off;
 pid %[1]s/nginx.pid;
 error_log %[1]s/error.log info;
