@@ -143,7 +143,7 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 	}
 	provider, err := oidc.NewProvider(oidc.Options{
 		Issuer: cfg.Issuer, Clients: cfg.Clients, Rooms: store, Redis: rdb, Keys: km, Box: oidcBox, Now: now,
-		GateRooms: gateRooms, OnToken: metrics.TokenIssued,
+		GateRooms: gateRooms, GateSecret: secrets[0], OnToken: metrics.TokenIssued,
 	})
 	if err != nil {
 		return nil, err

@@ -46,7 +46,9 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func startGateSite(t *testing.T) *gateSite {
+// startGateSite runs the example nginx configuration in front of an app
+// and an Anteroom whose configuration mutate, if given, adjusts.
+func startGateSite(t *testing.T, mutate ...func(*config.Config)) *gateSite {
 	t.Helper()
 	nginx, err := exec.LookPath("nginx")
 	if err != nil {
@@ -88,6 +90,9 @@ func startGateSite(t *testing.T) *gateSite {
 			{PathPrefix: "/checkout", Action: "queue", Room: "checkout"},
 			{PathPrefix: "/", Action: "queue", Room: roomID},
 		},
+	}
+	for _, m := range mutate {
+		m(cfg)
 	}
 	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err != nil {
