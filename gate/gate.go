@@ -59,6 +59,9 @@ type Sessions interface {
 // passing within this long, and every other check is answered from memory.
 const SessionRecheck = 10 * time.Second
 
+// sessionCheckTimeout bounds a session's recheck in the store.
+const sessionCheckTimeout = 500 * time.Millisecond
+
 // Room is what the gate needs to know of a room: the queue's room, whose
 // session TTL, max wait and opening bound a gate login and its session.
 type Room struct {
@@ -305,7 +308,11 @@ func (g *Gate) live(ctx context.Context, s session, now time.Time) bool {
 		g.checks.WithLabelValues("unknown").Inc()
 		return true
 	}
-	ends, ok, err := g.o.Sessions.SessionEnd(ctx, s.room, id)
+	// A check holds one request of the session; a slow store must not
+	// hold it long (a failed check keeps the session, see above).
+	cctx, cancel := context.WithTimeout(ctx, sessionCheckTimeout)
+	defer cancel()
+	ends, ok, err := g.o.Sessions.SessionEnd(cctx, s.room, id)
 	switch {
 	case err != nil:
 		g.checks.WithLabelValues("error").Inc()

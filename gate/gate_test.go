@@ -84,10 +84,13 @@ type fakeSessions struct {
 	ends  map[waitingroom.TicketID]time.Time
 	err   error
 	calls int
+	// deadline is the last check's context deadline.
+	deadline time.Time
 }
 
-func (s *fakeSessions) SessionEnd(_ context.Context, _ string, id waitingroom.TicketID) (time.Time, bool, error) {
+func (s *fakeSessions) SessionEnd(ctx context.Context, _ string, id waitingroom.TicketID) (time.Time, bool, error) {
 	s.calls++
+	s.deadline, _ = ctx.Deadline()
 	if s.err != nil {
 		return time.Time{}, false, s.err
 	}
@@ -566,5 +569,9 @@ func TestAuthKeepsASessionTheStoreCannotJudge(t *testing.T) {
 	}
 	if f.store.calls != 2 {
 		t.Fatalf("%d store reads, want 2 (first sight, one recheck)", f.store.calls)
+	}
+	// A hung store holds the request that checks for a short while only.
+	if f.store.deadline.IsZero() || time.Until(f.store.deadline) > sessionCheckTimeout {
+		t.Fatalf("check's deadline %v, want at most %v away", f.store.deadline, sessionCheckTimeout)
 	}
 }
