@@ -88,11 +88,9 @@ type Options struct {
 	// Tickets binds a login to the browser that waited for it (nil: the
 	// callback refuses every login).
 	Tickets Tickets
-	// Sessions is asked, every Recheck at most, whether a verified
-	// session is still live (nil: sessions last until their exp).
+	// Sessions is asked, every SessionRecheck at most, whether a
+	// verified session is still live (nil: sessions last until their exp).
 	Sessions Sessions
-	// Recheck is SessionRecheck unless set (tests).
-	Recheck time.Duration
 	// ClientID names the gate's built-in OIDC client for a room.
 	ClientID func(room string) string
 	// Now is the clock (default time.Now).
@@ -136,9 +134,6 @@ func New(o Options) (*Gate, error) {
 	}
 	if o.Registerer == nil {
 		o.Registerer = prometheus.DefaultRegisterer
-	}
-	if o.Recheck <= 0 {
-		o.Recheck = SessionRecheck
 	}
 	if _, err := url.Parse(o.Issuer); err != nil {
 		return nil, fmt.Errorf("gate: issuer: %w", err)
@@ -255,9 +250,9 @@ func (g *Gate) auth(w http.ResponseWriter, r *http.Request) {
 }
 
 // session returns the request's valid session for room. A session found
-// in the cache is answered from memory, except once every Recheck, when
-// the store says whether it was ended early; a session verified afresh is
-// checked in the store before it is remembered.
+// in the cache is answered from memory, except once every SessionRecheck,
+// when the store says whether it was ended early; a session verified
+// afresh is checked in the store before it is remembered.
 func (g *Gate) session(r *http.Request, room string) (session, bool) {
 	c, err := r.Cookie(g.CookieName(room))
 	if err != nil || c.Value == "" {
@@ -268,7 +263,7 @@ func (g *Gate) session(r *http.Request, room string) (session, bool) {
 		if s.room != room || s.ended {
 			return session{}, false
 		}
-		if g.sessions.claimCheck(c.Value, now, g.o.Recheck) && !g.live(r.Context(), s, now) {
+		if g.sessions.claimCheck(c.Value, now, SessionRecheck) && !g.live(r.Context(), s, now) {
 			g.sessions.end(c.Value)
 			return session{}, false
 		}
