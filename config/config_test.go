@@ -358,6 +358,8 @@ func TestValidate(t *testing.T) {
 		// clients
 		{"clients required", func(c *config.Config) { c.Clients = nil },
 			[]string{"clients: at least one client is required"}},
+		// A gate-only deployment: the gate brings a client per room.
+		{"no clients with a gate", func(c *config.Config) { c.Clients = nil; c.Gate = validGate() }, nil},
 		{"client id required", func(c *config.Config) { c.Clients[0].ID = "" },
 			[]string{"clients[0].id: required"}},
 		{"client id pattern", func(c *config.Config) { c.Clients[0].ID = "shop:eu" },

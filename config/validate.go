@@ -64,7 +64,7 @@ func (c *Config) Validate() error {
 	v.admin(&c.Admin)
 	v.rooms(c.Rooms)
 	v.originHealth(c.Rooms)
-	v.clients(c.Clients, c.Rooms)
+	v.clients(c.Clients, c.Rooms, c.Gate != nil)
 	v.gate(c.Gate, roomIDs(c.Rooms))
 	v.web(&c.Web)
 	v.limits(&c.Limits)
@@ -279,9 +279,13 @@ func (v *validator) rooms(rooms []Room) {
 	}
 }
 
-func (v *validator) clients(clients []Client, rooms []Room) {
+// clients checks the relying parties. A deployment with a gate may have
+// none: the gate brings its own clients, one per room it protects.
+func (v *validator) clients(clients []Client, rooms []Room, gate bool) {
 	if len(clients) == 0 {
-		v.add("clients", "at least one client is required")
+		if !gate {
+			v.add("clients", "at least one client is required")
+		}
 		return
 	}
 	ids := roomIDs(rooms)

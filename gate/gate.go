@@ -3,7 +3,6 @@ package gate
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -38,6 +37,31 @@ type Health interface {
 	Err() error
 }
 
+// Tickets reads the waiting room's ticket cookie of a request: the callback
+// accepts a login only in the browser that holds the ticket it admitted.
+type Tickets interface {
+	// TicketID returns the id of the request's ticket for room, from its
+	// cookie alone (no Redis), and false when it carries none.
+	TicketID(r *http.Request, room string) (string, bool)
+}
+
+// Sessions tells how an admitted ticket's session stands in the store,
+// which ending it early (end_session of any client) changes.
+type Sessions interface {
+	// SessionEnd returns when the ticket's session ends or ended, and
+	// false when the store holds no admission for it.
+	SessionEnd(ctx context.Context, room string, id waitingroom.TicketID) (time.Time, bool, error)
+}
+
+// SessionRecheck is how often, at most, /gate/auth asks the store whether
+// a session it has verified is still live, per session and instance: a
+// session ended early (end_session, which frees its max_active slot) stops
+// passing within this long, and every other check is answered from memory.
+const SessionRecheck = 10 * time.Second
+
+// sessionCheckTimeout bounds a session's recheck in the store.
+const sessionCheckTimeout = 500 * time.Millisecond
+
 // Room is what the gate needs to know of a room: the queue's room, whose
 // session TTL, max wait and opening bound a gate login and its session.
 type Room struct {
@@ -61,6 +85,12 @@ type Options struct {
 	Box       *keys.Box
 	Exchanger Exchanger
 	Health    Health
+	// Tickets binds a login to the browser that waited for it (nil: the
+	// callback refuses every login).
+	Tickets Tickets
+	// Sessions is asked, every SessionRecheck at most, whether a
+	// verified session is still live (nil: sessions last until their exp).
+	Sessions Sessions
 	// ClientID names the gate's built-in OIDC client for a room.
 	ClientID func(room string) string
 	// Now is the clock (default time.Now).
@@ -77,9 +107,10 @@ type Gate struct {
 	cookie   config.GateCookie
 	secure   bool
 	sessions *sessionCache
-	flowPath string
 	failOpen *prometheus.CounterVec
 	decided  *prometheus.CounterVec
+	checks   *prometheus.CounterVec
+	refused  *prometheus.CounterVec
 }
 
 // New compiles the rules and checks the options.
@@ -104,14 +135,12 @@ func New(o Options) (*Gate, error) {
 	if o.Registerer == nil {
 		o.Registerer = prometheus.DefaultRegisterer
 	}
-	u, err := url.Parse(o.Issuer)
-	if err != nil {
+	if _, err := url.Parse(o.Issuer); err != nil {
 		return nil, fmt.Errorf("gate: issuer: %w", err)
 	}
 	g := &Gate{
 		o: o, rules: rules, cookie: o.Config.Cookie, secure: o.Config.Cookie.Secure == nil || *o.Config.Cookie.Secure,
 		sessions: newSessionCache(100_000),
-		flowPath: strings.TrimSuffix(u.Path, "/") + "/gate/",
 		failOpen: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "anteroom_gate_fail_open_total",
 			Help: "Protected requests let through without a session because the store was unreachable (rooms with on_error: fail_open).",
@@ -120,9 +149,19 @@ func New(o Options) (*Gate, error) {
 			Name: "anteroom_gate_requests_total",
 			Help: "Requests answered by /gate/auth, by outcome.",
 		}, []string{"outcome"}),
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "anteroom_gate_session_checks_total",
+			Help: "Verified gate sessions rechecked in the store (at most once per session and instance every 10 s), by outcome: live, ended, unknown (no admission record) or error.",
+		}, []string{"outcome"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "anteroom_gate_callbacks_refused_total",
+			Help: "Gate logins refused at /gate/callback, by reason.",
+		}, []string{"reason"}),
 	}
 	g.failOpen = register(o.Registerer, g.failOpen)
 	g.decided = register(o.Registerer, g.decided)
+	g.checks = register(o.Registerer, g.checks)
+	g.refused = register(o.Registerer, g.refused)
 	return g, nil
 }
 
@@ -210,7 +249,10 @@ func (g *Gate) auth(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusUnauthorized)
 }
 
-// session returns the request's valid session for room.
+// session returns the request's valid session for room. A session found
+// in the cache is answered from memory, except once every SessionRecheck,
+// when the store says whether it was ended early; a session verified
+// afresh is checked in the store before it is remembered.
 func (g *Gate) session(r *http.Request, room string) (session, bool) {
 	c, err := r.Cookie(g.CookieName(room))
 	if err != nil || c.Value == "" {
@@ -218,7 +260,14 @@ func (g *Gate) session(r *http.Request, room string) (session, bool) {
 	}
 	now := g.o.Now()
 	if s, ok := g.sessions.get(c.Value, now); ok && g.o.Keys.Published(s.kid) {
-		return s, s.room == room
+		if s.room != room || s.ended {
+			return session{}, false
+		}
+		if g.sessions.claimCheck(c.Value, now, SessionRecheck) && !g.live(r.Context(), s, now) {
+			g.sessions.end(c.Value)
+			return session{}, false
+		}
+		return s, true
 	}
 	var claims sessionClaims
 	kid, err := verifyJWT(c.Value, g.o.Keys.Verification(), &claims)
@@ -231,26 +280,73 @@ func (g *Gate) session(r *http.Request, room string) (session, bool) {
 	if err != nil || claims.Expiry == nil || !now.Before(claims.Expiry.Time()) || claims.Room != room || claims.Subject == "" {
 		return session{}, false
 	}
-	s := session{sub: claims.Subject, room: claims.Room, position: claims.Position, exp: claims.Expiry.Time(), kid: kid}
+	s := session{sub: claims.Subject, room: claims.Room, position: claims.Position, exp: claims.Expiry.Time(), kid: kid, checked: now}
+	// Remembered ended too, so that an ended session costs no signature
+	// check and no store read until its entry goes.
+	s.ended = !g.live(r.Context(), s, now)
 	g.sessions.put(c.Value, s, now)
-	return s, true
+	return s, !s.ended
+}
+
+// live asks the store whether session s is still live. Anything but a
+// definite "ended" keeps it: a session whose record the store lost (it
+// restarted empty) holds no slot there either, and while the store is
+// unreachable a signed session stands until its exp, as the queue's own
+// cookies do.
+func (g *Gate) live(ctx context.Context, s session, now time.Time) bool {
+	if g.o.Sessions == nil {
+		return true
+	}
+	id, err := waitingroom.ParseTicketID(s.sub)
+	if err != nil {
+		// Signed by Anteroom, so never in practice; nothing to look up.
+		g.checks.WithLabelValues("unknown").Inc()
+		return true
+	}
+	// A check holds one request of the session; a slow store must not
+	// hold it long (a failed check keeps the session, see above).
+	cctx, cancel := context.WithTimeout(ctx, sessionCheckTimeout)
+	defer cancel()
+	ends, ok, err := g.o.Sessions.SessionEnd(cctx, s.room, id)
+	switch {
+	case err != nil:
+		g.checks.WithLabelValues("error").Inc()
+		return true
+	case !ok:
+		g.checks.WithLabelValues("unknown").Inc()
+		return true
+	case !now.Before(ends):
+		g.checks.WithLabelValues("ended").Inc()
+		slog.InfoContext(ctx, "gate session ended early: sent back to the queue", "room", s.room)
+		return false
+	}
+	g.checks.WithLabelValues("live").Inc()
+	return true
 }
 
 // flowState is what the gate remembers of a login in flight. It rides,
 // sealed, in the OIDC state parameter, so it survives the room's whole max
-// wait with nothing stored; binding ties it to the browser that started it.
+// wait with nothing stored, and any number of them can be in flight from
+// one browser at once (a page, its favicon, a second tab, a reload).
+//
+// It is tied to the browser by the waiting room's ticket, not by a cookie
+// of its own: the callback accepts a login only where the browser's ticket
+// cookie names the ticket the ID token was issued for (RFC 6749 §10.12,
+// OIDC Core 3.1.2.7: the response must belong to this user agent). A
+// cookie of the gate's own, written by every start, could not serve: nginx
+// runs /gate/start inside the request for whatever URL was refused
+// (/favicon.ico, another page), to which a browser sends no cookie scoped
+// to the gate's path, so each start replaced the one before and spoilt
+// the login of the tab that was waiting.
 type flowState struct {
 	Room     string `json:"r"`
 	Target   string `json:"t"`
 	Verifier string `json:"v"`
 	Nonce    string `json:"n"`
-	Binding  string `json:"b"`
 	Created  int64  `json:"c"`
 }
 
 var flowAD = []byte("anteroom gate flow")
-
-const flowCookie = "anteroom_gate_flow"
 
 // sameSiteTarget accepts only a path on this site: a return address that
 // could point elsewhere would make the gate an open redirect.
@@ -307,18 +403,8 @@ func (g *Gate) start(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	binding := rand.Text()
-	if c, err := r.Cookie(flowCookie); err == nil && len(c.Value) >= 22 {
-		binding = c.Value
-	}
-	// Set on every start: the cookie must outlive this login's whole wait,
-	// which may be longer than the one it was first set for.
-	room := g.o.Rooms[d.Room]
-	now := g.o.Now()
-	http.SetCookie(w, &http.Cookie{Name: flowCookie, Value: binding, Path: g.flowPath,
-		MaxAge: int(room.waitUntil(now).Sub(now).Seconds()), HttpOnly: true, Secure: g.secure, SameSite: http.SameSiteLaxMode})
 	f := flowState{Room: d.Room, Target: target, Verifier: oauth2.GenerateVerifier(), Nonce: rand.Text(),
-		Binding: digest(binding), Created: g.o.Now().Unix()}
+		Created: g.o.Now().Unix()}
 	raw, _ := json.Marshal(f)
 	state := base64.RawURLEncoding.EncodeToString(g.o.Box.Seal(raw, flowAD))
 	q := url.Values{
@@ -334,11 +420,6 @@ func (g *Gate) start(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, g.o.Issuer+"/authorize?"+q.Encode(), http.StatusFound)
 }
 
-func digest(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return base64.RawURLEncoding.EncodeToString(sum[:16])
-}
-
 // idClaims is what the gate reads from its own ID token.
 type idClaims struct {
 	jwt.Claims
@@ -349,29 +430,44 @@ type idClaims struct {
 }
 
 // callback finishes a login: it redeems the code in-process, verifies the
-// ID token, sets the room's session cookie and returns to the original URL.
+// ID token, checks that this browser holds the ticket it was issued for,
+// sets the room's session cookie and returns to the original URL. Every
+// refusal is logged with its reason (never the state, code or tokens).
 func (g *Gate) callback(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	q := r.URL.Query()
-	f, err := g.openFlow(r, q.Get("state"))
+	f, err := g.openFlow(q.Get("state"))
 	if err != nil {
-		g.page(w, http.StatusBadRequest, "Please start again", "This link has expired or belongs to another browser. Go back to the site and try again.")
+		g.refuse(r, "", reasonOf(err), slog.LevelInfo)
+		g.page(w, http.StatusBadRequest, "Please start again", "This link has expired or is not valid. Go back to the site and try again.")
 		return
 	}
 	if e := q.Get("error"); e != "" {
-		slog.InfoContext(r.Context(), "gate login refused", "room", f.Room, "error", e)
+		g.refuse(r, f.Room, "provider answered with an error", slog.LevelInfo, "error", errorCode(e))
 		g.page(w, http.StatusForbidden, "You could not be let in", "The waiting room did not let this visit through. Go back to the site and try again.")
+		return
+	}
+	// A browser without a ticket for the room never waited for this
+	// login: refused before its code is redeemed.
+	ticket, ok := "", false
+	if g.o.Tickets != nil {
+		ticket, ok = g.o.Tickets.TicketID(r, f.Room)
+	}
+	if !ok {
+		g.refuse(r, f.Room, "no ticket for the room in this browser", slog.LevelInfo)
+		g.page(w, http.StatusBadRequest, "Please start again", "This link belongs to another browser. Go back to the site and try again.")
 		return
 	}
 	clientID := g.o.ClientID(f.Room)
 	idToken, err := g.o.Exchanger.ExchangeCode(r.Context(), clientID, q.Get("code"), f.Verifier, g.o.Issuer+"/gate/callback")
 	if err != nil {
-		slog.WarnContext(r.Context(), "gate code exchange failed", "room", f.Room, "err", err)
 		if errors.Is(err, ErrUnavailable) {
+			g.refuse(r, f.Room, "store unavailable for the code exchange", slog.LevelWarn)
 			w.Header().Set("Retry-After", "5")
 			g.page(w, http.StatusServiceUnavailable, "We are having trouble right now", "Your place in the queue is safe. Reload this page in a few seconds.")
 			return
 		}
+		g.refuse(r, f.Room, "code exchange failed", slog.LevelWarn, "err", err)
 		g.page(w, http.StatusBadRequest, "Please start again", "This visit could not be completed. Go back to the site and try again.")
 		return
 	}
@@ -380,8 +476,15 @@ func (g *Gate) callback(w http.ResponseWriter, r *http.Request) {
 	if _, err := verifyJWT(idToken, g.o.Keys.Verification(), &c); err != nil ||
 		c.ValidateWithLeeway(jwt.Expected{Issuer: g.o.Issuer, AnyAudience: jwt.Audience{clientID}, Time: now}, time.Minute) != nil ||
 		c.Nonce != f.Nonce || c.Room != f.Room || c.Subject == "" {
-		slog.WarnContext(r.Context(), "gate ID token rejected", "room", f.Room)
+		g.refuse(r, f.Room, "ID token rejected", slog.LevelWarn)
 		g.page(w, http.StatusBadRequest, "Please start again", "This visit could not be completed. Go back to the site and try again.")
+		return
+	}
+	if c.Subject != ticket {
+		// Another browser's login (a callback URL passed on, or login
+		// CSRF): its code is spent, and nobody gets its session here.
+		g.refuse(r, f.Room, "login admitted another browser's ticket", slog.LevelWarn)
+		g.page(w, http.StatusBadRequest, "Please start again", "This link belongs to another browser. Go back to the site and try again.")
 		return
 	}
 	room := g.o.Rooms[f.Room]
@@ -389,6 +492,7 @@ func (g *Gate) callback(w http.ResponseWriter, r *http.Request) {
 	// downstream checks and this cookie all agree.
 	exp := time.Unix(c.AdmittedAt, 0).Add(room.SessionTTL)
 	if !exp.After(now) {
+		g.refuse(r, f.Room, "session over", slog.LevelInfo)
 		g.page(w, http.StatusForbidden, "Your visit has ended", "Go back to the site to queue again.")
 		return
 	}
@@ -407,30 +511,57 @@ func (g *Gate) callback(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, f.Target, http.StatusFound)
 }
 
+// refuse logs and counts a refused callback. reason is one of a few fixed
+// phrases (it labels a metric); args never carry the state, code or tokens.
+func (g *Gate) refuse(r *http.Request, room, reason string, level slog.Level, args ...any) {
+	g.refused.WithLabelValues(reason).Inc()
+	slog.Log(r.Context(), level, "gate callback refused", append([]any{"reason", reason, "room", room}, args...)...)
+}
+
+// errorCode keeps an error parameter fit for the log: the provider's codes
+// are short lowercase words; anything else is someone's crafted URL.
+func errorCode(e string) string {
+	if len(e) > 40 || strings.IndexFunc(e, func(c rune) bool { return (c < 'a' || c > 'z') && c != '_' }) >= 0 {
+		return "an unknown error"
+	}
+	return e
+}
+
 // ErrUnavailable is what an Exchanger's error wraps when the store is
 // unreachable (the visitor should retry, not start again).
 var ErrUnavailable = errors.New("temporarily unavailable")
 
-func (g *Gate) openFlow(r *http.Request, state string) (flowState, error) {
+// Reasons openFlow refuses a state for.
+var (
+	errStateSeal   = errors.New("state not sealed by this deployment")
+	errStateRoom   = errors.New("state names an unknown room")
+	errStateOld    = errors.New("login older than the room's max wait")
+	errStateTarget = errors.New("return address not on this site")
+)
+
+func reasonOf(err error) string { return err.Error() }
+
+// openFlow opens a state the gate sealed. It reads no cookie: a state is
+// good in any browser, and the ticket decides whose login it is.
+func (g *Gate) openFlow(state string) (flowState, error) {
 	var f flowState
 	raw, err := base64.RawURLEncoding.DecodeString(state)
 	if err != nil {
-		return f, errToken
+		return f, errStateSeal
 	}
 	b, err := g.o.Box.Open(raw, flowAD)
 	if err != nil || json.Unmarshal(b, &f) != nil {
-		return f, errToken
-	}
-	c, err := r.Cookie(flowCookie)
-	if err != nil || digest(c.Value) != f.Binding {
-		return f, errToken
+		return f, errStateSeal
 	}
 	room, ok := g.o.Rooms[f.Room]
-	if !ok || !g.o.Now().Before(room.waitUntil(time.Unix(f.Created, 0))) {
-		return f, errToken
+	if !ok {
+		return f, errStateRoom
+	}
+	if !g.o.Now().Before(room.waitUntil(time.Unix(f.Created, 0))) {
+		return f, errStateOld
 	}
 	if _, ok := sameSiteTarget(f.Target); !ok {
-		return f, errToken
+		return f, errStateTarget
 	}
 	return f, nil
 }

@@ -66,6 +66,10 @@ type session struct {
 	sub, room, kid string
 	position       int64
 	exp            time.Time
+	// checked is when the store last said the session was live (or when
+	// a check was last started); ended, that the store said it was over.
+	checked time.Time
+	ended   bool
 }
 
 // sessionCache remembers verified session tokens until they expire, so the
@@ -91,6 +95,34 @@ func (c *sessionCache) get(token string, now time.Time) (session, bool) {
 		return session{}, false
 	}
 	return s, true
+}
+
+// claimCheck reports whether the session of token is due for a check in
+// the store (its last one is every or more old) and, if so, marks it
+// checked now: of the requests that find it due at once, one asks the
+// store, the others are answered from memory meanwhile.
+func (c *sessionCache) claimCheck(token string, now time.Time, every time.Duration) bool {
+	k := sha256.Sum256([]byte(token))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.entries[k]
+	if !ok || now.Sub(s.checked) < every {
+		return false
+	}
+	s.checked = now
+	c.entries[k] = s
+	return true
+}
+
+// end remembers that the session of token was ended in the store.
+func (c *sessionCache) end(token string) {
+	k := sha256.Sum256([]byte(token))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.entries[k]; ok {
+		s.ended = true
+		c.entries[k] = s
+	}
 }
 
 func (c *sessionCache) put(token string, s session, now time.Time) {

@@ -37,6 +37,9 @@ type Options struct {
 	// GateRooms are the rooms the built-in gate protects; each gets a
 	// client of its own (GateClientID).
 	GateRooms []string
+	// GateSecret is what the gate's clients' secret is derived from (the
+	// first of secrets.cookie_keys); nil: a secret drawn for the process.
+	GateSecret []byte
 	// OnToken, when set, is called each time a credential is issued, with
 	// its kind: IssuedCode, IssuedAccessToken or IssuedRefreshToken.
 	OnToken func(kind string)
@@ -83,7 +86,7 @@ func NewProvider(o Options) (*Provider, error) {
 			return nil, fmt.Errorf("client %q: ids starting with %q are reserved for the built-in gate", c.ID, gateClientPrefix)
 		}
 	}
-	for _, c := range append(o.Clients, gateClients(o.Issuer, o.GateRooms)...) {
+	for _, c := range append(o.Clients, gateClients(o.Issuer, gateClientSecret(o.GateSecret), o.GateRooms)...) {
 		room, ok := o.Rooms.Room(c.Room)
 		if !ok {
 			return nil, fmt.Errorf("client %q: unknown room %q", c.ID, c.Room)

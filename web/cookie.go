@@ -143,6 +143,17 @@ func (tc *ticketCookies) write(w http.ResponseWriter, t waitingroom.Ticket, r wa
 	return nil
 }
 
+// TicketID returns the id of the ticket in the request's cookie for room,
+// opened but not looked up (no Redis): the built-in gate finishes a login
+// only in the browser that holds the ticket it admitted.
+func (s *Server) TicketID(r *http.Request, room string) (string, bool) {
+	t := s.cookies.read(r, room)
+	if t == nil {
+		return "", false
+	}
+	return t.ID.String(), true
+}
+
 // clear removes the room's ticket cookie.
 func (tc *ticketCookies) clear(w http.ResponseWriter, room string) {
 	http.SetCookie(w, &http.Cookie{Name: cookieName(room), Value: "", Path: tc.path, MaxAge: -1,

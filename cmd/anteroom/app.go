@@ -146,7 +146,7 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 	}
 	provider, err := oidc.NewProvider(oidc.Options{
 		Issuer: cfg.Issuer, Clients: cfg.Clients, Rooms: store, Redis: rdb, Keys: km, Box: oidcBox, Now: now,
-		GateRooms: gateRooms, OnToken: metrics.TokenIssued,
+		GateRooms: gateRooms, GateSecret: secrets[0], OnToken: metrics.TokenIssued,
 	})
 	if err != nil {
 		return nil, err
@@ -193,6 +193,7 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 		g, err := gate.New(gate.Options{
 			Issuer: cfg.Issuer, Config: cfg.Gate, Rooms: gateRoomInfo, Keys: km, Box: gateBox,
 			Exchanger: gateExchanger{provider}, Health: cache, ClientID: oidc.GateClientID, Now: now,
+			Tickets: site, Sessions: store,
 		})
 		if err != nil {
 			return nil, err

@@ -33,6 +33,7 @@ type gateSite struct {
 	lastSub  atomic.Pointer[string]
 	clock    *clock
 	anteroom string // Anteroom's own address, for the admin API
+	nginxDir string // nginx's prefix: access.log and error.log are here
 }
 
 func freeAddr(t *testing.T) string {
@@ -45,7 +46,9 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func startGateSite(t *testing.T) *gateSite {
+// startGateSite runs the example nginx configuration in front of an app
+// and an Anteroom whose configuration mutate, if given, adjusts.
+func startGateSite(t *testing.T, mutate ...func(*config.Config)) *gateSite {
 	t.Helper()
 	nginx, err := exec.LookPath("nginx")
 	if err != nil {
@@ -88,6 +91,9 @@ func startGateSite(t *testing.T) *gateSite {
 			{PathPrefix: "/", Action: "queue", Room: roomID},
 		},
 	}
+	for _, m := range mutate {
+		m(cfg)
+	}
 	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -103,6 +109,7 @@ func startGateSite(t *testing.T) *gateSite {
 		"listen 80;":             "listen " + nginxAddr + ";",
 	}, "nginx", "anteroom.conf")
 	dir := t.TempDir()
+	s.nginxDir = dir
 	main := fmt.Sprintf(`daemon off;
 pid %[1]s/nginx.pid;
 error_log %[1]s/error.log info;
