@@ -194,9 +194,6 @@ func nginxExampleConfig(t *testing.T, issuer string) *config.Config {
 		t.Fatalf("the header's configuration has no issuer https://shop.example.com/_anteroom:\n%s", yaml.String())
 	}
 	doc += fmt.Sprintf("secrets: {cookie_keys: [%q]}\nadmin: {token: %q}\nrooms: [{id: launch, max_wait: 1h}]\n", cookieKey, adminToken)
-	// Until a gate-only configuration needs no client (issue 19), one
-	// that the test never uses.
-	doc += fmt.Sprintf("clients: [{id: %s, secret: %s, room: launch, redirect_uris: [%s]}]\n", clientID, secret, rpCallback)
 	cfg, err := config.Parse([]byte(doc), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatalf("the header's configuration does not load: %v\n%s", err, doc)
