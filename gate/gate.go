@@ -362,12 +362,20 @@ func sameSiteTarget(rd string) (string, bool) {
 	return rd, true
 }
 
-// wantsJSON tells a script's request (XHR, fetch) from a navigation: a
-// script cannot follow a redirect through a queue, so it gets 401 and the
-// URL to send the page to.
+// wantsJSON tells a script's request (XHR, fetch) or a subresource (the
+// browser's own /favicon.ico, an image) from a navigation: neither can
+// follow a redirect through a queue, so they get 401 and the URL to send
+// the page to, and no login is started for them. Fetch Metadata's
+// Sec-Fetch-Mode, where the browser sends it, says which it is; without
+// it, the Accept and X-Requested-With headers do. Before, every favicon
+// request of a waiting browser started a login of its own, spending the
+// ticket's limits.logins_per_ticket.
 func wantsJSON(r *http.Request) bool {
 	if r.Header.Get("X-Requested-With") != "" {
 		return true
+	}
+	if mode := r.Header.Get("Sec-Fetch-Mode"); mode != "" {
+		return mode != "navigate"
 	}
 	accept := r.Header.Get("Accept")
 	return strings.Contains(accept, "json") && !strings.Contains(accept, "text/html")

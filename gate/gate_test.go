@@ -326,6 +326,20 @@ func TestStart(t *testing.T) {
 	if w := do("/sale/1", "Accept", "application/json"); w.Code != http.StatusUnauthorized || !strings.Contains(w.Body.String(), `"start_url":"`+testIssuer+`/gate/start?rd=%2Fsale%2F1"`) {
 		t.Fatalf("fetch: %d %s", w.Code, w.Body)
 	}
+	// The browser's own favicon request and other subresources (Fetch
+	// Metadata, Sec-Fetch-Mode) start no login: each would take one of the
+	// ticket's logins_per_ticket. A navigation does, whatever it accepts.
+	for _, h := range [][]string{
+		{"Accept", "image/avif,image/webp,*/*", "Sec-Fetch-Mode", "no-cors", "Sec-Fetch-Dest", "image"},
+		{"Accept", "text/html", "Sec-Fetch-Mode", "cors"},
+	} {
+		if w := do("/favicon.ico", h...); w.Code != http.StatusUnauthorized || !strings.Contains(w.Body.String(), `"start_url"`) {
+			t.Fatalf("subresource %v: %d %s", h, w.Code, w.Body)
+		}
+	}
+	if w := do("/shop", "Accept", "*/*", "Sec-Fetch-Mode", "navigate"); w.Code != http.StatusFound {
+		t.Fatalf("navigation: %d", w.Code)
+	}
 	for _, rd := range []string{"", "https://evil.example/", "//evil.example", "/\\evil", "/a\r\nSet-Cookie: x"} {
 		if w := do(rd); w.Code != http.StatusBadRequest {
 			t.Fatalf("rd %q: %d", rd, w.Code)

@@ -135,12 +135,15 @@ export function sameSiteTarget(rd) {
 }
 
 /**
- * wantsJSON tells a script's request (XHR, fetch) from a navigation,
- * exactly as the Go gate does.
+ * wantsJSON tells a script's request (XHR, fetch) or a subresource (the
+ * browser's own /favicon.ico) from a navigation, exactly as the Go gate
+ * does: Sec-Fetch-Mode decides where the browser sends it.
  * @param {(name: string) => string} header
  */
 export function wantsJSON(header) {
   if (header('x-requested-with')) return true;
+  const mode = header('sec-fetch-mode');
+  if (mode) return mode !== 'navigate';
   const accept = header('accept');
   return accept.includes('json') && !accept.includes('text/html');
 }

@@ -44,7 +44,10 @@ for (const inst of fixture.instances) {
     const { gate } = gateFor(inst);
     assert.ok(inst.start_urls.length >= 3);
     for (const { target, start_url: want } of inst.start_urls) {
-      for (const headers of [{ 'X-Requested-With': 'XMLHttpRequest' }, { Accept: 'application/json' }]) {
+      for (const headers of [{ 'X-Requested-With': 'XMLHttpRequest' }, { Accept: 'application/json' },
+        // The browser's own favicon request (Fetch Metadata): no login for it.
+        { Accept: 'image/avif,image/webp,*/*', 'Sec-Fetch-Mode': 'no-cors', 'Sec-Fetch-Dest': 'image' },
+        { Accept: 'text/html', 'Sec-Fetch-Mode': 'cors' }]) {
         const out = await gate.handle(request(target, { headers }));
         assert.equal(out.status, 401);
         assert.equal(out.headers['content-type'], 'application/json');
@@ -55,6 +58,8 @@ for (const inst of fixture.instances) {
       const nav = await gate.handle(request(target, { headers: { Accept: 'text/html,application/json;q=0.9' } }));
       assert.equal(nav.status, 302);
       assert.equal(nav.headers.location, want);
+      const navigate = await gate.handle(request(target, { headers: { Accept: '*/*', 'Sec-Fetch-Mode': 'navigate' } }));
+      assert.equal(navigate.status, 302);
     }
   });
 
