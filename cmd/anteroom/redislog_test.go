@@ -68,3 +68,39 @@ func TestGoRedisLogLinesAreStructured(t *testing.T) {
 		t.Fatalf("no structured go-redis record in the log:\n%s", out.String())
 	}
 }
+
+// While Redis is down every dial fails and go-redis logs each: one kind of
+// line is logged once per redisLogEvery, and the next says how many were
+// left out.
+func TestGoRedisLogLinesAreRateLimited(t *testing.T) {
+	var out syncBuffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewJSONHandler(&out, nil)))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	now := time.Unix(1_800_000_000, 0)
+	l := newRedisLogger(func() time.Time { return now })
+	ctx := context.Background()
+	const dial = "redis: connection pool: failed to dial after %d attempts: %v"
+	for i := 0; i < 100; i++ {
+		l.Printf(ctx, dial, 1, "connection refused")
+		now = now.Add(50 * time.Millisecond) // 5 s in all
+	}
+	l.Printf(ctx, "redis: another kind of line %s", "x") // its own budget
+	now = now.Add(redisLogEvery)
+	l.Printf(ctx, dial, 1, "connection refused")
+
+	var recs []map[string]any
+	for line := range strings.SplitSeq(strings.TrimSpace(out.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("a log line is not JSON: %q", line)
+		}
+		recs = append(recs, rec)
+	}
+	if len(recs) != 3 {
+		t.Fatalf("%d records, want 3 (the first dial, the other kind, the dial after the pause):\n%s", len(recs), out.String())
+	}
+	if recs[0]["suppressed"] != nil || recs[1]["msg"] != "another kind of line x" || recs[2]["suppressed"] != float64(99) {
+		t.Fatalf("records: %v", recs)
+	}
+}
