@@ -21,8 +21,8 @@ import (
 // AuthStyleInHeader and no secret, authenticates nothing and proves the
 // code with PKCE (RFC 7636 §4.5). The library redeemed such requests
 // before the provider's own client check came in front of it; that check
-// must not turn them into invalid_client. A confidential client, the
-// gate's included, still needs its secret.
+// must not turn them into invalid_client. A confidential client still
+// needs its secret (the gate's: TestGateClientsCannotBeRunFromOutside).
 func TestPublicClientNamedInTheBasicHeaderRedeems(t *testing.T) {
 	e := negativeEnv(t)
 	pub := e.rp(publicAppID, "", publicRP)
@@ -31,10 +31,6 @@ func TestPublicClientNamedInTheBasicHeaderRedeems(t *testing.T) {
 	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {publicRP}, "code_verifier": {l.verifier}}
 	if status, _, body := e.call(http.MethodPost, "/oauth/token", form, publicAppID, "", nil); status != http.StatusOK || !strings.Contains(body, `"id_token"`) {
 		t.Errorf("public client, Basic with an empty password: %d %s", status, body)
-	}
-	// RFC 7009 §2.1: a public client names itself the same way at /revoke.
-	if status, _, body := e.call(http.MethodPost, "/revoke", url.Values{"token": {"unknown"}}, publicAppID, "", nil); status != http.StatusOK {
-		t.Errorf("revocation by a public client, Basic with an empty password: %d %s", status, body)
 	}
 	// A confidential client is never let through without its secret.
 	l = newLogin()
