@@ -105,6 +105,15 @@ func (p *Provider) authenticateClient(w http.ResponseWriter, r *http.Request, us
 		if formID != "" && formID != id {
 			return refuse(http.StatusBadRequest, string(zoidc.InvalidRequest), "client_id differs from the authenticated client")
 		}
+		// At the token endpoint, a public client naming itself in the
+		// header with an empty password (golang.org/x/oauth2's
+		// AuthStyleInHeader without a secret) authenticates nothing, as
+		// with client_id in the form: the library redeems it, and PKCE
+		// proves the code. (The library's revocation endpoint never took
+		// it, so it is refused there as before.)
+		if c, ok := p.storage.clients[id]; ok && sec == "" && c.cfg.Public() && use == publicAllowed && r.URL.Path == "/oauth/token" {
+			return true
+		}
 		if p.storage.AuthorizeClientIDSecret(r.Context(), id, sec) != nil {
 			return refuse(http.StatusUnauthorized, string(zoidc.InvalidClient), "invalid client credentials")
 		}
