@@ -210,8 +210,11 @@ func requestOf(r *http.Request, target string) Request {
 }
 
 // auth answers nginx's auth_request: 204 to let the request through, 401 to
-// send it to the queue, 403 to refuse it. It reads no Redis: the session is
-// a signed cookie, verified once and then remembered until it expires.
+// send it to the queue, 403 to refuse it. Its hot path reads no Redis: the
+// session is a signed cookie, verified once and then remembered until it
+// expires; only when an instance first sees a session, and then at most
+// once per SessionRecheck, does it ask the store whether the session was
+// ended early.
 func (g *Gate) auth(w http.ResponseWriter, r *http.Request) {
 	target := r.Header.Get("X-Original-URI")
 	if target == "" {

@@ -84,6 +84,15 @@ func (p *Provider) authenticateClient(w http.ResponseWriter, r *http.Request, us
 		writeJSON(w, status, oauthError{code, description})
 		return false
 	}
+	// RFC 6749 §3.1, §3.2: parameters must not be included more than
+	// once. This check reads the body's first client_id while the library
+	// reads the last of the query's and the body's together: with two,
+	// they could judge two different clients.
+	for _, name := range repeatableNot {
+		if len(r.Form[name]) > 1 {
+			return refuse(http.StatusBadRequest, string(zoidc.InvalidRequest), name+" is included more than once")
+		}
+	}
 	formID, formSecret := r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 	if r.PostForm.Get("client_assertion") != "" || r.PostForm.Get("client_assertion_type") != "" {
 		return refuse(http.StatusUnauthorized, string(zoidc.InvalidClient), "client assertions (private_key_jwt) are not supported")
@@ -134,6 +143,11 @@ func (p *Provider) authenticateClient(w http.ResponseWriter, r *http.Request, us
 	}
 	return true
 }
+
+// repeatableNot are the parameters of the token, introspection and
+// revocation endpoints that authenticateClient refuses to see twice.
+var repeatableNot = []string{"client_id", "client_secret", "grant_type", "code", "redirect_uri", "code_verifier",
+	"refresh_token", "token", "token_type_hint", "scope", "client_assertion", "client_assertion_type"}
 
 // checkGrantType answers a token request whose grant Anteroom does not
 // offer with unsupported_grant_type (RFC 6749 §5.2): the library would

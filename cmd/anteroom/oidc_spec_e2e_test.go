@@ -396,6 +396,20 @@ func TestClientAuthFailuresAreInvalidClient(t *testing.T) {
 				t.Errorf("%s, %s: %d %q %q %s", path, name, status, h.Get("Content-Type"), challenge, body)
 			}
 		}
+		// RFC 6749 §3.1/§3.2: no parameter twice. A client_id in the query
+		// and another in the body would let the check here and the
+		// library's read different clients.
+		for _, twice := range []url.Values{
+			func() url.Values { f := form("client_id", publicAppID); f.Add("client_id", clientID); return f }(),
+			func() url.Values { f := form(); f.Add("token", access); f.Add("code", "y"); return f }(),
+		} {
+			if status, _, body := e.call(http.MethodPost, path, twice, clientID, secret, nil); status != http.StatusBadRequest || jsonError(body) != "invalid_request" {
+				t.Errorf("%s, a parameter twice %v: %d %s", path, twice, status, body)
+			}
+		}
+		if status, _, body := e.call(http.MethodPost, path+"?client_id="+publicAppID, form("client_id", clientID), clientID, secret, nil); status != http.StatusBadRequest || jsonError(body) != "invalid_request" {
+			t.Errorf("%s, client_id in the query and the body: %d %s", path, status, body)
+		}
 		// RFC 6749 §2.3: one method per request.
 		if status, _, body := e.call(http.MethodPost, path, form("client_id", clientID, "client_secret", secret), clientID, secret, nil); status != http.StatusBadRequest || jsonError(body) != "invalid_request" {
 			t.Errorf("%s, two methods: %d %s", path, status, body)
