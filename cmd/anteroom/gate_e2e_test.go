@@ -108,8 +108,17 @@ func startGateSite(t *testing.T, mutate ...func(*config.Config)) *gateSite {
 		"server 127.0.0.1:8080;": "server " + s.anteroom + ";",
 		"listen 80;":             "listen " + nginxAddr + ";",
 	}, "nginx", "anteroom.conf")
+	s.nginxDir = startNginx(t, nginx, conf, nginxAddr)
+	return s
+}
+
+// startNginx runs nginx with conf (a file for its http block, such as
+// deploy/nginx/anteroom.conf pointed at the test's ports) until the test
+// ends, once nginx -t has accepted it and nginx listens on addr. It
+// returns nginx's directory, which holds access.log and error.log.
+func startNginx(t *testing.T, nginx, conf, addr string) string {
+	t.Helper()
 	dir := t.TempDir()
-	s.nginxDir = dir
 	main := fmt.Sprintf(`daemon off;
 pid %[1]s/nginx.pid;
 error_log %[1]s/error.log info;
@@ -124,11 +133,15 @@ http {
     include %[1]s/anteroom.conf;
 }
 `, dir)
-	if err := os.WriteFile(filepath.Join(dir, "anteroom.conf"), []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
+	for name, text := range map[string]string{"anteroom.conf": conf, "nginx.conf": main} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(main), 0o644); err != nil {
-		t.Fatal(err)
+	// nginx -t first: a directive of the example that does not load fails
+	// here with nginx's own message.
+	if out, err := exec.Command(nginx, "-t", "-p", dir, "-c", filepath.Join(dir, "nginx.conf")).CombinedOutput(); err != nil {
+		t.Fatalf("nginx -t: %v\n%s", err, out)
 	}
 	cmd := exec.Command(nginx, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"))
 	cmd.Stderr = os.Stderr
@@ -148,25 +161,21 @@ http {
 			t.Logf("nginx error.log:\n%s", log)
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		select {
 		case <-exited:
 			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
 			t.Fatalf("nginx exited at start:\n%s", log)
 		default:
 		}
-		c, err := net.Dial("tcp", nginxAddr)
-		if err == nil {
+		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			break
+			return dir
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("nginx did not start")
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
-	return s
 }
 
 func (s *gateSite) browser() *http.Client {
