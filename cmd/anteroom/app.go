@@ -295,13 +295,7 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	go a.beats.Run(bg, heartbeatFlush)
 	go a.site.RunHistory(bg)
 
-	srv := &http.Server{
-		Handler:           a.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn),
-	}
+	srv := newServer(a.handler)
 	srv.RegisterOnShutdown(a.site.CloseStreams)
 	errc := make(chan error, 2)
 	stopOps := a.serveOps(errc)
@@ -321,6 +315,20 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 }
 
 const shutdownGrace = 20 * time.Second
+
+// newServer is the HTTP server of each of the instance's listeners (the
+// public one, ops.listen, and both while starting): bounded reads, so a
+// slow client cannot hold a connection, and net/http's own complaints in
+// the structured log.
+func newServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn),
+	}
+}
 
 // heartbeatFlush is how often waiting pages' signs of life reach Redis: a
 // write per room per flush, however many pages poll.

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -61,13 +60,7 @@ func (a *app) serveOps(errc chan<- error) func(ctx context.Context) {
 	if a.opsLn == nil {
 		return func(context.Context) {}
 	}
-	srv := &http.Server{
-		Handler:           a.opsHandler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn),
-	}
+	srv := newServer(a.opsHandler)
 	slog.Info("operations listening", "addr", a.opsLn.Addr().String())
 	go func() {
 		if err := srv.Serve(a.opsLn); err != http.ErrServerClosed {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -53,12 +52,7 @@ func whileStarting(lns []net.Listener, starting http.Handler, build func() (*app
 // the phase and gives dl back, ready for the app's server.
 func startingPhase(dl deadliner, starting http.Handler) (end func() error) {
 	pl := &phaseListener{deadliner: dl}
-	srv := &http.Server{
-		Handler:           starting,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		ErrorLog:          slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn),
-	}
+	srv := newServer(starting)
 	// One answer a connection: a kept-alive connection would go on being
 	// answered 503 after the instance is ready.
 	srv.SetKeepAlivesEnabled(false)
