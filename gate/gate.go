@@ -262,12 +262,15 @@ func (g *Gate) session(r *http.Request, room string) (session, bool) {
 		return session{}, false
 	}
 	now := g.o.Now()
-	if s, ok := g.sessions.get(c.Value, now); ok && g.o.Keys.Published(s.kid) {
+	k := keyOf(c.Value)
+	if s, ok := g.sessions.get(k, now); ok && g.o.Keys.Published(s.kid) {
 		if s.room != room || s.ended {
 			return session{}, false
 		}
-		if g.sessions.claimCheck(c.Value, now, SessionRecheck) && !g.live(r.Context(), s, now) {
-			g.sessions.end(c.Value)
+		// The hot path takes only the read lock: the write lock of
+		// claimCheck only once a check is due.
+		if now.Sub(s.checked) >= SessionRecheck && g.sessions.claimCheck(k, now, SessionRecheck) && !g.live(r.Context(), s, now) {
+			g.sessions.end(k)
 			return session{}, false
 		}
 		return s, true
@@ -287,7 +290,7 @@ func (g *Gate) session(r *http.Request, room string) (session, bool) {
 	// Remembered ended too, so that an ended session costs no signature
 	// check and no store read until its entry goes.
 	s.ended = !g.live(r.Context(), s, now)
-	g.sessions.put(c.Value, s, now)
+	g.sessions.put(k, s, now)
 	return s, !s.ended
 }
 

@@ -79,17 +79,23 @@ type session struct {
 // miss only costs one verification).
 type sessionCache struct {
 	mu      sync.RWMutex
-	entries map[[32]byte]session
+	entries map[tokenKey]session
 	limit   int
 }
 
+// tokenKey is a session token's key in the cache, its SHA-256: hashed once
+// per request, whatever the cache is then asked.
+type tokenKey [32]byte
+
+func keyOf(token string) tokenKey { return sha256.Sum256([]byte(token)) }
+
 func newSessionCache(limit int) *sessionCache {
-	return &sessionCache{entries: make(map[[32]byte]session), limit: limit}
+	return &sessionCache{entries: make(map[tokenKey]session), limit: limit}
 }
 
-func (c *sessionCache) get(token string, now time.Time) (session, bool) {
+func (c *sessionCache) get(k tokenKey, now time.Time) (session, bool) {
 	c.mu.RLock()
-	s, ok := c.entries[sha256.Sum256([]byte(token))]
+	s, ok := c.entries[k]
 	c.mu.RUnlock()
 	if !ok || !now.Before(s.exp) {
 		return session{}, false
@@ -101,8 +107,7 @@ func (c *sessionCache) get(token string, now time.Time) (session, bool) {
 // the store (its last one is every or more old) and, if so, marks it
 // checked now: of the requests that find it due at once, one asks the
 // store, the others are answered from memory meanwhile.
-func (c *sessionCache) claimCheck(token string, now time.Time, every time.Duration) bool {
-	k := sha256.Sum256([]byte(token))
+func (c *sessionCache) claimCheck(k tokenKey, now time.Time, every time.Duration) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s, ok := c.entries[k]
@@ -115,8 +120,7 @@ func (c *sessionCache) claimCheck(token string, now time.Time, every time.Durati
 }
 
 // end remembers that the session of token was ended in the store.
-func (c *sessionCache) end(token string) {
-	k := sha256.Sum256([]byte(token))
+func (c *sessionCache) end(k tokenKey) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if s, ok := c.entries[k]; ok {
@@ -125,7 +129,7 @@ func (c *sessionCache) end(token string) {
 	}
 }
 
-func (c *sessionCache) put(token string, s session, now time.Time) {
+func (c *sessionCache) put(k tokenKey, s session, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.entries) >= c.limit {
@@ -138,5 +142,5 @@ func (c *sessionCache) put(token string, s session, now time.Time) {
 			clear(c.entries)
 		}
 	}
-	c.entries[sha256.Sum256([]byte(token))] = s
+	c.entries[k] = s
 }
