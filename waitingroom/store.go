@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/anteroom/anteroom/internal/rediskey"
 )
 
 // Store is the queue in Redis. It is safe for concurrent use; every instance
@@ -60,8 +62,8 @@ func WithRequestTime(f func(request string) (time.Time, bool)) Option {
 	return func(s *Store) { s.requestTime = f }
 }
 
-// WithPrefix changes the "anteroom" prefix of every Redis key (tests give
-// each case its own).
+// WithPrefix changes the prefix of the rooms' Redis keys from
+// rediskey.Prefix (tests give each case its own).
 func WithPrefix(p string) Option { return func(s *Store) { s.prefix = p } }
 
 // WithEmbeddedRedis says the Redis is embedded in this process (miniredis,
@@ -71,7 +73,7 @@ func WithEmbeddedRedis() Option { return func(s *Store) { s.embedded = true } }
 
 // NewStore returns a store for the configured rooms. Call Seed before use.
 func NewStore(rdb redis.UniversalClient, rooms []Room, opts ...Option) (*Store, error) {
-	s := &Store{rdb: rdb, prefix: "anteroom", now: time.Now, rooms: make(map[string]Room, len(rooms)),
+	s := &Store{rdb: rdb, prefix: rediskey.Prefix, now: time.Now, rooms: make(map[string]Room, len(rooms)),
 		floors: make(map[string]*counterFloor, len(rooms)), roomKeys: make(map[string]roomKeys, len(rooms)),
 		batches: make(map[string]*batcher, len(rooms))}
 	s.restarts.unknown = "unknown-" + newDrawKey()
@@ -120,7 +122,7 @@ func (s *Store) keys(room string) roomKeys {
 }
 
 func (s *Store) buildKeys(room string) roomKeys {
-	tag := s.prefix + ":{r:" + room + "}:"
+	tag := rediskey.Room(s.prefix, room)
 	return roomKeys{
 		tag:      tag,
 		hash:     tag + "room",
