@@ -19,11 +19,13 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/anteroom/anteroom/internal/rediskey"
 )
 
 // DefaultRedisKey is where the signing key record lives unless
 // Options.RedisKey says otherwise.
-const DefaultRedisKey = "anteroom:keys"
+const DefaultRedisKey = rediskey.SigningKeys
 
 // DefaultRefreshEvery is how often Run re-reads the record unless
 // Options.RefreshEvery says otherwise.

@@ -20,6 +20,7 @@ import (
 	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/anteroom/anteroom/internal/rediskey"
 	"github.com/anteroom/anteroom/keys"
 	"github.com/anteroom/anteroom/waitingroom"
 )
@@ -52,16 +53,16 @@ type storage struct {
 	onToken func(kind string)
 }
 
-func (s *storage) requestRedisKey(id string) string { return "anteroom:ar:" + requestKey(id) }
-func accessTokenKey(id string) string               { return "anteroom:at:" + id }
+func (s *storage) requestRedisKey(id string) string { return rediskey.AuthRequest + requestKey(id) }
+func accessTokenKey(id string) string               { return rediskey.AccessToken + id }
 func refreshTokenKey(token string) string           { return refreshTokenKeyPrefix + digest(token) }
 
-const refreshTokenKeyPrefix = "anteroom:rt:"
+const refreshTokenKeyPrefix = rediskey.RefreshToken
 
 // revokedGrantKey marks a grant (the tokens bought with one code, and
 // those their refresh tokens were rotated into) as revoked until the
 // last of them would have expired anyway.
-func revokedGrantKey(grant string) string { return "anteroom:rg:" + grant }
+func revokedGrantKey(grant string) string { return rediskey.RevokedGrant + grant }
 
 func digest(s string) string {
 	sum := sha256.Sum256([]byte(s))

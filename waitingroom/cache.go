@@ -89,7 +89,7 @@ func (c *Cache) Refresh(ctx context.Context) error {
 	}
 	changed := false
 	for id, next := range counters {
-		m := c.store.mem[id]
+		m := c.store.floors[id]
 		if m.behind(next) {
 			// Redis lost writes (or the whole room) that this instance
 			// saw: put them back now rather than at the next join.

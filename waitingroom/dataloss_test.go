@@ -8,7 +8,7 @@ import (
 	"github.com/anteroom/anteroom/waitingroom"
 )
 
-// Redis lost data (memory.go): the cases below simulate the loss with
+// Redis lost data (counterfloor.go): the cases below simulate the loss with
 // FLUSHALL (env.flushAll), so they run on every backend of the suite;
 // crash_test.go kills a real redis-server instead.
 

@@ -74,7 +74,7 @@ func (sc *Scheduler) tick(ctx context.Context, r Room) error {
 		return err
 	}
 	if res[0] == 1 && len(res) > 5 {
-		sc.store.mem[r.ID].seen(r.ID, now, res[5], res[3], res[2])
+		sc.store.floors[r.ID].seen(r.ID, now, res[5], res[3], res[2])
 	}
 	if res[0] == 1 && res[1] > 0 && sc.OnAdvance != nil {
 		sc.OnAdvance(r.ID, res[1])

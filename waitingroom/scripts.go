@@ -164,7 +164,7 @@ end
 `
 
 // restoreLua keeps a room's counters from going back when Redis lost writes
-// (see memory.go). restore raises the tail, serving and the pre-queue to
+// (see counterfloor.go). restore raises the tail, serving and the pre-queue to
 // what the calling instance remembers of the same epoch, and returns the
 // room's epoch, or nil when the room hash is gone (the caller answers
 // NOSEED, is seeded and calls again); then the room's fields epoch, lost

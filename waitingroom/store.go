@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/anteroom/anteroom/internal/rediskey"
 )
 
 // Store is the queue in Redis. It is safe for concurrent use; every instance
@@ -34,9 +36,9 @@ type Store struct {
 	embedded bool
 	// restarts notices that Redis lost its scripts (see noticeRestart).
 	restarts restartWatch
-	// mem is what this instance remembers of each room's counters, so they
-	// never go back when Redis loses writes (memory.go).
-	mem map[string]*memory
+	// floors is what this instance remembers of each room's counters, so they
+	// never go back when Redis loses writes (counterfloor.go).
+	floors map[string]*counterFloor
 	// requestTime dates requests for their binding's bucket (optional).
 	requestTime func(request string) (time.Time, bool)
 	// joinLimit limits new places per client (nil: none), and
@@ -60,8 +62,8 @@ func WithRequestTime(f func(request string) (time.Time, bool)) Option {
 	return func(s *Store) { s.requestTime = f }
 }
 
-// WithPrefix changes the "anteroom" prefix of every Redis key (tests give
-// each case its own).
+// WithPrefix changes the prefix of the rooms' Redis keys from
+// rediskey.Prefix (tests give each case its own).
 func WithPrefix(p string) Option { return func(s *Store) { s.prefix = p } }
 
 // WithEmbeddedRedis says the Redis is embedded in this process (miniredis,
@@ -71,8 +73,8 @@ func WithEmbeddedRedis() Option { return func(s *Store) { s.embedded = true } }
 
 // NewStore returns a store for the configured rooms. Call Seed before use.
 func NewStore(rdb redis.UniversalClient, rooms []Room, opts ...Option) (*Store, error) {
-	s := &Store{rdb: rdb, prefix: "anteroom", now: time.Now, rooms: make(map[string]Room, len(rooms)),
-		mem: make(map[string]*memory, len(rooms)), roomKeys: make(map[string]roomKeys, len(rooms)),
+	s := &Store{rdb: rdb, prefix: rediskey.Prefix, now: time.Now, rooms: make(map[string]Room, len(rooms)),
+		floors: make(map[string]*counterFloor, len(rooms)), roomKeys: make(map[string]roomKeys, len(rooms)),
 		batches: make(map[string]*batcher, len(rooms))}
 	s.restarts.unknown = "unknown-" + newDrawKey()
 	for _, o := range opts {
@@ -88,7 +90,7 @@ func NewStore(rdb redis.UniversalClient, rooms []Room, opts ...Option) (*Store, 
 		s.rooms[r.ID] = r
 		s.roomKeys[r.ID] = s.buildKeys(r.ID)
 		s.batches[r.ID] = newBatcher(rdb)
-		s.mem[r.ID] = new(memory)
+		s.floors[r.ID] = new(counterFloor)
 		s.order = append(s.order, r.ID)
 	}
 	return s, nil
@@ -120,7 +122,7 @@ func (s *Store) keys(room string) roomKeys {
 }
 
 func (s *Store) buildKeys(room string) roomKeys {
-	tag := s.prefix + ":{r:" + room + "}:"
+	tag := rediskey.Room(s.prefix, room)
 	return roomKeys{
 		tag:      tag,
 		hash:     tag + "room",
@@ -207,7 +209,7 @@ func (s *Store) seed(ctx context.Context, r Room) error {
 	k := s.keys(r.ID)
 	opens, closes := unixMilli(r.OpensAt), unixMilli(r.ClosesAt)
 	digest := sha256.Sum256(fmt.Appendf(nil, "%s|%v|%d|%d|%d|%s", r.State, r.Policy.RatePerMinute, r.Policy.MaxActive, opens, closes, r.method()))
-	m := s.mem[r.ID]
+	m := s.floors[r.ID]
 	epoch, remembered := m.seedEpoch()
 	got, err := seedScript.Run(ctx, s.rdb, []string{k.hash, k.tail, k.serving},
 		hex.EncodeToString(digest[:8]), string(r.State), formatFloat(r.Policy.RatePerMinute), r.Policy.MaxActive,
@@ -231,7 +233,7 @@ func (s *Store) run(ctx context.Context, r Room, script *redis.Script, keys []st
 // runVia is run with the first attempt sent in batch b (see batcher; nil:
 // alone) and after appended behind the restore block.
 func (s *Store) runVia(ctx context.Context, b *batcher, r Room, script *redis.Script, keys []string, args, after []any) *redis.Cmd {
-	m := s.mem[r.ID]
+	m := s.floors[r.ID]
 	run := ""
 	call := func() *redis.Cmd {
 		a := append(append(args[:len(args):len(args)], m.restoreArgs(run)...), after...)
@@ -362,12 +364,12 @@ func (s *Store) joinAs(ctx context.Context, r Room, t Ticket, request, previous,
 		return Joined{}, &RateLimitedError{RetryAfter: time.Duration(res[1]) * time.Millisecond}
 	case -3:
 		t.PreQueue, t.Epoch = res[1], res[2]
-		s.mem[room].seenPreQueue(room, now, t.Epoch, t.PreQueue)
+		s.floors[room].seenPreQueue(room, now, t.Epoch, t.PreQueue)
 		return Joined{Ticket: t, New: true}, nil
 	}
 	t.Position, t.Epoch = res[0], res[2]
 	t.ServingAtJoin = min(max(0, res[1]), t.Position-1)
-	s.mem[room].seen(room, now, t.Epoch, t.Position, res[1])
+	s.floors[room].seen(room, now, t.Epoch, t.Position, res[1])
 	return Joined{Ticket: t, Serving: res[1], New: true}, nil
 }
 
@@ -466,7 +468,7 @@ func (s *Store) Advance(ctx context.Context, room string, n int64) (Counters, er
 	if err != nil {
 		return Counters{}, fmt.Errorf("advance room %q: %w", room, err)
 	}
-	s.mem[room].seen(room, s.now(), res[2], res[1], res[0])
+	s.floors[room].seen(room, s.now(), res[2], res[1], res[0])
 	return Counters{Serving: res[0], Tail: res[1], Epoch: res[2]}, nil
 }
 
@@ -515,7 +517,7 @@ type Counters struct {
 	PreQueue int64     `json:"pre_queue"`
 	Opened   bool      `json:"opened"`
 	// Epoch identifies the room's life in Redis: it changes only when
-	// Redis lost the room and no instance remembered it (memory.go).
+	// Redis lost the room and no instance remembered it (counterfloor.go).
 	// Tickets carry it; a waiting ticket of another epoch joins again.
 	Epoch    int64 `json:"-"`
 	openedAt int64
@@ -586,7 +588,7 @@ func (s *Store) Status(ctx context.Context, room string) (Counters, error) {
 	}
 	c := read()
 	c.Active = active.Val()
-	m := s.mem[room]
+	m := s.floors[room]
 	m.seenCounters(room, s.now(), c)
 	return m.raise(c), nil
 }
@@ -728,7 +730,7 @@ func (s *Store) restore(ctx context.Context, room string) error {
 	if err != nil {
 		return fmt.Errorf("restore room %q: %w", room, err)
 	}
-	s.mem[room].seen(room, s.now(), epoch, 0, 0)
+	s.floors[room].seen(room, s.now(), epoch, 0, 0)
 	return nil
 }
 

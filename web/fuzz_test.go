@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"html/template"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -312,7 +311,7 @@ func FuzzAdminSessionCookie(f *testing.F) {
 // FuzzAcceptLanguage: any Accept-Language picks one of the languages the
 // site has, and the page says which in <html lang>.
 func FuzzAcceptLanguage(f *testing.F) {
-	th, err := loadTheme("", template.FuncMap{"percent": func(waitingroom.VisitorStatus) int { return 0 }, "duration": humanDuration})
+	th, err := loadTheme("", pageFuncs())
 	if err != nil {
 		f.Fatal(err)
 	}

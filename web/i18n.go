@@ -9,6 +9,12 @@ package web
 // and English when nothing matches. A text missing from a language comes
 // from its parent language (de-AT from de) and then from English, so a
 // partial translation still gives a whole page.
+//
+// A text that counts something ("{n} minutes") has one key per CLDR plural
+// category, <key>.one, <key>.few, <key>.other…: English has only one and
+// other, but Polish says 2 minuty and 5 minut, and French says 0 minute.
+// The category comes from golang.org/x/text/feature/plural, which knows
+// every language's rules, so adding a language is adding its texts.
 
 import (
 	"embed"
@@ -26,6 +32,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/text/feature/plural"
 	"golang.org/x/text/language"
 )
 
@@ -66,6 +73,10 @@ type lang struct {
 	// chain is the language's own texts, then its parents', then
 	// English's: a key is looked up in each in turn.
 	chain []map[string]string
+	// plurals are the languages whose plural rules choose among the forms
+	// of chain's texts, one per entry: a form that comes from English is
+	// chosen by English's rules.
+	plurals []language.Tag
 }
 
 // texts maps a message key to its text in one language.
@@ -127,9 +138,11 @@ func loadCatalogue(override fs.FS, dir string) (*catalogue, error) {
 		for t := tag; !t.IsRoot(); t = t.Parent() {
 			if own := all[t.String()]; own != nil && t.String() != en {
 				l.chain = append(l.chain, own)
+				l.plurals = append(l.plurals, t)
 			}
 		}
 		l.chain = append(l.chain, all[en])
+		l.plurals = append(l.plurals, fallback)
 		c.tags = append(c.tags, tag)
 		c.langs = append(c.langs, l)
 	}
@@ -198,13 +211,20 @@ func readLocales(fsys fs.FS, prefix string) (map[string]*localeFile, error) {
 // checkTexts checks one language's texts against English: every key must
 // be one English has (unless adding is set: an operator's English may add
 // keys), no text may be empty, and a text may only use the placeholders
-// English uses for its key.
+// English uses for its key. A plural form English does not need
+// (<key>.few where English has <key>.other) is a key English has, with
+// the placeholders of English's <key>.other.
 func checkTexts(f *localeFile, en texts, adding bool) error {
 	var errs []error
 	file := f.name
 	for _, key := range slices.Sorted(maps.Keys(f.texts)) {
 		text := f.texts[key]
 		ref, known := en[key]
+		if !known {
+			if base, _, ok := cutPluralForm(key); ok && !adding {
+				ref, known = en[base+".other"]
+			}
+		}
 		switch {
 		case !known && !adding:
 			errs = append(errs, fmt.Errorf("%s: unknown key %q (add it to en.json first)", file, key))
@@ -220,6 +240,39 @@ func checkTexts(f *localeFile, en texts, adding bool) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// pluralForms are the names of the CLDR plural categories
+// (https://cldr.unicode.org/index/cldr-spec/plural-rules), indexed by
+// plural.Form.
+var pluralForms = [...]string{
+	plural.Other: "other", plural.Zero: "zero", plural.One: "one",
+	plural.Two: "two", plural.Few: "few", plural.Many: "many",
+}
+
+// cutPluralForm splits a plural text's key, "duration.hours.few", into
+// its base and its category; ok is false when the key ends in no category.
+func cutPluralForm(key string) (base, form string, ok bool) {
+	i := strings.LastIndexByte(key, '.')
+	if i < 0 || !slices.Contains(pluralForms[:], key[i+1:]) {
+		return "", "", false
+	}
+	return key[:i], key[i+1:], true
+}
+
+// pluralForm is the CLDR plural category of the whole number n in
+// language tag: "one" for 1 in English but for 0 and 1 in French, "few"
+// for 2–4, 22–24… and "many" for 5–21, 25… in Polish and Russian.
+func pluralForm(tag language.Tag, n int64) string {
+	if n < 0 {
+		n = -n
+	}
+	if n >= 10_000_000 {
+		// MatchPlural takes operands modulo 10,000,000 (its doc):
+		// keep the digits the rules look at, without overflowing int.
+		n = n%10_000_000 + 10_000_000
+	}
+	return pluralForms[plural.Cardinal.MatchPlural(tag, int(n), 0, 0, 0, 0)]
 }
 
 // placeholders lists the {name}s of a text.
@@ -458,9 +511,13 @@ func lookupArg(args []any, name string) (any, bool) {
 	return nil, false
 }
 
-// eta writes an ETA in seconds as people say it: "about 7 minutes"; nil
-// (unknown) is a dash.
-func (l locale) eta(secs *int64) string {
+// Duration writes an estimated wait in seconds as people say it, in the
+// page's language: "about 7 minutes", "etwa 7 Minuten"; nil (unknown) is a
+// dash. The page's own .ETA is this for the visitor's wait; an operator's
+// template writes any other as {{.Duration .Status.ETASeconds}}. Its
+// texts are wait.js's too (wait.eta.*), so the page reads the same before
+// and after its first update.
+func (l locale) Duration(secs *int64) string {
 	if secs == nil {
 		return l.text("wait.eta.unknown")
 	}
@@ -485,15 +542,25 @@ func (l locale) keptFor(d time.Duration) string {
 	return l.count("duration.minutes", int64(max(d, time.Minute)/time.Minute))
 }
 
-// count picks key.one or key.other for n. Two forms cover English,
-// German and the languages most sites add; a language with more plural
-// forms can still word its texts around the number.
+// count writes the plural text key for n, as {n}: the form of n's CLDR
+// plural category in the page's language (key.one, key.few, key.other…).
+// The first language of the chain that has any form of key answers, in
+// its own rules: a language that leaves out a category it has (Polish
+// without key.many) falls back to its own key.other, never to English's
+// words, and only a language without the text at all gets English's.
 func (l locale) count(key string, n int64) string {
-	form := ".other"
-	if n == 1 {
-		form = ".one"
+	args := []any{"n", strconv.FormatInt(n, 10)}
+	for i, t := range l.lang.chain {
+		if text, ok := t[key+"."+pluralForm(l.lang.plurals[i], n)]; ok {
+			s, _ := fill(text, args, false)
+			return s
+		}
+		if text, ok := t[key+".other"]; ok {
+			s, _ := fill(text, args, false)
+			return s
+		}
 	}
-	return l.text(key+form, "n", strconv.FormatInt(n, 10))
+	return l.text(key+".other", args...)
 }
 
 // opening writes a room's opening time (in UTC) in the page's language:

@@ -261,7 +261,7 @@ func TestLocaleFormats(t *testing.T) {
 		{en, secs(420), "about 7 minutes"}, {en, secs(3900), "about 1h 05m"},
 		{de, secs(30), "weniger als eine Minute"}, {de, secs(420), "etwa 7 Minuten"}, {de, secs(3900), "etwa 1 Std. 05 Min."},
 	} {
-		if got := x.l.eta(x.eta); got != x.want {
+		if got := x.l.Duration(x.eta); got != x.want {
 			t.Errorf("%s eta: %q, want %q", x.l.Lang(), got, x.want)
 		}
 	}
@@ -330,6 +330,59 @@ func TestAcceptLanguageSkipsMalformedEntries(t *testing.T) {
 	} {
 		if got := c.pick(header).tag; !strings.HasPrefix(got, want) {
 			t.Errorf("Accept-Language %q: %s, want %s", header, got, want)
+		}
+	}
+}
+
+// Durations shown to visitors come from the locale files in every
+// language the page speaks: the page's .ETA, and .Duration for an
+// operator's template (which replaced an English-only template function).
+func TestDurationsAreLocalised(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"locales/fr.json": `{"wait.eta.less_than_minute": "moins d'une minute", "wait.eta.minutes": "environ {minutes} minutes", "wait.eta.hours": "environ {hours} h {minutes}"}`,
+		"templates/wait.html": `<html lang="{{.Lang}}"><form action="{{.ContinueURL}}" data-status="{{.StatusURL}}"></form>` +
+			`<p id="eta">{{.Duration .Status.ETASeconds}}</p><script type="application/json">{{.Strings}}</script>`,
+	})
+	th, err := loadTheme(dir, pageFuncs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	secs := func(n int64) *int64 { return &n }
+	want := map[string][]string{ // 30 s, 7 min, 65 min
+		"en": {"less than a minute", "about 7 minutes", "about 1h 05m"},
+		"de": {"weniger als eine Minute", "etwa 7 Minuten", "etwa 1 Std. 05 Min."},
+		"fr": {"moins d'une minute", "environ 7 minutes", "environ 1 h 05"},
+	}
+	if len(th.locales.langs) != len(want) {
+		t.Fatalf("languages %d, want a case for each of %v", len(th.locales.langs), want)
+	}
+	for _, l := range th.locales.langs {
+		for i, s := range []*int64{secs(30), secs(420), secs(3900)} {
+			var b strings.Builder
+			if err := th.pages.ExecuteTemplate(&b, "wait.html", waitPage{locale: locale{lang: l, strict: true}, Status: waitingroom.VisitorStatus{ETASeconds: s}}); err != nil {
+				t.Fatal(err)
+			}
+			if w := `<p id="eta">` + html.EscapeString(want[l.tag][i]) + `</p>`; !strings.Contains(b.String(), w) {
+				t.Errorf("%s %ds: page lacks %s in %s", l.tag, *s, w, b.String())
+			}
+		}
+	}
+	// Every built-in language words every duration itself.
+	c, err := loadCatalogue(nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	en := locale{lang: c.langs[0]}
+	for _, l := range c.langs[1:] {
+		for _, s := range []*int64{secs(30), secs(90), secs(420), secs(3900)} {
+			if got := (locale{lang: l}).Duration(s); got == en.Duration(s) {
+				t.Errorf("%s: %ds is %q, as in English", l.tag, *s, got)
+			}
+		}
+		for _, d := range []time.Duration{time.Minute, 2 * time.Minute, time.Hour, 6 * time.Hour} {
+			if got := (locale{lang: l}).keptFor(d); got == en.keptFor(d) {
+				t.Errorf("%s: keptFor(%s) is %q, as in English", l.tag, d, got)
+			}
 		}
 	}
 }

@@ -184,14 +184,14 @@ func samplePages(name string, l locale) []any {
 		} {
 			p := base
 			p.Status = st
-			p.ETA = l.eta(st.ETASeconds)
+			p.ETA = l.Duration(st.ETASeconds)
 			out = append(out, p)
 		}
 		p := base
 		opens := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
 		p.Status = waitingroom.VisitorStatus{State: waitingroom.VisitorWaiting, OpensAt: new(opens.Unix())}
 		p.OpensAt = &opening{ISO: opens.Format(time.RFC3339), Text: l.opening(opens)}
-		p.ETA = l.eta(nil)
+		p.ETA = l.Duration(nil)
 		return append(out, p)
 	case "message.html":
 		var out []any

@@ -327,7 +327,7 @@ func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request, id string, 
 		EventsURL:   s.issuer + "/wait/" + id + "/events",
 		ContinueURL: continueURL,
 		StaticURL:   s.issuer + "/static",
-		ETA:         l.eta(st.ETASeconds),
+		ETA:         l.Duration(st.ETASeconds),
 		KeptFor:     l.keptFor(room.MaxWait),
 	})
 }

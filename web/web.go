@@ -175,8 +175,7 @@ func pageFuncs() template.FuncMap {
 	return template.FuncMap{
 		// percent is the bar of the waiting page: progress since the
 		// visitor's own join.
-		"percent":  func(st waitingroom.VisitorStatus) int { return st.Progress },
-		"duration": humanDuration,
+		"percent": func(st waitingroom.VisitorStatus) int { return st.Progress },
 	}
 }
 
@@ -458,23 +457,6 @@ func (s *Server) storeFailure(w http.ResponseWriter, r *http.Request, err error)
 		s.fail(w, r, msgAnswered, nil)
 	default:
 		s.fail(w, r, msgUnavailable, err)
-	}
-}
-
-func humanDuration(secs *int64) string {
-	if secs == nil {
-		return ""
-	}
-	d := time.Duration(*secs) * time.Second
-	switch {
-	case d < time.Minute:
-		return "less than a minute"
-	case d < 2*time.Minute:
-		return "about a minute"
-	case d < time.Hour:
-		return fmt.Sprintf("about %d minutes", int(d.Minutes()+0.5))
-	default:
-		return fmt.Sprintf("about %dh %02dm", int(d.Hours()), int(d.Minutes())%60)
 	}
 }
 

@@ -15,9 +15,11 @@ import (
 // that went back would hand the same positions out again, and a serving
 // counter that went back would send admitted visitors back to waiting.
 //
-// So every instance remembers, per room, the highest counters it has seen
-// (its memory), and every script that reads or moves them first raises them
-// back to what the calling instance remembers ("never backwards"). As long
+// So every instance keeps, per room, a floor under each counter: the highest
+// value it has seen (counterFloor, below), and every script that reads or
+// moves them first raises them back to the calling instance's floors
+// ("never backwards"). The floors live in the instance's process only; they
+// are not a store of their own, only what makes Redis's counters monotonic. As long
 // as the instances survive, Redis losing data costs no position and moves
 // no counter back.
 //
@@ -60,14 +62,19 @@ const (
 	samples        = 16
 )
 
-// memory is what this instance has seen of one room's shared counters.
-type memory struct {
+// counterFloor is what this instance has seen of one room's shared
+// counters: the floor under each, so that no answer and no script call of
+// this instance lets them go back when Redis loses writes, plus samples of
+// the join rate for the gap a loss leaves (see marginLocked). One per room,
+// created with the Store and never dropped.
+type counterFloor struct {
 	mu sync.Mutex
-	remembered
+	floorState
 }
 
-// remembered is memory's state, which a new epoch resets.
-type remembered struct {
+// floorState is counterFloor's state, which a new epoch resets as a whole:
+// floors of another epoch belong to tickets that must join again.
+type floorState struct {
 	epoch int64
 	// epochArg is epoch as the scripts compare it, kept to spare a
 	// conversion per call.
@@ -85,16 +92,16 @@ type remembered struct {
 }
 
 // seen folds counters read from Redis (or returned by a script) into the
-// memory. Counters of another epoch replace it: Redis lost the room and
+// floors. Counters of another epoch replace it: Redis lost the room and
 // another instance started afresh, so what this one remembers belongs to
 // tickets that must join again.
-func (m *memory) seen(room string, now time.Time, epoch, tail, serving int64) {
+func (m *counterFloor) seen(room string, now time.Time, epoch, tail, serving int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.seenLocked(room, now, epoch, tail, serving)
 }
 
-func (m *memory) seenLocked(room string, now time.Time, epoch, tail, serving int64) {
+func (m *counterFloor) seenLocked(room string, now time.Time, epoch, tail, serving int64) {
 	if epoch == 0 {
 		return
 	}
@@ -103,7 +110,7 @@ func (m *memory) seenLocked(room string, now time.Time, epoch, tail, serving int
 			slog.Warn("redis lost the room and nobody remembered it: a new epoch starts, waiting visitors join again",
 				"room", room, "tail", m.tail, "serving", m.serving)
 		}
-		m.remembered = remembered{epoch: epoch, epochArg: strconv.FormatInt(epoch, 10)}
+		m.floorState = floorState{epoch: epoch, epochArg: strconv.FormatInt(epoch, 10)}
 	}
 	m.tail = max(m.tail, tail)
 	m.serving = max(m.serving, serving)
@@ -114,7 +121,7 @@ func (m *memory) seenLocked(room string, now time.Time, epoch, tail, serving int
 // positions, and before the opening pre-queue numbers too (a pre-queue's
 // numbers become positions at the opening, so they are not counted twice
 // after it).
-func (m *memory) sampleLocked(now time.Time) {
+func (m *counterFloor) sampleLocked(now time.Time) {
 	count := m.tail
 	if m.opened == 0 {
 		count += m.prequeue
@@ -130,7 +137,7 @@ func (m *memory) sampleLocked(now time.Time) {
 }
 
 // seenPreQueue folds a pre-queue number a join handed out.
-func (m *memory) seenPreQueue(room string, now time.Time, epoch, number int64) {
+func (m *counterFloor) seenPreQueue(room string, now time.Time, epoch, number int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.seenLocked(room, now, epoch, 0, 0)
@@ -141,7 +148,7 @@ func (m *memory) seenPreQueue(room string, now time.Time, epoch, number int64) {
 }
 
 // seenCounters folds a full read of the room (the cache's refresh).
-func (m *memory) seenCounters(room string, now time.Time, c Counters) {
+func (m *counterFloor) seenCounters(room string, now time.Time, c Counters) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.seenLocked(room, now, c.Epoch, c.Tail, c.Serving)
@@ -156,7 +163,7 @@ func (m *memory) seenCounters(room string, now time.Time, c Counters) {
 
 // raise returns c with its counters raised to what this instance
 // remembers of the same epoch: what a page shows never goes back.
-func (m *memory) raise(c Counters) Counters {
+func (m *counterFloor) raise(c Counters) Counters {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if c.Epoch == m.epoch && m.epoch != 0 {
@@ -168,7 +175,7 @@ func (m *memory) raise(c Counters) Counters {
 
 // behind reports whether Redis holds less of the room than this instance
 // saw: the room is gone, or its counters of the same epoch went back.
-func (m *memory) behind(c Counters) bool {
+func (m *counterFloor) behind(c Counters) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.epoch == 0 {
@@ -180,10 +187,10 @@ func (m *memory) behind(c Counters) bool {
 	return c.Epoch == m.epoch && (c.Tail < m.tail || c.Serving < m.serving || c.PreQueue < m.prequeue || (m.opened != 0 && !c.Opened))
 }
 
-// margin is the instance's estimate of how many positions the other
+// marginLocked is the instance's estimate of how many positions the other
 // instances may have handed out that it has not seen: the joins it saw over
 // the last marginWindow of samples, padded by marginFactor.
-func (m *memory) marginLocked() int64 {
+func (m *counterFloor) marginLocked() int64 {
 	newest := m.recent[(m.next+samples-1)%samples]
 	if newest.at == 0 {
 		return 0
@@ -203,7 +210,7 @@ func (m *memory) marginLocked() int64 {
 // restoreLua): the epoch this instance remembers, its floors, the
 // pre-queue's opening, the server's run id when this call found Redis's
 // scripts gone ("" otherwise), and the margin to leave if Redis lost data.
-func (m *memory) restoreArgs(run string) []any {
+func (m *counterFloor) restoreArgs(run string) []any {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return []any{m.epochArg, m.tail, m.serving, m.prequeue, m.opened, m.base, m.drawKey, run, m.marginLocked()}
@@ -214,7 +221,7 @@ const restoreArgCount = 9
 
 // seedEpoch is the epoch a seed offers a room that has none: the one this
 // instance remembers ("1": Redis lost the room), else a new one ("0").
-func (m *memory) seedEpoch() (int64, string) {
+func (m *counterFloor) seedEpoch() (int64, string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.epoch != 0 {
