@@ -1,6 +1,9 @@
 package oidc
 
 import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 
+	jose "github.com/go-jose/go-jose/v4"
 	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
 )
 
@@ -174,4 +178,28 @@ func joinGrants() string {
 		s[i] = string(g)
 	}
 	return strings.Join(s, ", ")
+}
+
+// AuthorizeClientIDSecret implements op.Storage with a constant-time compare.
+func (s *storage) AuthorizeClientIDSecret(_ context.Context, id, secret string) error {
+	c, ok := s.clients[id]
+	if !ok || c.cfg.Public() {
+		return errors.New("invalid client credentials")
+	}
+	want := sha256.Sum256([]byte(c.cfg.Secret))
+	got := sha256.Sum256([]byte(secret))
+	if subtle.ConstantTimeCompare(want[:], got[:]) != 1 {
+		return errors.New("invalid client credentials")
+	}
+	return nil
+}
+
+// GetKeyByIDAndClientID implements op.Storage; JWT client authentication is not offered.
+func (s *storage) GetKeyByIDAndClientID(context.Context, string, string) (*jose.JSONWebKey, error) {
+	return nil, errors.New("jwt profile is not supported")
+}
+
+// ValidateJWTProfileScopes implements op.Storage; the JWT profile grant is not offered.
+func (s *storage) ValidateJWTProfileScopes(context.Context, string, []string) ([]string, error) {
+	return nil, errors.New("jwt profile is not supported")
 }
