@@ -76,8 +76,8 @@ const (
 // 7662 §2.3 refer to: 401 invalid_client as JSON, with WWW-Authenticate
 // when the client tried the Authorization header. The library answers
 // some of these cases with plain text or unauthorized_client and looks a
-// code up before it checks the client. It returns false when it answered.
-// The form must be parsed.
+// code up before it checks the client (workaround 5 in workarounds.go).
+// It returns false when it answered. The form must be parsed.
 func (p *Provider) authenticateClient(w http.ResponseWriter, r *http.Request, use clientUse) bool {
 	header := r.Header.Get("Authorization") != ""
 	refuse := func(status int, code, description string) bool {

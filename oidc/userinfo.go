@@ -15,7 +15,7 @@ import (
 // with a plain-text 401 and a revoked one with 403 {}, neither with
 // WWW-Authenticate, so a client cannot tell "log in again" from "not
 // allowed". OIDC Core §5.3.3 says to answer as RFC 6750 §3 does, which this
-// handler does.
+// handler does. (Workaround 10 in workarounds.go.)
 
 // bearerError answers a userinfo request with the RFC 6750 §3 error code
 // (empty: no token was sent, which gets no error attribute, §3.1) in
