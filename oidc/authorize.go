@@ -17,6 +17,7 @@ import (
 // redirect_uri, and answers a relying party that asked for form_post with
 // a redirect it does not read. A refused request is a client's mistake:
 // logged once, at INFO, and answered as the request asked, with iss.
+// (Workarounds 3 and 4 in workarounds.go.)
 
 // authorize serves the authorization endpoint (OIDC Core §3.1.2).
 func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {

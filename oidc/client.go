@@ -1,6 +1,8 @@
 package oidc
 
 import (
+	"context"
+	"fmt"
 	"time"
 
 	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
@@ -88,3 +90,12 @@ func (c *client) RestrictAdditionalAccessTokenScopes() func([]string) []string {
 }
 
 var _ op.Client = (*client)(nil)
+
+// GetClientByClientID implements op.Storage.
+func (s *storage) GetClientByClientID(_ context.Context, id string) (op.Client, error) {
+	c, ok := s.clients[id]
+	if !ok {
+		return nil, fmt.Errorf("unknown client %q", id)
+	}
+	return c, nil
+}

@@ -1,6 +1,9 @@
 package oidc
 
 import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 
+	jose "github.com/go-jose/go-jose/v4"
 	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
 )
 
@@ -72,8 +76,8 @@ const (
 // 7662 §2.3 refer to: 401 invalid_client as JSON, with WWW-Authenticate
 // when the client tried the Authorization header. The library answers
 // some of these cases with plain text or unauthorized_client and looks a
-// code up before it checks the client. It returns false when it answered.
-// The form must be parsed.
+// code up before it checks the client (workaround 5 in workarounds.go).
+// It returns false when it answered. The form must be parsed.
 func (p *Provider) authenticateClient(w http.ResponseWriter, r *http.Request, use clientUse) bool {
 	header := r.Header.Get("Authorization") != ""
 	refuse := func(status int, code, description string) bool {
@@ -174,4 +178,28 @@ func joinGrants() string {
 		s[i] = string(g)
 	}
 	return strings.Join(s, ", ")
+}
+
+// AuthorizeClientIDSecret implements op.Storage with a constant-time compare.
+func (s *storage) AuthorizeClientIDSecret(_ context.Context, id, secret string) error {
+	c, ok := s.clients[id]
+	if !ok || c.cfg.Public() {
+		return errors.New("invalid client credentials")
+	}
+	want := sha256.Sum256([]byte(c.cfg.Secret))
+	got := sha256.Sum256([]byte(secret))
+	if subtle.ConstantTimeCompare(want[:], got[:]) != 1 {
+		return errors.New("invalid client credentials")
+	}
+	return nil
+}
+
+// GetKeyByIDAndClientID implements op.Storage; JWT client authentication is not offered.
+func (s *storage) GetKeyByIDAndClientID(context.Context, string, string) (*jose.JSONWebKey, error) {
+	return nil, errors.New("jwt profile is not supported")
+}
+
+// ValidateJWTProfileScopes implements op.Storage; the JWT profile grant is not offered.
+func (s *storage) ValidateJWTProfileScopes(context.Context, string, []string) ([]string, error) {
+	return nil, errors.New("jwt profile is not supported")
 }

@@ -15,7 +15,8 @@ import (
 // Connect Discovery 1.0 §3, RFC 8414 §2: the metadata lists what the
 // server supports). This document starts from the library's and replaces
 // every field Anteroom answers differently; TestDiscoveryIsHonest probes
-// each advertised value and a few that are not.
+// each advertised value and a few that are not. (Workaround 11 in
+// workarounds.go.)
 
 // discoveryDocument is the library's discovery document with what Anteroom
 // does not support removed, and the RFC 9207 flag added.

@@ -5,7 +5,6 @@
 package oidc
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -218,97 +217,4 @@ func (p *Provider) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(p.keysMaxAge.Seconds())))
 	}
 	p.op.ServeHTTP(w, r)
-}
-
-// Open reads the room a pending auth request queues for, and whether it
-// asked for no interaction (prompt=none), without Redis. Errors wrap
-// waitingroom.ErrUnknownRequest or waitingroom.ErrExpired.
-func (p *Provider) Open(id string) (room string, promptNone bool, err error) {
-	r, err := peekRequest(p.storage.box, id, p.storage.clients)
-	if err != nil {
-		return "", false, ErrUnknownRequest
-	}
-	if !p.storage.now().Before(r.client.room.WaitStart(r.created).Add(r.client.room.MaxWait)) {
-		return "", false, ErrRequestExpired
-	}
-	return r.client.room.ID, r.promptNone, nil
-}
-
-// ErrStaleAdmission is returned by Complete for a ticket admitted before the
-// request was sent and longer ago than its max_age allows: the visitor must
-// pass the queue again. It wraps waitingroom.ErrSessionOver.
-var ErrStaleAdmission = fmt.Errorf("admission older than the request's max_age: %w", waitingroom.ErrSessionOver)
-
-// Fresh reports whether admitted ticket t may answer auth request id. OIDC
-// Core 3.1.2.1: with max_age (prompt=login means max_age=0), an
-// authentication older than that must be done again, and a waiting room's
-// authentication is passing the queue (auth_time is admitted_at). So an
-// admission made before the request was sent answers it only while it is
-// no older than max_age at the request's time; one made while this
-// request waited always does. An id that does not open is not this
-// method's business (true).
-func (p *Provider) Fresh(id string, t waitingroom.Ticket) bool {
-	a, _, err := p.storage.open(id)
-	return err != nil || fresh(a, t)
-}
-
-func fresh(a *AuthRequest, t waitingroom.Ticket) bool {
-	if a.MaxAge == nil || !t.Admitted() || !t.AdmittedAt.Before(a.CreatedAt) {
-		return true
-	}
-	return a.CreatedAt.Sub(t.AdmittedAt) <= time.Duration(*a.MaxAge)*time.Second
-}
-
-// Finish answers auth request id for an admitted ticket: it records the
-// ticket's claims with the request's code in one write and sends the
-// browser to the relying party with the code, as the library's callback
-// would have, one hop sooner. Nothing is written to w when it returns an
-// error: ErrUnknownRequest, ErrRequestExpired, ErrRequestAnswered (the
-// request got its code already), or the store's failure.
-func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, id string, t waitingroom.Ticket) error {
-	a, c, err := p.storage.pending(id)
-	if err != nil {
-		return err
-	}
-	if !t.Admitted() || t.Room != c.room.ID {
-		return errors.New("ticket is not admitted to the request's room")
-	}
-	if !fresh(a, t) {
-		return ErrStaleAdmission
-	}
-	code, err := op.BuildAuthRequestCode(a, p.op.Crypto())
-	if err != nil {
-		return fmt.Errorf("seal code: %w", err)
-	}
-	if err := p.storage.answer(r.Context(), id, claimsOf(t, c.room), code); err != nil {
-		return err
-	}
-	return p.respond(w, r, a.RedirectURI, a.ResponseType, a.ResponseMode, formField{"code", code}, formField{"state", a.State})
-}
-
-// Decline ends auth request id at the relying party with access_denied:
-// the visitor chose to keep their admission rather than pass the queue
-// again for a request that wanted a more recent one (max_age,
-// prompt=login).
-func (p *Provider) Decline(w http.ResponseWriter, r *http.Request, id string) {
-	p.refuse(w, r, id, zoidc.ErrAccessDenied().WithDescription("the visitor did not pass the queue again"))
-}
-
-// LoginRequired ends auth request id at the relying party with the OAuth
-// error login_required: the answer to prompt=none for a visitor who would
-// have to queue.
-func (p *Provider) LoginRequired(w http.ResponseWriter, r *http.Request, id string) {
-	p.refuse(w, r, id, zoidc.ErrLoginRequired().WithDescription("the visitor must wait in the queue"))
-}
-
-// refuse ends auth request id at the relying party with oauthErr.
-func (p *Provider) refuse(w http.ResponseWriter, r *http.Request, id string, oauthErr *zoidc.Error) {
-	a, _, err := p.storage.pending(id)
-	if err != nil {
-		http.Error(w, "unknown or expired request", http.StatusBadRequest)
-		return
-	}
-	if err := p.respond(w, r, a.RedirectURI, a.ResponseType, a.ResponseMode, errorFields(oauthErr, a.State)...); err != nil {
-		http.Error(w, "unknown or expired request", http.StatusBadRequest)
-	}
 }

@@ -1,14 +1,12 @@
 package oidc
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
@@ -187,6 +185,92 @@ func sealRequest(box *keys.Box, a *AuthRequest) string {
 	return base64.RawURLEncoding.EncodeToString(box.Seal(b, sealedAD))
 }
 
+// sealedFieldCount is how many fields a sealed request holds: version 1
+// has the first ten, version 2 adds max_age.
+const sealedFieldCount = 11
+
+// sealedFields are the fields of an opened request id, as slices of its
+// plaintext, in sealRequest's order.
+type sealedFields struct {
+	created int64
+	f       [sealedFieldCount][]byte
+}
+
+// parse reads plaintext b, as sealRequest wrote it, into s without copying.
+func (s *sealedFields) parse(b []byte) error {
+	if len(b) < 2 || (b[0] != sealedVersion && b[0] != 1) {
+		return errBadRequestID
+	}
+	count := sealedFieldCount
+	if b[0] == 1 {
+		count = 10
+	}
+	b = b[1:]
+	created, n := binary.Varint(b)
+	if n <= 0 {
+		return errBadRequestID
+	}
+	s.created = created
+	b = b[n:]
+	for i := range count {
+		l, n := binary.Uvarint(b)
+		if n <= 0 || uint64(len(b)-n) < l {
+			return errBadRequestID
+		}
+		s.f[i] = b[n : n+int(l)]
+		b = b[n+int(l):]
+	}
+	for i := count; i < sealedFieldCount; i++ {
+		s.f[i] = nil
+	}
+	if len(b) != 0 {
+		return errBadRequestID
+	}
+	return nil
+}
+
+// maxAge reads the max_age field: nil when the request sent none.
+// strconv.ParseUint does not keep its argument, so the conversion does not
+// allocate.
+func (s *sealedFields) maxAge() (v uint, ok bool, err error) {
+	if len(s.f[10]) == 0 {
+		return 0, false, nil
+	}
+	u, err := strconv.ParseUint(string(s.f[10]), 10, strconv.IntSize)
+	if err != nil {
+		return 0, false, errBadRequestID
+	}
+	return uint(u), true, nil
+}
+
+// request copies the fields into the AuthRequest sealed in id.
+func (s *sealedFields) request(id string) (*AuthRequest, error) {
+	v, ok, err := s.maxAge()
+	if err != nil {
+		return nil, err
+	}
+	var maxAge *uint
+	if ok {
+		maxAge = &v
+	}
+	f := &s.f
+	return &AuthRequest{
+		ID:                  id,
+		MaxAge:              maxAge,
+		ClientID:            string(f[0]),
+		RedirectURI:         string(f[1]),
+		State:               string(f[2]),
+		Nonce:               string(f[3]),
+		Scopes:              splitSpaces(string(f[4])),
+		ResponseType:        zoidc.ResponseType(f[5]),
+		ResponseMode:        zoidc.ResponseMode(f[6]),
+		CodeChallenge:       string(f[7]),
+		CodeChallengeMethod: zoidc.CodeChallengeMethod(f[8]),
+		Prompt:              splitSpaces(string(f[9])),
+		CreatedAt:           time.Unix(s.created, 0),
+	}, nil
+}
+
 // openRequest reverses sealRequest.
 func openRequest(box *keys.Box, id string) (*AuthRequest, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(id)
@@ -194,111 +278,14 @@ func openRequest(box *keys.Box, id string) (*AuthRequest, error) {
 		return nil, errBadRequestID
 	}
 	b, err := box.Open(raw, sealedAD)
-	if err != nil || len(b) < 2 || (b[0] != sealedVersion && b[0] != 1) {
-		return nil, errBadRequestID
-	}
-	var fields [11]string
-	count := len(fields)
-	if b[0] == 1 {
-		count = 10
-	}
-	b = b[1:]
-	created, n := binary.Varint(b)
-	if n <= 0 {
-		return nil, errBadRequestID
-	}
-	b = b[n:]
-	for i := range count {
-		l, n := binary.Uvarint(b)
-		if n <= 0 || uint64(len(b)-n) < l {
-			return nil, errBadRequestID
-		}
-		fields[i] = string(b[n : n+int(l)])
-		b = b[n+int(l):]
-	}
-	if len(b) != 0 {
-		return nil, errBadRequestID
-	}
-	var maxAge *uint
-	if fields[10] != "" {
-		v, err := strconv.ParseUint(fields[10], 10, strconv.IntSize)
-		if err != nil {
-			return nil, errBadRequestID
-		}
-		u := uint(v)
-		maxAge = &u
-	}
-	return &AuthRequest{
-		ID:                  id,
-		MaxAge:              maxAge,
-		ClientID:            fields[0],
-		RedirectURI:         fields[1],
-		State:               fields[2],
-		Nonce:               fields[3],
-		Scopes:              splitSpaces(fields[4]),
-		ResponseType:        zoidc.ResponseType(fields[5]),
-		ResponseMode:        zoidc.ResponseMode(fields[6]),
-		CodeChallenge:       fields[7],
-		CodeChallengeMethod: zoidc.CodeChallengeMethod(fields[8]),
-		Prompt:              splitSpaces(fields[9]),
-		CreatedAt:           time.Unix(created, 0),
-	}, nil
-}
-
-// sealedBuffers are scratch space for peekRequest: a waiting page's every
-// poll opens its request's sealed id, and should not allocate to do it.
-var sealedBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
-
-// requestPeek is what the waiting page needs of a pending auth request.
-type requestPeek struct {
-	client     *client
-	created    time.Time
-	promptNone bool
-}
-
-// peekRequest opens a sealed id as openRequest does, but reads only the
-// client, the creation time and whether prompt holds none, into pooled
-// buffers: the id is authenticated all the same, nothing is allocated.
-func peekRequest(box *keys.Box, id string, clients map[string]*client) (requestPeek, error) {
-	bp := sealedBuffers.Get().(*[]byte)
-	defer sealedBuffers.Put(bp)
-	src := append((*bp)[:0], id...)
-	raw, err := base64.RawURLEncoding.AppendDecode(src[len(src):], src)
 	if err != nil {
-		return requestPeek{}, errBadRequestID
+		return nil, errBadRequestID
 	}
-	b, err := box.AppendOpen(raw[len(raw):], raw, sealedAD)
-	if err != nil || len(b) < 2 || (b[0] != sealedVersion && b[0] != 1) {
-		return requestPeek{}, errBadRequestID
+	var s sealedFields
+	if err := s.parse(b); err != nil {
+		return nil, err
 	}
-	b = b[1:]
-	created, n := binary.Varint(b)
-	if n <= 0 {
-		return requestPeek{}, errBadRequestID
-	}
-	b = b[n:]
-	var p requestPeek
-	p.created = time.Unix(created, 0)
-	for i := range 10 {
-		l, n := binary.Uvarint(b)
-		if n <= 0 || uint64(len(b)-n) < l {
-			return requestPeek{}, errBadRequestID
-		}
-		field := b[n : n+int(l)]
-		b = b[n+int(l):]
-		switch i {
-		case 0:
-			p.client = clients[string(field)]
-		case 9:
-			for word := range bytes.FieldsSeq(field) {
-				p.promptNone = p.promptNone || string(word) == zoidc.PromptNone
-			}
-		}
-	}
-	if p.client == nil {
-		return requestPeek{}, errBadRequestID
-	}
-	return p, nil
+	return s.request(id)
 }
 
 func splitSpaces(s string) []string {

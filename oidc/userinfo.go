@@ -1,6 +1,8 @@
 package oidc
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -13,7 +15,7 @@ import (
 // with a plain-text 401 and a revoked one with 403 {}, neither with
 // WWW-Authenticate, so a client cannot tell "log in again" from "not
 // allowed". OIDC Core §5.3.3 says to answer as RFC 6750 §3 does, which this
-// handler does.
+// handler does. (Workaround 10 in workarounds.go.)
 
 // bearerError answers a userinfo request with the RFC 6750 §3 error code
 // (empty: no token was sent, which gets no error attribute, §3.1) in
@@ -110,4 +112,58 @@ func (p *Provider) tokenIDAndSubject(r *http.Request, token string) (id, subject
 		return "", "", false
 	}
 	return claims.JWTID, claims.Subject, true
+}
+
+// What the tokens say of the visitor, for the library's ID tokens, JWT
+// access tokens and its (unused) userinfo: the queue claims of the request or
+// token already read. Only SetUserinfoFromToken reads the store (readToken).
+
+// SetUserinfoFromScopes implements op.Storage; SetUserinfoFromRequest does the work.
+func (s *storage) SetUserinfoFromScopes(context.Context, *zoidc.UserInfo, string, string, []string) error {
+	return nil
+}
+
+// SetUserinfoFromRequest puts the queue claims into the ID token.
+func (s *storage) SetUserinfoFromRequest(_ context.Context, info *zoidc.UserInfo, req op.IDTokenRequest, _ []string) error {
+	q, _, _, err := grant(req.(op.TokenRequest))
+	if err != nil {
+		return err
+	}
+	setUserinfo(info, q)
+	return nil
+}
+
+func setUserinfo(info *zoidc.UserInfo, q *QueueClaims) {
+	info.Subject = q.Subject
+	for k, v := range q.Claims() {
+		info.AppendClaims(k, v)
+	}
+}
+
+// SetUserinfoFromToken implements op.Storage. Provider.userinfo answers the
+// userinfo endpoint itself (RFC 6750 errors) and reads the token directly.
+func (s *storage) SetUserinfoFromToken(ctx context.Context, info *zoidc.UserInfo, tokenID, subject, _ string) error {
+	rec, err := s.readToken(ctx, accessTokenKey(tokenID))
+	if err != nil {
+		return err
+	}
+	if rec.Queue.Subject != subject {
+		return errors.New("token subject mismatch")
+	}
+	setUserinfo(info, &rec.Queue)
+	return nil
+}
+
+// GetPrivateClaimsFromScopes implements op.Storage; GetPrivateClaimsFromRequest does the work.
+func (s *storage) GetPrivateClaimsFromScopes(context.Context, string, string, []string) (map[string]any, error) {
+	return nil, nil
+}
+
+// GetPrivateClaimsFromRequest puts the queue claims into JWT access tokens.
+func (s *storage) GetPrivateClaimsFromRequest(_ context.Context, req op.TokenRequest, _ []string) (map[string]any, error) {
+	q, _, _, err := grant(req)
+	if err != nil {
+		return nil, err
+	}
+	return q.Claims(), nil
 }

@@ -57,11 +57,17 @@ const maxStreamsPerTicket = 4
 // cache, so open streams cost Redis nothing.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	id, room, have, ok := s.ticketFor(w, r)
+	req, room, have, ok := s.ticketFor(w, r)
 	if !ok {
+		if req != nil {
+			req.Close()
+		}
 		s.metrics.streamEnded(start)
 		return
 	}
+	// A stream outlives its request's handle: it keeps the id alone.
+	id := req.ID()
+	req.Close()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h["Cache-Control"] = noStore

@@ -24,25 +24,32 @@ import (
 // except request "gone", which is unknown.
 type fakeFlow struct{}
 
-func (fakeFlow) Open(id string) (string, bool, error) {
+func (fakeFlow) Open(id string) (AuthRequest, error) {
 	if id == "gone" {
-		return "", false, waitingroom.ErrUnknownRequest
+		return nil, waitingroom.ErrUnknownRequest
 	}
-	return "launch", false, nil
+	return fakeRequest(id), nil
 }
 
-func (fakeFlow) Finish(w http.ResponseWriter, r *http.Request, _ string, _ waitingroom.Ticket) error {
+// fakeRequest is a request of fakeFlow, named by its id.
+type fakeRequest string
+
+func (f fakeRequest) ID() string                  { return string(f) }
+func (fakeRequest) Room() string                  { return "launch" }
+func (fakeRequest) PromptNone() bool              { return false }
+func (fakeRequest) Fresh(waitingroom.Ticket) bool { return true }
+func (fakeRequest) Close()                        {}
+
+func (fakeRequest) Finish(w http.ResponseWriter, r *http.Request, _ waitingroom.Ticket) error {
 	http.Redirect(w, r, "https://rp.example.com/cb?code=x", http.StatusSeeOther)
 	return nil
 }
 
-func (fakeFlow) Fresh(string, waitingroom.Ticket) bool { return true }
-
-func (fakeFlow) LoginRequired(w http.ResponseWriter, _ *http.Request, _ string) {
+func (fakeRequest) LoginRequired(w http.ResponseWriter, _ *http.Request) {
 	http.Error(w, "login_required", http.StatusBadRequest)
 }
 
-func (fakeFlow) Decline(w http.ResponseWriter, _ *http.Request, _ string) {
+func (fakeRequest) Decline(w http.ResponseWriter, _ *http.Request) {
 	http.Error(w, "access_denied", http.StatusBadRequest)
 }
 

@@ -51,11 +51,13 @@ func (o opening) Element() template.HTML {
 // counter without touching Redis.
 func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	roomID, promptNone, err := s.flow.Open(id)
+	req, err := s.flow.Open(id)
 	if err != nil {
 		s.storeFailure(w, r, err)
 		return
 	}
+	defer req.Close()
+	roomID := req.Room()
 	room, _ := s.store.Room(roomID)
 	now := s.store.Now()
 	have := s.cookies.read(r, roomID)
@@ -64,12 +66,12 @@ func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
 	usable := have != nil && !have.Expired(room, now)
 	// The relying party may want a more recent admission than this
 	// browser's (max_age, prompt=login).
-	stale := usable && have.Admitted() && !s.flow.Fresh(id, *have)
-	if promptNone {
+	stale := usable && have.Admitted() && !req.Fresh(*have)
+	if req.PromptNone() {
 		if !usable || stale {
 			have = nil
 		}
-		s.silent(w, r, id, room, have)
+		s.silent(w, r, req, room, have)
 		return
 	}
 	if stale {
@@ -103,7 +105,7 @@ func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
 	if (t.Admitted() || c.Reached(t) && !t.Skipped) && !wantsJSON(r) {
 		// The safety net and returning visitors: no page, straight back
 		// into the flow.
-		s.admit(w, r, id, t, room)
+		s.admit(w, r, req, t, room)
 		return
 	}
 	s.writeStatus(w, r, id, t, room, c, now)
@@ -111,20 +113,20 @@ func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
 
 // silent answers prompt=none: it succeeds only for a browser whose ticket
 // is admitted with a live session, and never queues anyone.
-func (s *Server) silent(w http.ResponseWriter, r *http.Request, id string, room waitingroom.Room, have *waitingroom.Ticket) {
+func (s *Server) silent(w http.ResponseWriter, r *http.Request, req AuthRequest, room waitingroom.Room, have *waitingroom.Ticket) {
 	if have == nil || !have.Admitted() {
-		s.flow.LoginRequired(w, r, id)
+		req.LoginRequired(w, r)
 		return
 	}
-	if _, err := s.store.Join(r.Context(), room.ID, id, have); err != nil {
+	if _, err := s.store.Join(r.Context(), room.ID, req.ID(), have); err != nil {
 		if errors.Is(err, waitingroom.ErrClaimed) {
-			s.flow.LoginRequired(w, r, id)
+			req.LoginRequired(w, r)
 			return
 		}
 		s.storeFailure(w, r, err)
 		return
 	}
-	s.admit(w, r, id, *have, room)
+	s.admit(w, r, req, *have, room)
 }
 
 // askRequeue asks an admitted visitor whether to pass the queue again for
@@ -158,32 +160,38 @@ func (s *Server) askRequeue(w http.ResponseWriter, r *http.Request, id string, t
 // and come from Anteroom's own page. The ticket cookie alone is not enough:
 // a form on another origin of the same site carries it (SameSite=Lax is
 // about sites, not origins). When it reports false it has answered.
-func (s *Server) answered(w http.ResponseWriter, r *http.Request) (string, waitingroom.Room, waitingroom.Ticket, bool) {
-	id, room, have, ok := s.ticketFor(w, r)
+// The caller must Close the request when it is not nil.
+func (s *Server) answered(w http.ResponseWriter, r *http.Request) (AuthRequest, waitingroom.Room, waitingroom.Ticket, bool) {
+	req, room, have, ok := s.ticketFor(w, r)
 	if !ok {
-		return "", room, have, false
+		return req, room, have, false
 	}
+	id := req.ID()
 	if !sameOrigin(r) || !s.questions.valid(queryValue(r.URL.RawQuery, "t"), have.ID, id) {
 		s.fail(w, r, msgNoTicket, nil)
-		return "", room, have, false
+		return req, room, have, false
 	}
-	if !have.Admitted() || s.flow.Fresh(id, have) {
+	if !have.Admitted() || req.Fresh(have) {
 		// Nothing to give up (answered already, or in another tab):
 		// the page shows where things stand.
 		http.Redirect(w, r, s.issuer+"/wait/"+id, http.StatusSeeOther)
-		return "", room, have, false
+		return req, room, have, false
 	}
-	return id, room, have, true
+	return req, room, have, true
 }
 
 // requeue serves POST /wait/{id}/requeue: the visitor agreed to pass the
 // queue again, and gets a new place at the back; their admission runs out
 // by its session.
 func (s *Server) requeue(w http.ResponseWriter, r *http.Request) {
-	id, room, _, ok := s.answered(w, r)
+	req, room, _, ok := s.answered(w, r)
+	if req != nil {
+		defer req.Close()
+	}
 	if !ok {
 		return
 	}
+	id := req.ID()
 	j, err := s.store.Join(r.Context(), room.ID, id, nil, waitingroom.JoinFrom(limitKey(s.clientIPs.Of(r))))
 	if err != nil {
 		s.storeFailure(w, r, err)
@@ -201,48 +209,56 @@ func (s *Server) requeue(w http.ResponseWriter, r *http.Request) {
 // decline serves POST /wait/{id}/decline: the visitor keeps their
 // admission, and the relying party hears access_denied.
 func (s *Server) decline(w http.ResponseWriter, r *http.Request) {
-	id, _, _, ok := s.answered(w, r)
+	req, _, _, ok := s.answered(w, r)
+	if req != nil {
+		defer req.Close()
+	}
 	if !ok {
 		return
 	}
-	s.flow.Decline(w, r, id)
+	req.Decline(w, r)
 }
 
 // continueFlow serves POST /wait/{id}/continue.
 func (s *Server) continueFlow(w http.ResponseWriter, r *http.Request) {
-	id, room, have, ok := s.ticketFor(w, r)
+	req, room, have, ok := s.ticketFor(w, r)
+	if req != nil {
+		defer req.Close()
+	}
 	if !ok {
 		return
 	}
-	if have.Admitted() && !s.flow.Fresh(id, have) {
+	if have.Admitted() && !req.Fresh(have) {
 		// Too old an admission for this request: the page asks whether
 		// to queue anew.
-		http.Redirect(w, r, s.issuer+"/wait/"+id, http.StatusSeeOther)
+		http.Redirect(w, r, s.issuer+"/wait/"+req.ID(), http.StatusSeeOther)
 		return
 	}
-	s.admit(w, r, id, have, room)
+	s.admit(w, r, req, have, room)
 }
 
-// ticketFor resolves the request of /wait/{id}/… and the browser's usable
-// ticket for its room; when there is none it has answered already.
-func (s *Server) ticketFor(w http.ResponseWriter, r *http.Request) (string, waitingroom.Room, waitingroom.Ticket, bool) {
-	id := r.PathValue("id")
-	roomID, _, err := s.flow.Open(id)
+// ticketFor opens the request of /wait/{id}/… and resolves the browser's
+// usable ticket for its room; when there is none it has answered already.
+// The caller must Close the request when it is not nil.
+func (s *Server) ticketFor(w http.ResponseWriter, r *http.Request) (AuthRequest, waitingroom.Room, waitingroom.Ticket, bool) {
+	req, err := s.flow.Open(r.PathValue("id"))
 	if err != nil {
 		s.storeFailure(w, r, err)
-		return "", waitingroom.Room{}, waitingroom.Ticket{}, false
+		return nil, waitingroom.Room{}, waitingroom.Ticket{}, false
 	}
+	roomID := req.Room()
 	room, _ := s.store.Room(roomID)
 	have := s.cookies.read(r, roomID)
 	if have == nil || have.Expired(room, s.store.Now()) {
 		s.fail(w, r, msgNoTicket, nil)
-		return "", waitingroom.Room{}, waitingroom.Ticket{}, false
+		return req, waitingroom.Room{}, waitingroom.Ticket{}, false
 	}
-	return id, room, *have, true
+	return req, room, *have, true
 }
 
-// admit lets the ticket through for request id and continues the OIDC flow.
-func (s *Server) admit(w http.ResponseWriter, r *http.Request, id string, t waitingroom.Ticket, room waitingroom.Room) {
+// admit lets the ticket through for request req and continues the OIDC flow.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, req AuthRequest, t waitingroom.Ticket, room waitingroom.Room) {
+	id := req.ID()
 	admitted, err := s.store.Admit(r.Context(), t, id)
 	switch {
 	case errors.Is(err, waitingroom.ErrNotAdmitted), errors.Is(err, waitingroom.ErrSkipped):
@@ -288,7 +304,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, id string, t wait
 			return
 		}
 	}
-	err = s.flow.Finish(w, r, id, admitted)
+	err = req.Finish(w, r, admitted)
 	if errors.Is(err, waitingroom.ErrSessionOver) {
 		// An admission too old for this request (max_age), which the
 		// waiting page turns into a new place.

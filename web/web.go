@@ -28,25 +28,39 @@ var assets embed.FS
 
 // AuthFlow is the OIDC side of the waiting page.
 type AuthFlow interface {
-	// Open returns the room an auth request queues for and whether it asked
-	// for no interaction. Errors wrap waitingroom.ErrUnknownRequest or
-	// waitingroom.ErrExpired.
-	Open(id string) (room string, promptNone bool, err error)
-	// Finish answers the request for an admitted ticket: it sends the
-	// browser back to the relying party with the request's code. It writes
-	// nothing when it returns an error; errors wrap
-	// waitingroom.ErrUnknownRequest, ErrExpired or ErrAnswered, or are the
-	// store's.
-	Finish(w http.ResponseWriter, r *http.Request, id string, t waitingroom.Ticket) error
-	// LoginRequired answers a prompt=none request that would have to queue.
-	LoginRequired(w http.ResponseWriter, r *http.Request, id string)
-	// Decline ends the request at the relying party with access_denied:
-	// the visitor would rather keep their admission than queue again.
-	Decline(w http.ResponseWriter, r *http.Request, id string)
+	// Open opens auth request id, once per HTTP request: the handle answers
+	// everything else the page asks of it. Errors wrap
+	// waitingroom.ErrUnknownRequest or waitingroom.ErrExpired.
+	Open(id string) (AuthRequest, error)
+}
+
+// AuthRequest is an auth request opened for one HTTP request of its
+// waiting page.
+type AuthRequest interface {
+	// ID is the request's id, as opened.
+	ID() string
+	// Room is the room the request queues for.
+	Room() string
+	// PromptNone reports whether the request asked for no interaction.
+	PromptNone() bool
 	// Fresh reports whether an admitted ticket's admission may answer the
 	// request: false when the relying party asked for a more recent one
 	// (max_age, prompt=login), which means queueing again.
-	Fresh(id string, t waitingroom.Ticket) bool
+	Fresh(t waitingroom.Ticket) bool
+	// Finish answers the request for an admitted ticket: it sends the
+	// browser back to the relying party with the request's code. It writes
+	// nothing when it returns an error; errors wrap
+	// waitingroom.ErrUnknownRequest, ErrExpired, ErrAnswered or
+	// ErrSessionOver, or are the store's.
+	Finish(w http.ResponseWriter, r *http.Request, t waitingroom.Ticket) error
+	// LoginRequired answers a prompt=none request that would have to queue.
+	LoginRequired(w http.ResponseWriter, r *http.Request)
+	// Decline ends the request at the relying party with access_denied:
+	// the visitor would rather keep their admission than queue again.
+	Decline(w http.ResponseWriter, r *http.Request)
+	// Close releases the handle (the provider reuses it, so that a status
+	// poll allocates nothing); it must not be used after.
+	Close()
 }
 
 // Options wires a Server.

@@ -164,7 +164,7 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 	}
 	streams, streamsPerIP := streamBounds(cfg.Limits)
 	site, err := web.New(web.Options{
-		Issuer: cfg.Issuer, Store: store, Cache: cache, Flow: provider,
+		Issuer: cfg.Issuer, Store: store, Cache: cache, Flow: authFlow{provider},
 		CookieSecrets: secrets, AdminToken: cfg.Admin.Token, Heartbeats: beats,
 		Origins: origins, Metrics: metrics, WebDir: cfg.Web.Dir, Keys: km, SiteURL: cfg.Web.SiteURL,
 		ClientIPs: web.ClientIPs{Trusted: cfg.Limits.Proxies(), Forwarded: cfg.Limits.ClientIPHeader == config.ClientIPHeaderForwarded},
