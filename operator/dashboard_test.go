@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/anteroom/anteroom/internal/testredis"
+	"github.com/anteroom/anteroom/waitingroom"
 )
 
 func testSecret(b byte) []byte { return []byte(strings.Repeat(string(rune('a'+b)), 32)) }
@@ -164,5 +167,58 @@ func TestDashboardAssetsAgree(t *testing.T) {
 		if !strings.Contains(js, m[2]+":") && !strings.Contains(js, `"`+m[2]+`"`) {
 			t.Errorf("dashboard.html has %s=%q, which dashboard.js does not handle", m[1], m[2])
 		}
+	}
+}
+
+// The operator's mux serves the dashboard by itself (the ops listener has
+// no visitor's routes): every file its pages link to is among its routes,
+// and without admin.token the dashboard and the API say they are disabled.
+func TestDashboardStandsAloneAndIsDisabledWithoutAToken(t *testing.T) {
+	h, _ := signInSite(t)
+	get := func(h http.Handler, path string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, testIssuer+path, nil))
+		return w
+	}
+	login := get(h, "/admin/")
+	if login.Code != http.StatusOK || !strings.Contains(login.Body.String(), `name="token"`) {
+		t.Fatalf("sign-in page: %d %.300s", login.Code, login.Body)
+	}
+	signedIn := signIn(h, "203.0.113.1", signInToken)
+	r := httptest.NewRequest(http.MethodGet, testIssuer+"/admin/", nil)
+	r.AddCookie(signedIn.Result().Cookies()[0])
+	dash := httptest.NewRecorder()
+	h.ServeHTTP(dash, r)
+	if !strings.Contains(dash.Body.String(), `data-api="`+testIssuer+`/admin/v1"`) {
+		t.Fatalf("dashboard: %d %.300s", dash.Code, dash.Body)
+	}
+	links := regexp.MustCompile(`(?:href|src)="` + regexp.QuoteMeta(testIssuer) + `(/static/[^"]+)"`)
+	for _, page := range []string{login.Body.String(), dash.Body.String()} {
+		found := links.FindAllStringSubmatch(page, -1)
+		if len(found) == 0 {
+			t.Fatalf("no static link in %.300s", page)
+		}
+		for _, m := range found {
+			if w := get(h, m[1]); w.Code != http.StatusOK || w.Header().Get("Cache-Control") != "public, max-age=3600" {
+				t.Errorf("%s: %d %q", m[1], w.Code, w.Header().Get("Cache-Control"))
+			}
+		}
+	}
+
+	store, err := waitingroom.NewStore(testredis.Start(t).Client(t), []waitingroom.Room{fuzzRoom})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Options{Issuer: testIssuer, Store: store, CookieSecrets: [][]byte{testSecret(1)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	s.Register(mux)
+	if w := get(mux, "/admin/"); w.Code != http.StatusNotFound || !strings.Contains(w.Body.String(), "The dashboard is disabled") {
+		t.Fatalf("dashboard without a token: %d %.300s", w.Code, w.Body)
+	}
+	if w := get(mux, "/admin/v1/rooms"); w.Code != http.StatusNotFound || !strings.Contains(w.Body.String(), "set admin.token") {
+		t.Fatalf("API without a token: %d %s", w.Code, w.Body)
 	}
 }
