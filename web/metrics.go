@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/anteroom/anteroom/origin"
 	"github.com/anteroom/anteroom/waitingroom"
 )
 
@@ -50,6 +51,13 @@ var (
 		"Time the last origin probe took to its response headers, or to its failure.",
 		[]string{"room"}, nil)
 )
+
+// OriginHealth is what this instance's probes of the rooms' sites found
+// (an *origin.Prober), for the origin gauges; false for a room that is not
+// probed.
+type OriginHealth interface {
+	Status(room string) (origin.Status, bool)
+}
 
 // roomCollector reports a Server's rooms.
 type roomCollector struct{ server *Server }

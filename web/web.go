@@ -22,7 +22,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/anteroom/anteroom/origin"
 	"github.com/anteroom/anteroom/waitingroom"
 )
 
@@ -50,12 +49,6 @@ type AuthFlow interface {
 	// request: false when the relying party asked for a more recent one
 	// (max_age, prompt=login), which means queueing again.
 	Fresh(id string, t waitingroom.Ticket) bool
-}
-
-// OriginHealth is what this instance's probes of the rooms' sites found
-// (an *origin.Prober); false for a room that is not probed.
-type OriginHealth interface {
-	Status(room string) (origin.Status, bool)
 }
 
 // Options wires a Server.
