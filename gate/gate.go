@@ -95,8 +95,8 @@ type Options struct {
 	ClientID func(room string) string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
-	// Registerer receives the gate's metrics (default: the Prometheus
-	// default registerer).
+	// Registerer receives the gate's metrics: the instance's registry
+	// (nil: a registry of their own, which nothing serves).
 	Registerer prometheus.Registerer
 }
 
@@ -133,7 +133,7 @@ func New(o Options) (*Gate, error) {
 		o.Now = time.Now
 	}
 	if o.Registerer == nil {
-		o.Registerer = prometheus.DefaultRegisterer
+		o.Registerer = prometheus.NewRegistry()
 	}
 	if _, err := url.Parse(o.Issuer); err != nil {
 		return nil, fmt.Errorf("gate: issuer: %w", err)
@@ -158,25 +158,12 @@ func New(o Options) (*Gate, error) {
 			Help: "Gate logins refused at /gate/callback, by reason.",
 		}, []string{"reason"}),
 	}
-	g.failOpen = register(o.Registerer, g.failOpen)
-	g.decided = register(o.Registerer, g.decided)
-	g.checks = register(o.Registerer, g.checks)
-	g.refused = register(o.Registerer, g.refused)
-	return g, nil
-}
-
-// register registers c, or returns the collector already registered under
-// its name (two gates in one process, as in tests, share the series).
-func register(r prometheus.Registerer, c *prometheus.CounterVec) *prometheus.CounterVec {
-	if err := r.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-				return existing
-			}
+	for _, c := range []prometheus.Collector{g.failOpen, g.decided, g.checks, g.refused} {
+		if err := o.Registerer.Register(c); err != nil {
+			return nil, fmt.Errorf("gate: register metrics: %w", err)
 		}
 	}
-	return c
+	return g, nil
 }
 
 // Register adds the gate's routes to mux.

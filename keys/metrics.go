@@ -1,9 +1,8 @@
 package keys
 
 import (
-	"errors"
+	"fmt"
 	"sync"
-	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -44,7 +43,7 @@ var (
 
 // keyCollector reports a Manager's keys as this instance sees them at
 // scrape time, with its clock.
-type keyCollector struct{ m atomic.Pointer[Manager] }
+type keyCollector struct{ m *Manager }
 
 func (c *keyCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- keyInfoDesc
@@ -52,7 +51,7 @@ func (c *keyCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *keyCollector) Collect(ch chan<- prometheus.Metric) {
-	m := c.m.Load()
+	m := c.m
 	for _, k := range m.Status() {
 		ch <- prometheus.MustNewConstMetric(keyInfoDesc, prometheus.GaugeValue, 1, k.ID, string(k.Algorithm), string(k.State))
 	}
@@ -61,22 +60,11 @@ func (c *keyCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// RegisterMetrics adds the manager's metrics to reg (nil: the default
-// registerer). A later Manager of the same process, as in tests, takes the
-// series over.
+// RegisterMetrics adds the manager's metrics to reg, its instance's
+// registry: each instance of a process (as in tests) has its own.
 func (m *Manager) RegisterMetrics(reg prometheus.Registerer) error {
-	if reg == nil {
-		reg = prometheus.DefaultRegisterer
+	if err := reg.Register(&keyCollector{m: m}); err != nil {
+		return fmt.Errorf("register the signing keys' metrics: %w", err)
 	}
-	c := &keyCollector{}
-	c.m.Store(m)
-	err := reg.Register(c)
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(*keyCollector); ok {
-			existing.m.Store(m)
-			return nil
-		}
-	}
-	return err
+	return nil
 }

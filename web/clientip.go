@@ -107,3 +107,14 @@ func limitKey(a netip.Addr) string {
 	b := a.As16()
 	return string(b[:8])
 }
+
+// maskClient is the address a client is counted under by the stream
+// bounds: its address as the trusted proxies tell it, IPv6 by /64 (what one
+// subscriber usually gets) like the join limit.
+func maskClient(a netip.Addr) netip.Addr {
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.Addr()
+	}
+	return a
+}

@@ -42,7 +42,7 @@ func streamSite(t *testing.T) (*Server, *waitingroom.Store, *httptest.Server) {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	s.Register(mux)
+	s.RegisterPublic(mux)
 	srv := httptest.NewServer(SecurityHeaders(mux))
 	t.Cleanup(srv.Close)
 	t.Cleanup(s.CloseStreams)

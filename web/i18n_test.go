@@ -55,6 +55,8 @@ func (fakeRequest) Decline(w http.ResponseWriter, _ *http.Request) {
 
 const testIssuer = "http://127.0.0.1:1"
 
+func testSecret(b byte) []byte { return []byte(strings.Repeat(string(rune('a'+b)), 32)) }
+
 // testOptions are a Server's options without a store: enough for New to
 // fail on a bad override directory.
 func testOptions(webDir string) Options {
@@ -81,7 +83,7 @@ func newTestSite(t *testing.T, webDir string) http.Handler {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	s.Register(mux)
+	s.RegisterPublic(mux)
 	return SecurityHeaders(mux)
 }
 

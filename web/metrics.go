@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/anteroom/anteroom/origin"
 	"github.com/anteroom/anteroom/waitingroom"
 )
 
@@ -50,8 +52,15 @@ var (
 		[]string{"room"}, nil)
 )
 
+// OriginHealth is what this instance's probes of the rooms' sites found
+// (an *origin.Prober), for the origin gauges; false for a room that is not
+// probed.
+type OriginHealth interface {
+	Status(room string) (origin.Status, bool)
+}
+
 // roomCollector reports a Server's rooms.
-type roomCollector struct{ server atomic.Pointer[Server] }
+type roomCollector struct{ server *Server }
 
 func (c *roomCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{waitingDesc, servingDesc, tailDesc, activeDesc, etaDesc, rateDesc, fullDesc, originUpDesc, originLatencyDesc} {
@@ -60,7 +69,7 @@ func (c *roomCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *roomCollector) Collect(ch chan<- prometheus.Metric) {
-	s := c.server.Load()
+	s := c.server
 	gauge := func(d *prometheus.Desc, v float64, room string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, room)
 	}
@@ -107,31 +116,20 @@ func (s *Server) activeNow(room string) (int64, bool) {
 	return c.Active, err == nil
 }
 
-// RegisterMetrics registers the rooms' gauges with reg (nil:
-// prometheus.DefaultRegisterer). When a Server of this process registered
-// them before (tests run several), the gauges report this one from now on.
+// RegisterMetrics registers the rooms' gauges with reg, the instance's
+// registry (one per instance: a second Server needs a registry of its own).
 func (s *Server) RegisterMetrics(reg prometheus.Registerer) error {
-	if reg == nil {
-		reg = prometheus.DefaultRegisterer
+	if err := reg.Register(&roomCollector{server: s}); err != nil {
+		return fmt.Errorf("register the rooms' gauges: %w", err)
 	}
-	c := &roomCollector{}
-	c.server.Store(s)
-	err := reg.Register(c)
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(*roomCollector); ok {
-			existing.server.Store(s)
-			return nil
-		}
-	}
-	return err
+	return nil
 }
 
-// Metrics counts what happens in this process: visitors joining and being
+// Metrics counts what happens in this instance: visitors joining and being
 // admitted, abandonment, credentials issued, request latency and Redis
-// failures. Every Metrics of a process reports into the same series (the
-// registry is the process's). Counters count the events this instance
-// saw, so their sum across instances is the deployment's.
+// failures, in series of the instance's own registry. Counters count the
+// events this instance saw, so their sum across instances is the
+// deployment's.
 type Metrics struct {
 	joins       *prometheus.CounterVec
 	admissions  *prometheus.CounterVec
@@ -145,80 +143,81 @@ type Metrics struct {
 	streams     prometheus.Gauge
 	// streamsRefused counts streams the hub would not hold, by bound.
 	streamsRefused *prometheus.CounterVec
-	// abandonedByRoom is this instance's own count of abandoned positions
-	// per room (*atomic.Int64), for the admin status: unlike the series,
-	// it is not shared with other Metrics of the process.
+	// abandonedByRoom counts abandoned positions per room
+	// (*atomic.Int64) as the series does, readable without a scrape, for
+	// the admin status (AbandonedHere).
 	abandonedByRoom sync.Map
 }
 
 // waitBuckets span a quiet room's instant admission to a launch's hours.
 var waitBuckets = []float64{1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 21600, 43200}
 
-// NewMetrics registers the process's counters and histograms with reg (nil:
-// prometheus.DefaultRegisterer). When they were registered before (tests
-// run several instances in one process), it reports into those.
+// NewMetrics registers the instance's counters and histograms with reg, the
+// instance's registry (nil: a registry of their own that nothing serves).
+// Registering them twice with one registry is an error: two instances of
+// a process (as in tests) each have their own registry, and their series.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	if reg == nil {
-		reg = prometheus.DefaultRegisterer
+		reg = prometheus.NewRegistry()
 	}
 	m := &Metrics{}
 	var err error
-	if m.joins, err = registerOnce(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	if m.joins, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "anteroom_joins_total",
 		Help: "Visitors who got a new place in the room's queue (a new ticket), including the pre-queue and those the safety net let straight in.",
 	}, []string{"room"})); err != nil {
 		return nil, err
 	}
-	if m.admissions, err = registerOnce(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	if m.admissions, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "anteroom_admissions_total",
 		Help: "Visitors who passed the queue: a ticket admitted for the first time, on continue or by the safety net at joining.",
 	}, []string{"room"})); err != nil {
 		return nil, err
 	}
-	if m.abandoned, err = registerOnce(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	if m.abandoned, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "anteroom_abandoned_total",
 		Help: "Positions the scheduler passed over because the visitor's page had fallen silent (counted by the room's scheduling instance).",
 	}, []string{"room"})); err != nil {
 		return nil, err
 	}
-	if m.issued, err = registerOnce(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	if m.issued, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "anteroom_oidc_issued_total",
 		Help: "Credentials issued, by kind: code, access_token, refresh_token.",
 	}, []string{"kind"})); err != nil {
 		return nil, err
 	}
-	if m.wait, err = registerOnce(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	if m.wait, err = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "anteroom_wait_seconds",
 		Help:    "Time from joining to admission (queued_at to admitted_at) of each visitor admitted.",
 		Buckets: waitBuckets,
 	}, []string{"room"})); err != nil {
 		return nil, err
 	}
-	if m.requests, err = registerOnce(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	if m.requests, err = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "anteroom_http_request_duration_seconds",
 		Help: "Time to serve a request, by route (the ServeMux pattern, or the OIDC endpoint's path); for an event stream, how long it stayed open.",
 	}, []string{"route"})); err != nil {
 		return nil, err
 	}
-	if m.refusals, err = registerOnce(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	if m.refusals, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "anteroom_visitor_errors_total",
 		Help: "Error pages and error JSON shown to visitors, by kind: invalid_request, expired, start_again, closed, temporarily_unavailable, rate_limited, too_many_logins.",
 	}, []string{"kind"})); err != nil {
 		return nil, err
 	}
-	if m.streams, err = registerOnce(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+	if m.streams, err = register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "anteroom_event_streams",
 		Help: "Event streams (/wait/{id}/events) the process holds open: waiting pages that are live.",
 	})); err != nil {
 		return nil, err
 	}
-	if m.streamsRefused, err = registerOnce(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	if m.streamsRefused, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "anteroom_event_streams_refused_total",
 		Help: "Event streams that got their first event and ended instead of being held, by the bound that refused them: ticket, address, instance.",
 	}, []string{"bound"})); err != nil {
 		return nil, err
 	}
-	if m.redisErrors, err = registerOnce(reg, &redisErrorCounter{
+	if m.redisErrors, err = register(reg, &redisErrorCounter{
 		Counter: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "anteroom_redis_errors_total",
 			Help: "Redis commands and pipelines of this instance that failed: unreachable, timed out or refused. Missing keys and the script cache and room reseeding it recovers from by itself are not errors.",
@@ -230,17 +229,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-// registerOnce registers c with reg, or returns the collector of the same
-// description registered before.
-func registerOnce[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
+// register registers c with reg and returns it.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		return c, fmt.Errorf("register metrics: %w", err)
 	}
-	return c, err
+	return c, nil
 }
 
 // TokenIssued counts a credential of kind (oidc.Options.OnToken).
@@ -254,9 +248,10 @@ func (m *Metrics) Abandoned(room string, skipped int64) {
 	n.(*atomic.Int64).Add(skipped)
 }
 
-// abandonedHere returns how many of room's positions this instance's
-// scheduler passed over since it started; m may be nil.
-func (m *Metrics) abandonedHere(room string) int64 {
+// AbandonedHere returns how many of room's positions this instance's
+// scheduler passed over since it started (the admin status and the
+// dashboard's history show it); m may be nil.
+func (m *Metrics) AbandonedHere(room string) int64 {
 	if m == nil {
 		return 0
 	}
@@ -350,7 +345,7 @@ func route(r *http.Request) string {
 }
 
 // redisErrorCounter is anteroom_redis_errors_total and the clients it
-// watches, so that instances sharing a client count its errors once.
+// watches, so that a client watched twice has its errors counted once.
 type redisErrorCounter struct {
 	prometheus.Counter
 	mu      sync.Mutex

@@ -112,19 +112,9 @@ func TestRedisErrorsLeaveOutHandshakeProbes(t *testing.T) {
 	}
 }
 
-func TestNewMetricsTwiceSharesTheSeries(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	a, err := NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.TokenIssued("code")
-	b.TokenIssued("code")
-	b.Abandoned("launch", 2)
+// counters sums reg's counters by name.
+func counters(t *testing.T, reg prometheus.Gatherer) map[string]float64 {
+	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +127,53 @@ func TestNewMetricsTwiceSharesTheSeries(t *testing.T) {
 			}
 		}
 	}
-	if values["anteroom_oidc_issued_total"] != 2 || values["anteroom_abandoned_total"] != 2 {
-		t.Fatalf("counters: %v", values)
+	return values
+}
+
+// Each instance has its registry and its series: two in one process (as in
+// the tests) count apart, and registering one's metrics twice with a
+// registry is an error rather than a silent merge.
+func TestInstancesHaveTheirOwnSeries(t *testing.T) {
+	regA, regB := prometheus.NewRegistry(), prometheus.NewRegistry()
+	a, err := NewMetrics(regA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewMetrics(regB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.TokenIssued("code")
+	a.TokenIssued("code")
+	b.TokenIssued("code")
+	b.Abandoned("launch", 2)
+	if got := counters(t, regA); got["anteroom_oidc_issued_total"] != 2 || got["anteroom_abandoned_total"] != 0 {
+		t.Fatalf("instance a: %v", got)
+	}
+	if got := counters(t, regB); got["anteroom_oidc_issued_total"] != 1 || got["anteroom_abandoned_total"] != 2 {
+		t.Fatalf("instance b: %v", got)
+	}
+	if _, err := NewMetrics(regA); err == nil {
+		t.Fatal("a second Metrics on one registry: no error")
+	}
+}
+
+// TestAbandonedIsCountedPerInstance: the admin status's abandoned count
+// (AbandonedHere) is the instance's own.
+func TestAbandonedIsCountedPerInstance(t *testing.T) {
+	a, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Abandoned("launch", 2)
+	a.Abandoned("launch", 3)
+	b.Abandoned("launch", 1)
+	var none *Metrics
+	if a.AbandonedHere("launch") != 5 || b.AbandonedHere("launch") != 1 || a.AbandonedHere("vip") != 0 || none.AbandonedHere("launch") != 0 {
+		t.Fatalf("abandoned: a %d, b %d", a.AbandonedHere("launch"), b.AbandonedHere("launch"))
 	}
 }

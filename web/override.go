@@ -30,7 +30,7 @@ import (
 )
 
 // replaceable are the templates an override directory may replace; the
-// operator dashboard's always come from the binary.
+// operator dashboard's are package operator's, which web.dir never reaches.
 var replaceable = []string{"wait.html", "message.html"}
 
 // required are the fields a template must use: without them the page

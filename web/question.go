@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"net/http"
 
 	"github.com/anteroom/anteroom/keys"
 	"github.com/anteroom/anteroom/waitingroom"
@@ -45,4 +46,12 @@ func (questionKeys) sign(key []byte, ticket waitingroom.TicketID, request string
 	m.Write(ticket[:])
 	m.Write([]byte(request))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
+}
+
+// sameOrigin reports whether the browser says r came from one of our own
+// pages. Browsers that predate Sec-Fetch-Site send none; the question's
+// token protects those.
+func sameOrigin(r *http.Request) bool {
+	site := r.Header.Get("Sec-Fetch-Site")
+	return site == "" || site == "same-origin"
 }

@@ -1,10 +1,12 @@
-// Package web serves what people and operators see: the waiting page and its
-// JSON, the continue step back into the OIDC flow, public room status, the
-// admin API and health endpoints.
+// Package web serves what visitors and relying parties see: the waiting
+// page, its JSON and event streams, the continue step back into the OIDC
+// flow, the public room status, and the middleware every listener shares
+// (request ids, security headers, client addresses, request metrics). The
+// operator's side (admin API, dashboard, health) is package operator, which
+// web knows nothing of.
 package web
 
 import (
-	"context"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -72,13 +74,11 @@ type Options struct {
 	Flow   AuthFlow
 	// CookieSecrets encode ticket cookies: the first encodes, all decode.
 	CookieSecrets [][]byte
-	// AdminToken guards the admin API; empty disables it.
-	AdminToken string
 	// Heartbeats collects waiting pages' signs of life for abandonment
 	// (nil: none are recorded).
 	Heartbeats *waitingroom.Heartbeats
-	// Origins reports the rooms' origin health for the admin API and
-	// metrics (nil: no room is probed).
+	// Origins reports the rooms' origin health for the metrics (nil: no
+	// room is probed).
 	Origins OriginHealth
 	// Metrics counts joins and admissions (nil: not counted).
 	Metrics *Metrics
@@ -88,14 +88,6 @@ type Options struct {
 	// ClientIPs tells a visitor's address, for the store's join limit
 	// (zero: the peer's address).
 	ClientIPs ClientIPs
-	// Keys are the signing keys the admin API lists and retires (nil:
-	// those calls answer 404).
-	Keys SigningKeys
-	// SeparateOps says the operator's routes (RegisterOps) are served on a
-	// listener of their own (config ops.listen), not under the issuer: the
-	// dashboard then links to them by root-relative paths, and its cookie
-	// is for /admin/ of that listener, which is plain HTTP.
-	SeparateOps bool
 	// EventStreams and EventStreamsPerIP bound the event streams the
 	// instance holds, in all and per client address (config
 	// limits.event_streams…); 0: no bound.
@@ -107,30 +99,21 @@ type Options struct {
 
 // Server holds the handlers.
 type Server struct {
-	issuer     string
-	store      *waitingroom.Store
-	cache      *waitingroom.Cache
-	flow       AuthFlow
-	cookies    *ticketCookies
-	questions  questionKeys
-	adminToken string
-	pages      *template.Template
-	static     fs.FS      // the override directory's files over the embedded ones
-	locales    *catalogue // the visitor's pages' texts, by language
-	streams    *streamHub
-	closeOnce  sync.Once
-	beats      *waitingroom.Heartbeats
-	origins    OriginHealth
-	metrics    *Metrics
-	admins     *adminSessions // nil when the admin API is disabled
-	history    *history
-	clientIPs  ClientIPs
-	keys       SigningKeys
-	// opsBase prefixes the dashboard's links: the issuer, or "" when the
-	// operator's routes have a listener of their own.
-	opsBase string
-	// signIns throttles failed dashboard sign-ins.
-	signIns *signInThrottle
+	issuer    string
+	store     *waitingroom.Store
+	cache     *waitingroom.Cache
+	flow      AuthFlow
+	cookies   *ticketCookies
+	questions questionKeys
+	pages     *template.Template
+	static    fs.FS      // the override directory's files over the embedded ones
+	locales   *catalogue // the visitor's pages' texts, by language
+	streams   *streamHub
+	closeOnce sync.Once
+	beats     *waitingroom.Heartbeats
+	origins   OriginHealth
+	metrics   *Metrics
+	clientIPs ClientIPs
 	// siteURL is where error pages link back to (Options.SiteURL).
 	siteURL string
 }
@@ -158,26 +141,14 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	pages := th.pages
-	for _, name := range []string{"wait.html", "message.html", "dashboard.html", "login.html"} {
+	for _, name := range []string{"wait.html", "message.html"} {
 		if pages.Lookup(name) == nil {
 			return nil, fmt.Errorf("template %s is missing", name)
 		}
 	}
-	opsBase := o.Issuer
-	var admins *adminSessions
-	if o.AdminToken != "" {
-		admins = newAdminSessions(o.CookieSecrets, o.AdminToken, u.Scheme == "https", strings.TrimSuffix(u.Path, "/")+"/admin/")
-	}
-	if o.SeparateOps {
-		opsBase = ""
-		if admins != nil {
-			admins.secure, admins.path = false, "/admin/"
-		}
-	}
 	s := &Server{issuer: o.Issuer, store: o.Store, cache: o.Cache, flow: o.Flow,
-		cookies: cookies, questions: newQuestionKeys(o.CookieSecrets), adminToken: o.AdminToken, pages: pages, static: th.static, locales: th.locales, beats: o.Heartbeats,
-		origins: o.Origins, metrics: o.Metrics, admins: admins, history: newHistory(o.Store.Rooms()), clientIPs: o.ClientIPs, keys: o.Keys,
-		opsBase: opsBase, signIns: newSignInThrottle(), siteURL: o.SiteURL}
+		cookies: cookies, questions: newQuestionKeys(o.CookieSecrets), pages: pages, static: th.static, locales: th.locales, beats: o.Heartbeats,
+		origins: o.Origins, metrics: o.Metrics, clientIPs: o.ClientIPs, siteURL: o.SiteURL}
 	s.streams = newStreamHub(s)
 	s.streams.maxTotal, s.streams.maxPerClient = o.EventStreams, o.EventStreamsPerIP
 	go s.streams.run()
@@ -191,14 +162,6 @@ func pageFuncs() template.FuncMap {
 		// visitor's own join.
 		"percent": func(st waitingroom.VisitorStatus) int { return st.Progress },
 	}
-}
-
-// Register adds all the server's routes to mux: RegisterPublic's and
-// RegisterOps's, for an instance without a listener of its own for
-// operations.
-func (s *Server) Register(mux *http.ServeMux) {
-	s.RegisterPublic(mux)
-	s.registerOps(mux, false)
 }
 
 // RegisterPublic adds the routes visitors and relying parties use: the
@@ -217,31 +180,6 @@ func (s *Server) RegisterPublic(mux *http.ServeMux) {
 	mux.Handle("GET /static/", s.staticFiles())
 }
 
-// RegisterOps adds the operator's routes: the admin API, the dashboard,
-// liveness and readiness. With SeparateOps the dashboard's static files
-// come along, so the ops listener serves the dashboard by itself.
-func (s *Server) RegisterOps(mux *http.ServeMux) { s.registerOps(mux, s.opsBase == "") }
-
-// registerOps adds the operator's routes, and the static files when the
-// mux has no public routes to serve them.
-func (s *Server) registerOps(mux *http.ServeMux, static bool) {
-	mux.HandleFunc("GET /admin/v1/rooms", s.admin(s.adminRooms))
-	mux.HandleFunc("GET /admin/v1/rooms/{room}", s.admin(s.adminRoom))
-	mux.HandleFunc("PATCH /admin/v1/rooms/{room}", s.admin(s.adminPatch))
-	mux.HandleFunc("POST /admin/v1/rooms/{room}/advance", s.admin(s.adminAdvance))
-	mux.HandleFunc("GET /admin/v1/keys", s.admin(s.adminKeys))
-	mux.HandleFunc("POST /admin/v1/keys/{kid}/retire", s.admin(s.adminRetireKey))
-	s.registerDashboard(mux)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", s.ready)
-	if static {
-		mux.Handle("GET /static/", s.staticFiles())
-	}
-}
-
 func (s *Server) staticFiles() http.Handler {
 	return http.StripPrefix("/static/", cacheFor(time.Hour, http.FileServerFS(s.static)))
 }
@@ -251,17 +189,6 @@ func cacheFor(d time.Duration, h http.Handler) http.Handler {
 		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(d.Seconds())))
 		h.ServeHTTP(w, r)
 	})
-}
-
-func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
-	defer cancel()
-	if err := s.store.Ping(ctx); err != nil {
-		w.Header().Set("Retry-After", "5")
-		http.Error(w, "redis unreachable", http.StatusServiceUnavailable)
-		return
-	}
-	_, _ = w.Write([]byte("ready\n"))
 }
 
 // SecurityHeaders adds the headers every response of Anteroom carries: no
@@ -399,11 +326,6 @@ type pageAction struct {
 	URL, Label string
 	// Secondary is the choice that is not the page's main one.
 	Secondary bool
-}
-
-// messagePage renders m in English.
-func (s *Server) messagePage(m message) messagePage {
-	return newMessagePage(m, locale{lang: s.locales.langs[0]}, s.issuer+"/static")
 }
 
 // visitorMessage renders m in the language r asks for, with a way back to

@@ -15,12 +15,14 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/anteroom/anteroom/config"
 	"github.com/anteroom/anteroom/gate"
 	"github.com/anteroom/anteroom/keys"
 	"github.com/anteroom/anteroom/oidc"
+	"github.com/anteroom/anteroom/operator"
 	"github.com/anteroom/anteroom/origin"
 	"github.com/anteroom/anteroom/waitingroom"
 	"github.com/anteroom/anteroom/web"
@@ -42,6 +44,11 @@ type app struct {
 	// is set (nil otherwise: they are routes of handler); see ops.go.
 	opsHandler http.Handler
 	opsLn      net.Listener
+	// operator serves the admin API, the dashboard and health (ops.go).
+	operator *operator.Server
+	// registry holds every metric of the instance, served at /metrics:
+	// one per instance, so that two in a process (tests) count apart.
+	registry *prometheus.Registry
 }
 
 // rooms converts the configured rooms for the queue.
@@ -84,7 +91,9 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 	if now == nil {
 		now = time.Now
 	}
-	metrics, err := web.NewMetrics(prometheus.DefaultRegisterer)
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, err := web.NewMetrics(registry)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +140,7 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 		case <-time.After(time.Second):
 		}
 	}
-	if err := km.RegisterMetrics(prometheus.DefaultRegisterer); err != nil {
+	if err := km.RegisterMetrics(registry); err != nil {
 		return nil, err
 	}
 	var gateRooms []string
@@ -163,24 +172,34 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 		return nil, err
 	}
 	streams, streamsPerIP := streamBounds(cfg.Limits)
+	clientIPs := web.ClientIPs{Trusted: cfg.Limits.Proxies(), Forwarded: cfg.Limits.ClientIPHeader == config.ClientIPHeaderForwarded}
 	site, err := web.New(web.Options{
 		Issuer: cfg.Issuer, Store: store, Cache: cache, Flow: authFlow{provider},
-		CookieSecrets: secrets, AdminToken: cfg.Admin.Token, Heartbeats: beats,
-		Origins: origins, Metrics: metrics, WebDir: cfg.Web.Dir, Keys: km, SiteURL: cfg.Web.SiteURL,
-		ClientIPs: web.ClientIPs{Trusted: cfg.Limits.Proxies(), Forwarded: cfg.Limits.ClientIPHeader == config.ClientIPHeaderForwarded},
+		CookieSecrets: secrets, Heartbeats: beats,
+		Origins: origins, Metrics: metrics, WebDir: cfg.Web.Dir, SiteURL: cfg.Web.SiteURL,
+		ClientIPs: clientIPs,
 
-		// ops.listen and the stream bounds: see ops.go.
-		SeparateOps: cfg.Ops.Separate(), EventStreams: streams, EventStreamsPerIP: streamsPerIP,
+		// The stream bounds: see ops.go.
+		EventStreams: streams, EventStreamsPerIP: streamsPerIP,
 	})
 	if err != nil {
 		return nil, err
 	}
 	provider.SetErrorPage(site.RequestError)
-	if err := site.RegisterMetrics(prometheus.DefaultRegisterer); err != nil {
+	if err := site.RegisterMetrics(registry); err != nil {
+		return nil, err
+	}
+	desk, err := operator.New(operator.Options{
+		Issuer: cfg.Issuer, Store: store, Cache: cache, CookieSecrets: secrets, AdminToken: cfg.Admin.Token,
+		Origins: origins, Abandoned: metrics, Keys: km, ClientIP: clientIPs.Of,
+		// ops.listen: see ops.go.
+		SeparateOps: cfg.Ops.Separate(),
+	})
+	if err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	opsMux := registerOps(cfg, site, mux)
+	opsMux := registerOps(cfg, site, desk, registry, mux)
 	if cfg.Gate != nil {
 		gateBox, err := keys.NewBox(secrets, "gate flow")
 		if err != nil {
@@ -193,7 +212,7 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 		g, err := gate.New(gate.Options{
 			Issuer: cfg.Issuer, Config: cfg.Gate, Rooms: gateRoomInfo, Keys: km, Box: gateBox,
 			Exchanger: gateExchanger{provider}, Health: cache, ClientID: oidc.GateClientID, Now: now,
-			Tickets: site, Sessions: store,
+			Tickets: site, Sessions: store, Registerer: registry,
 		})
 		if err != nil {
 			return nil, err
@@ -206,7 +225,7 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 	mux.Handle("/", provider.Handler())
 	a := &app{
 		cfg: cfg, site: site, beats: beats, store: store, cache: cache, keys: km, provider: provider,
-		scheduler: scheduler, origins: origins,
+		scheduler: scheduler, origins: origins, operator: desk, registry: registry,
 		handler: web.RequestIDs(web.SecurityHeaders(withRequestTimeout(cfg.Redis.RequestTimeout.D(), site.Instrument(metrics, mux)))),
 	}
 	if opsMux != nil {
@@ -293,7 +312,7 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	go a.keys.Run(bg)
 	go a.origins.Run(bg)
 	go a.beats.Run(bg, heartbeatFlush)
-	go a.site.RunHistory(bg)
+	go a.operator.RunHistory(bg)
 
 	srv := newServer(a.handler)
 	srv.RegisterOnShutdown(a.site.CloseStreams)

@@ -22,20 +22,20 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// operator is an operator's browser on the dashboard: it keeps cookies and
+// operatorBrowser is an operator's browser on the dashboard: it keeps cookies and
 // shows each redirect instead of following it.
-type operator struct {
+type operatorBrowser struct {
 	t *testing.T
 	c *http.Client
 }
 
-func (e *env) operator() *operator {
+func (e *env) operator() *operatorBrowser {
 	jar, _ := cookiejar.New(nil)
-	return &operator{t: e.t, c: &http.Client{Jar: jar, Transport: e.transport(),
+	return &operatorBrowser{t: e.t, c: &http.Client{Jar: jar, Transport: e.transport(),
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
-func (o *operator) do(req *http.Request) (*http.Response, string) {
+func (o *operatorBrowser) do(req *http.Request) (*http.Response, string) {
 	o.t.Helper()
 	resp, err := o.c.Do(req)
 	if err != nil {
@@ -46,13 +46,13 @@ func (o *operator) do(req *http.Request) (*http.Response, string) {
 	return resp, string(b)
 }
 
-func (o *operator) get(path string) (*http.Response, string) {
+func (o *operatorBrowser) get(path string) (*http.Response, string) {
 	req, _ := http.NewRequest(http.MethodGet, issuer+path, nil)
 	return o.do(req)
 }
 
 // signIn posts the login form, as the browser does from the sign-in page.
-func (o *operator) signIn(token string, header ...string) (*http.Response, string) {
+func (o *operatorBrowser) signIn(token string, header ...string) (*http.Response, string) {
 	o.t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, issuer+"/admin/login", strings.NewReader(url.Values{"token": {token}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -63,17 +63,14 @@ func (o *operator) signIn(token string, header ...string) (*http.Response, strin
 	return o.do(req)
 }
 
-// api makes an admin API call the way dashboard.js does (call()): the
-// cookie, JSON, and X-Anteroom-CSRF unless csrf is false; header adds or
-// overrides headers.
-func (o *operator) api(method, path, body string, csrf bool, header ...string) (int, map[string]any) {
+// api makes an admin API call the way dashboard.js does (call()) from a
+// browser: the cookie, JSON, and Sec-Fetch-Site: same-origin; header adds
+// or overrides headers.
+func (o *operatorBrowser) api(method, path, body string, header ...string) (int, map[string]any) {
 	o.t.Helper()
 	req, _ := http.NewRequest(method, issuer+"/admin/v1"+path, strings.NewReader(body))
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("Sec-Fetch-Site", "same-origin")
-	if csrf {
-		req.Header.Set("X-Anteroom-CSRF", "1")
-	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -164,7 +161,7 @@ func TestDashboardSignInAndOut(t *testing.T) {
 	if _, body := forger.get("/admin/"); !isLoginPage(body) || !strings.Contains(body, "session has ended") {
 		t.Fatalf("a forged cookie: %.300s", body)
 	}
-	if code, _ := forger.api(http.MethodGet, "/rooms", "", true); code != http.StatusUnauthorized {
+	if code, _ := forger.api(http.MethodGet, "/rooms", ""); code != http.StatusUnauthorized {
 		t.Fatalf("a forged cookie on the API: %d", code)
 	}
 
@@ -173,7 +170,7 @@ func TestDashboardSignInAndOut(t *testing.T) {
 	if _, body := o.get("/admin/"); !isLoginPage(body) {
 		t.Fatal("the session outlived 12 hours")
 	}
-	if code, _ := o.api(http.MethodGet, "/rooms", "", true); code != http.StatusUnauthorized {
+	if code, _ := o.api(http.MethodGet, "/rooms", ""); code != http.StatusUnauthorized {
 		t.Fatalf("an expired session on the API: %d", code)
 	}
 
@@ -188,12 +185,12 @@ func TestDashboardSignInAndOut(t *testing.T) {
 	if _, body := o.get("/admin/"); !isLoginPage(body) {
 		t.Fatal("still signed in after signing out")
 	}
-	if code, _ := o.api(http.MethodGet, "/rooms", "", true); code != http.StatusUnauthorized {
+	if code, _ := o.api(http.MethodGet, "/rooms", ""); code != http.StatusUnauthorized {
 		t.Fatalf("the API after signing out: %d", code)
 	}
 }
 
-func TestDashboardCookieDrivesTheAdminAPIWithCSRFHeader(t *testing.T) {
+func TestDashboardCookieDrivesTheAdminAPIFromItsOrigin(t *testing.T) {
 	e := newEnv(t, false, nil)
 	e.start()
 	r := e.rp(clientID, secret, rpCallback)
@@ -201,7 +198,7 @@ func TestDashboardCookieDrivesTheAdminAPIWithCSRFHeader(t *testing.T) {
 		queue(t, e.browser(), r, newLogin())
 	}
 	o := e.operator()
-	if code, _ := o.api(http.MethodGet, "/rooms", "", true); code != http.StatusUnauthorized {
+	if code, _ := o.api(http.MethodGet, "/rooms", ""); code != http.StatusUnauthorized {
 		t.Fatalf("the API before signing in: %d", code)
 	}
 	if resp, _ := o.signIn(adminToken); resp.StatusCode != http.StatusSeeOther {
@@ -209,7 +206,7 @@ func TestDashboardCookieDrivesTheAdminAPIWithCSRFHeader(t *testing.T) {
 	}
 
 	// The cookie reads the rooms, with the dashboard's figures.
-	code, doc := o.api(http.MethodGet, "/rooms", "", true)
+	code, doc := o.api(http.MethodGet, "/rooms", "")
 	rooms, _ := doc["rooms"].([]any)
 	if code != http.StatusOK || len(rooms) != 1 {
 		t.Fatalf("rooms: %d %v", code, doc)
@@ -218,12 +215,12 @@ func TestDashboardCookieDrivesTheAdminAPIWithCSRFHeader(t *testing.T) {
 	if room["id"] != roomID || room["waiting"] != float64(3) || room["tail"] != float64(3) || room["abandoned"] != float64(0) {
 		t.Fatalf("room: %v", room)
 	}
-	if code, _ := o.api(http.MethodGet, "/rooms/"+roomID, "", false); code != http.StatusOK {
-		t.Fatalf("a read without the CSRF header: %d", code)
+	if code, _ := o.api(http.MethodGet, "/rooms/"+roomID, ""); code != http.StatusOK {
+		t.Fatalf("a read: %d", code)
 	}
 
 	// "Set rate" on the form: the request dashboard.js sends.
-	code, doc = o.api(http.MethodPatch, "/rooms/"+roomID, `{"rate_per_minute":1200}`, true)
+	code, doc = o.api(http.MethodPatch, "/rooms/"+roomID, `{"rate_per_minute":1200}`)
 	if pol, _ := doc["policy"].(map[string]any); code != http.StatusOK || pol["rate_per_minute"] != float64(1200) {
 		t.Fatalf("set rate: %d %v", code, doc)
 	}
@@ -232,22 +229,21 @@ func TestDashboardCookieDrivesTheAdminAPIWithCSRFHeader(t *testing.T) {
 		t.Fatalf("rate after the dashboard set it: %v", got)
 	}
 
-	// Without the header, or from another site, the cookie changes nothing.
+	// From another origin, the cookie changes nothing (the cases in full:
+	// operator.TestCookieChangesMustComeFromTheDashboardsOrigin).
 	for _, c := range []struct {
 		name   string
-		csrf   bool
 		header []string
 	}{
-		{"no CSRF header", false, nil},
-		{"cross-site", true, []string{"Sec-Fetch-Site", "cross-site"}},
-		{"same-site", true, []string{"Sec-Fetch-Site", "same-site"}},
-		{"a form's content type", false, []string{"Content-Type", "application/x-www-form-urlencoded"}},
+		{"cross-site", []string{"Sec-Fetch-Site", "cross-site"}},
+		{"same-site", []string{"Sec-Fetch-Site", "same-site"}},
+		{"a form of another site, from a browser without Sec-Fetch-Site", []string{"Sec-Fetch-Site", "", "Origin", "https://evil.example", "Content-Type", "application/x-www-form-urlencoded"}},
 	} {
-		code, doc := o.api(http.MethodPatch, "/rooms/"+roomID, `{"rate_per_minute":5}`, c.csrf, c.header...)
+		code, doc := o.api(http.MethodPatch, "/rooms/"+roomID, `{"rate_per_minute":5}`, c.header...)
 		if code != http.StatusForbidden || doc["error"] != "forbidden" {
 			t.Fatalf("PATCH with the cookie, %s: %d %v", c.name, code, doc)
 		}
-		if code, _ := o.api(http.MethodPost, "/rooms/"+roomID+"/advance", `{"count":1}`, c.csrf, c.header...); code != http.StatusForbidden {
+		if code, _ := o.api(http.MethodPost, "/rooms/"+roomID+"/advance", `{"count":1}`, c.header...); code != http.StatusForbidden {
 			t.Fatalf("advance with the cookie, %s: %d", c.name, code)
 		}
 	}
@@ -259,27 +255,27 @@ func TestDashboardCookieDrivesTheAdminAPIWithCSRFHeader(t *testing.T) {
 	}
 
 	// Advance, capacity and state, as the controls send them.
-	if code, doc := o.api(http.MethodPost, "/rooms/"+roomID+"/advance", `{"count":2}`, true); code != http.StatusOK || doc["serving"] != float64(2) || doc["waiting"] != float64(1) {
+	if code, doc := o.api(http.MethodPost, "/rooms/"+roomID+"/advance", `{"count":2}`); code != http.StatusOK || doc["serving"] != float64(2) || doc["waiting"] != float64(1) {
 		t.Fatalf("advance: %d %v", code, doc)
 	}
-	if code, doc := o.api(http.MethodPatch, "/rooms/"+roomID, `{"max_active":50}`, true); code != http.StatusOK || doc["policy"].(map[string]any)["max_active"] != float64(50) {
+	if code, doc := o.api(http.MethodPatch, "/rooms/"+roomID, `{"max_active":50}`); code != http.StatusOK || doc["policy"].(map[string]any)["max_active"] != float64(50) {
 		t.Fatalf("set capacity: %d %v", code, doc)
 	}
 	for _, state := range []string{"paused", "open", "closed", "open"} {
-		if code, doc := o.api(http.MethodPatch, "/rooms/"+roomID, `{"state":"`+state+`"}`, true); code != http.StatusOK || doc["state"] != state {
+		if code, doc := o.api(http.MethodPatch, "/rooms/"+roomID, `{"state":"`+state+`"}`); code != http.StatusOK || doc["state"] != state {
 			t.Fatalf("state %s: %d %v", state, code, doc)
 		}
 	}
-	if code, doc := o.api(http.MethodPatch, "/rooms/"+roomID, `{"rate_per_minute":-1}`, true); code != http.StatusBadRequest {
+	if code, doc := o.api(http.MethodPatch, "/rooms/"+roomID, `{"rate_per_minute":-1}`); code != http.StatusBadRequest {
 		t.Fatalf("a bad rate through the dashboard: %d %v", code, doc)
 	}
 
-	// The bearer token works as before, without the CSRF header; a wrong
-	// one is refused even beside a valid cookie.
+	// The bearer token works as before, from anywhere; a wrong one is
+	// refused even beside a valid cookie.
 	if code, doc := e.admin(http.MethodPatch, "/admin/v1/rooms/"+roomID, `{"rate_per_minute":600}`); code != http.StatusOK {
 		t.Fatalf("bearer PATCH: %d %v", code, doc)
 	}
-	if code, _ := o.api(http.MethodPatch, "/rooms/"+roomID, `{"rate_per_minute":7}`, true, "Authorization", "Bearer wrong-token-0123456789"); code != http.StatusUnauthorized {
+	if code, _ := o.api(http.MethodPatch, "/rooms/"+roomID, `{"rate_per_minute":7}`, "Authorization", "Bearer wrong-token-0123456789"); code != http.StatusUnauthorized {
 		t.Fatalf("a wrong bearer token beside the cookie: %d", code)
 	}
 	if got := rate(); got != float64(600) {
@@ -291,7 +287,7 @@ func TestDashboardHistoryFillsEveryTenSeconds(t *testing.T) {
 	e := newEnv(t, false, nil)
 	e.start()
 	o := e.operator()
-	if code, _ := o.api(http.MethodGet, "/rooms/"+roomID+"/history", "", true); code != http.StatusUnauthorized {
+	if code, _ := o.api(http.MethodGet, "/rooms/"+roomID+"/history", ""); code != http.StatusUnauthorized {
 		t.Fatalf("history without a session: %d", code)
 	}
 	o.signIn(adminToken)
@@ -313,7 +309,6 @@ func TestDashboardHistoryFillsEveryTenSeconds(t *testing.T) {
 	read := func() historyDoc {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodGet, issuer+"/admin/v1/rooms/"+roomID+"/history", nil)
-		req.Header.Set("X-Anteroom-CSRF", "1")
 		resp, body := o.do(req)
 		var h historyDoc
 		if err := json.Unmarshal([]byte(body), &h); resp.StatusCode != http.StatusOK || err != nil {
@@ -372,7 +367,7 @@ func TestDashboardHistoryFillsEveryTenSeconds(t *testing.T) {
 	if len(h.Samples) != 1 || h.Samples[0].T != e.clock.Now().Unix() {
 		t.Fatalf("after an hour: %+v", h.Samples)
 	}
-	if code, _ := o.api(http.MethodGet, "/rooms/nowhere/history", "", true); code != http.StatusNotFound {
+	if code, _ := o.api(http.MethodGet, "/rooms/nowhere/history", ""); code != http.StatusNotFound {
 		t.Fatalf("unknown room: %d", code)
 	}
 }

@@ -336,7 +336,7 @@ func TestCookieKeyRotationKeepsEveryonesPlace(t *testing.T) {
 	if st := pollStatus(t, gateVisitor, gateWait); st.State != "waiting" || st.Position != 2 {
 		t.Fatalf("gate visitor after the restart: %+v", st)
 	}
-	if code, _ := oldOperator.api(http.MethodGet, "/rooms/"+roomID, "", false); code != http.StatusOK {
+	if code, _ := oldOperator.api(http.MethodGet, "/rooms/"+roomID, ""); code != http.StatusOK {
 		t.Fatalf("admin session from before the restart: %d", code)
 	}
 	// A newcomer's ticket and link, and a new sign-in, are sealed under new
@@ -372,7 +372,7 @@ func TestCookieKeyRotationKeepsEveryonesPlace(t *testing.T) {
 	if st := pollStatus(t, carol, carolWait); st.State != "waiting" || st.Position != 4 {
 		t.Fatalf("carol, who joined under [new, old], after dropping old: %+v", st)
 	}
-	if code, _ := newOperator.api(http.MethodGet, "/rooms/"+roomID, "", false); code != http.StatusOK {
+	if code, _ := newOperator.api(http.MethodGet, "/rooms/"+roomID, ""); code != http.StatusOK {
 		t.Fatalf("admin session signed under [new, old], after dropping old: %d", code)
 	}
 	if code := e.gateAuth(gateVisitor); code != http.StatusNoContent {
@@ -392,7 +392,7 @@ func TestCookieKeyRotationKeepsEveryonesPlace(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `<dd id="position">5</dd>`) {
 		t.Fatalf("starting again after the dropped key: %d %.300s", resp.StatusCode, body)
 	}
-	if code, _ := oldOperator.api(http.MethodGet, "/rooms/"+roomID, "", false); code != http.StatusUnauthorized {
+	if code, _ := oldOperator.api(http.MethodGet, "/rooms/"+roomID, ""); code != http.StatusUnauthorized {
 		t.Fatalf("admin session signed under the dropped key: %d", code)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/oauth2"
 
 	"github.com/anteroom/anteroom/config"
@@ -34,8 +35,9 @@ func (e *env) scrape() map[string]float64 {
 	return out
 }
 
-// The process's counters are shared by every instance the tests start, so
-// this test looks at how far the series moved, not at their values.
+// The instance served requests before the first scrape (its start, the
+// relying party's discovery), so this test looks at how far the series
+// moved, not at their values.
 func TestMetricsFollowVisitorsTokensAndRequests(t *testing.T) {
 	e := newEnv(t, false, nil)
 	a, _ := e.start()
@@ -184,6 +186,58 @@ func TestMetricsCountRedisErrors(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatal("anteroom_redis_errors_total did not move during an outage")
 		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// registryCounter sums the counter name of reg over its labels.
+func registryCounter(t *testing.T, reg prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, f := range families {
+		if f.GetName() == name {
+			for _, m := range f.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+// Each instance has a registry of its own, served by its /metrics: two
+// instances in one process (here, on one Redis) count apart, and the Go
+// and process collectors are on each.
+func TestMetricsAreEachInstancesOwn(t *testing.T) {
+	e := newEnv(t, false, nil)
+	a, _ := e.start()
+	b, _, _ := e.startWith(e.cfg) // the load balancer now points at b
+	if a.registry == b.registry {
+		t.Fatal("two instances share a registry")
+	}
+	r := e.rp(clientID, secret, rpCallback)
+	queue(t, e.browser(), r, newLogin())
+	a.scheduler.OnSkip(roomID, 3)
+
+	if got := registryCounter(t, b.registry, "anteroom_joins_total"); got != 1 {
+		t.Errorf("joins on b, which the visitor joined through: %v, want 1", got)
+	}
+	if got := registryCounter(t, a.registry, "anteroom_joins_total"); got != 0 {
+		t.Errorf("joins on a: %v, want 0", got)
+	}
+	if a, b := registryCounter(t, a.registry, "anteroom_abandoned_total"), registryCounter(t, b.registry, "anteroom_abandoned_total"); a != 3 || b != 0 {
+		t.Errorf("abandoned: a %v, b %v; want 3 and 0", a, b)
+	}
+	scraped := e.scrape() // b's /metrics
+	if scraped[`anteroom_joins_total{room="launch"}`] != 1 || scraped[`anteroom_abandoned_total{room="launch"}`] != 0 {
+		t.Errorf("b's /metrics: joins %v, abandoned %v", scraped[`anteroom_joins_total{room="launch"}`], scraped[`anteroom_abandoned_total{room="launch"}`])
+	}
+	for _, series := range []string{"go_goroutines", "process_start_time_seconds"} {
+		if _, ok := scraped[series]; !ok {
+			t.Errorf("/metrics lacks %s", series)
 		}
 	}
 }

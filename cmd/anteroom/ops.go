@@ -7,9 +7,11 @@ import (
 	"net"
 	"net/http"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/anteroom/anteroom/config"
+	"github.com/anteroom/anteroom/operator"
 	"github.com/anteroom/anteroom/web"
 )
 
@@ -19,23 +21,26 @@ import (
 // by a listener of their own and the public mux has none of them, so no
 // proxy configuration can expose them by forwarding a path.
 
-// registerOps adds the operator's routes to public, or, with ops.listen,
-// to a mux of their own, which it returns (nil without ops.listen).
-func registerOps(cfg *config.Config, site *web.Server, public *http.ServeMux) *http.ServeMux {
+// registerOps adds the visitor's routes (site) to public, and the
+// operator's (desk, and /metrics of the instance's registry) to public too,
+// or, with ops.listen, to a mux of their own, which it returns (nil without
+// ops.listen).
+func registerOps(cfg *config.Config, site *web.Server, desk *operator.Server, reg *prometheus.Registry, public *http.ServeMux) *http.ServeMux {
+	site.RegisterPublic(public)
+	metrics := promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	if !cfg.Ops.Separate() {
-		site.Register(public)
-		public.Handle("GET /metrics", promhttp.Handler())
+		desk.Register(public)
+		public.Handle("GET /metrics", metrics)
 		return nil
 	}
-	site.RegisterPublic(public)
 	// The OIDC library answers /healthz and /ready itself: those must
 	// not reach it from the public listener either.
 	for _, path := range []string{"/healthz", "/ready", "/readyz"} {
 		public.Handle(path, http.NotFoundHandler())
 	}
 	ops := http.NewServeMux()
-	site.RegisterOps(ops)
-	ops.Handle("GET /metrics", promhttp.Handler())
+	desk.Register(ops)
+	ops.Handle("GET /metrics", metrics)
 	return ops
 }
 

@@ -1,4 +1,4 @@
-package web
+package operator
 
 import (
 	"context"
@@ -20,9 +20,19 @@ import (
 
 // The operator dashboard at /admin/ is a page of static HTML, CSS and
 // JavaScript that calls the admin API with fetch. Signing in with the admin
-// token sets a cookie that the admin API accepts beside the bearer token;
-// a cookie-authorised call that changes anything must also carry a header
-// that no cross-site form can send.
+// token sets a cookie that the admin API accepts beside the bearer token.
+//
+// Cross-site request forgery: the cookie is SameSite=Strict, so another
+// site's page cannot make the browser send it at all; a page of another
+// origin of the same site can. So every change the cookie authorises (and
+// signing in and out) must pass net/http's CrossOriginProtection: the
+// browser's Sec-Fetch-Site must say same-origin (or none: typed by the
+// user), or, from a browser that sends no Sec-Fetch-Site, its Origin must
+// be the request's host (or the issuer's, through a proxy that rewrites
+// Host). A request with neither header is no browser's cross-origin
+// request: the check lets it through, and SameSite keeps the cookie from
+// the oldest browsers' cross-site ones. Reads need no check: another
+// origin can make the browser send them but not read the answer.
 
 const (
 	// adminCookieName is the dashboard's session cookie. A ticket cookie
@@ -31,11 +41,6 @@ const (
 	adminCookieName = "anteroom_admin"
 	// adminSessionTTL is how long a dashboard sign-in lasts.
 	adminSessionTTL = 12 * time.Hour
-	// csrfHeader must accompany every state-changing admin call authorised
-	// by the cookie, with the value "1". A cross-site form cannot set a
-	// header, and a cross-site fetch that sets one needs a CORS preflight,
-	// which Anteroom never grants.
-	csrfHeader = "X-Anteroom-CSRF"
 )
 
 // adminSessions issues and checks the dashboard's cookie. Its value is an
@@ -130,24 +135,6 @@ func (a *adminSessions) clear(w http.ResponseWriter) {
 		HttpOnly: true, Secure: a.secure, SameSite: http.SameSiteStrictMode})
 }
 
-// sameOrigin reports whether the browser says r came from one of our own
-// pages. Browsers that predate Sec-Fetch-Site send none; SameSite=Strict
-// and the CSRF header protect those.
-func sameOrigin(r *http.Request) bool {
-	site := r.Header.Get("Sec-Fetch-Site")
-	return site == "" || site == "same-origin"
-}
-
-// csrfSafe reports whether a cookie-authorised admin call may go ahead:
-// reads always, changes only with the dashboard's header from our origin.
-func csrfSafe(r *http.Request) bool {
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions:
-		return true
-	}
-	return r.Header.Get(csrfHeader) == "1" && sameOrigin(r)
-}
-
 // registerDashboard adds the dashboard's pages and its history API.
 func (s *Server) registerDashboard(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin/{$}", s.dashboard)
@@ -157,6 +144,19 @@ func (s *Server) registerDashboard(mux *http.ServeMux) {
 	mux.HandleFunc("POST /admin/login", s.adminLogin)
 	mux.HandleFunc("POST /admin/logout", s.adminLogout)
 	mux.HandleFunc("GET /admin/v1/rooms/{room}/history", s.admin(s.adminHistory))
+	// Two files by name, not /static/: beside the visitor's routes those
+	// are web's (and web.dir's), which cannot replace the dashboard's.
+	files := cacheFor(time.Hour, http.FileServerFS(s.static))
+	for _, name := range []string{"dashboard.css", "dashboard.js"} {
+		mux.Handle("GET /static/"+name, http.StripPrefix("/static/", files))
+	}
+}
+
+func cacheFor(d time.Duration, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(d.Seconds())))
+		h.ServeHTTP(w, r)
+	})
 }
 
 // dashboardPage is what dashboard.html and login.html render.
@@ -173,14 +173,11 @@ func (s *Server) dashboardPage(errText string) dashboardPage {
 		LoginURL: s.opsBase + "/admin/login", LogoutURL: s.opsBase + "/admin/logout", Error: errText}
 }
 
-var msgAdminDisabled = message{http.StatusNotFound, "not_found", "The dashboard is disabled",
-	"Set admin.token in the configuration to use the operator dashboard."}
-
 // dashboard serves GET /admin/: the dashboard with a valid session cookie,
 // else the sign-in form.
 func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 	if s.admins == nil {
-		s.render(w, http.StatusNotFound, "message.html", s.messagePage(msgAdminDisabled))
+		s.render(w, http.StatusNotFound, "disabled.html", s.dashboardPage(""))
 		return
 	}
 	if s.admins.signedIn(r, s.store.Now()) {
@@ -198,17 +195,17 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 // cookie and goes to the dashboard; a wrong one shows the form again.
 func (s *Server) adminLogin(w http.ResponseWriter, r *http.Request) {
 	if s.admins == nil {
-		s.render(w, http.StatusNotFound, "message.html", s.messagePage(msgAdminDisabled))
+		s.render(w, http.StatusNotFound, "disabled.html", s.dashboardPage(""))
 		return
 	}
-	if !sameOrigin(r) {
+	if s.crossOrigin.Check(r) != nil {
 		s.render(w, http.StatusForbidden, "login.html", s.dashboardPage("Sign in from this site's own page."))
 		return
 	}
 	// Throttled before the token is read: a guess beyond the bucket is not
 	// even compared (see signInThrottle).
 	now := s.store.Now()
-	client := maskClient(s.clientIPs.Of(r))
+	client := maskClient(s.clientIP(r))
 	if retry := s.signIns.take(client, now); retry > 0 {
 		secs := max(1, int(math.Ceil(retry.Seconds())))
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
@@ -231,10 +228,10 @@ func (s *Server) adminLogin(w http.ResponseWriter, r *http.Request) {
 // state, so this signs out this browser; changing admin.token signs out all.
 func (s *Server) adminLogout(w http.ResponseWriter, r *http.Request) {
 	if s.admins == nil {
-		s.render(w, http.StatusNotFound, "message.html", s.messagePage(msgAdminDisabled))
+		s.render(w, http.StatusNotFound, "disabled.html", s.dashboardPage(""))
 		return
 	}
-	if !sameOrigin(r) {
+	if s.crossOrigin.Check(r) != nil {
 		http.Error(w, "forbidden", http.StatusForbidden)
 		return
 	}
@@ -363,7 +360,7 @@ func (s *Server) sampleHistory() {
 	now := s.store.Now()
 	for _, id := range s.store.Rooms() {
 		if c, ok := s.cache.Get(id); ok {
-			s.history.record(now, id, c.Waiting(), c.Serving, c.Tail, s.metrics.abandonedHere(id))
+			s.history.record(now, id, c.Waiting(), c.Serving, c.Tail, s.abandonedHere(id))
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package web
+package operator
 
 import (
 	"context"
@@ -52,9 +52,8 @@ func keysSite(t *testing.T, k SigningKeys) http.Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := testOptions("")
-	o.Store, o.Cache, o.AdminToken = store, waitingroom.NewCache(store, time.Second), fuzzAdminToken
-	o.Keys = k
+	o := Options{Issuer: testIssuer, Store: store, Cache: waitingroom.NewCache(store, time.Second),
+		CookieSecrets: [][]byte{testSecret(1)}, AdminToken: fuzzAdminToken, Keys: k}
 	s, err := New(o)
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package web
+package operator
 
 import (
 	"crypto/sha256"
@@ -16,7 +16,7 @@ import (
 	"github.com/anteroom/anteroom/waitingroom"
 )
 
-// roomJSON is a room's status for operators and the public API.
+// roomJSON is a room's status for operators.
 type roomJSON struct {
 	ID      string             `json:"id"`
 	Name    string             `json:"name"`
@@ -64,7 +64,7 @@ func (s *Server) roomDoc(r waitingroom.Room, c waitingroom.Counters) roomJSON {
 	rate := s.cache.Rate(r.ID)
 	doc := roomJSON{ID: r.ID, Name: r.Name, State: c.State, Policy: c.Policy, Serving: c.Serving, Tail: c.Tail,
 		Waiting: c.Waiting(), Active: c.Active, ETASeconds: waitingroom.ETA(c.Waiting()+1, c, rate),
-		QueueFull: waitingroom.QueueFull(r, c, rate), Abandoned: s.metrics.abandonedHere(r.ID), Origin: s.originDoc(r.ID)}
+		QueueFull: waitingroom.QueueFull(r, c, rate), Abandoned: s.abandonedHere(r.ID), Origin: s.originDoc(r.ID)}
 	if measured, ok := s.cache.MeasuredRate(r.ID); ok {
 		doc.MeasuredRatePerMinute = &measured
 	}
@@ -87,37 +87,7 @@ func (s *Server) originDoc(room string) *originJSON {
 	return doc
 }
 
-// publicRoom serves /api/v1/rooms/{room} from the cache: anyone may ask, as
-// often as they like, without reaching Redis.
-func (s *Server) publicRoom(w http.ResponseWriter, r *http.Request) {
-	room, ok := s.store.Room(r.PathValue("room"))
-	if !ok {
-		writeJSON(w, http.StatusNotFound, apiError{"not_found", "no such room"})
-		return
-	}
-	c, ok := s.cache.Get(room.ID)
-	if !ok {
-		w.Header().Set("Retry-After", "5")
-		writeJSON(w, http.StatusServiceUnavailable, apiError{"temporarily_unavailable", "room status not loaded yet"})
-		return
-	}
-	// Origin health stays out of the public document: how the protected
-	// site is doing is the operator's business, and its latency would
-	// tell an attacker when to push.
-	doc := s.roomDoc(room, c)
-	writeJSON(w, http.StatusOK, struct {
-		Room                  string            `json:"room"`
-		Name                  string            `json:"name"`
-		State                 waitingroom.State `json:"state"`
-		Waiting               int64             `json:"waiting"`
-		Serving               int64             `json:"serving"`
-		RatePerMinute         float64           `json:"admission_rate_per_minute"`
-		MeasuredRatePerMinute *float64          `json:"measured_rate_per_minute"`
-		ETASeconds            *int64            `json:"eta_seconds"`
-		QueueFull             bool              `json:"queue_full"`
-	}{doc.ID, doc.Name, doc.State, doc.Waiting, doc.Serving, doc.Policy.RatePerMinute, doc.MeasuredRatePerMinute, doc.ETASeconds, doc.QueueFull})
-}
-
+// apiError is the body of the admin API's error answers.
 type apiError struct {
 	Code        string `json:"error"`
 	Description string `json:"error_description"`
@@ -125,7 +95,8 @@ type apiError struct {
 
 // admin guards a handler with the bearer token, compared in constant time.
 // A request without an Authorization header may instead carry the
-// dashboard's session cookie; then a change also needs the CSRF header.
+// dashboard's session cookie; then a change must come from our own origin
+// (see crossOrigin in dashboard.go).
 func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
 	want := sha256.Sum256([]byte(s.adminToken))
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -134,8 +105,8 @@ func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		if r.Header.Get("Authorization") == "" && s.admins.signedIn(r, s.store.Now()) {
-			if !csrfSafe(r) {
-				writeJSON(w, http.StatusForbidden, apiError{"forbidden", "a change made with the dashboard's cookie needs the " + csrfHeader + " header"})
+			if err := s.crossOrigin.Check(r); err != nil {
+				writeJSON(w, http.StatusForbidden, apiError{"forbidden", "a change made with the dashboard's cookie must come from the dashboard's own page"})
 				return
 			}
 			h(w, r)

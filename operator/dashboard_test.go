@@ -1,4 +1,4 @@
-package web
+package operator
 
 import (
 	"io/fs"
@@ -9,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/anteroom/anteroom/internal/testredis"
+	"github.com/anteroom/anteroom/waitingroom"
 )
 
 func testSecret(b byte) []byte { return []byte(strings.Repeat(string(rune('a'+b)), 32)) }
@@ -88,35 +89,6 @@ func TestAdminSessionSetClearAndRoomNamedAdmin(t *testing.T) {
 	}
 }
 
-func TestCSRFSafe(t *testing.T) {
-	for _, c := range []struct {
-		method, header, site string
-		want                 bool
-	}{
-		{http.MethodGet, "", "", true},
-		{http.MethodGet, "", "cross-site", true}, // a read: the browser will not let another site see it
-		{http.MethodPatch, "", "", false},
-		{http.MethodPatch, "1", "", true},
-		{http.MethodPatch, "1", "same-origin", true},
-		{http.MethodPatch, "1", "same-site", false},
-		{http.MethodPatch, "1", "cross-site", false},
-		{http.MethodPatch, "true", "same-origin", false},
-		{http.MethodPost, "", "same-origin", false},
-		{http.MethodPost, "1", "same-origin", true},
-	} {
-		r := httptest.NewRequest(c.method, "/admin/v1/rooms/launch", nil)
-		if c.header != "" {
-			r.Header.Set(csrfHeader, c.header)
-		}
-		if c.site != "" {
-			r.Header.Set("Sec-Fetch-Site", c.site)
-		}
-		if got := csrfSafe(r); got != c.want {
-			t.Errorf("%s header %q site %q: %v, want %v", c.method, c.header, c.site, got, c.want)
-		}
-	}
-}
-
 func TestHistoryKeepsOneSamplePerStepForAnHour(t *testing.T) {
 	h := newHistory([]string{"launch"})
 	t0 := time.Unix(1_800_000_000, 0) // a multiple of 10 s
@@ -162,8 +134,8 @@ func TestHistoryKeepsOneSamplePerStepForAnHour(t *testing.T) {
 
 // TestDashboardAssetsAgree ties the page, its script and the server
 // together: the CSP (default-src 'self') forbids inline scripts and
-// styles, the script must send the header the server checks, and every
-// field the script fills must be in the template.
+// styles, the script must send the session cookie, and every field the
+// script fills must be in the template.
 func TestDashboardAssetsAgree(t *testing.T) {
 	read := func(name string) string {
 		b, err := fs.ReadFile(assets, name)
@@ -173,12 +145,12 @@ func TestDashboardAssetsAgree(t *testing.T) {
 		return string(b)
 	}
 	js := read("static/dashboard.js")
-	if !strings.Contains(js, `"`+csrfHeader+`": "1"`) {
-		t.Fatalf("dashboard.js does not send %s: 1", csrfHeader)
+	if !strings.Contains(js, `credentials: "same-origin"`) {
+		t.Fatal("dashboard.js does not send the session cookie to its own origin")
 	}
 	page := read("templates/dashboard.html")
 	inline := regexp.MustCompile(`(?i)<script(?:\s[^>]*)?>\s*[^<\s]|<style|\sstyle=|\son[a-z]+=|javascript:`)
-	for _, name := range []string{"templates/dashboard.html", "templates/login.html"} {
+	for _, name := range []string{"templates/dashboard.html", "templates/login.html", "templates/disabled.html"} {
 		if m := inline.FindString(read(name)); m != "" {
 			t.Errorf("%s has inline code or style, which the CSP blocks: %q", name, m)
 		}
@@ -198,23 +170,55 @@ func TestDashboardAssetsAgree(t *testing.T) {
 	}
 }
 
-// TestAbandonedIsCountedPerInstance: the admin status's abandoned count is
-// the instance's own, though every Metrics of a process shares the series.
-func TestAbandonedIsCountedPerInstance(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	a, err := NewMetrics(reg)
+// The operator's mux serves the dashboard by itself (the ops listener has
+// no visitor's routes): every file its pages link to is among its routes,
+// and without admin.token the dashboard and the API say they are disabled.
+func TestDashboardStandsAloneAndIsDisabledWithoutAToken(t *testing.T) {
+	h, _ := signInSite(t)
+	get := func(h http.Handler, path string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, testIssuer+path, nil))
+		return w
+	}
+	login := get(h, "/admin/")
+	if login.Code != http.StatusOK || !strings.Contains(login.Body.String(), `name="token"`) {
+		t.Fatalf("sign-in page: %d %.300s", login.Code, login.Body)
+	}
+	signedIn := signIn(h, "203.0.113.1", signInToken)
+	r := httptest.NewRequest(http.MethodGet, testIssuer+"/admin/", nil)
+	r.AddCookie(signedIn.Result().Cookies()[0])
+	dash := httptest.NewRecorder()
+	h.ServeHTTP(dash, r)
+	if !strings.Contains(dash.Body.String(), `data-api="`+testIssuer+`/admin/v1"`) {
+		t.Fatalf("dashboard: %d %.300s", dash.Code, dash.Body)
+	}
+	links := regexp.MustCompile(`(?:href|src)="` + regexp.QuoteMeta(testIssuer) + `(/static/[^"]+)"`)
+	for _, page := range []string{login.Body.String(), dash.Body.String()} {
+		found := links.FindAllStringSubmatch(page, -1)
+		if len(found) == 0 {
+			t.Fatalf("no static link in %.300s", page)
+		}
+		for _, m := range found {
+			if w := get(h, m[1]); w.Code != http.StatusOK || w.Header().Get("Cache-Control") != "public, max-age=3600" {
+				t.Errorf("%s: %d %q", m[1], w.Code, w.Header().Get("Cache-Control"))
+			}
+		}
+	}
+
+	store, err := waitingroom.NewStore(testredis.Start(t).Client(t), []waitingroom.Room{fuzzRoom})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := NewMetrics(reg)
+	s, err := New(Options{Issuer: testIssuer, Store: store, CookieSecrets: [][]byte{testSecret(1)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.Abandoned("launch", 2)
-	a.Abandoned("launch", 3)
-	b.Abandoned("launch", 1)
-	var none *Metrics
-	if a.abandonedHere("launch") != 5 || b.abandonedHere("launch") != 1 || a.abandonedHere("vip") != 0 || none.abandonedHere("launch") != 0 {
-		t.Fatalf("abandoned: a %d, b %d", a.abandonedHere("launch"), b.abandonedHere("launch"))
+	mux := http.NewServeMux()
+	s.Register(mux)
+	if w := get(mux, "/admin/"); w.Code != http.StatusNotFound || !strings.Contains(w.Body.String(), "The dashboard is disabled") {
+		t.Fatalf("dashboard without a token: %d %.300s", w.Code, w.Body)
+	}
+	if w := get(mux, "/admin/v1/rooms"); w.Code != http.StatusNotFound || !strings.Contains(w.Body.String(), "set admin.token") {
+		t.Fatalf("API without a token: %d %s", w.Code, w.Body)
 	}
 }

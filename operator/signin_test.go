@@ -1,11 +1,10 @@
-package web
+package operator
 
 import (
 	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -30,18 +29,14 @@ func signInSite(t *testing.T) (http.Handler, *testClock) {
 	if err := store.Seed(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	o := testOptions("")
-	o.Store, o.Cache = store, waitingroom.NewCache(store, time.Hour)
-	o.AdminToken = signInToken
-	o.ClientIPs = ClientIPs{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
-	s, err := New(o)
+	s, err := New(Options{Issuer: testIssuer, Store: store, Cache: waitingroom.NewCache(store, time.Hour),
+		CookieSecrets: [][]byte{testSecret(1)}, AdminToken: signInToken, ClientIP: throughProxy})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(s.CloseStreams)
 	mux := http.NewServeMux()
 	s.Register(mux)
-	return SecurityHeaders(mux), clock
+	return mux, clock
 }
 
 const signInToken = "admin-token-0123456789"

@@ -1,4 +1,4 @@
-package web
+package operator
 
 import (
 	"math"
@@ -120,7 +120,7 @@ func (t *signInThrottle) prune(now time.Time) {
 }
 
 // maskClient is the address a client is counted under by the sign-in
-// throttle and the stream bounds: its address as the trusted proxies tell
+// throttle: its address as the trusted proxies tell
 // it, IPv6 by /64 (what one subscriber usually gets) like the join limit.
 func maskClient(a netip.Addr) netip.Addr {
 	if a.Is6() {
