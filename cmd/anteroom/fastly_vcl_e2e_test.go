@@ -1,0 +1,227 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// falcoBinary returns falco (github.com/ysugimoto/falco, a Fastly VCL
+// linter, test runner and interpreter) from ANTEROOM_FALCO or PATH, or
+// skips the test without it unless ANTEROOM_TEST_FALCO=required.
+func falcoBinary(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("ANTEROOM_FALCO"); p != "" {
+		return p
+	}
+	if p, err := exec.LookPath("falco"); err == nil {
+		return p
+	}
+	if os.Getenv("ANTEROOM_TEST_FALCO") == "required" {
+		t.Fatal("falco is not installed (ANTEROOM_TEST_FALCO=required; .ci/run builds it)")
+	}
+	t.Skip("falco is not installed (set ANTEROOM_FALCO, or ANTEROOM_TEST_FALCO=required to fail instead)")
+	return ""
+}
+
+// vclLit writes s as a VCL long string, or reports that it cannot.
+func vclLit(s string) (string, bool) {
+	if strings.Contains(s, `"}`) || strings.ContainsAny(s, "\x00\r\n") {
+		return "", false
+	}
+	for _, c := range []byte(s) {
+		if c < 0x20 || c == 0x7f {
+			return "", false
+		}
+	}
+	return `{"` + s + `"}`, true
+}
+
+// vclSuite is a falco test directory: the generated anteroom.vcl, a main
+// VCL that includes it with the keys in anteroom_keys, and test files.
+type vclSuite struct {
+	dir string
+}
+
+func newVCLSuite(t *testing.T, node string, config any, keys []fastlyDictionaryItem) vclSuite {
+	t.Helper()
+	dir := t.TempDir()
+	cfg, _ := json.Marshal(config)
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(node, "../../deploy/edge/fastly-vcl/generate.mjs", filepath.Join(dir, "config.json"))
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("generate.mjs: %v\n%s", err, stderrOf(err))
+	}
+	if err := os.WriteFile(filepath.Join(dir, "anteroom.vcl"), out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var table strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&table, "  %q: {\"%s\"},\n", k.Key, k.Value)
+	}
+	main := `backend F_anteroom {
+  .host = "127.0.0.1";
+  .port = "1";
+}
+backend F_origin {
+  .host = "127.0.0.1";
+  .port = "2";
+}
+table anteroom_keys {
+` + table.String() + `}
+include "anteroom";
+sub vcl_recv {
+#FASTLY recv
+  set req.backend = F_origin;
+  call anteroom_recv;
+  return(lookup);
+}
+sub vcl_deliver {
+#FASTLY deliver
+  call anteroom_deliver;
+  return(deliver);
+}
+sub vcl_error {
+#FASTLY error
+  call anteroom_error;
+  return(deliver);
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "main.vcl"), []byte(main), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return vclSuite{dir: dir}
+}
+
+func stderrOf(err error) string {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return string(ee.Stderr)
+	}
+	return ""
+}
+
+// run runs falco with args in the suite's directory and fails the test,
+// with its output, when falco does not exit 0.
+func (s vclSuite) run(t *testing.T, falco string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(falco, args...)
+	cmd.Dir = s.dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("falco %s: %v\n%s", strings.Join(args, " "), err, tail(string(out), 2000))
+	}
+	return string(out)
+}
+
+// vclKnownDifferences are the shared rule cases the VCL cannot pass in
+// falco, each with the reason; they run with @skip and the report names
+// them, so that a change in the count shows.
+var vclKnownDifferences = map[string]string{
+	"an escaped UTF-8 character is one character to a regex":             "PCRE reads bytes: . is one byte, not one UTF-8 character",
+	"a raw UTF-8 character is one character to a regex":                  "PCRE reads bytes: . is one byte, not one UTF-8 character",
+	"an invalid byte is one character to a regex":                        "falco's urldecode fails on a byte that is not UTF-8",
+	"a truncated UTF-8 sequence is a character per byte":                 "falco's urldecode fails on a byte that is not UTF-8",
+	"an invalid byte reads as U+FFFD":                                    "falco's urldecode fails on a byte that is not UTF-8",
+	"U+FFFD itself":                                                      "falco's urldecode fails on a byte that is not UTF-8",
+	"invalid escape never bypasses":                                      "falco refuses to set req.url with an invalid escape",
+	"googlebot with a double slash":                                      "falco normalises // in req.url, Fastly does not",
+	"fragment never bypasses":                                            "falco cuts a raw # from req.url, Fastly does not",
+	"leading double slash never bypasses (another host to a URL parser)": "falco normalises // in req.url, Fastly does not",
+}
+
+// TestFastlyVCLRules generates the Fastly VCL from the shared rule cases'
+// gate (gate/testdata/rules.json), lints it with falco and runs one falco
+// unit test per case through vcl_recv: bypass passes, block is the 403
+// error, queue is the redirect into the case's room.
+func TestFastlyVCLRules(t *testing.T) {
+	falco := falcoBinary(t)
+	node := nodeBinary(t)
+	raw, err := os.ReadFile("../../gate/testdata/rules.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tab struct {
+		Gate  json.RawMessage `json:"gate"`
+		Cases []struct {
+			Name      string            `json:"name"`
+			Host      string            `json:"host"`
+			Method    string            `json:"method"`
+			Path      string            `json:"path"`
+			UserAgent string            `json:"user_agent"`
+			Headers   map[string]string `json:"headers"`
+			Cookies   map[string]string `json:"cookies"`
+			Want      struct{ Action, Room string }
+		} `json:"cases"`
+	}
+	if err := json.Unmarshal(raw, &tab); err != nil {
+		t.Fatal(err)
+	}
+	s := newVCLSuite(t, node, map[string]any{"issuer": "https://shop.example.com/_anteroom", "gate": tab.Gate}, nil)
+	s.run(t, falco, "lint", "-I", ".", "main.vcl")
+
+	var b strings.Builder
+	written, skipped := 0, []string{}
+	for i, c := range tab.Cases {
+		var lines []string
+		ok := true
+		set := func(v, val string) {
+			l, good := vclLit(val)
+			ok = ok && good
+			lines = append(lines, fmt.Sprintf("  set %s = %s;", v, l))
+		}
+		set("req.url", c.Path)
+		set("req.http.Host", c.Host)
+		if c.Method != "" {
+			set("req.method", c.Method)
+		}
+		if c.UserAgent != "" {
+			set("req.http.User-Agent", c.UserAgent)
+		}
+		for name, v := range c.Headers {
+			set("req.http."+name, v)
+		}
+		if len(c.Cookies) > 0 {
+			var parts []string
+			for name, v := range c.Cookies {
+				parts = append(parts, name+"="+v)
+			}
+			set("req.http.Cookie", strings.Join(parts, "; "))
+		}
+		if !ok {
+			skipped = append(skipped, c.Name+": not writable as a VCL string")
+			continue
+		}
+		lines = append(lines, `  testing.call_subroutine("vcl_recv");`)
+		switch c.Want.Action {
+		case "bypass":
+			lines = append(lines, `  assert.not_error();`)
+		case "block":
+			lines = append(lines, `  assert.error(683);`)
+		case "queue":
+			lines = append(lines, fmt.Sprintf(`  assert.equal(req.http.X-Anteroom-Queue, %q);`, c.Want.Room))
+		}
+		name := strings.NewReplacer("\n", " ", "*/", "").Replace(c.Name)
+		skip := ""
+		if why, ok := vclKnownDifferences[c.Name]; ok {
+			skip = "// @skip " + why + "\n"
+			skipped = append(skipped, c.Name+": "+why)
+		}
+		fmt.Fprintf(&b, "%s// @scope: recv\n// @suite: %s\nsub test_rule_%d {\n%s\n}\n\n", skip, name, i, strings.Join(lines, "\n"))
+		written++
+	}
+	if err := os.WriteFile(filepath.Join(s.dir, "rules.test.vcl"), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := s.run(t, falco, "test", "-I", ".", "main.vcl")
+	t.Logf("%d rule cases in falco, %d skipped: %q\n%s", written, len(skipped), skipped, tail(out, 5))
+	if written < len(tab.Cases)*3/4 {
+		t.Fatalf("only %d of %d cases could be written", written, len(tab.Cases))
+	}
+}
