@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -223,5 +224,122 @@ func TestFastlyVCLRules(t *testing.T) {
 	t.Logf("%d rule cases in falco, %d skipped: %q\n%s", written, len(skipped), skipped, tail(out, 5))
 	if written < len(tab.Cases)*3/4 {
 		t.Fatalf("only %d of %d cases could be written", written, len(tab.Cases))
+	}
+}
+
+// TestFastlyVCLTokens runs the VCL on the real RS256 and ES256 session
+// tokens of the edge fixture (deploy/edge/testdata/fixture.json, written
+// by TestEdgeConnectors from real Anteroom instances) in falco, with the
+// keys as `anteroom edge fastly-keys` writes them: the valid tokens pass
+// with the visitor's headers, every forged variant goes to the queue
+// (RFC 7519 §4.1.4 exp, §4.1.5 nbf, §4.1.1 iss, §4.1.3 aud; RFC 7515
+// §4.1.1 alg, §4.1.11 crit), and the start URL is byte for byte
+// Anteroom's own.
+func TestFastlyVCLTokens(t *testing.T) {
+	falco := falcoBinary(t)
+	node := nodeBinary(t)
+	raw, err := os.ReadFile(edgeFixturePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fx edgeFixture
+	if err := json.Unmarshal(raw, &fx); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range fx.Instances {
+		t.Run(in.Alg, func(t *testing.T) {
+			keys, err := fastlyKeyItems(in.JWKS)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// launch fails open when no key fits; checkout fails closed.
+			cfg := map[string]any{"issuer": in.Issuer, "gate": fx.Gate, "rooms": map[string]any{"launch": map[string]string{"on_error": "fail_open"}}}
+			s := newVCLSuite(t, node, cfg, keys)
+			s.run(t, falco, "lint", "-I", ".", "main.vcl")
+			u, _ := url.Parse(in.Issuer)
+			var b strings.Builder
+			test := func(name, body string) {
+				fmt.Fprintf(&b, "// @scope: recv\n// @suite: %s %s\nsub test_%d {\n  testing.fixed_time(%d);\n  set req.http.Host = \"shop.example.com\";\n%s\n}\n\n",
+					in.Alg, name, strings.Count(b.String(), "sub test_"), in.NowMS/1000, body)
+			}
+			valid := 0
+			for _, tok := range in.Tokens {
+				room := tok.Room
+				body := fmt.Sprintf("  set req.url = {\"%s\"};\n  set req.http.Cookie = {\"theme=dark; %s_%s=%s\"};\n  testing.call_subroutine(\"vcl_recv\");\n", tok.Path, in.CookieName, room, tok.Token)
+				switch {
+				case tok.Valid:
+					valid++
+					body += fmt.Sprintf("  assert.not_error();\n  assert.equal(req.http.X-Anteroom-Sub, %q);\n  assert.equal(req.http.X-Anteroom-Room, %q);\n  assert.equal(req.http.X-Anteroom-Position, \"%d\");\n  assert.is_notset(req.http.X-Anteroom-Fail-Open);", tok.Sub, room, tok.Position)
+				case tok.Name == "unknown_kid":
+					// on_error: no key in anteroom_keys fits the kid.
+					body += "  assert.not_error();\n  assert.equal(req.http.X-Anteroom-Fail-Open, \"1\");\n  assert.is_notset(req.http.X-Anteroom-Sub);"
+				default:
+					body += "  assert.error(681);\n  assert.is_notset(req.http.X-Anteroom-Sub);"
+				}
+				test(tok.Name, body)
+			}
+			if valid != len(edgeValidTokens) {
+				t.Fatalf("the fixture has %d valid tokens, want %d", valid, len(edgeValidTokens))
+			}
+			// An unknown kid in a room that fails closed goes to the queue.
+			for _, tok := range in.Tokens {
+				if tok.Name == "unknown_kid" {
+					test("unknown kid, fail closed", fmt.Sprintf("  set req.url = \"/checkout/pay\";\n  set req.http.Cookie = {\"%s_checkout=%s\"};\n  testing.call_subroutine(\"vcl_recv\");\n  assert.error(681);", in.CookieName, tok.Token))
+				}
+			}
+			for _, su := range in.StartURLs {
+				if l, ok := vclLit(su.Target); ok {
+					test("start url "+strings.ReplaceAll(su.Target, "\n", ""), fmt.Sprintf("  set req.url = %s;\n  testing.call_subroutine(\"vcl_recv\");\n  assert.error(681);\n  assert.equal(req.http.X-Anteroom-Start, {\"%s\"});", l, su.StartURL))
+				}
+			}
+			// Scripts get 401 (as gate.Gate's wantsJSON decides).
+			for _, h := range []string{`set req.http.X-Requested-With = "XMLHttpRequest";`, `set req.http.Sec-Fetch-Mode = "cors";`, `set req.http.Accept = "application/json";`} {
+				test("script: "+h, "  set req.url = \"/products/x\";\n  "+h+"\n  testing.call_subroutine(\"vcl_recv\");\n  assert.error(682);")
+			}
+			test("navigation", "  set req.url = \"/products/x\";\n  set req.http.Sec-Fetch-Mode = \"navigate\";\n  set req.http.Accept = \"application/json\";\n  testing.call_subroutine(\"vcl_recv\");\n  assert.error(681);")
+			// A client's own X-Anteroom-* never reach the origin.
+			test("client headers", "  set req.url = \"/static/app.js\";\n  set req.http.X-Anteroom-Sub = \"mallory\";\n  set req.http.X-Anteroom-Fail-Open = \"1\";\n  testing.call_subroutine(\"vcl_recv\");\n  assert.not_error();\n  assert.is_notset(req.http.X-Anteroom-Sub);\n  assert.is_notset(req.http.X-Anteroom-Fail-Open);")
+			// Anteroom's own paths go to Anteroom without the issuer's path.
+			fmt.Fprintf(&b, "// @scope: recv\n// @suite: %s issuer path\nsub test_issuer_path {\n  set req.http.Host = %q;\n  set req.url = \"%s/gate/start?rd=%%2F\";\n  testing.call_subroutine(\"vcl_recv\");\n  assert.state(pass);\n  assert.equal(req.backend, F_anteroom);\n  assert.equal(req.url, \"/gate/start?rd=%%2F\");\n}\n\n", in.Alg, u.Host, u.Path)
+			// The answers anteroom_error makes, with no-store.
+			start := in.Issuer + "/gate/start?rd=%2Fproducts%2Fx"
+			fmt.Fprintf(&b, `// @scope: error
+// @suite: %[1]s redirect
+sub test_error_redirect {
+  set req.http.X-Anteroom-Start = {"%[2]s"};
+  set obj.status = 681;
+  testing.call_subroutine("vcl_error");
+  assert.equal(obj.status, 302);
+  assert.equal(obj.http.Location, {"%[2]s"});
+  assert.equal(obj.http.Cache-Control, "no-cache, no-store, must-revalidate, max-age=0");
+}
+
+// @scope: error
+// @suite: %[1]s script
+sub test_error_json {
+  set req.http.X-Anteroom-Start = {"%[2]s"};
+  set obj.status = 682;
+  testing.call_subroutine("vcl_error");
+  assert.equal(obj.status, 401);
+  assert.equal(obj.http.Content-Type, "application/json");
+  assert.starts_with(testing.synthetic_body, {"{"error":"queue","start_url":"%[2]s"} {"""} "}");
+  assert.equal(std.strlen(testing.synthetic_body), %[3]d);
+  assert.equal(obj.http.Cache-Control, "no-cache, no-store, must-revalidate, max-age=0");
+}
+
+// @scope: error
+// @suite: %[1]s block
+sub test_error_block {
+  set obj.status = 683;
+  testing.call_subroutine("vcl_error");
+  assert.equal(obj.status, 403);
+}
+`, in.Alg, start, len(`{"error":"queue","start_url":"`+start+"\"}\n"))
+			if err := os.WriteFile(filepath.Join(s.dir, "tokens.test.vcl"), []byte(b.String()), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out := s.run(t, falco, "test", "-I", ".", "main.vcl")
+			t.Log(tail(out, 2))
+		})
 	}
 }

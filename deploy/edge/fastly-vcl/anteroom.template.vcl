@@ -185,13 +185,23 @@ sub anteroom_recv {
     set var.soon += 60.0;
     if (var.signed && var.payload ~ {"^\{.*\}$"}) {
       set var.valid = true;
-      if (!(var.payload ~ {"[{,]"iss":"([^"\\]*)"[,}]"} && re.group.1 == @ISSUER@)) {
+      # Each claim is tested on its own: re.group.1 is only read right
+      # after the match that set it.
+      if (var.payload ~ {"[{,]"iss":"([^"\\]*)"[,}]"}) {
+        if (re.group.1 != @ISSUER@) {
+          set var.valid = false;
+        }
+      } else {
         set var.valid = false;
       }
       if (var.payload !~ {"[{,]"aud":("anteroom-gate"|\[([^\]]*,)?"anteroom-gate"[,\]])"}) {
         set var.valid = false;
       }
-      if (!(var.payload ~ {"[{,]"room":"([^"\\]*)"[,}]"} && re.group.1 == var.room)) {
+      if (var.payload ~ {"[{,]"room":"([^"\\]*)"[,}]"}) {
+        if (re.group.1 != var.room) {
+          set var.valid = false;
+        }
+      } else {
         set var.valid = false;
       }
       if (var.payload ~ {"[{,]"sub":"([^"\\]+)"[,}]"}) {
@@ -199,14 +209,30 @@ sub anteroom_recv {
       } else {
         set var.valid = false;
       }
-      if (!(var.payload ~ {"[{,]"exp":(-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?)[,}]"} && std.atof(re.group.1) > var.now)) {
+      if (var.payload ~ {"[{,]"exp":(-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?)[,}]"}) {
+        if (!(std.atof(re.group.1) > var.now)) {
+          set var.valid = false;
+        }
+      } else {
         set var.valid = false;
       }
-      if (var.payload ~ {"[{,]"nbf":"} && !(var.payload ~ {"[{,]"nbf":(-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?)[,}]"} && std.atof(re.group.1) <= var.soon)) {
-        set var.valid = false;
+      if (var.payload ~ {"[{,]"nbf":"}) {
+        if (var.payload ~ {"[{,]"nbf":(-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?)[,}]"}) {
+          if (std.atof(re.group.1) > var.soon) {
+            set var.valid = false;
+          }
+        } else {
+          set var.valid = false;
+        }
       }
-      if (var.payload ~ {"[{,]"iat":"} && !(var.payload ~ {"[{,]"iat":(-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?)[,}]"} && std.atof(re.group.1) <= var.soon)) {
-        set var.valid = false;
+      if (var.payload ~ {"[{,]"iat":"}) {
+        if (var.payload ~ {"[{,]"iat":(-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?)[,}]"}) {
+          if (std.atof(re.group.1) > var.soon) {
+            set var.valid = false;
+          }
+        } else {
+          set var.valid = false;
+        }
       }
       set var.position = "0";
       if (var.payload ~ {"[{,]"queue_position":([0-9]+)[,}]"}) {
@@ -234,7 +260,9 @@ sub anteroom_recv {
   if (req.url !~ {"^/"} || req.url ~ {"^/[/\\]"} || std.strlen(req.url) > 4096 || req.url ~ {"[\x00-\x1f\x7f\\]"}) {
     error 684;
   }
-  set req.http.X-Anteroom-Start = @ISSUER@ "/gate/start?rd=" regsuball(urlencode(req.url), "%2520", "+");
+  # Go's url.QueryEscape, byte for byte: urlencode keeps an escape it
+  # finds, so every % is escaped first; a space becomes +.
+  set req.http.X-Anteroom-Start = @ISSUER@ "/gate/start?rd=" regsuball(urlencode(regsuball(req.url, {"%"}, {"%25"})), {"%20"}, "+");
   # A script (XHR, fetch) or a subresource gets 401 with the start URL,
   # a navigation a redirect.
   if (std.strlen(req.http.X-Requested-With) > 0) {
@@ -275,7 +303,8 @@ sub anteroom_error {
       set obj.status = 401;
       set obj.response = "Unauthorized";
       set obj.http.Content-Type = "application/json";
-      synthetic {"{"error":"queue","start_url":""} req.http.X-Anteroom-Start {"}
+      # A long string ends at the first "} so the closing quote is its own string.
+      synthetic {"{"error":"queue","start_url":""} req.http.X-Anteroom-Start {"""} {"}
 "};
     } else if (obj.status == 683) {
       set obj.status = 403;
