@@ -1,14 +1,26 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/anteroom/anteroom/config"
 )
 
 // falcoBinary returns falco (github.com/ysugimoto/falco, a Fastly VCL
@@ -341,5 +353,204 @@ sub test_error_block {
 			out := s.run(t, falco, "test", "-I", ".", "main.vcl")
 			t.Log(tail(out, 2))
 		})
+	}
+}
+
+// falcoProxyTransport reads falco simulate's answers. With --proxy, falco
+// v1.21.1 writes the whole response it made (status line, headers, body)
+// as the body of a 200 (interpreter/handler.go sendResponse calls
+// http.Response.Write on the ResponseWriter), so the client unwraps it.
+type falcoProxyTransport struct{}
+
+func (falcoProxyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("read falco's answer: %w", err)
+	}
+	inner, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(raw)), req)
+	if err != nil {
+		return nil, fmt.Errorf("falco's answer is not a wrapped response: %w: %.200q", err, raw)
+	}
+	if code, err := strconv.Atoi(inner.Header.Get(falcoRedirectHeader)); err == nil {
+		inner.StatusCode = code
+		inner.Header.Del(falcoRedirectHeader)
+	}
+	return inner, nil
+}
+
+// falcoRedirectHeader carries a backend's redirect status through falco.
+// falco v1.21.1 fetches from backends with http.DefaultClient, which
+// follows redirects itself (interpreter/transport.go), where Fastly hands
+// a backend's 302 to the browser; so the test puts a proxy in front of
+// Anteroom that answers 200 with this header instead, and
+// falcoProxyTransport restores the status.
+const falcoRedirectHeader = "X-Test-Redirect-Status"
+
+// serveFalcoBackend serves a proxy to addr on a new listener and returns
+// its port; see falcoRedirectHeader.
+func serveFalcoBackend(t *testing.T, addr string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.Out.URL.Scheme = "http"
+			r.Out.URL.Host = addr
+		},
+		ModifyResponse: func(resp *http.Response) error {
+			if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+				resp.Header.Set(falcoRedirectHeader, strconv.Itoa(resp.StatusCode))
+				resp.StatusCode = http.StatusOK
+			}
+			return nil
+		},
+	}
+	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close() })
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
+}
+
+// TestFastlyVCLSimulate serves the generated VCL with `falco simulate
+// --proxy` in front of a real Anteroom and an origin, with the keys that
+// `anteroom edge fastly-keys` writes from Anteroom's JWKS, and walks a
+// visitor from the protected URL through the queue to the origin.
+func TestFastlyVCLSimulate(t *testing.T) {
+	falco := falcoBinary(t)
+	node := nodeBinary(t)
+	if err := redisServer.FlushAll(); err != nil {
+		t.Fatal(err)
+	}
+	var reached atomic.Int64
+	origin := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached.Add(1)
+		fmt.Fprintf(w, "origin: %s sub=%s room=%s", r.URL.RequestURI(), r.Header.Get("X-Anteroom-Sub"), r.Header.Get("X-Anteroom-Room"))
+	})}
+	originLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = origin.Serve(originLn) }()
+	t.Cleanup(func() { origin.Close() })
+
+	siteAddr := freeAddr(t)
+	site := "http://" + siteAddr
+	insecure := false
+	cfg := testConfig()
+	cfg.Issuer = site + "/_anteroom"
+	cfg.Gate = &config.Gate{
+		Cookie:       config.GateCookie{Secure: &insecure},
+		DynamicPaths: []string{"/checkout"},
+		Rules: []config.Rule{
+			{PathPrefix: "/static/", Action: "bypass"},
+			{PathPrefix: "/", Action: "queue", Room: roomID},
+		},
+	}
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	anteroomLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveApp(t, cfg, anteroomLn, nil)
+	anteroom := "http://" + anteroomLn.Addr().String()
+	resp, jwks := edgeGet(t, anteroom+"/keys", nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("JWKS: %d", resp.StatusCode)
+	}
+	keys, err := fastlyKeyItems([]byte(jwks))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newVCLSuite(t, node, map[string]any{"issuer": cfg.Issuer, "gate": cfg.Gate}, keys)
+	main, _ := os.ReadFile(filepath.Join(s.dir, "main.vcl"))
+	anteroomPort := serveFalcoBackend(t, anteroomLn.Addr().String())
+	_, originPort, _ := net.SplitHostPort(originLn.Addr().String())
+	_, sitePort, _ := net.SplitHostPort(siteAddr)
+	main = []byte(strings.Replace(strings.Replace(string(main), `.port = "1";`, `.port = "`+anteroomPort+`";`, 1), `.port = "2";`, `.port = "`+originPort+`";`, 1))
+	if err := os.WriteFile(filepath.Join(s.dir, "main.vcl"), main, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The port is falco's configuration file's; its -p flag takes no value here.
+	if err := os.WriteFile(filepath.Join(s.dir, ".falco.yml"), []byte("simulator:\n  port: "+sitePort+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	sim := exec.Command(falco, "simulate", "--proxy", "-I", ".", "main.vcl")
+	sim.Dir = s.dir
+	sim.Stdout, sim.Stderr = &logs, &logs
+	if err := sim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = sim.Process.Kill()
+		_ = sim.Wait()
+		if t.Failed() {
+			t.Logf("falco simulate:\n%s", tail(logs.String(), 60))
+		}
+	})
+	for i := 0; ; i++ {
+		c, err := net.DialTimeout("tcp", siteAddr, time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if i == 100 {
+			t.Fatalf("falco simulate does not listen on %s", siteAddr)
+		}
+		time.Sleep(100 * time.Millisecond) // start-up only
+	}
+
+	jar, _ := cookiejar.New(nil)
+	b := &http.Client{Jar: jar, Timeout: 10 * time.Second, Transport: falcoProxyTransport{}}
+	// The protected URL: the VCL sends the visitor to /gate/start, which it
+	// routes to Anteroom, which shows the waiting page.
+	resp, err = b.Get(site + "/shop?item=42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := readAll(resp)
+	waitURL := resp.Request.URL.String()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(waitURL, site+"/_anteroom/wait/") || reached.Load() != 0 {
+		t.Fatalf("expected the waiting page through falco, got %d at %s (origin reached %d times): %.300s", resp.StatusCode, waitURL, reached.Load(), body)
+	}
+	req, _ := http.NewRequest(http.MethodPost, anteroom+"/admin/v1/rooms/"+roomID+"/advance", strings.NewReader(`{"count":1}`))
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("advance: %v %v", resp, err)
+	}
+	resp, err = b.Post(waitURL+"/continue", "application/x-www-form-urlencoded", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body = readAll(resp)
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.String() != site+"/shop?item=42" || !strings.HasPrefix(body, "origin: /shop?item=42 sub=") || !strings.HasSuffix(body, "room="+roomID) {
+		t.Fatalf("after admission: %d at %s: %.300s", resp.StatusCode, resp.Request.URL, body)
+	}
+	// The cookie alone lets the next request through; without it, a
+	// script gets 401.
+	before := reached.Load()
+	if resp, err := b.Get(site + "/shop/basket"); err != nil || resp.StatusCode != http.StatusOK || reached.Load() != before+1 {
+		t.Fatalf("second request: %v %v", resp, err)
+	}
+	req, _ = http.NewRequest(http.MethodGet, site+"/api/cart", nil)
+	req.Header.Set("X-Requested-With", "XMLHttpRequest")
+	resp, err = (&http.Client{Timeout: 10 * time.Second, Transport: falcoProxyTransport{}}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body = readAll(resp)
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, `"start_url":"`+site+`/_anteroom/gate/start?rd=%2Fapi%2Fcart"`) {
+		t.Fatalf("script: %d %s", resp.StatusCode, body)
 	}
 }
