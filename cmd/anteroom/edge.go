@@ -24,15 +24,19 @@ type fastlyDictionaryItem struct {
 // edgeCmd runs `anteroom edge COMMAND`: helpers for the edge connectors.
 func edgeCmd(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "fastly-keys" {
-		fmt.Fprint(stderr, `usage:
+		out, code := stderr, exitConfig
+		if len(args) == 1 && (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+			out, code = stdout, 0
+		}
+		fmt.Fprint(out, `usage:
   anteroom edge fastly-keys [-current ITEMS.json] JWKS.json
       writes the anteroom_keys edge dictionary items for a JWKS (Anteroom's
       {issuer}/keys) as a Fastly batch update; with -current (the items the
-      dictionary holds now, as "fastly dictionary-entry list --json" prints
-      them) it warns about every key of the JWKS the dictionary lacks and
+      dictionary holds now, as Fastly's API lists them: GET
+      /service/{id}/dictionary/{id}/items) it warns about every key of the JWKS the dictionary lacks and
       exits 1 when there is one.
 `)
-		return exitConfig
+		return code
 	}
 	fs := flag.NewFlagSet("fastly-keys", flag.ContinueOnError)
 	fs.SetOutput(stderr)

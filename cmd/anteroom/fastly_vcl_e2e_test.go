@@ -554,3 +554,28 @@ func TestFastlyVCLSimulate(t *testing.T) {
 		t.Fatalf("script: %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestFastlyVCLExample lints the README's example: the committed
+// anteroom.vcl (generate.test.js checks that it is generate.mjs's output
+// for config.example.json) and main.vcl, with the backends and the
+// dictionary a Fastly service declares itself.
+func TestFastlyVCLExample(t *testing.T) {
+	falco := falcoBinary(t)
+	dir := t.TempDir()
+	custom, err := os.ReadFile("../../deploy/edge/fastly-vcl/anteroom.vcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	main, err := os.ReadFile("../../deploy/edge/fastly-vcl/main.vcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	service := "backend F_anteroom {\n  .host = \"127.0.0.1\";\n  .port = \"1\";\n}\nbackend F_origin {\n  .host = \"127.0.0.1\";\n  .port = \"2\";\n}\ntable anteroom_keys {\n}\n" + string(main)
+	if err := os.WriteFile(filepath.Join(dir, "anteroom.vcl"), custom, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "service.vcl"), []byte(service), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vclSuite{dir: dir}.run(t, falco, "lint", "-I", ".", "service.vcl")
+}

@@ -59,11 +59,11 @@ function pcre(pattern, key) {
 }
 
 /** pathCond is a rule's path matchers applied to the path in variable v. */
-function pathCond(r, v, fold) {
+function pathCond(r, v, fold, key) {
   const c = [];
   if (r.path) c.push(fold ? `std.tolower(${v}) == ${lit(asciiLower(r.path))}` : `${v} == ${lit(r.path)}`);
   if (r.path_prefix) c.push(fold ? `std.prefixof(std.tolower(${v}), ${lit(asciiLower(r.path_prefix))})` : `std.prefixof(${v}, ${lit(r.path_prefix)})`);
-  if (r.path_regex) c.push(`${v} ~ ${lit((fold ? '(?i)' : '') + pcre(r.path_regex, 'path_regex'))}`);
+  if (r.path_regex) c.push(`${v} ~ ${lit((fold ? '(?i)' : '') + pcre(r.path_regex, `${key}.path_regex`))}`);
   return c.join(' && ');
 }
 
@@ -94,7 +94,7 @@ function rulesVCL(c, raw) {
       else cond.push(`var.host == ${lit(asciiLower(r.host))}`);
     }
     if (r.path || r.path_prefix || r.path_regex) {
-      cond.push(`(${pathCond(r, 'var.decoded', fold)} || (!var.canonical && ${pathCond(r, 'var.clean', fold)}))`);
+      cond.push(`(${pathCond(r, 'var.decoded', fold, key)} || (!var.canonical && ${pathCond(r, 'var.clean', fold, key)}))`);
     }
     if (r.header) {
       const h = `req.http.${headerName(r.header.name, `${key}.header.name`)}`;
