@@ -543,6 +543,31 @@ func TestFastlyVCLSimulate(t *testing.T) {
 	if resp, err := b.Get(site + "/shop/basket"); err != nil || resp.StatusCode != http.StatusOK || reached.Load() != before+1 {
 		t.Fatalf("second request: %v %v", resp, err)
 	}
+	// A tampered cookie goes back to the queue; a static file bypasses,
+	// without a client's own X-Anteroom-Sub.
+	siteURL, _ := url.Parse(site + "/")
+	forgedJar, _ := cookiejar.New(nil)
+	for _, c := range jar.Cookies(siteURL) {
+		if c.Name == "anteroom_gate_"+roomID {
+			v := []byte(c.Value)
+			v[len(v)-5] ^= 1
+			forgedJar.SetCookies(siteURL, []*http.Cookie{{Name: c.Name, Value: string(v)}})
+		}
+	}
+	before = reached.Load()
+	resp, err = (&http.Client{Jar: forgedJar, Timeout: 10 * time.Second, Transport: falcoProxyTransport{}}).Get(site + "/shop")
+	if err != nil || !strings.HasPrefix(resp.Request.URL.String(), site+"/_anteroom/wait/") || reached.Load() != before {
+		t.Fatalf("tampered cookie: %v %v", resp, err)
+	}
+	req, _ = http.NewRequest(http.MethodGet, site+"/static/app.js", nil)
+	req.Header.Set("X-Anteroom-Sub", "forged")
+	resp, err = (&http.Client{Timeout: 10 * time.Second, Transport: falcoProxyTransport{}}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := readAll(resp); resp.StatusCode != http.StatusOK || body != "origin: /static/app.js sub= room=" {
+		t.Fatalf("static: %d %q", resp.StatusCode, body)
+	}
 	req, _ = http.NewRequest(http.MethodGet, site+"/api/cart", nil)
 	req.Header.Set("X-Requested-With", "XMLHttpRequest")
 	resp, err = (&http.Client{Timeout: 10 * time.Second, Transport: falcoProxyTransport{}}).Do(req)
