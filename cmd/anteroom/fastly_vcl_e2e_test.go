@@ -144,9 +144,9 @@ var vclKnownDifferences = map[string]string{
 	"an invalid byte reads as U+FFFD":                                    "falco's urldecode fails on a byte that is not UTF-8",
 	"U+FFFD itself":                                                      "falco's urldecode fails on a byte that is not UTF-8",
 	"invalid escape never bypasses":                                      "falco refuses to set req.url with an invalid escape",
-	"googlebot with a double slash":                                      "falco normalises // in req.url, Fastly does not",
-	"fragment never bypasses":                                            "falco cuts a raw # from req.url, Fastly does not",
-	"leading double slash never bypasses (another host to a URL parser)": "falco normalises // in req.url, Fastly does not",
+	"googlebot with a double slash":                                      "falco parses req.url as a URL: //host/a becomes /a; Fastly keeps it",
+	"fragment never bypasses":                                            "falco parses req.url as a URL and drops a raw # and what follows",
+	"leading double slash never bypasses (another host to a URL parser)": "falco parses req.url as a URL: //host/a becomes /a; Fastly keeps it",
 }
 
 // TestFastlyVCLRules generates the Fastly VCL from the shared rule cases'
