@@ -54,6 +54,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return demoCmd(ctx, args[1:], stdout, stderr)
 	case "admin":
 		return adminCmd(ctx, args[1:], os.Getenv, stdout, stderr)
+	case "edge":
+		return edgeCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "anteroom", readVersion())
 		return 0
@@ -71,6 +73,7 @@ func usage(w io.Writer) {
   anteroom serve --config FILE   run against Redis with the given configuration
   anteroom demo [flags]          run a demo room, client and protected site on 127.0.0.1
   anteroom admin COMMAND         call a running server's admin API (anteroom admin --help)
+  anteroom edge fastly-keys JWKS  write the Fastly VCL connector's key dictionary (anteroom edge --help)
   anteroom version               print the version
 `)
 }

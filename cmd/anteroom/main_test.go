@@ -164,6 +164,7 @@ func TestEveryCommandsHelpExitsZero(t *testing.T) {
 	for _, args := range [][]string{
 		{"serve", "--help"}, {"serve", "-h"}, {"demo", "--help"}, {"demo", "-h"},
 		{"admin", "--help"}, {"admin", "-h"}, {"admin", "advance", "--help"}, {"help"}, {"--help"},
+		{"edge", "--help"}, {"edge", "-h"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(args, &stdout, &stderr)
