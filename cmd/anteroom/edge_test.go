@@ -45,9 +45,13 @@ func TestEdgeFastlyKeys(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
 		t.Fatal(err)
 	}
-	if len(doc.Items) != 2 {
+	// Two keys, then the entry that tells the VCL the edge has keys (it
+	// fails open only without it).
+	if len(doc.Items) != 3 || doc.Items[2] != (fastlyDictionaryItem{Op: "upsert", Key: fastlyPublishedItem, Value: "1"}) {
 		t.Fatalf("items: %+v", doc.Items)
 	}
+	full := doc.Items
+	doc.Items = doc.Items[:2]
 	algs := map[string]bool{}
 	for _, it := range doc.Items {
 		alg, pem, _ := strings.Cut(it.Value, " ")
@@ -68,7 +72,7 @@ func TestEdgeFastlyKeys(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut.String(), doc.Items[1].Key) || strings.Contains(errOut.String(), doc.Items[0].Key) {
 		t.Fatalf("exit %d, stderr %q: want a warning for %s only", code, errOut.String(), doc.Items[1].Key)
 	}
-	all, _ := json.Marshal(doc.Items)
+	all, _ := json.Marshal(full)
 	errOut.Reset()
 	if code := run([]string{"edge", "fastly-keys", "-current", write("all.json", string(all)), jwksPath}, &out, &errOut); code != 0 || errOut.Len() != 0 {
 		t.Fatalf("with every key: exit %d, %q", code, errOut.String())

@@ -283,8 +283,9 @@ func TestFastlyVCLTokens(t *testing.T) {
 					valid++
 					body += fmt.Sprintf("  assert.not_error();\n  assert.equal(req.http.X-Anteroom-Sub, %q);\n  assert.equal(req.http.X-Anteroom-Room, %q);\n  assert.equal(req.http.X-Anteroom-Position, \"%d\");\n  assert.is_notset(req.http.X-Anteroom-Fail-Open);", tok.Sub, room, tok.Position)
 				case tok.Name == "unknown_kid":
-					// on_error: no key in anteroom_keys fits the kid.
-					body += "  assert.not_error();\n  assert.equal(req.http.X-Anteroom-Fail-Open, \"1\");\n  assert.is_notset(req.http.X-Anteroom-Sub);"
+					// A made-up kid while the edge has keys: to the queue,
+					// even in a room that fails open.
+					body += "  assert.error(681);\n  assert.is_notset(req.http.X-Anteroom-Fail-Open);\n  assert.is_notset(req.http.X-Anteroom-Sub);"
 				default:
 					body += "  assert.error(681);\n  assert.is_notset(req.http.X-Anteroom-Sub);"
 				}
@@ -354,6 +355,66 @@ sub test_error_block {
 			t.Log(tail(out, 2))
 		})
 	}
+}
+
+// TestFastlyVCLFailsOpenOnlyWithoutKeys: on_error: fail_open lets a
+// request with a session cookie through only while anteroom_keys holds no
+// keys at all (the edge's analogue of a JWKS that cannot be fetched); a
+// room that fails closed queues it then too.
+func TestFastlyVCLFailsOpenOnlyWithoutKeys(t *testing.T) {
+	falco := falcoBinary(t)
+	node := nodeBinary(t)
+	raw, err := os.ReadFile(edgeFixturePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fx edgeFixture
+	if err := json.Unmarshal(raw, &fx); err != nil {
+		t.Fatal(err)
+	}
+	in := fx.Instances[0]
+	cfg := map[string]any{"issuer": in.Issuer, "gate": fx.Gate, "rooms": map[string]any{"launch": map[string]string{"on_error": "fail_open"}}}
+	s := newVCLSuite(t, node, cfg, nil)
+	var b strings.Builder
+	for _, tok := range in.Tokens {
+		if tok.Name != "unknown_kid" {
+			continue
+		}
+		if tok.Room != "launch" {
+			t.Fatalf("the fixture's unknown_kid token is for room %q; this test fails open in launch", tok.Room)
+		}
+		fmt.Fprintf(&b, `// @scope: recv
+// @suite: no keys, fail open
+sub test_no_keys_fail_open {
+  testing.fixed_time(%[1]d);
+  set req.http.Host = "shop.example.com";
+  set req.url = {"%[2]s"};
+  set req.http.Cookie = {"%[3]s_launch=%[4]s"};
+  testing.call_subroutine("vcl_recv");
+  assert.not_error();
+  assert.equal(req.http.X-Anteroom-Fail-Open, "1");
+  assert.is_notset(req.http.X-Anteroom-Sub);
+}
+
+// @scope: recv
+// @suite: no keys, fail closed
+sub test_no_keys_fail_closed {
+  testing.fixed_time(%[1]d);
+  set req.http.Host = "shop.example.com";
+  set req.url = "/checkout/pay";
+  set req.http.Cookie = {"%[3]s_checkout=%[4]s"};
+  testing.call_subroutine("vcl_recv");
+  assert.error(681);
+}
+`, in.NowMS/1000, tok.Path, in.CookieName, tok.Token)
+	}
+	if b.Len() == 0 {
+		t.Fatal("the fixture has no unknown_kid token")
+	}
+	if err := os.WriteFile(filepath.Join(s.dir, "nokeys.test.vcl"), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Log(tail(s.run(t, falco, "test", "-I", ".", "main.vcl"), 2))
 }
 
 // falcoProxyTransport reads falco simulate's answers. With --proxy, falco

@@ -247,9 +247,12 @@ sub anteroom_recv {
     set req.http.X-Anteroom-Position = var.position;
     return;
   }
-  if (var.nokey && var.fail_open) {
-    # on_error: fail_open. No key in anteroom_keys fits the cookie's kid:
-    # the dictionary lags behind Anteroom's keys.
+  if (var.nokey && var.fail_open && table.lookup(anteroom_keys, "anteroom:published", "") == "") {
+    # on_error: fail_open, when the edge has no keys at all: anteroom_keys
+    # lacks the entry that anteroom edge fastly-keys writes beside the
+    # keys (a kid cannot name it: kids have no colon). An unknown kid in a
+    # dictionary that holds keys is a forgery as likely as a lag, and goes
+    # to the queue.
     unset req.http.X-Anteroom-Queue;
     set req.http.X-Anteroom-Fail-Open = "1";
     log "anteroom: failing open, no key in anteroom_keys for kid " var.kid;
