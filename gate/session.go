@@ -87,9 +87,13 @@ func newSessionCache(limit int) *sessionCache {
 	return &sessionCache{entries: make(map[[32]byte]session), limit: limit}
 }
 
-func (c *sessionCache) get(token string, now time.Time) (session, bool) {
+// sessionKey is a token's key in the cache, computed once per request:
+// hashing a ~1 KB token is the largest part of a cached answer.
+func sessionKey(token string) [32]byte { return sha256.Sum256([]byte(token)) }
+
+func (c *sessionCache) get(k [32]byte, now time.Time) (session, bool) {
 	c.mu.RLock()
-	s, ok := c.entries[sha256.Sum256([]byte(token))]
+	s, ok := c.entries[k]
 	c.mu.RUnlock()
 	if !ok || !now.Before(s.exp) {
 		return session{}, false
@@ -97,12 +101,11 @@ func (c *sessionCache) get(token string, now time.Time) (session, bool) {
 	return s, true
 }
 
-// claimCheck reports whether the session of token is due for a check in
+// claimCheck reports whether the session of key k is due for a check in
 // the store (its last one is every or more old) and, if so, marks it
 // checked now: of the requests that find it due at once, one asks the
 // store, the others are answered from memory meanwhile.
-func (c *sessionCache) claimCheck(token string, now time.Time, every time.Duration) bool {
-	k := sha256.Sum256([]byte(token))
+func (c *sessionCache) claimCheck(k [32]byte, now time.Time, every time.Duration) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s, ok := c.entries[k]
@@ -114,9 +117,8 @@ func (c *sessionCache) claimCheck(token string, now time.Time, every time.Durati
 	return true
 }
 
-// end remembers that the session of token was ended in the store.
-func (c *sessionCache) end(token string) {
-	k := sha256.Sum256([]byte(token))
+// end remembers that the session of key k was ended in the store.
+func (c *sessionCache) end(k [32]byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if s, ok := c.entries[k]; ok {
@@ -125,7 +127,7 @@ func (c *sessionCache) end(token string) {
 	}
 }
 
-func (c *sessionCache) put(token string, s session, now time.Time) {
+func (c *sessionCache) put(k [32]byte, s session, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.entries) >= c.limit {
@@ -138,5 +140,5 @@ func (c *sessionCache) put(token string, s session, now time.Time) {
 			clear(c.entries)
 		}
 	}
-	c.entries[sha256.Sum256([]byte(token))] = s
+	c.entries[k] = s
 }
