@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -252,10 +251,12 @@ func (g *Gate) auth(w http.ResponseWriter, r *http.Request) {
 	}
 	if s, ok := g.session(r, d.Room); ok {
 		g.outcome.session.Inc()
+		// Assigned, not Set: the values are the session's, shared (see
+		// session.headers).
 		h := w.Header()
-		h.Set("X-Anteroom-Sub", s.sub)
-		h.Set("X-Anteroom-Room", s.room)
-		h.Set("X-Anteroom-Position", strconv.FormatInt(s.position, 10))
+		h["X-Anteroom-Sub"] = s.headers[0]
+		h["X-Anteroom-Room"] = s.headers[1]
+		h["X-Anteroom-Position"] = s.headers[2]
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
@@ -307,6 +308,7 @@ func (g *Gate) session(r *http.Request, room string) (session, bool) {
 		return session{}, false
 	}
 	s := session{sub: claims.Subject, room: claims.Room, position: claims.Position, exp: claims.Expiry.Time(), kid: kid, checked: now}
+	s.headers = sessionHeaders(s)
 	// Remembered ended too, so that an ended session costs no signature
 	// check and no store read until its entry goes.
 	s.ended = !g.live(r.Context(), s, now)

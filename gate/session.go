@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -70,6 +71,16 @@ type session struct {
 	// a check was last started); ended, that the store said it was over.
 	checked time.Time
 	ended   bool
+	// headers are the values of X-Anteroom-Sub, -Room and -Position,
+	// built once when the session is verified and shared by every answer
+	// (net/http copies header values when it writes them; nothing else
+	// writes to them), so a cached answer allocates none.
+	headers *[3][]string
+}
+
+// sessionHeaders builds the header values /gate/auth answers s with.
+func sessionHeaders(s session) *[3][]string {
+	return &[3][]string{{s.sub}, {s.room}, {strconv.FormatInt(s.position, 10)}}
 }
 
 // sessionCache remembers verified session tokens until they expire, so the
