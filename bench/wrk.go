@@ -97,7 +97,7 @@ type wrkTarget struct {
 // bare baseline and of Anteroom, with each server's CPU per request as
 // the kernel counts it.
 func figureWrk(ctx context.Context, o options, a *instance, t wrkTarget) (figure, error) {
-	step("figure 6: %s under wrk -t1 -c%d vs a bare net/http server, %d rounds of %s", t.name, o.wrkConns, o.rounds, o.duration)
+	step("figure 6: %s (wrk -t1 -c%d) vs a bare net/http server, %d rounds of %s", t.name, o.wrkConns, o.rounds, o.duration)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, a.issuer+t.path, nil)
 	for _, h := range t.header {
 		k, v, _ := strings.Cut(h, ": ")
