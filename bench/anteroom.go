@@ -30,6 +30,9 @@ const (
 	flowClient = "flow"
 	flowSecret = "flow-secret-0123456789"
 	adminToken = "bench-admin-token-0123456789"
+	// gateCookie is the gate's cookie name; its every path queues in the
+	// passthrough room, so a gate login is admitted at once.
+	gateCookie = "anteroom_gate"
 )
 
 // instanceSpec says how to run one Anteroom process.
@@ -96,8 +99,11 @@ clients:
     secret: %q
     redirect_uris: [%q]
     room: %s
+gate:
+  cookie: {name: %s, secure: false}
+  rules: [{path_prefix: /, action: queue, room: %s}]
 `, issuer, addr, spec.redis, spec.cookieKey, adminToken, debugAddr, signing, pollRoom, openRoom,
-		pollClient, rpCallback, pollRoom, flowClient, flowSecret, rpCallback, openRoom)
+		pollClient, rpCallback, pollRoom, flowClient, flowSecret, rpCallback, openRoom, gateCookie, openRoom)
 	base := strings.ReplaceAll(addr, ":", "-")
 	cfgPath := filepath.Join(dir, "anteroom-"+base+".yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {

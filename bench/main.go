@@ -46,6 +46,15 @@ type options struct {
 	cluster     bool
 	profileDir  string
 	out         string
+	wrk         bool
+	wrkConns    int
+	only        string
+}
+
+// want reports whether figure id (polls, joins, flows, memory, streams,
+// scaling, wrk) is to be measured: all of them unless -only names some.
+func (o options) want(id string) bool {
+	return o.only == "" || slices.Contains(strings.Split(o.only, ","), id)
 }
 
 // profilePath is where a figure's CPU profile goes, "" when not profiling.
@@ -82,6 +91,9 @@ func main() {
 	flag.BoolVar(&o.scaling, "scaling", true, "measure 1 vs 2 instances (figure 5)")
 	flag.BoolVar(&o.cluster, "cluster", true, "measure against a local 3-master Redis Cluster (figure 5)")
 	flag.StringVar(&o.profileDir, "profile", "", "write each figure's CPU profile of Anteroom into this `dir`")
+	flag.BoolVar(&o.wrk, "wrk", true, "measure the status poll and /gate/auth under wrk (figure 6)")
+	flag.IntVar(&o.wrkConns, "wrk-c", 64, "wrk's connections for figure 6")
+	flag.StringVar(&o.only, "only", "", "measure only these `figures` (comma-separated: polls,joins,flows,memory,streams,scaling,wrk)")
 	flag.StringVar(&o.out, "out", "bench/results.json", "where to write the results")
 	flag.Parse()
 	if o.anteroom == "" {
@@ -184,18 +196,29 @@ func run(o options) error {
 		return err
 	}
 
-	f, err := figurePolls(ctx, o, a)
-	if err != nil {
-		return a.explain(fmt.Errorf("figure 1: %w", err))
+	var f figure
+	if o.want("polls") {
+		if f, err = figurePolls(ctx, o, a); err != nil {
+			return a.explain(fmt.Errorf("figure 1: %w", err))
+		}
+		res.Figures = append(res.Figures, f)
 	}
-	res.Figures = append(res.Figures, f)
-
-	if f, err = figureJoins(ctx, o, rdb, srv.Addr()); err != nil {
-		return fmt.Errorf("figure 2: %w", err)
+	if o.wrk && o.want("wrk") {
+		fs, err := figuresWrk(ctx, o, a)
+		if err != nil {
+			return a.explain(fmt.Errorf("figure 6: %w", err))
+		}
+		res.Figures = append(res.Figures, fs...)
 	}
-	res.Figures = append(res.Figures, f)
 
-	if o.flows {
+	if o.want("joins") {
+		if f, err = figureJoins(ctx, o, rdb, srv.Addr()); err != nil {
+			return fmt.Errorf("figure 2: %w", err)
+		}
+		res.Figures = append(res.Figures, f)
+	}
+
+	if o.flows && o.want("flows") {
 		if f, err = figureFlows(ctx, o, rdb, a, "RS256"); err != nil {
 			return a.explain(fmt.Errorf("figure 3: %w", err))
 		}
@@ -215,12 +238,14 @@ func run(o options) error {
 
 	mem := redis.NewClient(&redis.Options{Addr: srv.Addr(), DB: 2, PoolSize: 2*o.concurrency + 4})
 	defer mem.Close()
-	if f, err = figureMemory(ctx, o, mem); err != nil {
-		return fmt.Errorf("figure 4a: %w", err)
+	if o.want("memory") {
+		if f, err = figureMemory(ctx, o, mem); err != nil {
+			return fmt.Errorf("figure 4a: %w", err)
+		}
+		res.Figures = append(res.Figures, f)
 	}
-	res.Figures = append(res.Figures, f)
 
-	if o.streams > 0 {
+	if o.streams > 0 && o.want("streams") {
 		// Fresh instances, as the baseline's server is: one that served
 		// the figures before holds freed heap the streams would reuse,
 		// which hides their cost.
@@ -240,6 +265,7 @@ func run(o options) error {
 			s.stop()
 		}
 	}
+	o.scaling = o.scaling && o.want("scaling")
 	var b *instance
 	if o.scaling {
 		if b, err = launch(spec(0, "")); err != nil {

@@ -75,7 +75,7 @@ func figurePolls(ctx context.Context, o options, a *instance) (figure, error) {
 		return figure{}, fmt.Errorf("status poll: %s: %.200s", resp.Status, body)
 	}
 	u, _ := url.Parse(v.waitURL)
-	bareURL, stopBare, err := startBare(body, resp.Header.Get("Content-Type"), u.Path)
+	bareURL, _, stopBare, err := startBare(resp, body, u.Path+"?format=json")
 	if err != nil {
 		return figure{}, err
 	}
@@ -104,18 +104,27 @@ func figurePolls(ctx context.Context, o options, a *instance) (figure, error) {
 }
 
 // startBare runs this program's "bare" mode as a separate process, as
-// Anteroom is one, and returns the URL it serves body at.
-func startBare(body []byte, contentType, path string) (string, func(), error) {
-	bodyPath := filepath.Join(os.TempDir(), fmt.Sprintf("anteroom-bench-body-%d.json", os.Getpid()))
-	if err := os.WriteFile(bodyPath, body, 0o600); err != nil {
-		return "", nil, err
+// Anteroom is one, and returns the URL it serves resp's status, headers
+// (all but Date, which net/http writes itself) and body at, and its pid.
+func startBare(resp *http.Response, body []byte, path string) (string, int, func(), error) {
+	stem := filepath.Join(os.TempDir(), fmt.Sprintf("anteroom-bench-bare-%d-%s", os.Getpid(), randomHex(4)))
+	h := resp.Header.Clone()
+	h.Del("Date")
+	hdr, _ := json.Marshal(h)
+	if err := os.WriteFile(stem+".body", body, 0o600); err != nil {
+		return "", 0, nil, err
 	}
-	addr, _, stop, err := startSelf("bare", "-body", bodyPath, "-type", contentType)
+	if err := os.WriteFile(stem+".headers", hdr, 0o600); err != nil {
+		os.Remove(stem + ".body")
+		return "", 0, nil, err
+	}
+	cleanup := func() { os.Remove(stem + ".body"); os.Remove(stem + ".headers") }
+	addr, pid, stop, err := startSelf("bare", "-body", stem+".body", "-headers", stem+".headers", "-status", strconv.Itoa(resp.StatusCode))
 	if err != nil {
-		os.Remove(bodyPath)
-		return "", nil, err
+		cleanup()
+		return "", 0, nil, err
 	}
-	return "http://" + addr + path + "?format=json", func() { stop(); os.Remove(bodyPath) }, nil
+	return "http://" + addr + path, pid, func() { stop(); cleanup() }, nil
 }
 
 // startSelf runs this program in another mode as a child process, which
@@ -144,19 +153,31 @@ func startSelf(mode string, args ...string) (string, int, func(), error) {
 	return strings.TrimSpace(line), cmd.Process.Pid, stop, nil
 }
 
-// bare serves one file's bytes on every path: the baseline of figure 1.
+// bare answers every request with one recorded response: status, headers
+// and body. It is the baseline of figures 1 and 6: what net/http alone
+// costs for the same bytes on the wire.
 func bare(args []string) {
 	fs := flag.NewFlagSet("bare", flag.ExitOnError)
 	bodyPath := fs.String("body", "", "file whose bytes to serve")
-	ctype := fs.String("type", "application/json", "Content-Type")
+	headersPath := fs.String("headers", "", "file with the response headers, as JSON")
+	status := fs.Int("status", http.StatusOK, "response status")
 	_ = fs.Parse(args)
 	body, err := os.ReadFile(*bodyPath)
 	if err != nil {
 		fatal(err)
 	}
+	var header http.Header
+	if data, err := os.ReadFile(*headersPath); err != nil {
+		fatal(err)
+	} else if err := json.Unmarshal(data, &header); err != nil {
+		fatal(err)
+	}
 	serveUntilSignal(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", *ctype)
-		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		h := w.Header()
+		for k, v := range header {
+			h[k] = v
+		}
+		w.WriteHeader(*status)
 		_, _ = w.Write(body)
 	}), nil)
 }

@@ -249,7 +249,7 @@ func TestCachedSessionIsRefusedOnceItsKeyLeavesTheJWKS(t *testing.T) {
 	if w := f.auth("/shop", cookie); w.Code != http.StatusNoContent {
 		t.Fatalf("fresh session: %d", w.Code)
 	}
-	if _, cached := f.g.sessions.get(keyOf(old), f.now); !cached {
+	if _, cached := f.g.sessions.get(sessionKey(old), f.now); !cached {
 		t.Fatal("test is void: the verified session was not cached")
 	}
 

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -70,6 +71,16 @@ type session struct {
 	// a check was last started); ended, that the store said it was over.
 	checked time.Time
 	ended   bool
+	// headers are the values of X-Anteroom-Sub, -Room and -Position,
+	// built once when the session is verified and shared by every answer
+	// (net/http copies header values when it writes them; nothing else
+	// writes to them), so a cached answer allocates none.
+	headers *[3][]string
+}
+
+// sessionHeaders builds the header values /gate/auth answers s with.
+func sessionHeaders(s session) *[3][]string {
+	return &[3][]string{{s.sub}, {s.room}, {strconv.FormatInt(s.position, 10)}}
 }
 
 // sessionCache remembers verified session tokens until they expire, so the
@@ -79,21 +90,19 @@ type session struct {
 // miss only costs one verification).
 type sessionCache struct {
 	mu      sync.RWMutex
-	entries map[tokenKey]session
+	entries map[[32]byte]session
 	limit   int
 }
 
-// tokenKey is a session token's key in the cache, its SHA-256: hashed once
-// per request, whatever the cache is then asked.
-type tokenKey [32]byte
-
-func keyOf(token string) tokenKey { return sha256.Sum256([]byte(token)) }
-
 func newSessionCache(limit int) *sessionCache {
-	return &sessionCache{entries: make(map[tokenKey]session), limit: limit}
+	return &sessionCache{entries: make(map[[32]byte]session), limit: limit}
 }
 
-func (c *sessionCache) get(k tokenKey, now time.Time) (session, bool) {
+// sessionKey is a token's key in the cache, computed once per request:
+// hashing a ~1 KB token is the largest part of a cached answer.
+func sessionKey(token string) [32]byte { return sha256.Sum256([]byte(token)) }
+
+func (c *sessionCache) get(k [32]byte, now time.Time) (session, bool) {
 	c.mu.RLock()
 	s, ok := c.entries[k]
 	c.mu.RUnlock()
@@ -103,11 +112,11 @@ func (c *sessionCache) get(k tokenKey, now time.Time) (session, bool) {
 	return s, true
 }
 
-// claimCheck reports whether the session of token is due for a check in
+// claimCheck reports whether the session of key k is due for a check in
 // the store (its last one is every or more old) and, if so, marks it
 // checked now: of the requests that find it due at once, one asks the
 // store, the others are answered from memory meanwhile.
-func (c *sessionCache) claimCheck(k tokenKey, now time.Time, every time.Duration) bool {
+func (c *sessionCache) claimCheck(k [32]byte, now time.Time, every time.Duration) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s, ok := c.entries[k]
@@ -119,8 +128,8 @@ func (c *sessionCache) claimCheck(k tokenKey, now time.Time, every time.Duration
 	return true
 }
 
-// end remembers that the session of token was ended in the store.
-func (c *sessionCache) end(k tokenKey) {
+// end remembers that the session of key k was ended in the store.
+func (c *sessionCache) end(k [32]byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if s, ok := c.entries[k]; ok {
@@ -129,7 +138,7 @@ func (c *sessionCache) end(k tokenKey) {
 	}
 }
 
-func (c *sessionCache) put(k tokenKey, s session, now time.Time) {
+func (c *sessionCache) put(k [32]byte, s session, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.entries) >= c.limit {

@@ -37,3 +37,16 @@ func TestRequestIDsReachResponsesAndLogs(t *testing.T) {
 		}
 	}
 }
+
+// A new id is random (80 bits, crypto/rand.Text's alphabet): two requests
+// never share one, and an id is safe to log as it is.
+func TestNewRequestIDsAreRandomAndPlausible(t *testing.T) {
+	seen := map[string]bool{}
+	for range 1000 {
+		id := newRequestID()
+		if len(id) != 16 || !plausibleID(id) || strings.Trim(id, idAlphabet) != "" || seen[id] {
+			t.Fatalf("id %q: want 16 new characters of %s", id, idAlphabet)
+		}
+		seen[id] = true
+	}
+}

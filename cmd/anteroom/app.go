@@ -266,8 +266,8 @@ func withRequestTimeout(d time.Duration, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), d)
-		defer cancel()
+		ctx := newLazyDeadline(r.Context(), d)
+		defer ctx.stop()
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }

@@ -25,7 +25,7 @@ import (
 
 // hotApp is an instance on the package's redis-server with a manual room
 // (visitors wait) and a passthrough room (flows go straight through).
-func hotApp(b *testing.B) http.Handler {
+func hotApp(b *testing.B, mutate ...func(*config.Config)) http.Handler {
 	b.Helper()
 	if err := redisServer.FlushAll(); err != nil {
 		b.Fatal(err)
@@ -33,6 +33,9 @@ func hotApp(b *testing.B) http.Handler {
 	cfg := testConfig()
 	cfg.Rooms = append(cfg.Rooms, config.Room{ID: "open", State: "passthrough"})
 	cfg.Clients = append(cfg.Clients, config.Client{ID: "flow", Secret: secret, Room: "open", RedirectURIs: []string{rpCallback}})
+	for _, m := range mutate {
+		m(cfg)
+	}
 	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err != nil {
 		b.Fatal(err)
@@ -150,6 +153,53 @@ func BenchmarkFlow(b *testing.B) {
 			"client_id": {"flow"}, "client_secret": {secret}}
 		if resp = serve(h, http.MethodPost, issuer+"/oauth/token", "", form); resp.StatusCode != http.StatusOK {
 			b.Fatalf("token: %s", resp.Status)
+		}
+	}
+}
+
+// BenchmarkGateAuth is nginx's auth_request for a visitor the gate has
+// admitted: /gate/auth with the room's session cookie, answered from the
+// session cache (no Redis).
+func BenchmarkGateAuth(b *testing.B) {
+	insecure := false
+	h := hotApp(b, func(c *config.Config) {
+		c.Gate = &config.Gate{Cookie: config.GateCookie{Secure: &insecure},
+			Rules: []config.Rule{{PathPrefix: "/", Action: "queue", Room: "open"}}}
+	})
+	// A browser through the gate's login: start, authorize, the
+	// passthrough room's waiting page, the callback that sets the cookie.
+	jar := map[string]string{}
+	next := issuer + "/gate/start?rd=%2Fapp"
+	for range 6 {
+		if !strings.HasPrefix(next, issuer) {
+			break
+		}
+		var parts []string
+		for k, v := range jar {
+			parts = append(parts, k+"="+v)
+		}
+		resp := serve(h, http.MethodGet, next, strings.Join(parts, "; "), nil)
+		for _, c := range resp.Cookies() {
+			jar[c.Name] = c.Value
+		}
+		next = resp.Header.Get("Location")
+		if strings.HasPrefix(next, "/") {
+			next = issuer + next
+		}
+	}
+	if jar["anteroom_gate_open"] == "" {
+		b.Fatalf("no gate session after the login (cookies %v, ended at %q)", jar, next)
+	}
+	cookie := "anteroom_gate_open=" + jar["anteroom_gate_open"]
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodGet, issuer+"/gate/auth", nil)
+		req.Header.Set("Cookie", cookie)
+		req.Header.Set("X-Original-URI", "/app")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusNoContent {
+			b.Fatalf("gate/auth: %d", w.Code)
 		}
 	}
 }
