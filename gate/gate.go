@@ -19,6 +19,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/anteroom/anteroom/config"
+	"github.com/anteroom/anteroom/internal/route"
 	"github.com/anteroom/anteroom/keys"
 	"github.com/anteroom/anteroom/waitingroom"
 )
@@ -181,9 +182,9 @@ func New(o Options) (*Gate, error) {
 
 // Register adds the gate's routes to mux.
 func (g *Gate) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /gate/auth", g.auth)
-	mux.HandleFunc("GET /gate/start", g.start)
-	mux.HandleFunc("GET /gate/callback", g.callback)
+	mux.HandleFunc("GET "+route.GateAuth, g.auth)
+	mux.HandleFunc("GET "+route.GateStart, g.start)
+	mux.HandleFunc("GET "+route.GateCallback, g.callback)
 }
 
 // CookieName is the session cookie of a room: one per room, so a visitor
@@ -422,7 +423,7 @@ func (g *Gate) start(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusUnauthorized)
 		_ = json.NewEncoder(w).Encode(map[string]string{
 			"error":     "queue",
-			"start_url": g.o.Issuer + "/gate/start?rd=" + url.QueryEscape(target),
+			"start_url": g.o.Issuer + route.GateStart + "?rd=" + url.QueryEscape(target),
 		})
 		return
 	}
@@ -432,7 +433,7 @@ func (g *Gate) start(w http.ResponseWriter, r *http.Request) {
 	state := base64.RawURLEncoding.EncodeToString(g.o.Box.Seal(raw, flowAD))
 	q := url.Values{
 		"client_id":             {g.o.ClientID(d.Room)},
-		"redirect_uri":          {g.o.Issuer + "/gate/callback"},
+		"redirect_uri":          {g.o.Issuer + route.GateCallback},
 		"response_type":         {"code"},
 		"scope":                 {"openid"},
 		"state":                 {state},
@@ -440,7 +441,7 @@ func (g *Gate) start(w http.ResponseWriter, r *http.Request) {
 		"code_challenge":        {oauth2.S256ChallengeFromVerifier(f.Verifier)},
 		"code_challenge_method": {"S256"},
 	}
-	http.Redirect(w, r, g.o.Issuer+"/authorize?"+q.Encode(), http.StatusFound)
+	http.Redirect(w, r, g.o.Issuer+route.Authorize+"?"+q.Encode(), http.StatusFound)
 }
 
 // idClaims is what the gate reads from its own ID token.
@@ -482,7 +483,7 @@ func (g *Gate) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	clientID := g.o.ClientID(f.Room)
-	idToken, err := g.o.Exchanger.ExchangeCode(r.Context(), clientID, q.Get("code"), f.Verifier, g.o.Issuer+"/gate/callback")
+	idToken, err := g.o.Exchanger.ExchangeCode(r.Context(), clientID, q.Get("code"), f.Verifier, g.o.Issuer+route.GateCallback)
 	if err != nil {
 		if errors.Is(err, ErrUnavailable) {
 			g.refuse(r, f.Room, "store unavailable for the code exchange", slog.LevelWarn)

@@ -14,6 +14,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
+
+	"github.com/anteroom/anteroom/internal/route"
 )
 
 // MaxRequestBody caps the body of every request to the provider's
@@ -124,7 +126,7 @@ func (p *Provider) authenticateClient(w http.ResponseWriter, r *http.Request, us
 		// with client_id in the form: the library redeems it, and PKCE
 		// proves the code. (The library's revocation endpoint never took
 		// it, so it is refused there as before.)
-		if c, ok := p.storage.clients[id]; ok && sec == "" && c.cfg.Public() && use == publicAllowed && r.URL.Path == "/oauth/token" {
+		if c, ok := p.storage.clients[id]; ok && sec == "" && c.cfg.Public() && use == publicAllowed && r.URL.Path == route.Token {
 			return true
 		}
 		if p.storage.AuthorizeClientIDSecret(r.Context(), id, sec) != nil {

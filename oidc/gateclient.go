@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/anteroom/anteroom/config"
+	"github.com/anteroom/anteroom/internal/route"
 	"github.com/anteroom/anteroom/keys"
 )
 
@@ -48,7 +49,7 @@ func gateClients(issuer, secret string, rooms []string) []config.Client {
 	out := make([]config.Client, 0, len(rooms))
 	for _, r := range rooms {
 		out = append(out, config.Client{ID: GateClientID(r), Secret: secret, RequirePKCE: true, Room: r,
-			RedirectURIs: []string{issuer + "/gate/callback"}})
+			RedirectURIs: []string{issuer + route.GateCallback}})
 	}
 	return out
 }
@@ -72,7 +73,7 @@ func (p *Provider) ExchangeCode(ctx context.Context, clientID, code, verifier, r
 	if !gate {
 		form.Set("client_id", clientID)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "/oauth/token", strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, route.Token, strings.NewReader(form.Encode()))
 	if err != nil {
 		return "", err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/anteroom/anteroom/config"
+	"github.com/anteroom/anteroom/internal/route"
 	"github.com/anteroom/anteroom/keys"
 	"github.com/anteroom/anteroom/waitingroom"
 )
@@ -77,7 +78,7 @@ func NewProvider(o Options) (*Provider, error) {
 	}
 	s := &storage{rdb: o.Redis, rooms: o.Rooms, keys: o.Keys, box: o.Box, clients: map[string]*client{}, now: o.Now,
 		onToken: o.OnToken}
-	loginURL := func(id string) string { return o.Issuer + "/wait/" + id }
+	loginURL := func(id string) string { return o.Issuer + route.Wait(id) }
 	for _, c := range o.Clients {
 		// The exact id too: a client called anteroom-gate would get tokens
 		// whose aud is the gate's session audience.
@@ -137,7 +138,7 @@ func (p *Provider) Handler() http.Handler { return p.handler }
 
 func (p *Provider) serve(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
-	case zoidc.DiscoveryEndpoint, "/oauth/token", "/oauth/introspect", "/revoke", "/userinfo":
+	case route.Discovery, route.Token, route.Introspect, route.Revoke, route.Userinfo:
 		// Browser apps call these across origins. Their answers (or some
 		// of them) are written here, not by the library's router, so its
 		// CORS policy is applied here, and the router, seeing no Origin,
@@ -154,11 +155,11 @@ func (p *Provider) serve(w http.ResponseWriter, r *http.Request) {
 	case zoidc.DiscoveryEndpoint:
 		p.discovery(w, r)
 		return
-	case "/authorize":
+	case route.Authorize:
 		r.Header.Del("Origin")
 		p.authorize(w, r)
 		return
-	case "/authorize/callback":
+	case route.AuthorizeCallback:
 		// The waiting page answers the relying party itself (Finish); the
 		// library's callback is left for old links and only ever refuses,
 		// to the relying party with iss added (RFC 9207).
@@ -173,14 +174,14 @@ func (p *Provider) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		buf.flushTo(w)
 		return
-	case "/end_session":
+	case route.EndSession:
 		r.Header.Del("Origin")
 		if !parseForm(w, r) {
 			return
 		}
 		guardOutage(w, r, p.op)
 		return
-	case "/oauth/token":
+	case route.Token:
 		// RFC 6749 §5.1: token responses must not be cached.
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Pragma", "no-cache")
@@ -189,19 +190,19 @@ func (p *Provider) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		guardOutage(w, r, p.op)
 		return
-	case "/oauth/introspect":
+	case route.Introspect:
 		if !parseForm(w, r) || !p.authenticateClient(w, r, secretRequired) {
 			return
 		}
 		guardOutage(w, r, p.op)
 		return
-	case "/revoke":
+	case route.Revoke:
 		if !parseForm(w, r) || !p.authenticateClient(w, r, publicAllowed) {
 			return
 		}
 		guardOutage(w, r, p.op)
 		return
-	case "/userinfo":
+	case route.Userinfo:
 		guardOutage(w, r, http.HandlerFunc(p.userinfo))
 		return
 	case "/device_authorization":
@@ -209,7 +210,7 @@ func (p *Provider) serve(w http.ResponseWriter, r *http.Request) {
 		// offers no device flow (and discovery does not name it).
 		http.NotFound(w, r)
 		return
-	case "/keys":
+	case route.Keys:
 		// The library sends no Cache-Control, and caches then guess. A
 		// key is published ahead of signing for at least twice this
 		// long, so every cache that honours it has the key before the key

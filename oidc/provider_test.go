@@ -1,13 +1,21 @@
 package oidc
 
 import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/anteroom/anteroom/config"
+	"github.com/anteroom/anteroom/internal/route"
+	"github.com/anteroom/anteroom/keys"
 	"github.com/anteroom/anteroom/waitingroom"
 )
 
@@ -79,5 +87,44 @@ func TestGateClientsAreConfidentialWithADerivedSecret(t *testing.T) {
 	}
 	if other := provider(nil).storage.clients[GateClientID("launch")].cfg.Secret; other == c.cfg.Secret || len(other) < 32 {
 		t.Fatalf("without a key: secret %q", other)
+	}
+}
+
+// Discovery advertises each endpoint at the path package route names,
+// which the provider routes on and web's metrics label: the library's
+// defaults and route's constants cannot drift apart.
+func TestDiscoveryAdvertisesTheRoutesPaths(t *testing.T) {
+	rooms, err := waitingroom.NewStore(nil, []waitingroom.Room{{ID: "launch", Name: "Launch", State: waitingroom.StateOpen,
+		SessionTTL: 30 * time.Minute, MaxWait: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const issuer = "https://queue.example.com"
+	m := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	km, err := keys.NewManager(context.Background(), rdb, testBox(t, 1), keys.Options{Algorithm: "RS256"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewProvider(Options{Issuer: issuer, Rooms: rooms, Box: testBox(t, 1), Keys: km,
+		Clients: []config.Client{{ID: "shop", Secret: "shop-secret-0123456789", Room: "launch", RedirectURIs: []string{"https://shop.example.com/cb"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	p.Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, issuer+route.Discovery, nil))
+	var d map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &d); err != nil {
+		t.Fatalf("discovery: %d %s", w.Code, w.Body)
+	}
+	for field, path := range map[string]string{
+		"authorization_endpoint": route.Authorize, "token_endpoint": route.Token, "introspection_endpoint": route.Introspect,
+		"userinfo_endpoint": route.Userinfo, "revocation_endpoint": route.Revoke, "end_session_endpoint": route.EndSession,
+		"jwks_uri": route.Keys,
+	} {
+		if d[field] != issuer+path {
+			t.Errorf("%s = %v, want %s", field, d[field], issuer+path)
+		}
 	}
 }

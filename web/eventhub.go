@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/anteroom/anteroom/internal/route"
 	"github.com/anteroom/anteroom/waitingroom"
 )
 
@@ -148,7 +149,7 @@ func (h *streamHub) frame(st *stream, ping bool) (frame []byte, final bool) {
 	doc := visitorJSON{VisitorStatus: status}
 	final = status.State == waitingroom.VisitorAdmitted || status.State == waitingroom.VisitorExpired
 	if status.State == waitingroom.VisitorAdmitted {
-		doc.ContinueURL = s.issuer + "/wait/" + st.id + "/continue"
+		doc.ContinueURL = s.issuer + route.Continue(st.id)
 	}
 	bp := statusBuffers.Get().(*[]byte)
 	defer statusBuffers.Put(bp)

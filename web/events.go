@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/anteroom/anteroom/internal/route"
 )
 
 // The event streams of the waiting page, in two files: this one answers
@@ -18,7 +20,7 @@ import (
 
 // eventsPattern is the route of event streams, which measure their own
 // duration (see Instrument).
-const eventsPattern = "GET /wait/{id}/events"
+const eventsPattern = "GET " + route.EventsPattern
 
 // Event streams and what they cost. A waiting page keeps its stream open
 // for as long as its visitor waits: hours, for tens of thousands of visitors

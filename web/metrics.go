@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/anteroom/anteroom/internal/route"
 	"github.com/anteroom/anteroom/origin"
 	"github.com/anteroom/anteroom/waitingroom"
 )
@@ -288,7 +289,7 @@ func (s *Server) Instrument(m *Metrics, next http.Handler) http.Handler {
 		if r.Pattern == eventsPattern {
 			return // measured when the stream ends, after its handler (streamEnded)
 		}
-		m.observer(route(r)).Observe(time.Since(start).Seconds())
+		m.observer(routeLabel(r)).Observe(time.Since(start).Seconds())
 	})
 }
 
@@ -328,13 +329,16 @@ func (m *Metrics) observer(route string) prometheus.Observer {
 
 // providerPaths are the OIDC endpoints, which the provider serves behind
 // the mux's catch-all "/" pattern; each is a route of its own.
-var providerPaths = map[string]bool{
-	"/.well-known/openid-configuration": true, "/keys": true, "/authorize": true, "/authorize/callback": true,
-	"/oauth/token": true, "/oauth/introspect": true, "/userinfo": true, "/revoke": true, "/end_session": true,
-}
+var providerPaths = func() map[string]bool {
+	m := make(map[string]bool, len(route.ProviderPaths))
+	for _, p := range route.ProviderPaths {
+		m[p] = true
+	}
+	return m
+}()
 
-// route is a request's label: a bounded set, never the raw path.
-func route(r *http.Request) string {
+// routeLabel is a request's label: a bounded set, never the raw path.
+func routeLabel(r *http.Request) string {
 	switch {
 	case r.Pattern == "":
 		return "unmatched"

@@ -19,7 +19,7 @@ func TestRouteLabelsAreBounded(t *testing.T) {
 	mux.HandleFunc("/", record)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mux.ServeHTTP(w, r)
-		got = route(r)
+		got = routeLabel(r)
 	})
 	for _, c := range []struct{ method, path, want string }{
 		{http.MethodGet, "/wait/abc123", "GET /wait/{id}"},
@@ -33,7 +33,7 @@ func TestRouteLabelsAreBounded(t *testing.T) {
 			t.Errorf("%s %s: route %q, want %q", c.method, c.path, got, c.want)
 		}
 	}
-	if got := route(httptest.NewRequest(http.MethodGet, "/x", nil)); got != "unmatched" {
+	if got := routeLabel(httptest.NewRequest(http.MethodGet, "/x", nil)); got != "unmatched" {
 		t.Errorf("a request no mux routed: %q", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/anteroom/anteroom/internal/route"
 	"github.com/anteroom/anteroom/waitingroom"
 )
 
@@ -135,7 +136,7 @@ func (s *Server) silent(w http.ResponseWriter, r *http.Request, req AuthRequest,
 // an admission: only the visitor's own answer does, a POST that carries the
 // token of this question (see answered).
 func (s *Server) askRequeue(w http.ResponseWriter, r *http.Request, id string, t waitingroom.Ticket) {
-	base := s.issuer + "/wait/" + id
+	base := s.issuer + route.Wait(id)
 	q := "?t=" + s.questions.token(t.ID, id)
 	if wantsJSON(r) {
 		writeJSON(w, msgRequeue.Status, struct {
@@ -174,7 +175,7 @@ func (s *Server) answered(w http.ResponseWriter, r *http.Request) (AuthRequest, 
 	if !have.Admitted() || req.Fresh(have) {
 		// Nothing to give up (answered already, or in another tab):
 		// the page shows where things stand.
-		http.Redirect(w, r, s.issuer+"/wait/"+id, http.StatusSeeOther)
+		http.Redirect(w, r, s.issuer+route.Wait(id), http.StatusSeeOther)
 		return req, room, have, false
 	}
 	return req, room, have, true
@@ -203,7 +204,7 @@ func (s *Server) requeue(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.cache.Observe(room.ID, j.Serving, j.Ticket.Position)
-	http.Redirect(w, r, s.issuer+"/wait/"+id, http.StatusSeeOther)
+	http.Redirect(w, r, s.issuer+route.Wait(id), http.StatusSeeOther)
 }
 
 // decline serves POST /wait/{id}/decline: the visitor keeps their
@@ -231,7 +232,7 @@ func (s *Server) continueFlow(w http.ResponseWriter, r *http.Request) {
 	if have.Admitted() && !req.Fresh(have) {
 		// Too old an admission for this request: the page asks whether
 		// to queue anew.
-		http.Redirect(w, r, s.issuer+"/wait/"+req.ID(), http.StatusSeeOther)
+		http.Redirect(w, r, s.issuer+route.Wait(req.ID()), http.StatusSeeOther)
 		return
 	}
 	s.admit(w, r, req, have, room)
@@ -278,18 +279,18 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, req AuthRequest, 
 			s.writeStatus(w, r, id, t, room, c, s.store.Now())
 			return
 		}
-		http.Redirect(w, r, s.issuer+"/wait/"+id, http.StatusSeeOther)
+		http.Redirect(w, r, s.issuer+route.Wait(id), http.StatusSeeOther)
 		return
 	case errors.Is(err, waitingroom.ErrSessionOver):
 		// The session this ticket bought is over: back of the queue.
 		s.cookies.clear(w, room.ID)
-		http.Redirect(w, r, s.issuer+"/wait/"+id, http.StatusSeeOther)
+		http.Redirect(w, r, s.issuer+route.Wait(id), http.StatusSeeOther)
 		return
 	case errors.Is(err, waitingroom.ErrStale):
 		// Redis lost the room and no instance remembered it: the page
 		// joins again with this ticket, which moves the request to a new
 		// place.
-		http.Redirect(w, r, s.issuer+"/wait/"+id, http.StatusSeeOther)
+		http.Redirect(w, r, s.issuer+route.Wait(id), http.StatusSeeOther)
 		return
 	case err != nil:
 		s.storeFailure(w, r, err)
@@ -308,7 +309,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, req AuthRequest, 
 	if errors.Is(err, waitingroom.ErrSessionOver) {
 		// An admission too old for this request (max_age), which the
 		// waiting page turns into a new place.
-		http.Redirect(w, r, s.issuer+"/wait/"+id, http.StatusSeeOther)
+		http.Redirect(w, r, s.issuer+route.Wait(id), http.StatusSeeOther)
 		return
 	}
 	if err != nil {
@@ -321,12 +322,12 @@ func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request, id string, 
 	if wantsJSON(r) {
 		doc := visitorJSON{VisitorStatus: st}
 		if st.State == waitingroom.VisitorAdmitted {
-			doc.ContinueURL = s.issuer + "/wait/" + id + "/continue"
+			doc.ContinueURL = s.issuer + route.Continue(id)
 		}
 		writeStatusJSON(w, doc)
 		return
 	}
-	continueURL := s.issuer + "/wait/" + id + "/continue"
+	continueURL := s.issuer + route.Continue(id)
 	l := s.localeFor(w, r)
 	var opens *opening
 	if st.OpensAt != nil {
@@ -339,8 +340,8 @@ func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request, id string, 
 		Status:      st,
 		RoomName:    room.Name,
 		Message:     room.Message,
-		StatusURL:   s.issuer + "/wait/" + id + "?format=json",
-		EventsURL:   s.issuer + "/wait/" + id + "/events",
+		StatusURL:   s.issuer + route.StatusJSON(id),
+		EventsURL:   s.issuer + route.Events(id),
 		ContinueURL: continueURL,
 		StaticURL:   s.issuer + "/static",
 		ETA:         l.Duration(st.ETASeconds),

@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/anteroom/anteroom/internal/route"
 	"github.com/anteroom/anteroom/waitingroom"
 )
 
@@ -168,11 +169,11 @@ func pageFuncs() template.FuncMap {
 // waiting page, its stream and answers, the public room status, static
 // files.
 func (s *Server) RegisterPublic(mux *http.ServeMux) {
-	mux.HandleFunc("GET /wait/{id}", s.wait)
+	mux.HandleFunc("GET "+route.WaitPattern, s.wait)
 	mux.HandleFunc(eventsPattern, s.events)
-	mux.HandleFunc("POST /wait/{id}/continue", s.continueFlow)
-	mux.HandleFunc("POST /wait/{id}/requeue", s.requeue)
-	mux.HandleFunc("POST /wait/{id}/decline", s.decline)
+	mux.HandleFunc("POST "+route.ContinuePattern, s.continueFlow)
+	mux.HandleFunc("POST "+route.RequeuePattern, s.requeue)
+	mux.HandleFunc("POST "+route.DeclinePattern, s.decline)
 	mux.HandleFunc("GET /api/v1/rooms/{room}", s.publicRoom)
 	mux.HandleFunc("GET /logged-out", func(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusOK, "message.html", s.visitorMessage(w, r, msgLoggedOut))
