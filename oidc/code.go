@@ -25,17 +25,20 @@ import (
 //   - answer (the waiting page's Pending.Finish) and SaveAuthCode (the
 //     library's callback) attach the request's one code: the check that it
 //     has none and the write are one script, so a request never gets two.
-//     Not to be repeated: a write sent again after its reply was lost finds
-//     its own code and reports the request answered (the visitor starts
-//     again; nothing is issued twice).
+//     It may be repeated: a write sent again after its reply was lost
+//     (go-redis retries a command whose connection failed) finds its own
+//     code, which is random per answer, and succeeds again; another code
+//     finds the request answered.
 //   - AuthRequestByCode only looks (peekCodeScript), so it may be repeated;
 //     the library checks the client, PKCE and redirect_uri after it, and a
 //     failed check must not burn the visitor's code.
 //   - The code is spent in mint (token.go) after the tokens are stored:
 //     consumeCodeScript compares the code's digest and sets the used mark
-//     in one step, so of concurrent redemptions exactly one wins. Not to be
-//     repeated either: a consume sent again after its reply was lost finds
-//     the mark and counts as a second redemption.
+//     in one step, so of concurrent redemptions exactly one wins. It may be
+//     repeated: the mark names the access token the redemption minted
+//     (random per redemption), so a consume sent again after its reply was
+//     lost recognises its own mark instead of counting as a second
+//     redemption and revoking the grant it has just bought.
 //   - The spent record keeps the ids of the tokens the code bought for as
 //     long as the sealed request id could be replayed, so that a replay
 //     revokes them (RFC 6749 §4.1.2, RFC 9700 §4.2.1).
@@ -49,9 +52,15 @@ const codeTTL = 5 * time.Minute
 // the relying party itself, without a hop through the callback.
 // KEYS: request record. ARGV: claims JSON, code digest, ttl ms, the code's
 // expiry (unix ms, the provider's clock).
-// Returns 1, or 0 when the request was answered already.
+// Returns 1, or 0 when the request was answered already (with another
+// code: the same code is this write sent again).
 var answerScript = redis.NewScript(`
-if redis.call('HEXISTS', KEYS[1], 'code') == 1 or redis.call('HEXISTS', KEYS[1], 'used') == 1 then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'used') == 1 then return 0 end
+local had = redis.call('HGET', KEYS[1], 'code')
+if had then
+  if had == ARGV[2] then return 1 end
+  return 0
+end
 redis.call('HSET', KEYS[1], 'rec', ARGV[1], 'code', ARGV[2], 'code_exp', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
@@ -135,8 +144,14 @@ return {'ok', h[2], h[6] or '0'}
 // code.
 // KEYS: request record. ARGV: code digest, expire-at ms, now ms, access
 // token id, refresh token key ("" for none), the tokens' expiry ms.
+// Returns 1, or 0 when another redemption spent the code (a mark naming
+// this access token is this consume sent again: 1).
 var consumeCodeScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'code') ~= ARGV[1] or redis.call('HEXISTS', KEYS[1], 'used') == 1 then return 0 end
+if redis.call('HGET', KEYS[1], 'code') ~= ARGV[1] then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'used') == 1 then
+  if redis.call('HGET', KEYS[1], 'at') == ARGV[4] then return 1 end
+  return 0
+end
 redis.call('HSET', KEYS[1], 'used', 1, 'at', ARGV[4], 'rt', ARGV[5], 'te', ARGV[6])
 redis.call('HDEL', KEYS[1], 'rec')
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) - tonumber(ARGV[3]) then
