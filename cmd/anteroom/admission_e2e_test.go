@@ -81,7 +81,7 @@ func TestFailingOriginPausesAdmissionUntilItRecovers(t *testing.T) {
 	ctx := context.Background()
 	step := func() {
 		t.Helper()
-		if err := a.scheduler.Step(ctx); err != nil {
+		if err := a.Scheduler().Step(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -119,7 +119,7 @@ func TestFailingOriginPausesAdmissionUntilItRecovers(t *testing.T) {
 
 	// One good probe is not enough to recover.
 	healthy.Store(true)
-	a.origins.Check(ctx)
+	a.Origins().Check(ctx)
 	if s := originState(e.roomStatus()); s != "failing" {
 		t.Fatalf("after one good probe: %s, want still failing", s)
 	}
@@ -130,7 +130,7 @@ func TestFailingOriginPausesAdmissionUntilItRecovers(t *testing.T) {
 	}
 
 	// The second one is: the room admits at its rate again.
-	a.origins.Check(ctx)
+	a.Origins().Check(ctx)
 	if s := originState(e.roomStatus()); s != "healthy" {
 		t.Fatalf("after two good probes: %s, want healthy", s)
 	}

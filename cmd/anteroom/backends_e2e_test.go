@@ -14,6 +14,7 @@ import (
 
 	"github.com/anteroom/anteroom/config"
 	"github.com/anteroom/anteroom/internal/testredis"
+	"github.com/anteroom/anteroom/server"
 )
 
 // These tests run two instances on each Redis Anteroom supports, configured
@@ -179,15 +180,15 @@ func onBackend(t *testing.T, rc config.Redis, flush func() error) *env {
 	a, addrA := e.start()
 	b, addrB := e.start()
 	errorsBefore := e.scrape()["anteroom_redis_errors_total"]
-	if a.keys.Signing().ID != b.keys.Signing().ID {
-		t.Fatalf("instances sign with %s and %s, want one shared key", a.keys.Signing().ID, b.keys.Signing().ID)
+	if a.Keys().Signing().ID != b.Keys().Signing().ID {
+		t.Fatalf("instances sign with %s and %s, want one shared key", a.Keys().Signing().ID, b.Keys().Signing().ID)
 	}
 
 	oidcFlowAcrossInstances(e, addrA, addrB)
 	gateFlow(e)
 	adminAndPublicAPI(e)
 	schedulerAndHeartbeats(e, a, b)
-	if err := a.keys.Refresh(ctx); err != nil {
+	if err := a.Keys().Refresh(ctx); err != nil {
 		t.Fatalf("keys.Refresh: %v", err)
 	}
 	if got := e.scrape()["anteroom_redis_errors_total"] - errorsBefore; got != 0 {
@@ -359,7 +360,7 @@ func adminAndPublicAPI(e *env) {
 // schedulerAndHeartbeats lets the rate room's safety net, its scheduler
 // (one leader between the instances) and abandonment work: a visitor
 // whose page beats is let in, a silent one is passed over.
-func schedulerAndHeartbeats(e *env, a, b *app) {
+func schedulerAndHeartbeats(e *env, a, b *server.Server) {
 	t := e.t
 	ctx := t.Context()
 	r := e.rp(rateApp, secret, rpCallback)
@@ -374,8 +375,8 @@ func schedulerAndHeartbeats(e *env, a, b *app) {
 	// Past two grace periods, only a page's beats say it is there.
 	e.clock.Advance(time.Minute + time.Second)
 	pollStatus(t, live, waitURL)
-	for _, inst := range []*app{a, b} {
-		if err := inst.beats.Flush(ctx); err != nil {
+	for _, inst := range []*server.Server{a, b} {
+		if err := inst.Heartbeats().Flush(ctx); err != nil {
 			t.Fatalf("heartbeats flush: %v", err)
 		}
 	}
@@ -384,8 +385,8 @@ func schedulerAndHeartbeats(e *env, a, b *app) {
 	// in at the next tick as one who came back. Either way it gets in.
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		for _, inst := range []*app{a, b} {
-			if err := inst.scheduler.Step(ctx); err != nil {
+		for _, inst := range []*server.Server{a, b} {
+			if err := inst.Scheduler().Step(ctx); err != nil {
 				t.Fatalf("scheduler step: %v", err)
 			}
 		}
@@ -398,8 +399,8 @@ func schedulerAndHeartbeats(e *env, a, b *app) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if a.scheduler.Leading(rateRoom) == b.scheduler.Leading(rateRoom) {
-		t.Fatalf("leading %s: a=%v b=%v, want exactly one", rateRoom, a.scheduler.Leading(rateRoom), b.scheduler.Leading(rateRoom))
+	if a.Scheduler().Leading(rateRoom) == b.Scheduler().Leading(rateRoom) {
+		t.Fatalf("leading %s: a=%v b=%v, want exactly one", rateRoom, a.Scheduler().Leading(rateRoom), b.Scheduler().Leading(rateRoom))
 	}
 	code, doc := e.admin(http.MethodGet, "/admin/v1/rooms/"+rateRoom, "")
 	if code != http.StatusOK || doc["serving"] != float64(3) || doc["tail"] != float64(3) {

@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/anteroom/anteroom/config"
+	"github.com/anteroom/anteroom/server"
 	"github.com/anteroom/anteroom/waitingroom"
 )
 
@@ -101,7 +102,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer rdb.Close()
 
-	a, err := newApp(ctx, cfg, rdb, nil, storeOpts...)
+	a, err := server.New(ctx, cfg, rdb, server.WithStoreOptions(storeOpts...))
 	if err != nil {
 		slog.Error("start", "err", err)
 		return 1
@@ -135,7 +136,7 @@ or with the admin CLI, or the dashboard at %[1]s/admin/ (sign in with the admin 
 
 Press Ctrl-C to stop.
 `, issuer, siteURL, client.ID, client.Secret, cfg.Admin.Token, selfCommand(os.Args[0], os.Getwd))
-	if err := a.serve(ctx, ln); err != nil {
+	if err := a.Serve(ctx, ln); err != nil {
 		slog.Error("serve", "err", err)
 		return 1
 	}

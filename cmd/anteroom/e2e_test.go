@@ -23,6 +23,7 @@ import (
 
 	"github.com/anteroom/anteroom/config"
 	"github.com/anteroom/anteroom/internal/testredis"
+	"github.com/anteroom/anteroom/server"
 )
 
 // These tests run whole Anteroom instances on loopback against a real
@@ -119,13 +120,13 @@ func newEnv(t *testing.T, realClock bool, mutate func(*config.Config)) *env {
 }
 
 // start runs one instance and points the load balancer at it.
-func (e *env) start() (*app, string) {
+func (e *env) start() (*server.Server, string) {
 	e.t.Helper()
 	return e.startOn(e.rdb)
 }
 
 // startOn is start with the instance's own Redis client.
-func (e *env) startOn(rdb redis.UniversalClient) (*app, string) {
+func (e *env) startOn(rdb redis.UniversalClient) (*server.Server, string) {
 	e.t.Helper()
 	a, addr, _ := e.run(rdb)
 	return a, addr
@@ -134,14 +135,14 @@ func (e *env) startOn(rdb redis.UniversalClient) (*app, string) {
 // run is startOn that also returns stop, which shuts the instance down
 // as SIGTERM does and returns when it is done (the test's cleanup calls it
 // too).
-func (e *env) run(rdb redis.UniversalClient) (*app, string, func()) {
+func (e *env) run(rdb redis.UniversalClient) (*server.Server, string, func()) {
 	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var now func() time.Time
 	if e.clock != nil {
 		now = e.clock.Now
 	}
-	a, err := newApp(ctx, e.cfg, rdb, now)
+	a, err := server.New(ctx, e.cfg, rdb, server.WithClock(now))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -150,7 +151,7 @@ func (e *env) run(rdb redis.UniversalClient) (*app, string, func()) {
 		e.t.Fatal(err)
 	}
 	done := make(chan struct{})
-	go func() { _ = a.serve(ctx, ln); close(done) }()
+	go func() { _ = a.Serve(ctx, ln); close(done) }()
 	stop := func() { cancel(); <-done }
 	e.t.Cleanup(stop)
 	addr := ln.Addr().String()
@@ -575,8 +576,8 @@ func TestOnlyOneInstanceSchedulesARoom(t *testing.T) {
 	a, _ := e.start()
 	b, _ := e.start()
 	var byA, byB atomic.Int64
-	a.scheduler.OnAdvance = func(_ string, n int64) { byA.Add(n) }
-	b.scheduler.OnAdvance = func(_ string, n int64) { byB.Add(n) }
+	a.Scheduler().OnAdvance = func(_ string, n int64) { byA.Add(n) }
+	b.Scheduler().OnAdvance = func(_ string, n int64) { byB.Add(n) }
 	r := e.rp(clientID, secret, rpCallback)
 	for range 8 {
 		b := e.browser()
@@ -594,8 +595,8 @@ func TestOnlyOneInstanceSchedulesARoom(t *testing.T) {
 	if byA.Load() > 0 && byB.Load() > 0 {
 		t.Fatalf("both instances advanced the room: %d and %d", byA.Load(), byB.Load())
 	}
-	if a.scheduler.Leading(roomID) == b.scheduler.Leading(roomID) {
-		t.Fatalf("leading: a=%v b=%v", a.scheduler.Leading(roomID), b.scheduler.Leading(roomID))
+	if a.Scheduler().Leading(roomID) == b.Scheduler().Leading(roomID) {
+		t.Fatalf("leading: a=%v b=%v", a.Scheduler().Leading(roomID), b.Scheduler().Leading(roomID))
 	}
 }
 
@@ -1022,10 +1023,10 @@ func TestPreQueueThroughHTTP(t *testing.T) {
 		t.Fatalf("pre-queue status: %+v", st)
 	}
 	e.clock.Advance(time.Hour + time.Second)
-	if err := a.scheduler.Step(context.Background()); err != nil {
+	if err := a.Scheduler().Step(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.cache.Refresh(context.Background()); err != nil {
+	if err := a.Cache().Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	st := pollStatus(t, b, waitURL)

@@ -307,7 +307,7 @@ func edgeInstanceFor(t *testing.T, alg jose.SignatureAlgorithm, tab sharedRules)
 	serveStripPrefix(t, proxyLn, appLn.Addr().String(), "/_anteroom")
 
 	inst := edgeInstance{Alg: string(alg), Issuer: cfg.Issuer, CookieName: cfg.Gate.Cookie.Name}
-	if key := a.keys.Signing(); key.Algorithm != alg {
+	if key := a.Keys().Signing(); key.Algorithm != alg {
 		t.Fatalf("instance signs with %s, want %s", key.Algorithm, alg)
 	}
 	resp, body := edgeGet(t, base+"/_anteroom/keys", nil)
@@ -319,7 +319,7 @@ func edgeInstanceFor(t *testing.T, alg jose.SignatureAlgorithm, tab sharedRules)
 	launch := edgeLogin(t, base, anteroom, "launch", "/products/red-shoe?colour=red")
 	checkout := edgeLogin(t, base, anteroom, "checkout", "/checkout/pay")
 	inst.NowMS = clock.Now().UnixMilli()
-	inst.Tokens = edgeVariants(t, a.keys.Signing(), launch, checkout, clock.Now())
+	inst.Tokens = edgeVariants(t, a.Keys().Signing(), launch, checkout, clock.Now())
 
 	// Anteroom's own verdict on every token, through /gate/auth.
 	for i := range inst.Tokens {

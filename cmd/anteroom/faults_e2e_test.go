@@ -7,11 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptest"
 	"net/http/httptrace"
 	"net/url"
 	"runtime"
@@ -862,28 +860,6 @@ func TestGracefulShutdownFinishesRequestsAndMovesStreams(t *testing.T) {
 		t.Fatalf("after reconnecting to the other instance: %+v, %v; want still waiting at %d", st, ok, first.Position)
 	}
 	again.resp.Body.Close()
-}
-
-// withRequestTimeout puts redis.request_timeout on every request's context
-// but an event stream's, which stays open for as long as the visitor waits.
-func TestRequestTimeoutBoundsRequestsButNotEventStreams(t *testing.T) {
-	got := map[string]bool{}
-	h := withRequestTimeout(time.Second, http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
-		_, got[r.Method+" "+r.URL.Path] = r.Context().Deadline()
-	}))
-	want := map[string]bool{
-		"GET /wait/abc":           true,
-		"POST /wait/abc/continue": true,
-		"POST /oauth/token":       true,
-		"GET /wait/abc/events":    false,
-	}
-	for req := range want {
-		method, path, _ := strings.Cut(req, " ")
-		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(method, path, nil))
-	}
-	if !maps.Equal(got, want) {
-		t.Fatalf("deadline set: %v, want %v", got, want)
-	}
 }
 
 // Redis restarts empty (no persistence). The instance remembers the room

@@ -10,20 +10,21 @@ import (
 	"time"
 
 	"github.com/anteroom/anteroom/config"
+	"github.com/anteroom/anteroom/server"
 )
 
 // serveApp runs an Anteroom instance for cfg on ln against the package's
 // redis-server until the test ends. now is its clock (nil: the wall clock).
-func serveApp(t *testing.T, cfg *config.Config, ln net.Listener, now func() time.Time) *app {
+func serveApp(t *testing.T, cfg *config.Config, ln net.Listener, now func() time.Time) *server.Server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := newApp(ctx, cfg, redisServer.Client(t), now)
+	a, err := server.New(ctx, cfg, redisServer.Client(t), server.WithClock(now))
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
-	go func() { _ = a.serve(ctx, ln); close(done) }()
+	go func() { _ = a.Serve(ctx, ln); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return a
 }

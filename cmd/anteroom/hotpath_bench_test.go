@@ -14,6 +14,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/anteroom/anteroom/config"
+	"github.com/anteroom/anteroom/server"
 )
 
 // These benchmarks drive one instance's whole handler in process, without
@@ -46,13 +47,13 @@ func hotApp(b *testing.B, mutate ...func(*config.Config)) http.Handler {
 	b.Cleanup(func() { slog.SetDefault(logger) })
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
-	a, err := newApp(ctx, cfg, redisServer.Client(b), nil)
+	a, err := server.New(ctx, cfg, redisServer.Client(b))
 	if err != nil {
 		b.Fatal(err)
 	}
-	go a.cache.Run(ctx)
-	go a.scheduler.Run(ctx)
-	return a.handler
+	go a.Cache().Run(ctx)
+	go a.Scheduler().Run(ctx)
+	return a.Handler()
 }
 
 // serve runs one request through h and returns the response.

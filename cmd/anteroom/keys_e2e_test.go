@@ -18,6 +18,7 @@ import (
 
 	"github.com/anteroom/anteroom/config"
 	"github.com/anteroom/anteroom/keys"
+	"github.com/anteroom/anteroom/server"
 )
 
 // These tests rotate keys in running instances: the signing keys on a
@@ -28,10 +29,10 @@ import (
 // startWith runs an instance of cfg on the env's Redis and clock, points
 // the load balancer at it, and returns a function that stops it (also run
 // when the test ends), for tests that restart instances.
-func (e *env) startWith(cfg *config.Config) (*app, string, func()) {
+func (e *env) startWith(cfg *config.Config) (*server.Server, string, func()) {
 	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := newApp(ctx, cfg, e.rdb, e.clock.Now)
+	a, err := server.New(ctx, cfg, e.rdb, server.WithClock(e.clock.Now))
 	if err != nil {
 		cancel()
 		e.t.Fatal(err)
@@ -41,7 +42,7 @@ func (e *env) startWith(cfg *config.Config) (*app, string, func()) {
 		e.t.Fatal(err)
 	}
 	done := make(chan struct{})
-	go func() { _ = a.serve(ctx, ln); close(done) }()
+	go func() { _ = a.Serve(ctx, ln); close(done) }()
 	var once sync.Once
 	stop := func() { once.Do(func() { cancel(); <-done }) }
 	e.t.Cleanup(stop)
@@ -133,9 +134,9 @@ func TestSigningKeysRotateAcrossInstancesWithOverlap(t *testing.T) {
 	// Both instances find the rotation due at the same refresh.
 	e.clock.Advance(22 * time.Hour)
 	var wg sync.WaitGroup
-	for _, inst := range []*app{a, b} {
+	for _, inst := range []*server.Server{a, b} {
 		wg.Go(func() {
-			if err := inst.keys.Refresh(context.Background()); err != nil {
+			if err := inst.Keys().Refresh(context.Background()); err != nil {
 				t.Errorf("refresh: %v", err)
 			}
 		})
@@ -206,7 +207,7 @@ func TestSigningKeysRotateAcrossInstancesWithOverlap(t *testing.T) {
 			t.Fatalf("%s still publishes the retired key: %v", addr, kids)
 		}
 	}
-	if err := a.keys.Refresh(context.Background()); err != nil {
+	if err := a.Keys().Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	var rec struct{ Keys []struct{ Kid string } }
@@ -366,7 +367,7 @@ func TestCookieKeyRotationKeepsEveryonesPlace(t *testing.T) {
 	// sealed again under new) and signs with the same key.
 	final, _, stop := e.startWith(withCookieKeys(e.cfg, newKey))
 	defer stop()
-	if got := final.keys.Signing().ID; got != kid {
+	if got := final.Keys().Signing().ID; got != kid {
 		t.Fatalf("after dropping the old cookie key %s signs, want the same key %s", got, kid)
 	}
 	if st := pollStatus(t, carol, carolWait); st.State != "waiting" || st.Position != 4 {
@@ -492,7 +493,7 @@ func TestRetiredKeyIsRefusedAtOnceAndVisitorsKeepTheirPlaces(t *testing.T) {
 	}
 
 	// B follows at its next refresh (every minute; the test drives it).
-	if err := b.keys.Refresh(ctx); err != nil {
+	if err := b.Keys().Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if kids, _ := e.published(addrB); !slices.Equal(kids, []string{fresh}) {
@@ -563,7 +564,7 @@ func TestRetireKeyWhileRedisIsDownAsksToRetry(t *testing.T) {
 	}
 	e := newEnv(t, false, nil)
 	a, _ := e.start()
-	kid := a.keys.Signing().ID
+	kid := a.Keys().Signing().ID
 	if err := redisServer.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -572,7 +573,7 @@ func TestRetireKeyWhileRedisIsDownAsksToRetry(t *testing.T) {
 	if code != http.StatusServiceUnavailable || retry == "" || doc["error"] != "temporarily_unavailable" {
 		t.Fatalf("retire with Redis down: %d Retry-After=%q %v", code, retry, doc)
 	}
-	if a.keys.Signing().ID != kid {
+	if a.Keys().Signing().ID != kid {
 		t.Fatal("a retirement that failed changed the signing key")
 	}
 }

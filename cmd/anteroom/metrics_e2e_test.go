@@ -74,7 +74,7 @@ func TestMetricsFollowVisitorsTokensAndRequests(t *testing.T) {
 		t.Fatalf("returning visitor: %d at %s", resp.StatusCode, resp.Request.URL)
 	}
 	// The scheduler's abandonment hook reaches the counter.
-	a.scheduler.OnSkip(roomID, 3)
+	a.Scheduler().OnSkip(roomID, 3)
 
 	after := e.scrape()
 	moved := func(series string) float64 { return after[series] - before[series] }
@@ -215,20 +215,20 @@ func TestMetricsAreEachInstancesOwn(t *testing.T) {
 	e := newEnv(t, false, nil)
 	a, _ := e.start()
 	b, _, _ := e.startWith(e.cfg) // the load balancer now points at b
-	if a.registry == b.registry {
+	if a.Registry() == b.Registry() {
 		t.Fatal("two instances share a registry")
 	}
 	r := e.rp(clientID, secret, rpCallback)
 	queue(t, e.browser(), r, newLogin())
-	a.scheduler.OnSkip(roomID, 3)
+	a.Scheduler().OnSkip(roomID, 3)
 
-	if got := registryCounter(t, b.registry, "anteroom_joins_total"); got != 1 {
+	if got := registryCounter(t, b.Registry(), "anteroom_joins_total"); got != 1 {
 		t.Errorf("joins on b, which the visitor joined through: %v, want 1", got)
 	}
-	if got := registryCounter(t, a.registry, "anteroom_joins_total"); got != 0 {
+	if got := registryCounter(t, a.Registry(), "anteroom_joins_total"); got != 0 {
 		t.Errorf("joins on a: %v, want 0", got)
 	}
-	if a, b := registryCounter(t, a.registry, "anteroom_abandoned_total"), registryCounter(t, b.registry, "anteroom_abandoned_total"); a != 3 || b != 0 {
+	if a, b := registryCounter(t, a.Registry(), "anteroom_abandoned_total"), registryCounter(t, b.Registry(), "anteroom_abandoned_total"); a != 3 || b != 0 {
 		t.Errorf("abandoned: a %v, b %v; want 3 and 0", a, b)
 	}
 	scraped := e.scrape() // b's /metrics

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/anteroom/anteroom/config"
+	"github.com/anteroom/anteroom/server"
 )
 
 // serveAppWithOps is serveApp with the ops listener of cfg.Ops.Listen
@@ -25,19 +26,20 @@ import (
 func serveAppWithOps(t *testing.T, cfg *config.Config, ln net.Listener) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := newApp(ctx, cfg, redisServer.Client(t), nil)
+	opsLn, err := net.Listen("tcp", cfg.Ops.Listen)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
-	if err := a.listenOps(); err != nil {
+	a, err := server.New(ctx, cfg, redisServer.Client(t), server.WithOpsListener(opsLn))
+	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
-	go func() { _ = a.serve(ctx, ln); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return a.opsLn.Addr().String()
+	go func() { _ = a.Serve(ctx, ln); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; opsLn.Close() })
+	return opsLn.Addr().String()
 }
 
 // fetch makes one request and returns its status, headers and body.

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/anteroom/anteroom/config"
+	"github.com/anteroom/anteroom/server"
 )
 
 // acceptLanguage sends every request with an Accept-Language header, as a
@@ -68,7 +69,7 @@ func TestWebDirectory(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("{{.Text"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := newApp(t.Context(), e.cfg, e.rdb, nil); err == nil || !strings.Contains(err.Error(), bad) {
+	if _, err := server.New(t.Context(), e.cfg, e.rdb); err == nil || !strings.Contains(err.Error(), bad) {
 		t.Fatalf("start with a broken template: %v", err)
 	}
 }

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package main
+package server
 
 // descriptorLimit is unknown outside unix: the stream bound falls back to
 // its fixed default.

@@ -1,4 +1,14 @@
-package main
+// Package server assembles one Anteroom instance from its configuration:
+// the queue (waitingroom), the OpenID Connect provider (oidc), the visitor's
+// pages (web), the operator's side (operator), the gate, the signing keys and
+// the origin probes, with their metrics on a registry of their own. It is
+// what `anteroom serve` and `anteroom demo` run, and what the end-to-end
+// tests (package e2e) start in-process.
+//
+//	srv, err := server.New(ctx, cfg, rdb)
+//	...
+//	err = srv.Serve(ctx, ln)
+package server
 
 import (
 	"context"
@@ -28,8 +38,9 @@ import (
 	"github.com/anteroom/anteroom/web"
 )
 
-// app is one running Anteroom instance: everything wired, nothing started.
-type app struct {
+// Server is one Anteroom instance: everything wired, nothing started until
+// Serve.
+type Server struct {
 	cfg       *config.Config
 	beats     *waitingroom.Heartbeats
 	site      *web.Server
@@ -84,13 +95,52 @@ func originTargets(cfg *config.Config) []origin.Target {
 	return out
 }
 
-// newApp wires an instance on rdb. It waits for Redis to answer (a rolling
-// deploy can start Anteroom before its store) until ctx is done.
-// now is the clock (nil: time.Now); tests pass one they control.
-func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, now func() time.Time, storeOpts ...waitingroom.Option) (*app, error) {
+// Option changes how New assembles an instance.
+type Option func(*options)
+
+type options struct {
+	now       func() time.Time
+	storeOpts []waitingroom.Option
+	opsLn     net.Listener
+}
+
+// WithClock makes now the instance's clock for everything that decides by
+// time (admission, sessions, tokens, keys); tests pass one they control.
+// Origin probes measure real latency and keep the wall clock. nil is
+// time.Now, the default.
+func WithClock(now func() time.Time) Option {
+	return func(o *options) { o.now = now }
+}
+
+// WithStoreOptions passes opts to the queue's store (waitingroom.NewStore)
+// after the ones New derives from the configuration; the demo uses it for
+// its embedded Redis.
+func WithStoreOptions(opts ...waitingroom.Option) Option {
+	return func(o *options) { o.storeOpts = append(o.storeOpts, opts...) }
+}
+
+// WithOpsListener is the listener Serve serves the operator's routes on
+// when the configuration has ops.listen. `anteroom serve` opens it before
+// New, with the public one, so that probes see an instance that is alive
+// but not ready while Redis is awaited; without this option Serve opens
+// ops.listen itself.
+func WithOpsListener(ln net.Listener) Option {
+	return func(o *options) { o.opsLn = ln }
+}
+
+// New wires an instance for cfg (validated, defaults applied) on rdb. It
+// waits for Redis to answer (a rolling deploy can start Anteroom before its
+// store) until ctx is done; it starts nothing in the background.
+func New(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, opts ...Option) (*Server, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	now := o.now
 	if now == nil {
 		now = time.Now
 	}
+	storeOpts := o.storeOpts
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics, err := web.NewMetrics(registry)
@@ -223,9 +273,9 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 	scheduler.Throttle = origins.Factor
 	scheduler.OnSkip = metrics.Abandoned
 	mux.Handle("/", provider.Handler())
-	a := &app{
+	a := &Server{
 		cfg: cfg, site: site, beats: beats, store: store, cache: cache, keys: km, provider: provider,
-		scheduler: scheduler, origins: origins, operator: desk, registry: registry,
+		scheduler: scheduler, origins: origins, operator: desk, registry: registry, opsLn: o.opsLn,
 		handler: web.RequestIDs(web.SecurityHeaders(withRequestTimeout(cfg.Redis.RequestTimeout.D(), site.Instrument(metrics, mux)))),
 	}
 	if opsMux != nil {
@@ -233,6 +283,38 @@ func newApp(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, 
 	}
 	return a, nil
 }
+
+// Handler is the instance's public handler: the provider, the waiting
+// pages, the gate, and, without ops.listen, the operator's routes. Serve
+// serves it; an embedder may serve it on a server of its own, but then
+// runs none of the background work Serve starts.
+func (a *Server) Handler() http.Handler { return a.handler }
+
+// OpsHandler serves the operator's routes (admin API, dashboard, health,
+// /metrics) when the configuration has ops.listen; nil otherwise, when
+// they are routes of Handler.
+func (a *Server) OpsHandler() http.Handler { return a.opsHandler }
+
+// Scheduler is the instance's admission scheduler, which Serve runs; tests
+// step it by hand (Step) to admit without waiting for its tick.
+func (a *Server) Scheduler() *waitingroom.Scheduler { return a.scheduler }
+
+// Cache is the instance's cache of room states, which Serve refreshes.
+func (a *Server) Cache() *waitingroom.Cache { return a.cache }
+
+// Heartbeats collects the waiting pages' signs of life, which Serve flushes
+// to Redis every few seconds.
+func (a *Server) Heartbeats() *waitingroom.Heartbeats { return a.beats }
+
+// Keys is the instance's signing-key manager, which Serve keeps rotating.
+func (a *Server) Keys() *keys.Manager { return a.keys }
+
+// Origins probes the rooms' sites (origin_health), which Serve runs.
+func (a *Server) Origins() *origin.Prober { return a.origins }
+
+// Registry holds every metric of the instance, served at /metrics; one per
+// instance, so that two in a process count apart.
+func (a *Server) Registry() *prometheus.Registry { return a.registry }
 
 // keyOptions configures the signing keys. How long a key stays published
 // after it stops signing is derived, not configured: the longest life of
@@ -302,9 +384,15 @@ func instanceID() string {
 	return host + "-" + hex.EncodeToString(b)
 }
 
-// serve runs the instance on ln until ctx is done, then shuts down
-// gracefully: in-flight requests get shutdownGrace to finish.
-func (a *app) serve(ctx context.Context, ln net.Listener) error {
+// Serve runs the instance on ln (and its operator's routes on ops.listen,
+// if configured) until ctx is done, then shuts down gracefully: in-flight
+// requests get shutdownGrace to finish. It starts the instance's
+// background work (scheduler, caches, key rotation, probes, heartbeats) and
+// stops it on return.
+func (a *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if err := a.listenOps(); err != nil {
+		return err
+	}
 	bg, stop := context.WithCancel(context.Background())
 	defer stop()
 	go a.cache.Run(bg)

@@ -1,8 +1,12 @@
-package main
+package server
 
 import (
 	"context"
 	"errors"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -58,5 +62,27 @@ func TestLazyDeadlineActsAsWithDeadline(t *testing.T) {
 	want, _ := early.Deadline()
 	if d, _ := newLazyDeadline(early, time.Hour).Deadline(); !d.Equal(want) {
 		t.Fatalf("deadline %v, want the parent's %v", d, want)
+	}
+}
+
+// withRequestTimeout puts redis.request_timeout on every request's context
+// but an event stream's, which stays open for as long as the visitor waits.
+func TestRequestTimeoutBoundsRequestsButNotEventStreams(t *testing.T) {
+	got := map[string]bool{}
+	h := withRequestTimeout(time.Second, http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		_, got[r.Method+" "+r.URL.Path] = r.Context().Deadline()
+	}))
+	want := map[string]bool{
+		"GET /wait/abc":           true,
+		"POST /wait/abc/continue": true,
+		"POST /oauth/token":       true,
+		"GET /wait/abc/events":    false,
+	}
+	for req := range want {
+		method, path, _ := strings.Cut(req, " ")
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(method, path, nil))
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("deadline set: %v, want %v", got, want)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -44,10 +44,10 @@ func registerOps(cfg *config.Config, site *web.Server, desk *operator.Server, re
 	return ops
 }
 
-// listenOps opens the ops listener for a.cfg.Ops.Listen, if there is one;
-// serve then serves it beside the public one.
-func (a *app) listenOps() error {
-	if a.opsHandler == nil {
+// listenOps opens the ops listener for a.cfg.Ops.Listen, if there is one
+// and WithOpsListener gave none; Serve then serves it beside the public one.
+func (a *Server) listenOps() error {
+	if a.opsHandler == nil || a.opsLn != nil {
 		return nil
 	}
 	ln, err := net.Listen("tcp", a.cfg.Ops.Listen)
@@ -61,7 +61,7 @@ func (a *app) listenOps() error {
 // serveOps serves the operator's routes on a.opsLn until the returned
 // function shuts it down (gracefully, within ctx). With no ops listener it
 // does nothing.
-func (a *app) serveOps(errc chan<- error) func(ctx context.Context) {
+func (a *Server) serveOps(errc chan<- error) func(ctx context.Context) {
 	if a.opsLn == nil {
 		return func(context.Context) {}
 	}

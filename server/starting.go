@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -20,14 +20,14 @@ type deadliner interface {
 	SetDeadline(time.Time) error
 }
 
-// whileStarting serves starting on each of lns (nil ones are skipped: the
-// ops listener is optional) while build runs (newApp, which waits for
+// WhileStarting serves starting on each of lns (nil ones are skipped: the
+// ops listener is optional) while build runs (New, which waits for
 // Redis), then hands every listener over untouched, with no connection
-// lost, for the built app to serve. Without it an instance started before
+// lost, for the built Server to serve. Without it an instance started before
 // its Redis listened nowhere until Redis answered: a load balancer saw a
 // refused connection, not an instance that is alive but not ready, and
 // people got no page at all.
-func whileStarting(lns []net.Listener, starting http.Handler, build func() (*app, error)) (*app, error) {
+func WhileStarting(lns []net.Listener, starting http.Handler, build func() (*Server, error)) (*Server, error) {
 	var ends []func() error
 	for _, ln := range lns {
 		if ln == nil {
@@ -49,7 +49,7 @@ func whileStarting(lns []net.Listener, starting http.Handler, build func() (*app
 }
 
 // startingPhase serves starting on dl until the returned function ends
-// the phase and gives dl back, ready for the app's server.
+// the phase and gives dl back, ready for the Server to serve.
 func startingPhase(dl deadliner, starting http.Handler) (end func() error) {
 	pl := &phaseListener{deadliner: dl}
 	srv := newServer(starting)
@@ -71,7 +71,7 @@ func startingPhase(dl deadliner, starting http.Handler) (end func() error) {
 
 // phaseListener lends a listener to the server answering while starting:
 // its Close wakes a pending Accept with a deadline instead of closing the
-// listener, which the app then serves.
+// listener, which the Server then serves.
 type phaseListener struct {
 	deadliner
 	mu     sync.Mutex
@@ -88,7 +88,7 @@ func (l *phaseListener) Accept() (net.Conn, error) {
 		if err == nil {
 			// Accepted as the phase ended: answered while starting, then
 			// closed (keep-alives are off); the client's next connection
-			// reaches the app.
+			// reaches the Server.
 			return c, nil
 		}
 		return nil, net.ErrClosed
