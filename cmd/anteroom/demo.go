@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/anteroom/anteroom/config"
+	"github.com/anteroom/anteroom/internal/demosite"
 	"github.com/anteroom/anteroom/server"
 	"github.com/anteroom/anteroom/waitingroom"
 )
@@ -108,8 +109,8 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	client := cfg.Clients[0]
-	site := &demoSite{issuer: issuer, baseURL: siteURL, clientID: client.ID, secret: client.Secret, room: "demo"}
-	siteSrv := &http.Server{Handler: site.handler(), ReadHeaderTimeout: 10 * time.Second}
+	site := &demosite.Site{Issuer: issuer, BaseURL: siteURL, ClientID: client.ID, Secret: client.Secret, Room: "demo"}
+	siteSrv := &http.Server{Handler: site.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = siteSrv.Serve(siteLn) }()
 	defer siteSrv.Close()
 
