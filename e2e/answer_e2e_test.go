@@ -14,24 +14,21 @@ import (
 // The waiting page answers the relying party itself: the admitted visitor
 // goes straight back with the code, once.
 func TestContinueAnswersWithTheCodeOnce(t *testing.T) {
-	e := newEnv(t, false, nil)
-	e.start()
-	r := e.rp(clientID, secret, rpCallback)
-	b := e.browser()
-	l := newLogin()
-	waitURL := queue(t, b, r, l)
-	e.advance(1)
-	resp, _ := visit(t, b, http.MethodPost, waitURL+"/continue")
-	code := codeFrom(t, resp, l)
+	h := newHarness(t)
+	v := h.visitor()
+	waitURL := v.queue()
+	h.advance(1)
+	resp, _ := visit(t, v.browser, http.MethodPost, waitURL+"/continue")
+	code := codeFrom(t, resp, v.login)
 	if resp.StatusCode != http.StatusSeeOther || code == "" {
 		t.Fatalf("continue: %d to %q, want 303 to the relying party with a code", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	// A second click (or the page's own retry) cannot mint another code.
-	resp, body := visit(t, b, http.MethodPost, waitURL+"/continue")
+	resp, body := visit(t, v.browser, http.MethodPost, waitURL+"/continue")
 	if resp.StatusCode != http.StatusConflict || !strings.Contains(body, "You are through already") {
 		t.Fatalf("second continue: %d %.200s", resp.StatusCode, body)
 	}
-	if _, err := r.oauth.Exchange(r.ctx, code, oauth2.VerifierOption(l.verifier)); err != nil {
+	if _, err := v.redeem(code); err != nil {
 		t.Fatalf("exchange: %v", err)
 	}
 }

@@ -476,117 +476,94 @@ func postToken(t *testing.T, e *env, path, token string) *http.Response {
 }
 
 func TestVisitorsKeepOrderAndPositionAcrossRestartedLogins(t *testing.T) {
-	e := newEnv(t, false, nil)
-	e.start()
-	r := e.rp(clientID, secret, rpCallback)
-	alice, bob := e.browser(), e.browser()
-	aliceWait := queue(t, alice, r, newLogin())
-	bobWait := queue(t, bob, r, newLogin())
-	if a, b := pollStatus(t, alice, aliceWait), pollStatus(t, bob, bobWait); a.Position != 1 || b.Position != 2 || b.Ahead != 1 {
+	h := newHarness(t)
+	alice, bob := h.visitor(), h.visitor()
+	alice.queue()
+	bobFirst := bob.queue()
+	if a, b := alice.status(), bob.status(); a.Position != 1 || b.Position != 2 || b.Ahead != 1 {
 		t.Fatalf("positions: alice %+v, bob %+v", a, b)
 	}
 	// Bob restarts his login (new tab, new auth request): same place.
-	l := newLogin()
-	bobAgain := queue(t, bob, r, l)
-	if bobAgain == bobWait {
+	if bob.queue() == bobFirst {
 		t.Fatal("restarted login reused the auth request")
 	}
-	if st := pollStatus(t, bob, bobAgain); st.Position != 2 {
+	if st := bob.status(); st.Position != 2 {
 		t.Fatalf("restarted login moved bob to %d", st.Position)
 	}
 	// One admission lets Alice in, not Bob.
-	e.advance(1)
-	if st := pollStatus(t, alice, aliceWait); st.State != "admitted" {
+	h.advance(1)
+	if st := alice.status(); st.State != "admitted" {
 		t.Fatalf("alice: %+v", st)
 	}
-	if st := pollStatus(t, bob, bobAgain); st.State != "waiting" || st.Ahead != 0 {
+	if st := bob.status(); st.State != "waiting" || st.Ahead != 0 {
 		t.Fatalf("bob: %+v", st)
 	}
-	e.advance(1)
-	resp, _ := visit(t, bob, http.MethodGet, bobAgain) // a reload continues by itself
-	if codeFrom(t, resp, l) == "" {
-		t.Fatalf("admitted bob's reload did not continue: %d at %s", resp.StatusCode, resp.Request.URL)
+	h.advance(1)
+	if bob.reload() == "" { // a reload continues by itself
+		t.Fatal("admitted bob's reload did not continue to the site")
 	}
 }
 
 func TestCopiedWaitURLCannotContinueInAnotherBrowser(t *testing.T) {
-	e := newEnv(t, false, nil)
-	e.start()
-	r := e.rp(clientID, secret, rpCallback)
-	owner, other := e.browser(), e.browser()
-	l := newLogin()
-	waitURL := queue(t, owner, r, l)
-	e.advance(5)
+	h := newHarness(t)
+	owner, other := h.visitor(), h.visitor()
+	waitURL := owner.queue()
+	h.advance(5)
 
-	resp, body := visit(t, other, http.MethodGet, waitURL)
+	resp, body := visit(t, other.browser, http.MethodGet, waitURL)
 	if resp.StatusCode != http.StatusConflict || !strings.Contains(body, "start again from the site") {
 		t.Fatalf("copied URL: %d %.300s", resp.StatusCode, body)
 	}
-	resp, _ = visit(t, other, http.MethodPost, waitURL+"/continue")
-	if codeFrom(t, resp, l) != "" || resp.StatusCode < 400 {
+	resp, _ = visit(t, other.browser, http.MethodPost, waitURL+"/continue")
+	if codeFrom(t, resp, owner.login) != "" || resp.StatusCode < 400 {
 		t.Fatalf("other browser continued: %d", resp.StatusCode)
 	}
 	// The copy cost no position: the room still has one visitor.
-	if _, doc := e.admin(http.MethodGet, "/admin/v1/rooms/"+roomID, ""); doc["tail"] != float64(1) {
-		t.Fatalf("tail after copied URL: %v", doc["tail"])
+	if tail := h.tail(); tail != float64(1) {
+		t.Fatalf("tail after copied URL: %v", tail)
 	}
-	resp, _ = visit(t, owner, http.MethodPost, waitURL+"/continue")
-	if codeFrom(t, resp, l) == "" {
+	if owner.proceed() == "" {
 		t.Fatal("owner could not continue")
 	}
 }
 
 func TestFlowStartedOnOneInstanceFinishesOnAnother(t *testing.T) {
-	e := newEnv(t, false, nil)
-	_, addrA := e.start()
-	_, addrB := e.start()
-	e.route(addrA)
-	r := e.rp(clientID, secret, rpCallback)
-	b := e.browser()
-	l := newLogin()
-	waitURL := queue(t, b, r, l)
+	h := newHarness(t, instances(2))
+	v := h.visitor()
+	v.queue() // on A
 
-	e.route(addrB)
-	e.advance(1)
-	resp, _ := visit(t, b, http.MethodPost, waitURL+"/continue")
-	code := codeFrom(t, resp, l)
+	h.on(1)
+	h.advance(1)
+	code := v.proceed()
 	if code == "" {
-		t.Fatalf("continue on B: %d at %s", resp.StatusCode, resp.Request.URL)
+		t.Fatal("continue on B did not send the visitor back with a code")
 	}
-	e.route(addrA)
-	tok, err := r.oauth.Exchange(r.ctx, code, oauth2.VerifierOption(l.verifier))
+	h.on(0)
+	tok, err := h.rp.oauth.Exchange(h.rp.ctx, code, oauth2.VerifierOption(v.login.verifier))
 	if err != nil {
 		t.Fatalf("exchange on A of a code from B: %v", err)
 	}
-	e.route(addrB)
-	if _, err := r.verifier.Verify(r.ctx, tok.Extra("id_token").(string)); err != nil {
+	h.on(1)
+	if _, err := h.rp.verifier.Verify(h.rp.ctx, tok.Extra("id_token").(string)); err != nil {
 		t.Fatalf("verify with B's JWKS: %v", err)
 	}
 }
 
 func TestOnlyOneInstanceSchedulesARoom(t *testing.T) {
-	e := newEnv(t, true, func(c *config.Config) {
-		rate := 120.0
-		c.Rooms[0].Admission.RatePerMinute = &rate
-	})
-	a, _ := e.start()
-	b, _ := e.start()
+	h := newHarness(t, wallClock(), ratePerMinute(120), instances(2))
+	a, b := h.instance(0), h.instance(1)
 	var byA, byB atomic.Int64
 	a.Scheduler().OnAdvance = func(_ string, n int64) { byA.Add(n) }
 	b.Scheduler().OnAdvance = func(_ string, n int64) { byB.Add(n) }
-	r := e.rp(clientID, secret, rpCallback)
 	for range 8 {
-		b := e.browser()
-		if resp, _ := visit(t, b, http.MethodGet, r.authURL(newLogin())); resp.StatusCode >= 400 {
+		// Not queue: the schedule may admit a visitor before they see the
+		// page.
+		if resp, _ := visit(t, h.visitor().browser, http.MethodGet, h.rp.authURL(newLogin())); resp.StatusCode >= 400 {
 			t.Fatalf("join: %d", resp.StatusCode)
 		}
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for byA.Load()+byB.Load() < 3 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if n := byA.Load() + byB.Load(); n < 3 {
-		t.Fatalf("the room admitted %d by schedule", n)
+	if !waitUntil(15*time.Second, func() bool { return byA.Load()+byB.Load() >= 3 }) {
+		t.Fatalf("the room admitted %d by schedule", byA.Load()+byB.Load())
 	}
 	if byA.Load() > 0 && byB.Load() > 0 {
 		t.Fatalf("both instances advanced the room: %d and %d", byA.Load(), byB.Load())
