@@ -19,6 +19,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/anteroom/anteroom/config"
+	"github.com/anteroom/anteroom/internal/demosite"
+	"github.com/anteroom/anteroom/server"
 	"github.com/anteroom/anteroom/waitingroom"
 )
 
@@ -101,14 +103,14 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer rdb.Close()
 
-	a, err := newApp(ctx, cfg, rdb, nil, storeOpts...)
+	a, err := server.New(ctx, cfg, rdb, server.WithStoreOptions(storeOpts...))
 	if err != nil {
 		slog.Error("start", "err", err)
 		return 1
 	}
 	client := cfg.Clients[0]
-	site := &demoSite{issuer: issuer, baseURL: siteURL, clientID: client.ID, secret: client.Secret, room: "demo"}
-	siteSrv := &http.Server{Handler: site.handler(), ReadHeaderTimeout: 10 * time.Second}
+	site := &demosite.Site{Issuer: issuer, BaseURL: siteURL, ClientID: client.ID, Secret: client.Secret, Room: "demo"}
+	siteSrv := &http.Server{Handler: site.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = siteSrv.Serve(siteLn) }()
 	defer siteSrv.Close()
 
@@ -135,7 +137,7 @@ or with the admin CLI, or the dashboard at %[1]s/admin/ (sign in with the admin 
 
 Press Ctrl-C to stop.
 `, issuer, siteURL, client.ID, client.Secret, cfg.Admin.Token, selfCommand(os.Args[0], os.Getwd))
-	if err := a.serve(ctx, ln); err != nil {
+	if err := a.Serve(ctx, ln); err != nil {
 		slog.Error("serve", "err", err)
 		return 1
 	}

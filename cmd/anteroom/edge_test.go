@@ -14,11 +14,18 @@ import (
 // real tokens with), warns about each key the dictionary lacks, and
 // refuses a private or unsupported key.
 func TestEdgeFastlyKeys(t *testing.T) {
-	raw, err := os.ReadFile(edgeFixturePath)
+	// The keys the end-to-end tests' instances published (e2e writes the
+	// fixture; TestFastlyVCLTokens checks tokens against these items).
+	raw, err := os.ReadFile("../../deploy/edge/testdata/fixture.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var fx edgeFixture
+	var fx struct {
+		Instances []struct {
+			Alg  string          `json:"alg"`
+			JWKS json.RawMessage `json:"jwks"`
+		} `json:"instances"`
+	}
 	if err := json.Unmarshal(raw, &fx); err != nil {
 		t.Fatal(err)
 	}

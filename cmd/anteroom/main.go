@@ -24,6 +24,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/anteroom/anteroom/config"
+	"github.com/anteroom/anteroom/server"
 	"github.com/anteroom/anteroom/web"
 )
 
@@ -248,8 +249,8 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		defer stopDebug()
 	}
-	a, err := whileStarting([]net.Listener{ln, opsLn}, web.RequestIDs(web.SecurityHeaders(starting)), func() (*app, error) {
-		return newApp(ctx, cfg, rdb, nil)
+	a, err := server.WhileStarting([]net.Listener{ln, opsLn}, web.RequestIDs(web.SecurityHeaders(starting)), func() (*server.Server, error) {
+		return server.New(ctx, cfg, rdb, server.WithOpsListener(opsLn))
 	})
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
@@ -258,9 +259,8 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		slog.Error("start", "err", err)
 		return 1
 	}
-	a.opsLn = opsLn
 	slog.Info("anteroom serving", "build", readVersion(), "listen", ln.Addr().String(), "issuer", cfg.Issuer, "rooms", len(cfg.Rooms), "clients", len(cfg.Clients))
-	if err := a.serve(ctx, ln); err != nil {
+	if err := a.Serve(ctx, ln); err != nil {
 		slog.Error("serve", "err", err)
 		return 1
 	}

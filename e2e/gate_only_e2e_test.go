@@ -1,0 +1,59 @@
+//go:build unix
+
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/anteroom/anteroom/config"
+)
+
+// readmeBlock returns the README's fenced yaml block that starts with the
+// line first, so that the example a reader copies is the one tested.
+func readmeBlock(t *testing.T, first string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "```yaml\n"+first+"\n")
+	if !ok {
+		t.Fatalf("README has no yaml block starting with %q", first)
+	}
+	block, _, ok := strings.Cut(rest, "```")
+	if !ok {
+		t.Fatal("README: unterminated yaml block")
+	}
+	return first + "\n" + block
+}
+
+// TestGateOnlyDeploymentNeedsNoClient: the README's gate-only
+// configuration (rooms and gate rules, no clients:) loads, starts, and
+// takes a visitor through the gate behind the shipped nginx config: the
+// gate brings its own client for each room it protects.
+func TestGateOnlyDeploymentNeedsNoClient(t *testing.T) {
+	env := map[string]string{"ANTEROOM_COOKIE_KEY": cookieKey, "ANTEROOM_ADMIN_TOKEN": adminToken}
+	loaded, err := config.Parse([]byte(readmeBlock(t, "# A gate-only deployment: no clients.")),
+		func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatalf("the README's gate-only configuration: %v", err)
+	}
+	if len(loaded.Clients) != 0 || loaded.Gate == nil {
+		t.Fatalf("test is void: %d clients, gate %v", len(loaded.Clients), loaded.Gate)
+	}
+	s := startGateSite(t, func(c *config.Config) {
+		// This test's addresses; everything else as the README has it.
+		issuer, insecure := c.Issuer, false
+		*c = *loaded
+		c.Issuer = issuer
+		c.Gate.Cookie.Secure = &insecure
+	})
+	b := s.browser()
+	resp, body := s.admit(b, roomID, s.queueThrough(b, "/shop?item=7"))
+	if resp.Request.URL.String() != s.base+"/shop?item=7" || !strings.HasPrefix(body, "app: /shop sub=") {
+		t.Fatalf("after admission: %d at %s: %.200s", resp.StatusCode, resp.Request.URL, body)
+	}
+}

@@ -1,0 +1,49 @@
+package e2e
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/anteroom/anteroom/config"
+	"github.com/anteroom/anteroom/server"
+)
+
+// serveApp runs an Anteroom instance for cfg on ln against the package's
+// redis-server until the test ends. now is its clock (nil: the wall clock).
+func serveApp(t *testing.T, cfg *config.Config, ln net.Listener, now func() time.Time) *server.Server {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := server.New(ctx, cfg, redisServer.Client(t), server.WithClock(now))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = a.Serve(ctx, ln); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return a
+}
+
+// deployExample reads a file under deploy/ and points it at this test's
+// addresses: each key of subst must occur in it (so an edit to the example
+// that drops one fails loudly instead of testing something else).
+func deployExample(t *testing.T, subst map[string]string, path ...string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(append([]string{"..", "deploy"}, path...)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := string(b)
+	for old, new := range subst {
+		if !strings.Contains(conf, old) {
+			t.Fatalf("deploy/%s no longer contains %q", filepath.Join(path...), old)
+		}
+		conf = strings.ReplaceAll(conf, old, new)
+	}
+	return conf
+}
