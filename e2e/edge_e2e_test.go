@@ -114,8 +114,8 @@ func TestEdgeConnectors(t *testing.T) {
 	node := nodeBinary(t)
 	tab := readSharedRules(t)
 	fx := edgeFixture{
-		Comment: "Written by TestEdgeConnectors (cmd/anteroom/edge_e2e_test.go) from real Anteroom instances; " +
-			"regenerate with ANTEROOM_EDGE_FIXTURE_UPDATE=1 go test -run TestEdgeConnectors ./cmd/anteroom.",
+		Comment: "Written by TestEdgeConnectors (e2e/edge_e2e_test.go) from real Anteroom instances; " +
+			"regenerate with ANTEROOM_EDGE_FIXTURE_UPDATE=1 go test -run TestEdgeConnectors ./e2e.",
 		Gate: tab.gateJSON,
 	}
 	for _, alg := range []jose.SignatureAlgorithm{jose.RS256, jose.ES256} {

@@ -22,7 +22,7 @@ import (
 // (CPU and allocations); bench/ measures the same paths over the network
 // against baselines. Run them with
 //
-//	go test -run '^$' -bench . -benchmem ./cmd/anteroom/
+//	go test -run '^$' -bench . -benchmem ./e2e/
 
 // hotApp is an instance on the package's redis-server with a manual room
 // (visitors wait) and a passthrough room (flows go straight through).

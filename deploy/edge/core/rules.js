@@ -2,7 +2,7 @@
 // rules in order, the first that matches decides, and a request matching
 // none bypasses. This is a line-for-line port; gate/testdata/rules.json
 // holds the cases both implementations must pass, and the fixture that
-// cmd/anteroom's edge test writes adds Go's decisions for generated
+// e2e's edge test writes adds Go's decisions for generated
 // requests, so that the two cannot drift apart unnoticed.
 //
 // Every request field is a byte string (see bytes.js), as in Go.

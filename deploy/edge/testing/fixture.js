@@ -1,5 +1,5 @@
 // Shared helpers of the edge test suites (node --test deploy/edge): the
-// fixture that cmd/anteroom's TestEdgeConnectors writes from real Anteroom
+// fixture that e2e's TestEdgeConnectors writes from real Anteroom
 // instances, and the rule and regex tables of gate/testdata. This folder is
 // named testing, not test, so that node --test does not run it as a suite.
 
