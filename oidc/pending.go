@@ -111,13 +111,13 @@ func (r *Pending) Close() {
 	pendingPool.Put(r)
 }
 
-// created is when the request was sent (the time sealed in its id).
-func (r *Pending) created() time.Time { return time.Unix(r.fields.created, 0) }
+// Created is when the request was sent (the time sealed in its id).
+func (r *Pending) Created() time.Time { return time.Unix(r.fields.created, 0) }
 
 // expired reports whether the request is older than its room's max wait.
 func (r *Pending) expired() bool {
 	room := r.client.room
-	return !r.p.storage.now().Before(room.WaitStart(r.created()).Add(room.MaxWait))
+	return !r.p.storage.now().Before(room.WaitStart(r.Created()).Add(room.MaxWait))
 }
 
 // ID is the sealed id the request was opened from.
@@ -141,7 +141,7 @@ func (r *Pending) Fresh(t waitingroom.Ticket) bool {
 	if !r.hasMaxAge || !t.Admitted() {
 		return true
 	}
-	created := r.created()
+	created := r.Created()
 	if !t.AdmittedAt.Before(created) {
 		return true
 	}

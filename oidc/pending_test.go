@@ -33,7 +33,7 @@ func pendingAgrees(t *testing.T, box *keys.Box, clients map[string]*client, id s
 	if hasMaxAge {
 		maxAge = *full.MaxAge
 	}
-	if r.ID() != id || r.client != clients[full.ClientID] || !r.created().Equal(full.CreatedAt) || r.promptNone != full.PromptNone() ||
+	if r.ID() != id || r.client != clients[full.ClientID] || !r.Created().Equal(full.CreatedAt) || r.promptNone != full.PromptNone() ||
 		r.hasMaxAge != hasMaxAge || r.maxAge != maxAge {
 		t.Fatalf("pending %+v, open %+v", r, full)
 	}

@@ -157,7 +157,10 @@ func New(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, opt
 		return nil, err
 	}
 	// Bindings are filed by their auth request's creation time, sealed in
-	// its id, so they expire in buckets with the requests.
+	// its id, so they expire in buckets with the requests. The waiting page
+	// passes the time of the request it has opened
+	// (waitingroom.RequestCreatedAt); this opens the id again only for a
+	// caller that does not, with the same result.
 	requestTime := func(id string) (time.Time, bool) { return oidc.RequestCreated(oidcBox, id) }
 	store, err := waitingroom.NewStore(rdb, rooms(cfg), append([]waitingroom.Option{waitingroom.WithClock(now),
 		waitingroom.WithRequestTime(requestTime),

@@ -69,10 +69,19 @@ func WithJoinLimit(perMinute float64, burst int) Option {
 // until the ticket expires, so a visitor with one login costs no more.
 func WithLoginsPerTicket(n int) Option { return func(s *Store) { s.loginsPerTicket = max(0, n) } }
 
-// JoinOption qualifies one Join.
+// JoinOption qualifies one Join or Admit.
 type JoinOption func(*joinOptions)
 
-type joinOptions struct{ client string }
+type joinOptions struct {
+	client  string
+	created time.Time
+}
+
+// RequestCreatedAt dates the request for its binding's bucket. The caller
+// that has opened the request already knows when it was created; without
+// this option the store asks WithRequestTime's function, which opens it
+// again.
+func RequestCreatedAt(t time.Time) JoinOption { return func(o *joinOptions) { o.created = t } }
 
 // JoinFrom names the client asking (an address, in a compact form of the
 // caller's choosing), for the join limit. Without it, or with "", the join

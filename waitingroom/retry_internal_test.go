@@ -15,11 +15,11 @@ func TestJoinRunAgainAfterALostReplyIsNoCopiedLink(t *testing.T) {
 	r := Room{ID: "launch", Name: "launch", State: StateOpen, SessionTTL: 10 * time.Minute, MaxWait: time.Hour}
 	s := miniStore(t, clk, r)
 	tk := Ticket{ID: NewTicketID(), Room: "launch", JoinedAt: clk.Now()}
-	first, err := s.joinAs(t.Context(), r, tk, "request", "", "")
+	first, err := s.joinAs(t.Context(), r, tk, "request", "", joinOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := s.joinAs(t.Context(), r, tk, "request", "", "")
+	again, err := s.joinAs(t.Context(), r, tk, "request", "", joinOptions{})
 	if errors.Is(err, ErrClaimed) || err != nil {
 		t.Fatalf("the same join run again: %v", err)
 	}
@@ -28,7 +28,7 @@ func TestJoinRunAgainAfterALostReplyIsNoCopiedLink(t *testing.T) {
 	}
 	// Another ticket still cannot take the request.
 	other := Ticket{ID: NewTicketID(), Room: "launch", JoinedAt: clk.Now()}
-	if _, err := s.joinAs(t.Context(), r, other, "request", "", ""); !errors.Is(err, ErrClaimed) {
+	if _, err := s.joinAs(t.Context(), r, other, "request", "", joinOptions{}); !errors.Is(err, ErrClaimed) {
 		t.Fatalf("another ticket joining for the request: %v, want ErrClaimed", err)
 	}
 }

@@ -152,11 +152,11 @@ type binding struct {
 	ttl        int64
 }
 
-func (s *Store) binding(r Room, k roomKeys, request string) binding {
+func (s *Store) binding(r Room, k roomKeys, request string, created time.Time) binding {
 	sum := sha256.Sum256([]byte(request))
 	b := binding{field: string(sum[:12])}
-	created, ok := time.Time{}, false
-	if s.requestTime != nil {
+	ok := !created.IsZero()
+	if !ok && s.requestTime != nil {
 		created, ok = s.requestTime(request)
 	}
 	if !ok {
@@ -310,7 +310,7 @@ func (s *Store) Join(ctx context.Context, room, request string, have *Ticket, op
 	k := s.keys(room)
 	// A binding lives as long as its request can wait (from opening, for
 	// the pre-queue).
-	bd := s.binding(r, k, request)
+	bd := s.binding(r, k, request, o.created)
 	if have != nil && have.Room == room && !have.Expired(r, now) {
 		epoch := have.Epoch
 		if have.Admitted() {
@@ -338,16 +338,16 @@ func (s *Store) Join(ctx context.Context, room, request string, have *Ticket, op
 	if have != nil && have.Room == room {
 		previous = have.ID.String()
 	}
-	return s.joinAs(ctx, r, Ticket{ID: NewTicketID(), Room: room, JoinedAt: time.UnixMilli(now.UnixMilli())}, request, previous, o.client)
+	return s.joinAs(ctx, r, Ticket{ID: NewTicketID(), Room: room, JoinedAt: time.UnixMilli(now.UnixMilli())}, request, previous, o)
 }
 
 // joinAs gives the new ticket t a place in r for request (moving the
 // request over from the visitor's previous ticket, if any), for client
 // (its join limit; "": none).
-func (s *Store) joinAs(ctx context.Context, r Room, t Ticket, request, previous, client string) (Joined, error) {
+func (s *Store) joinAs(ctx context.Context, r Room, t Ticket, request, previous string, o joinOptions) (Joined, error) {
 	room, now, k := r.ID, t.JoinedAt, s.keys(r.ID)
-	bd := s.binding(r, k, request)
-	limitKeys, limitArgs := s.limiterArgs(k, client, now)
+	bd := s.binding(r, k, request, o.created)
+	limitKeys, limitArgs := s.limiterArgs(k, o.client, now)
 	res, err := s.runVia(ctx, s.batches[r.ID], r, joinScript,
 		append([]string{k.hash, k.tail, k.serving, bd.key, k.active, k.reached, k.live(r, now, 0), k.returned}, limitKeys...),
 		[]any{now.UnixMilli(), t.ID.String(), bd.ttl, previous, ClaimWindow.Milliseconds(), newDrawKey(),
@@ -383,10 +383,14 @@ func (s *Store) joinAs(ctx context.Context, r Room, t Ticket, request, previous,
 // waiting), ErrSkipped (passed over while silent; let in at the next tick),
 // ErrSessionOver, ErrTooManyLogins (binding one more request would exceed
 // WithLoginsPerTicket).
-func (s *Store) Admit(ctx context.Context, t Ticket, request string) (Ticket, error) {
+func (s *Store) Admit(ctx context.Context, t Ticket, request string, opts ...JoinOption) (Ticket, error) {
 	r, err := s.room(t.Room)
 	if err != nil {
 		return Ticket{}, err
+	}
+	var o joinOptions
+	for _, opt := range opts {
+		opt(&o)
 	}
 	now := s.now()
 	k := s.keys(t.Room)
@@ -404,7 +408,7 @@ func (s *Store) Admit(ctx context.Context, t Ticket, request string) (Ticket, er
 	// has passed too, so a copy of the cookie from before admission cannot
 	// be admitted a second time.
 	recordTTL := max(r.SessionTTL, r.WaitStart(t.JoinedAt).Add(r.MaxWait).Sub(now))
-	bd := s.binding(r, k, request)
+	bd := s.binding(r, k, request, o.created)
 	var admitted int64
 	if t.Admitted() {
 		admitted = t.AdmittedAt.UnixMilli()

@@ -301,6 +301,7 @@ func runStoreSuite(t *testing.T, newClient func(t *testing.T) redis.UniversalCli
 		{"BindingOtherTicketClaimed", testBindingOtherTicket},
 		{"BindingAdmitOtherTicketClaimed", testBindingAdmitOtherTicket},
 		{"BindingBuckets", testBindingBuckets},
+		{"BindingDatedByTheCaller", testBindingDatedByTheCaller},
 		// Limits on one client.
 		{"JoinLimit", testJoinLimit},
 		{"LoginsPerTicket", testLoginsPerTicket},

@@ -37,6 +37,7 @@ type fakeRequest string
 func (f fakeRequest) ID() string                  { return string(f) }
 func (fakeRequest) Room() string                  { return "launch" }
 func (fakeRequest) PromptNone() bool              { return false }
+func (fakeRequest) Created() time.Time            { return time.Unix(1_800_000_000, 0) }
 func (fakeRequest) Fresh(waitingroom.Ticket) bool { return true }
 func (fakeRequest) Close()                        {}
 

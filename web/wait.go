@@ -86,7 +86,7 @@ func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	j, err := s.store.Join(r.Context(), roomID, id, have, waitingroom.JoinFrom(limitKey(s.clientIPs.Of(r))))
+	j, err := s.store.Join(r.Context(), roomID, id, have, waitingroom.JoinFrom(limitKey(s.clientIPs.Of(r))), waitingroom.RequestCreatedAt(req.Created()))
 	if err != nil {
 		s.storeFailure(w, r, err)
 		return
@@ -119,7 +119,7 @@ func (s *Server) silent(w http.ResponseWriter, r *http.Request, req AuthRequest,
 		req.LoginRequired(w, r)
 		return
 	}
-	if _, err := s.store.Join(r.Context(), room.ID, req.ID(), have); err != nil {
+	if _, err := s.store.Join(r.Context(), room.ID, req.ID(), have, waitingroom.RequestCreatedAt(req.Created())); err != nil {
 		if errors.Is(err, waitingroom.ErrClaimed) {
 			req.LoginRequired(w, r)
 			return
@@ -193,7 +193,7 @@ func (s *Server) requeue(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := req.ID()
-	j, err := s.store.Join(r.Context(), room.ID, id, nil, waitingroom.JoinFrom(limitKey(s.clientIPs.Of(r))))
+	j, err := s.store.Join(r.Context(), room.ID, id, nil, waitingroom.JoinFrom(limitKey(s.clientIPs.Of(r))), waitingroom.RequestCreatedAt(req.Created()))
 	if err != nil {
 		s.storeFailure(w, r, err)
 		return
@@ -260,7 +260,7 @@ func (s *Server) ticketFor(w http.ResponseWriter, r *http.Request) (AuthRequest,
 // admit lets the ticket through for request req and continues the OIDC flow.
 func (s *Server) admit(w http.ResponseWriter, r *http.Request, req AuthRequest, t waitingroom.Ticket, room waitingroom.Room) {
 	id := req.ID()
-	admitted, err := s.store.Admit(r.Context(), t, id)
+	admitted, err := s.store.Admit(r.Context(), t, id, waitingroom.RequestCreatedAt(req.Created()))
 	switch {
 	case errors.Is(err, waitingroom.ErrNotAdmitted), errors.Is(err, waitingroom.ErrSkipped):
 		if errors.Is(err, waitingroom.ErrSkipped) {

@@ -44,6 +44,9 @@ type AuthRequest interface {
 	ID() string
 	// Room is the room the request queues for.
 	Room() string
+	// Created is when the relying party sent the request: the queue
+	// files the request's binding by it, without opening it again.
+	Created() time.Time
 	// PromptNone reports whether the request asked for no interaction.
 	PromptNone() bool
 	// Fresh reports whether an admitted ticket's admission may answer the
