@@ -3,7 +3,9 @@ package e2e
 import (
 	"context"
 	"math"
+	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/anteroom/anteroom/config"
+	"github.com/anteroom/anteroom/server"
 )
 
 // scrape reads the instance's /metrics into a map from series (name and
@@ -239,5 +242,31 @@ func TestMetricsAreEachInstancesOwn(t *testing.T) {
 		if _, ok := scraped[series]; !ok {
 			t.Errorf("/metrics lacks %s", series)
 		}
+	}
+}
+
+// anteroom_build_info names the build an instance runs, from what the
+// command passed in with server.WithBuildInfo, on the instance's /metrics.
+func TestMetricsNameTheBuild(t *testing.T) {
+	e := newEnv(t, false, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := server.New(ctx, e.cfg, e.rdb, server.WithClock(e.clock.Now), server.WithBuildInfo("v1.2.3-test", "0123abcd"))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = a.Serve(ctx, ln); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	e.route(ln.Addr().String())
+
+	want := `anteroom_build_info{goversion="` + runtime.Version() + `",revision="0123abcd",version="v1.2.3-test"}`
+	if got, ok := e.scrape()[want]; !ok || got != 1 {
+		t.Errorf("/metrics: %s = %v (present %v), want 1", want, got, ok)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -374,4 +375,34 @@ func counter(t *testing.T, rdb redis.UniversalClient, name string) int64 {
 	t.Helper()
 	n, _ := rdb.Get(t.Context(), "anteroom:{r:"+roomID+"}:"+name).Int64()
 	return n
+}
+
+// `anteroom serve` passes its build to the instance: the version that
+// anteroom_build_info names is the one `anteroom version` prints.
+func TestServedBinaryNamesItsBuildInMetrics(t *testing.T) {
+	code, stdout, stderr := runAnteroom(t, "version")
+	fields := strings.Fields(stdout)
+	if code != 0 || len(fields) < 2 {
+		t.Fatalf("anteroom version: exit %d, %q %q", code, stdout, stderr)
+	}
+	p := startProcess(t, "build-info")
+	resp, err := http.Get("http://" + p.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `version="` + fields[1] + `"} 1`
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if strings.HasPrefix(line, "anteroom_build_info{") {
+			if !strings.HasSuffix(line, want) {
+				t.Fatalf("%s: want it to end %s", line, want)
+			}
+			return
+		}
+	}
+	t.Fatalf("/metrics has no anteroom_build_info:\n%s", body)
 }

@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -102,6 +103,8 @@ type options struct {
 	now       func() time.Time
 	storeOpts []waitingroom.Option
 	opsLn     net.Listener
+	version   string
+	revision  string
 }
 
 // WithClock makes now the instance's clock for everything that decides by
@@ -128,6 +131,14 @@ func WithOpsListener(ln net.Listener) Option {
 	return func(o *options) { o.opsLn = ln }
 }
 
+// WithBuildInfo is what the anteroom_build_info metric says of the binary:
+// its version (a release's tag, or the go command's stamp) and the commit it
+// was built from. The command passes them in, so that server need not
+// import main; without this option both labels are empty.
+func WithBuildInfo(version, revision string) Option {
+	return func(o *options) { o.version, o.revision = version, revision }
+}
+
 // New wires an instance for cfg (validated, defaults applied) on rdb. It
 // waits for Redis to answer (a rolling deploy can start Anteroom before its
 // store) until ctx is done; it starts nothing in the background.
@@ -143,6 +154,9 @@ func New(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, opt
 	storeOpts := o.storeOpts
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := registerBuildInfo(registry, o.version, o.revision); err != nil {
+		return nil, err
+	}
 	metrics, err := web.NewMetrics(registry)
 	if err != nil {
 		return nil, err
@@ -443,3 +457,23 @@ func newServer(h http.Handler) *http.Server {
 // heartbeatFlush is how often waiting pages' signs of life reach Redis: a
 // write per room per flush, however many pages poll.
 const heartbeatFlush = 5 * time.Second
+
+// registerBuildInfo adds anteroom_build_info to reg: always 1, its labels
+// say which build this instance runs, so that a dashboard can show a
+// rolling deploy's mix of versions and join the build to other metrics.
+func registerBuildInfo(reg prometheus.Registerer, version, revision string) error {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "anteroom_build_info",
+		Help: "Always 1; the labels name the version, the commit and the Go version of this instance's binary.",
+		ConstLabels: prometheus.Labels{
+			"version":   version,
+			"revision":  revision,
+			"goversion": runtime.Version(),
+		},
+	})
+	g.Set(1)
+	if err := reg.Register(g); err != nil {
+		return fmt.Errorf("register anteroom_build_info: %w", err)
+	}
+	return nil
+}

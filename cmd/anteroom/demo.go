@@ -103,7 +103,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer rdb.Close()
 
-	a, err := server.New(ctx, cfg, rdb, server.WithStoreOptions(storeOpts...))
+	a, err := server.New(ctx, cfg, rdb, server.WithStoreOptions(storeOpts...), buildInfo())
 	if err != nil {
 		slog.Error("start", "err", err)
 		return 1

@@ -102,6 +102,13 @@ func logConfigWarnings(log *slog.Logger, path string, cfg *config.Config) {
 	}
 }
 
+// buildInfo passes the running binary's version and commit to the
+// instance, for its anteroom_build_info metric.
+func buildInfo() server.Option {
+	v := readVersion()
+	return server.WithBuildInfo(v.Version, v.Revision)
+}
+
 // readVersion describes the running binary.
 func readVersion() buildVersion {
 	bi, _ := debug.ReadBuildInfo()
@@ -250,7 +257,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		defer stopDebug()
 	}
 	a, err := server.WhileStarting([]net.Listener{ln, opsLn}, web.RequestIDs(web.SecurityHeaders(starting)), func() (*server.Server, error) {
-		return server.New(ctx, cfg, rdb, server.WithOpsListener(opsLn))
+		return server.New(ctx, cfg, rdb, server.WithOpsListener(opsLn), buildInfo())
 	})
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
