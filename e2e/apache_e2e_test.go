@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -287,20 +286,9 @@ func (s *apacheSite) lastSeen(t *testing.T) apacheSeen {
 
 func (s *apacheSite) do(t *testing.T, b *http.Client, method, u string, header ...string) (*http.Response, string) {
 	t.Helper()
-	req, _ := http.NewRequest(method, u, nil)
 	// mod_auth_openidc answers 401 rather than a redirect to a request that
 	// does not look like a browser navigating.
-	req.Header.Set("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := b.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, u, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp, string(body)
+	return fetch(t, b, method, u, "", append([]string{"Accept", "text/html,application/xhtml+xml,*/*;q=0.8"}, header...)...)
 }
 
 // queueThrough opens path on the site in b and expects Anteroom's waiting

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -270,17 +269,7 @@ func (s *o2pSite) lastSeen(t *testing.T) o2pSeen {
 
 func (s *o2pSite) do(t *testing.T, b *http.Client, method, u string, header ...string) (*http.Response, string) {
 	t.Helper()
-	req, _ := http.NewRequest(method, u, nil)
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := b.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, u, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp, string(body)
+	return fetch(t, b, method, u, "", header...)
 }
 
 // queueThrough opens path on the site in b and expects Anteroom's waiting
