@@ -308,16 +308,7 @@ func (s *apacheSite) queueThrough(t *testing.T, b *http.Client, path string) str
 
 func (s *apacheSite) advance(t *testing.T, n int) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, "http://"+s.anteroom+"/admin/v1/rooms/"+roomID+"/advance", strings.NewReader(fmt.Sprintf(`{"count":%d}`, n)))
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("advance: %v", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("advance: %d", resp.StatusCode)
-	}
+	advanceOver(t, "http://"+s.anteroom, roomID, n)
 }
 
 // continueFrom posts the waiting page's continue form and follows wherever

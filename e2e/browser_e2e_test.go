@@ -62,15 +62,7 @@ func TestWaitingPageInABrowser(t *testing.T) {
 			t.Fatalf("%s visitor: %v %v", name, resp, err)
 		}
 	}
-	advance := func() {
-		req, _ := http.NewRequest(http.MethodPost, issuer+"/admin/v1/rooms/"+roomID+"/advance", strings.NewReader(`{"count":1}`))
-		req.Header.Set("Authorization", "Bearer "+adminToken)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("advance: %v %v", resp, err)
-		}
-		resp.Body.Close()
-	}
+	advance := func() { advanceOver(t, issuer, roomID, 1) }
 
 	queueOne("first")
 	advance()

@@ -579,11 +579,7 @@ func TestFastlyVCLSimulate(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(waitURL, site+"/_anteroom/wait/") || reached.Load() != 0 {
 		t.Fatalf("expected the waiting page through falco, got %d at %s (origin reached %d times): %.300s", resp.StatusCode, waitURL, reached.Load(), body)
 	}
-	req, _ := http.NewRequest(http.MethodPost, anteroom+"/admin/v1/rooms/"+roomID+"/advance", strings.NewReader(`{"count":1}`))
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("advance: %v %v", resp, err)
-	}
+	advanceOver(t, anteroom, roomID, 1)
 	resp, err = b.Post(waitURL+"/continue", "application/x-www-form-urlencoded", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -614,7 +610,7 @@ func TestFastlyVCLSimulate(t *testing.T) {
 	if err != nil || !strings.HasPrefix(resp.Request.URL.String(), site+"/_anteroom/wait/") || reached.Load() != before {
 		t.Fatalf("tampered cookie: %v %v", resp, err)
 	}
-	req, _ = http.NewRequest(http.MethodGet, site+"/static/app.js", nil)
+	req, _ := http.NewRequest(http.MethodGet, site+"/static/app.js", nil)
 	req.Header.Set("X-Anteroom-Sub", "forged")
 	resp, err = (&http.Client{Timeout: 10 * time.Second, Transport: falcoProxyTransport{}}).Do(req)
 	if err != nil {

@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,4 +48,16 @@ func deployExample(t *testing.T, subst map[string]string, path ...string) string
 		conf = strings.ReplaceAll(conf, old, new)
 	}
 	return conf
+}
+
+// advanceOver moves room's serving counter by n through the admin API of
+// the Anteroom at base, as an operator would, and fails the test unless it
+// answers 200.
+func advanceOver(t *testing.T, base, room string, n int) {
+	t.Helper()
+	resp, body := fetch(t, http.DefaultClient, http.MethodPost, base+"/admin/v1/rooms/"+room+"/advance",
+		fmt.Sprintf(`{"count":%d}`, n), "Authorization", "Bearer "+adminToken)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("advance %s by %d: %d %s", room, n, resp.StatusCode, body)
+	}
 }

@@ -290,16 +290,7 @@ func (s *o2pSite) queueThrough(t *testing.T, b *http.Client, path string) (strin
 
 func (s *o2pSite) advance(t *testing.T, n int) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, s.issuer+"/admin/v1/rooms/"+roomID+"/advance", strings.NewReader(fmt.Sprintf(`{"count":%d}`, n)))
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("advance: %v", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("advance: %d", resp.StatusCode)
-	}
+	advanceOver(t, s.issuer, roomID, n)
 }
 
 // admitted posts the waiting page's continue form and expects to end at

@@ -116,11 +116,7 @@ func TestEdgeWorkerInWorkerd(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(waitURL, site+"/_anteroom/wait/") || reached.Load() != 0 {
 		t.Fatalf("expected the waiting page through the Worker, got %d at %s (origin reached %d times): %.300s", resp.StatusCode, waitURL, reached.Load(), body)
 	}
-	req, _ := http.NewRequest(http.MethodPost, anteroom+"/admin/v1/rooms/"+roomID+"/advance", strings.NewReader(`{"count":1}`))
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("advance: %v %v", resp, err)
-	}
+	advanceOver(t, anteroom, roomID, 1)
 	resp, err = b.Post(waitURL+"/continue", "application/x-www-form-urlencoded", nil)
 	if err != nil {
 		t.Fatal(err)
