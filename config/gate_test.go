@@ -439,19 +439,19 @@ func TestGateWarnings(t *testing.T) {
 	}
 }
 
-// TestREADMEGateExample loads the README's gate example as a reader would
+// TestDocumentedGateExample loads the gate example of docs/integrations.md as a reader would
 // paste it: it must validate and draw no warning. The order it once had,
 // good bots before the /admin/ block, which let a faked Googlebot into
-// /admin/, must draw exactly the warning the README quotes.
-func TestREADMEGateExample(t *testing.T) {
+// /admin/, must draw exactly the warning the documentation quotes.
+func TestDocumentedGateExample(t *testing.T) {
 	t.Parallel()
-	data, err := os.ReadFile("../README.md")
+	data, err := os.ReadFile("../docs/integrations.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, rest, ok := strings.Cut(string(data), "```yaml\ngate:\n")
 	if !ok {
-		t.Fatal("README has no ```yaml block starting with gate:")
+		t.Fatal("docs/integrations.md has no ```yaml block starting with gate:")
 	}
 	example, _, _ := strings.Cut(rest, "```")
 	example = "gate:\n" + example
@@ -460,10 +460,10 @@ func TestREADMEGateExample(t *testing.T) {
 	}
 	c, err := config.Parse([]byte(rooms(example)), env(nil))
 	if err != nil {
-		t.Fatalf("README gate example: %v", err)
+		t.Fatalf("documented gate example: %v", err)
 	}
 	if w := c.Warnings(); len(w) != 0 {
-		t.Errorf("README gate example warns: %q", w)
+		t.Errorf("documented gate example warns: %q", w)
 	}
 
 	lines := strings.Split(example, "\n")
@@ -477,12 +477,12 @@ func TestREADMEGateExample(t *testing.T) {
 		}
 	}
 	if admin < 0 || bots < 0 || admin > bots {
-		t.Fatalf("README gate example: want the /admin/ block before the good_bots bypass:\n%s", example)
+		t.Fatalf("documented gate example: want the /admin/ block before the good_bots bypass:\n%s", example)
 	}
 	lines[admin], lines[bots] = lines[bots], lines[admin]
 	c, err = config.Parse([]byte(rooms(strings.Join(lines, "\n"))), env(nil))
 	if err != nil {
-		t.Fatalf("README gate example, reordered: %v", err)
+		t.Fatalf("documented gate example, reordered: %v", err)
 	}
 	want := "gate.rules[2]: this user_agent bypass comes before gate.rules[3] (block, path_prefix /admin/), so any client that claims such a user agent skips that rule outside dynamic_paths; put the block rule first, or cover its paths with dynamic_paths"
 	if w := c.Warnings(); len(w) != 1 || w[0] != want {
@@ -490,6 +490,6 @@ func TestREADMEGateExample(t *testing.T) {
 	}
 	readme := "`gate.rules[2]: this user_agent bypass comes\n  before gate.rules[3] (block, path_prefix /admin/) …`"
 	if !strings.Contains(string(data), readme) {
-		t.Errorf("the README no longer quotes the warning as %s", readme)
+		t.Errorf("docs/integrations.md no longer quotes the warning as %s", readme)
 	}
 }

@@ -189,8 +189,8 @@ func findChromium() string {
 }
 
 // browser starts headless Chromium with the flags this machine's closed
-// network needs, and returns a tab's context.
-func browser(t *testing.T, path string) context.Context {
+// network needs, and extra ones, and returns a tab's context.
+func browser(t *testing.T, path string, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
@@ -202,6 +202,7 @@ func browser(t *testing.T, path string) context.Context {
 		chromedp.Flag("disable-sync", true),
 		chromedp.UserDataDir(t.TempDir()),
 	)
+	opts = append(opts, extra...)
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(alloc)
 	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)

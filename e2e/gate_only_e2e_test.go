@@ -11,26 +11,26 @@ import (
 	"github.com/anteroom/anteroom/config"
 )
 
-// readmeBlock returns the README's fenced yaml block that starts with the
+// readmeBlock returns the fenced yaml block of docs/integrations.md that starts with the
 // line first, so that the example a reader copies is the one tested.
 func readmeBlock(t *testing.T, first string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+	b, err := os.ReadFile(filepath.Join("..", "docs", "integrations.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, rest, ok := strings.Cut(string(b), "```yaml\n"+first+"\n")
 	if !ok {
-		t.Fatalf("README has no yaml block starting with %q", first)
+		t.Fatalf("docs/integrations.md has no yaml block starting with %q", first)
 	}
 	block, _, ok := strings.Cut(rest, "```")
 	if !ok {
-		t.Fatal("README: unterminated yaml block")
+		t.Fatal("docs/integrations.md: unterminated yaml block")
 	}
 	return first + "\n" + block
 }
 
-// TestGateOnlyDeploymentNeedsNoClient: the README's gate-only
+// TestGateOnlyDeploymentNeedsNoClient: the documented gate-only
 // configuration (rooms and gate rules, no clients:) loads, starts, and
 // takes a visitor through the gate behind the shipped nginx config: the
 // gate brings its own client for each room it protects.
@@ -39,13 +39,13 @@ func TestGateOnlyDeploymentNeedsNoClient(t *testing.T) {
 	loaded, err := config.Parse([]byte(readmeBlock(t, "# A gate-only deployment: no clients.")),
 		func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
-		t.Fatalf("the README's gate-only configuration: %v", err)
+		t.Fatalf("the documented gate-only configuration: %v", err)
 	}
 	if len(loaded.Clients) != 0 || loaded.Gate == nil {
 		t.Fatalf("test is void: %d clients, gate %v", len(loaded.Clients), loaded.Gate)
 	}
 	s := startGateSite(t, func(c *config.Config) {
-		// This test's addresses; everything else as the README has it.
+		// This test's addresses; everything else as documented.
 		issuer, insecure := c.Issuer, false
 		*c = *loaded
 		c.Issuer = issuer

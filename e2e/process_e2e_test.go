@@ -62,6 +62,14 @@ func launchProcess(t *testing.T, name, redisURL string) *process {
 	t.Helper()
 	addr := freeAddr(t)
 	conf := strings.NewReplacer("LISTEN", addr, "REDIS", redisURL).Replace(processConfig)
+	return launchConfigured(t, name, conf, addr, nil)
+}
+
+// launchConfigured starts `anteroom serve` with the configuration conf,
+// whose health checks answer at addr, and env added to the test's own
+// environment, without waiting for anything.
+func launchConfigured(t *testing.T, name, conf, addr string, env []string) *process {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), name+".yaml")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -69,6 +77,7 @@ func launchProcess(t *testing.T, name, redisURL string) *process {
 	p := &process{t: t, addr: addr, output: &lockedBuffer{}, exited: make(chan struct{})}
 	self := anteroomBinary(t)
 	p.cmd = exec.Command(self, "serve", "--config", path)
+	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -18,7 +18,7 @@ import (
 // (every queue, token and signing key lost in a rolling upgrade). This
 // runs a visitor through the queue to a refresh token and a second login,
 // and a second visitor to a revoked grant, and pins the full name of every
-// key the instance wrote, as the README's "State in Redis" table gives
+// key the instance wrote, as the "State in Redis" table of docs/architecture.md gives
 // them.
 func TestRedisKeyNamesArePinned(t *testing.T) {
 	e := newEnv(t, false, func(c *config.Config) { c.Limits.JoinsPerIPPerMinute = 600 })

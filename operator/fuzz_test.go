@@ -20,7 +20,7 @@ import (
 // Fuzz targets for what the operator's side parses from a request itself:
 // the admin API's bodies and the dashboard's cookie. Each checks a
 // property, not only the absence of a panic. CI runs each for a few
-// seconds (.ci/fuzz); the README gives the command for a long run.
+// seconds (.ci/fuzz); docs/security.md gives the command for a long run.
 
 var fuzzRoom = waitingroom.Room{ID: "launch", Name: "Launch", State: waitingroom.StateOpen,
 	SessionTTL: 30 * time.Minute, MaxWait: 6 * time.Hour}

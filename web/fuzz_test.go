@@ -14,7 +14,7 @@ import (
 // Fuzz targets for everything this package parses from a request itself:
 // ticket cookies, Accept-Language and X-Request-Id (the admin API's are
 // package operator's). Each checks a property, not only the absence of a panic.
-// CI runs each for a few seconds (.ci/fuzz); the README gives the command
+// CI runs each for a few seconds (.ci/fuzz); docs/security.md gives the command
 // for a long run. Their seeds, and every input that once failed, are in
 // testdata/fuzz/<target>.
 
