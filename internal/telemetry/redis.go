@@ -41,7 +41,7 @@ func (h redisHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 // ProcessHook implements redis.Hook.
 func (h redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if !trace.SpanFromContext(ctx).IsRecording() {
+		if !trace.SpanFromContext(ctx).IsRecording() || connSetup(cmd) {
 			return next(ctx, cmd)
 		}
 		op := strings.ToUpper(cmd.Name())
@@ -69,7 +69,7 @@ func (h redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 		sameOp, sameRoom := true, true
 		for _, c := range cmds {
 			name := strings.ToUpper(c.Name())
-			if name == "MULTI" || name == "EXEC" {
+			if name == "MULTI" || name == "EXEC" || connSetup(c) {
 				continue
 			}
 			r := roomOf(c.Args())
@@ -80,6 +80,9 @@ func (h redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 				sameRoom = sameRoom && r == room
 			}
 			n++
+		}
+		if n == 0 {
+			return next(ctx, cmds) // a new connection being set up
 		}
 		batch := "BATCH"
 		if sameOp && op != "" {
@@ -94,6 +97,26 @@ func (h redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 		endRedisSpan(span, err)
 		return err
 	}
+}
+
+// connSetup tells the commands go-redis sends to set up a connection it
+// has just dialled (HELLO, AUTH, SELECT, CLIENT SETINFO…), which are no
+// round trip of Anteroom's: they are not traced. (CLIENT SETINFO also
+// fails on Redis before 7.2, which go-redis ignores: a span would show an
+// error that is none.)
+func connSetup(cmd redis.Cmder) bool {
+	switch cmd.Name() {
+	case "hello", "auth", "select", "readonly":
+		return true
+	case "client":
+		args := cmd.Args()
+		if len(args) > 1 {
+			if sub, ok := args[1].(string); ok {
+				return strings.EqualFold(sub, "setinfo") || strings.EqualFold(sub, "setname")
+			}
+		}
+	}
+	return false
 }
 
 // endRedisSpan ends a Redis span, marked failed when err is a failure
