@@ -41,7 +41,7 @@ func (h redisHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 // ProcessHook implements redis.Hook.
 func (h redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if !trace.SpanFromContext(ctx).IsRecording() || connSetup(cmd) {
+		if !traced(ctx) || connSetup(cmd) {
 			return next(ctx, cmd)
 		}
 		op := strings.ToUpper(cmd.Name())
@@ -62,7 +62,7 @@ func (h redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 // adds around a transaction's, are not counted.
 func (h redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if !trace.SpanFromContext(ctx).IsRecording() {
+		if !traced(ctx) {
 			return next(ctx, cmds)
 		}
 		op, room, n := "", "", 0
@@ -97,6 +97,15 @@ func (h redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 		endRedisSpan(span, err)
 		return err
 	}
+}
+
+// traced tells whether ctx is a sampled request's. Not whether its span
+// records: the OIDC library starts spans of its own through OpenTelemetry's
+// global provider, which are no-ops when that is not set (an embedder's
+// server.New), yet carry the request's sampled trace.
+func traced(ctx context.Context) bool {
+	sc := trace.SpanContextFromContext(ctx)
+	return sc.IsValid() && sc.IsSampled()
 }
 
 // connSetup tells the commands go-redis sends to set up a connection it

@@ -130,7 +130,9 @@ type Tracing struct {
 // by default), and describes the service as service.name "anteroom" and
 // service.version version, which OTEL_SERVICE_NAME and
 // OTEL_RESOURCE_ATTRIBUTES override. The SDK's own troubles (an export that
-// failed, a bad sampler argument) go to the log at warning level.
+// failed, a bad sampler argument) go to the log at warning level. It also
+// becomes OpenTelemetry's global provider, which the OIDC library traces
+// its own steps with.
 func FromEnv(ctx context.Context, getenv func(string) string, version string) (*Tracing, Decision, error) {
 	d, err := Enabled(getenv)
 	if err != nil || !d.On {
@@ -155,7 +157,12 @@ func FromEnv(ctx context.Context, getenv func(string) string, version string) (*
 	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
 		return nil, d, fmt.Errorf("OTEL_RESOURCE_ATTRIBUTES: %w", err)
 	}
-	return NewTracing(sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))), d, nil
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	// The OIDC library (zitadel/oidc's op) traces its steps (tokenHandler,
+	// CodeExchange…) through the global provider: they then appear under
+	// the endpoint's span.
+	otel.SetTracerProvider(tp)
+	return NewTracing(tp), d, nil
 }
 
 // NewTracing wraps a tracer provider made elsewhere (tests make one with
