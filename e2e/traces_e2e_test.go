@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -341,4 +342,50 @@ func (c *logCapture) records(t *testing.T) []map[string]any {
 		out = append(out, m)
 	}
 	return out
+}
+
+// TestServedBinaryTraces: `anteroom serve` turns tracing on from its
+// environment (OTEL_EXPORTER_OTLP_ENDPOINT), continues a caller's
+// traceparent, writes the trace and span ids into the request's log line,
+// and flushes its spans to the collector as it shuts down on SIGTERM.
+func TestServedBinaryTraces(t *testing.T) {
+	rcv := otlptest.NewReceiver(t)
+	for k, v := range map[string]string{
+		"OTEL_EXPORTER_OTLP_ENDPOINT": rcv.URL, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "", "OTEL_TRACES_EXPORTER": "",
+		"OTEL_SDK_DISABLED": "", "OTEL_TRACES_SAMPLER": "", "OTEL_SERVICE_NAME": "", "OTEL_RESOURCE_ATTRIBUTES": "",
+	} {
+		t.Setenv(k, v) // the process inherits them
+	}
+	p := startProcess(t, "traced")
+	const trace, parent = "5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174"
+	req, _ := http.NewRequest(http.MethodGet, "http://"+p.addr+"/authorize?client_id=nobody&response_type=code&scope=openid", nil)
+	req.Header.Set("traceparent", "00-"+trace+"-"+parent+"-01")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	p.signal(syscall.SIGTERM)
+	<-p.exited
+	if p := rcv.Problems(); len(p) > 0 {
+		t.Fatalf("the receiver refused exports: %v", p)
+	}
+	got := spanOf(rcv.Spans(), trace, "GET /authorize")
+	if len(got) != 1 || got[0].ParentSpanID != parent || got[0].Resource["service.name"] != telemetry.ServiceName {
+		t.Fatalf("exported %+v, want one GET /authorize span under %s", got, parent)
+	}
+	out := p.output.String()
+	if !strings.Contains(out, "msg=tracing on=true") {
+		t.Fatalf("the start-up log does not say tracing is on:\n%s", out)
+	}
+	want := "trace_id=" + trace + " span_id=" + got[0].SpanID
+	for line := range strings.SplitSeq(out, "\n") {
+		if strings.Contains(line, "authorization request refused") {
+			if !strings.Contains(line, want) {
+				t.Fatalf("the request's log line %q lacks %q", line, want)
+			}
+			return
+		}
+	}
+	t.Fatalf("no log line of the refused request:\n%s", out)
 }
