@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -23,6 +25,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/embedded"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // ServiceName is service.name unless OTEL_SERVICE_NAME or
@@ -161,7 +165,8 @@ func FromEnv(ctx context.Context, getenv func(string) string, version string) (*
 	// The OIDC library (zitadel/oidc's op) traces its steps (tokenHandler,
 	// CodeExchange…) through the global provider: they then appear under
 	// the endpoint's span.
-	otel.SetTracerProvider(tp)
+	globalOnce.Do(func() { otel.SetTracerProvider(forwarder{}) })
+	current.Store(tp)
 	return NewTracing(tp), d, nil
 }
 
@@ -184,6 +189,7 @@ func (t *Tracing) Shutdown(ctx context.Context) error {
 	if t == nil || t.sdk == nil {
 		return nil
 	}
+	current.CompareAndSwap(t.sdk, nil)
 	return t.sdk.Shutdown(ctx)
 }
 
@@ -193,6 +199,42 @@ func (t *Tracing) ForceFlush(ctx context.Context) error {
 		return nil
 	}
 	return t.sdk.ForceFlush(ctx)
+}
+
+// The global provider. A library keeps the tracer it got from the global
+// provider at start-up (zitadel/oidc's op does, in a package variable), and
+// OpenTelemetry binds such tracers to the first provider ever set: a second
+// FromEnv (a test, an embedder running two instances in turn) would leave
+// the library tracing into the first, shut-down provider, whose spans are
+// never exported and break the chain from a Redis span to its request. So
+// the global provider is set once, to forwarder, which starts each span with
+// the provider of the latest FromEnv, or, with none, carries the caller's
+// span context without recording, as OpenTelemetry does with no SDK.
+var (
+	globalOnce sync.Once
+	current    atomic.Pointer[sdktrace.TracerProvider]
+)
+
+// forwarder is the global provider; see current.
+type forwarder struct{ embedded.TracerProvider }
+
+// Tracer implements trace.TracerProvider.
+func (forwarder) Tracer(name string, opts ...trace.TracerOption) trace.Tracer {
+	return forwardingTracer{name: name, opts: opts}
+}
+
+type forwardingTracer struct {
+	embedded.Tracer
+	name string
+	opts []trace.TracerOption
+}
+
+// Start implements trace.Tracer.
+func (t forwardingTracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	if tp := current.Load(); tp != nil {
+		return tp.Tracer(t.name, t.opts...).Start(ctx, name, opts...)
+	}
+	return noop.Tracer{}.Start(ctx, name, opts...)
 }
 
 // tracerName is the instrumentation scope of every span Anteroom makes.

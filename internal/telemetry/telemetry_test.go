@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -363,5 +364,36 @@ func TestFromEnvOff(t *testing.T) {
 	tr, d, err := FromEnv(context.Background(), os.Getenv, "v")
 	if err != nil || d.On || tr.TracerProvider() != nil || tr.Shutdown(context.Background()) != nil {
 		t.Fatalf("off: %+v %v %v", d, err, tr.TracerProvider())
+	}
+}
+
+// A library's tracer, taken from the global provider before tracing was
+// set up (as zitadel/oidc's op takes it at start-up), traces into the
+// provider of the latest FromEnv, not the first one, and after Shutdown
+// carries its caller's trace without recording.
+func TestGlobalProviderFollowsTheLatestFromEnv(t *testing.T) {
+	lib := otel.Tracer("a library")
+	for i := range 2 {
+		rcv := otlptest.NewReceiver(t)
+		t.Setenv(envTracesEndpoint, rcv.URL+"/v1/traces")
+		t.Setenv("OTEL_TRACES_SAMPLER", "always_on")
+		tr, _, err := FromEnv(context.Background(), os.Getenv, "v")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, span := lib.Start(context.Background(), "step")
+		span.End()
+		if err := tr.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := rcv.Spans(); len(got) != 1 || got[0].Name != "step" {
+			t.Fatalf("FromEnv #%d: the library's span went elsewhere: %+v", i+1, got)
+		}
+	}
+	tp, _ := recorder(t)
+	ctx, parent := tp.Tracer("t").Start(context.Background(), "request")
+	_, span := lib.Start(ctx, "step")
+	if span.IsRecording() || span.SpanContext().SpanID() != parent.SpanContext().SpanID() {
+		t.Fatal("with no provider the library's span does not carry its caller's trace")
 	}
 }
