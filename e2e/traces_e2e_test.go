@@ -106,6 +106,15 @@ func TestTraces(t *testing.T) {
 	tracedGet(t, e, "/authorize?client_id=nobody&response_type=code&scope=openid&redirect_uri=https%3A%2F%2Fevil.example%2Fcb", authTrace, authParent)
 	tracedGet(t, e, "/gate/callback?state=forged&code=forged", gateTrace, gateParent)
 
+	// The request metrics, under the tracing middleware, still see the
+	// route the mux matched.
+	m := e.scrape()
+	for _, route := range []string{"GET /wait/{id}", "POST /wait/{id}/continue", "/oauth/token", "GET /gate/auth"} {
+		if m[`anteroom_http_request_duration_seconds_count{route="`+route+`"}`] == 0 {
+			t.Errorf("no request counted under route %q with tracing on", route)
+		}
+	}
+
 	want := []string{
 		"GET /.well-known/openid-configuration", "GET /authorize", "GET /wait/{id}", "GET /wait/{id}/events",
 		"POST /wait/{id}/continue", "POST /oauth/token", "GET /keys", "GET /userinfo", "POST /oauth/introspect",
