@@ -384,8 +384,8 @@ func TestServedBinaryTraces(t *testing.T) {
 		t.Fatalf("exported %+v, want one GET /authorize span under %s", got, parent)
 	}
 	out := p.output.String()
-	if !strings.Contains(out, "msg=tracing on=true") {
-		t.Fatalf("the start-up log does not say tracing is on:\n%s", out)
+	if !strings.Contains(out, "msg=tracing on=true") || !strings.Contains(out, "endpoint="+rcv.URL+"/v1/traces") {
+		t.Fatalf("the start-up log does not say tracing is on, to %s/v1/traces:\n%s", rcv.URL, out)
 	}
 	want := "trace_id=" + trace + " span_id=" + got[0].SpanID
 	for line := range strings.SplitSeq(out, "\n") {

@@ -30,7 +30,11 @@ func startTracing(ctx context.Context) (opt server.Option, stop func(), err erro
 	for _, w := range d.Warnings {
 		slog.Warn("tracing", "warning", w)
 	}
-	slog.Info("tracing", "on", d.On, "reason", d.Reason)
+	if d.On {
+		slog.Info("tracing", "on", true, "reason", d.Reason, "endpoint", telemetry.Endpoint(os.Getenv))
+	} else {
+		slog.Info("tracing", "on", false, "reason", d.Reason)
+	}
 	stop = func() {
 		sctx, cancel := context.WithTimeout(context.Background(), tracingFlush)
 		defer cancel()

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -119,6 +120,34 @@ func Enabled(getenv func(string) string) (Decision, error) {
 		d.Reason = "no OTLP endpoint is set (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) and OTEL_TRACES_EXPORTER does not list otlp"
 	}
 	return d, nil
+}
+
+// Endpoint is where the exporter sends spans, as the OTLP exporter
+// specification derives it (protocol/exporter.md, "Endpoint URLs for
+// OTLP/HTTP"): OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as is, else
+// OTEL_EXPORTER_OTLP_ENDPOINT with /v1/traces appended to its path, else
+// http://localhost:4318/v1/traces. For the start-up log, so it drops any
+// user and password, query and fragment of the URL.
+func Endpoint(getenv func(string) string) string {
+	raw := strings.TrimSpace(getenv(envTracesEndpoint))
+	if raw == "" {
+		base := strings.TrimSpace(getenv(envEndpoint))
+		if base == "" {
+			base = "http://localhost:4318"
+		}
+		if u, err := url.Parse(base); err == nil {
+			u.Path = strings.TrimSuffix(u.Path, "/") + "/v1/traces"
+			raw = u.String()
+		} else {
+			raw = base
+		}
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(not a URL)"
+	}
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	return u.String()
 }
 
 // Tracing is an instance's tracer provider: exporting over OTLP/HTTP, or

@@ -397,3 +397,23 @@ func TestGlobalProviderFollowsTheLatestFromEnv(t *testing.T) {
 		t.Fatal("with no provider the library's span does not carry its caller's trace")
 	}
 }
+
+// The endpoint in the start-up log is the one the exporter uses (OTLP
+// exporter specification, "Endpoint URLs for OTLP/HTTP"), without
+// credentials.
+func TestEndpoint(t *testing.T) {
+	for _, c := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{nil, "http://localhost:4318/v1/traces"},
+		{map[string]string{envEndpoint: "https://collector:4318"}, "https://collector:4318/v1/traces"},
+		{map[string]string{envEndpoint: "https://collector:4318/otlp/"}, "https://collector:4318/otlp/v1/traces"},
+		{map[string]string{envEndpoint: "https://x", envTracesEndpoint: "http://user:SECRET@c:4318/custom?k=SECRET"}, "http://c:4318/custom"},
+		{map[string]string{envTracesEndpoint: "not a url"}, "(not a URL)"},
+	} {
+		if got := Endpoint(func(k string) string { return c.env[k] }); got != c.want {
+			t.Errorf("Endpoint(%v) = %q, want %q", c.env, got, c.want)
+		}
+	}
+}
