@@ -28,9 +28,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/anteroom/anteroom/config"
 	"github.com/anteroom/anteroom/gate"
+	"github.com/anteroom/anteroom/internal/telemetry"
 	"github.com/anteroom/anteroom/keys"
 	"github.com/anteroom/anteroom/oidc"
 	"github.com/anteroom/anteroom/operator"
@@ -105,6 +107,7 @@ type options struct {
 	opsLn     net.Listener
 	version   string
 	revision  string
+	tracer    trace.TracerProvider
 }
 
 // WithClock makes now the instance's clock for everything that decides by
@@ -139,6 +142,15 @@ func WithBuildInfo(version, revision string) Option {
 	return func(o *options) { o.version, o.revision = version, revision }
 }
 
+// WithTracerProvider traces the instance with tp (see internal/telemetry):
+// a server span for every request of the public handler, named by its
+// route, and a client span for every Redis round trip a request makes.
+// nil, the default, traces nothing and costs nothing: no middleware, no
+// hook.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(o *options) { o.tracer = tp }
+}
+
 // New wires an instance for cfg (validated, defaults applied) on rdb. It
 // waits for Redis to answer (a rolling deploy can start Anteroom before its
 // store) until ctx is done; it starts nothing in the background.
@@ -162,6 +174,9 @@ func New(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, opt
 		return nil, err
 	}
 	metrics.WatchRedis(rdb)
+	if o.tracer != nil {
+		rdb.AddHook(telemetry.RedisHook(o.tracer))
+	}
 	secrets := make([][]byte, len(cfg.Secrets.CookieKeys))
 	for i, k := range cfg.Secrets.CookieKeys {
 		secrets[i] = []byte(k)
@@ -293,7 +308,7 @@ func New(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, opt
 	a := &Server{
 		cfg: cfg, site: site, beats: beats, store: store, cache: cache, keys: km, provider: provider,
 		scheduler: scheduler, origins: origins, operator: desk, registry: registry, opsLn: o.opsLn,
-		handler: web.RequestIDs(web.SecurityHeaders(withRequestTimeout(cfg.Redis.RequestTimeout.D(), site.Instrument(metrics, mux)))),
+		handler: web.RequestIDs(web.SecurityHeaders(withRequestTimeout(cfg.Redis.RequestTimeout.D(), traced(o.tracer, site.Instrument(metrics, mux))))),
 	}
 	if opsMux != nil {
 		a.opsHandler = web.RequestIDs(web.SecurityHeaders(withRequestTimeout(cfg.Redis.RequestTimeout.D(), site.Instrument(metrics, opsMux))))
@@ -369,6 +384,18 @@ func withRequestTimeout(d time.Duration, next http.Handler) http.Handler {
 		defer ctx.stop()
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// traced wraps next in the tracing middleware when tracing is on. It sits
+// inside the request's deadline and request id, so that its span is in the
+// context the handlers log and call Redis with, and right around Instrument
+// and the mux, which must see the request the middleware passes on (the
+// mux writes the matched pattern into it, which names the span).
+func traced(tp trace.TracerProvider, next http.Handler) http.Handler {
+	if tp == nil {
+		return next
+	}
+	return telemetry.Handler(tp, next)
 }
 
 // gateExchanger lets the gate redeem codes through the provider, and tells

@@ -713,12 +713,12 @@ func (s *Store) noticeRestart(ctx context.Context, room string) string {
 		if run == "" {
 			if !w.warned {
 				w.warned = true
-				slog.Warn("cannot read Redis's run id (INFO refused or unsupported): every reload of the scripts is taken for a restart, which leaves a gap in the queue")
+				slog.WarnContext(ctx, "cannot read Redis's run id (INFO refused or unsupported): every reload of the scripts is taken for a restart, which leaves a gap in the queue")
 			}
 			run = w.unknown
 		}
 		if err := markRunScript.Run(ctx, s.rdb, []string{k.hash}, run).Err(); err != nil {
-			slog.Warn("mark room after redis lost its scripts", "room", id, "err", err)
+			slog.WarnContext(ctx, "mark room after redis lost its scripts", "room", id, "err", err)
 		}
 		runs[id] = run
 	}

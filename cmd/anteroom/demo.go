@@ -81,6 +81,12 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitConfig
 	}
 
+	tracing, stopTracing, err := startTracing(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "anteroom demo: %v\n", err)
+		return exitConfig
+	}
+	defer stopTracing()
 	var rdb redis.UniversalClient
 	var storeOpts []waitingroom.Option
 	if *redisURL == "" {
@@ -103,7 +109,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer rdb.Close()
 
-	a, err := server.New(ctx, cfg, rdb, server.WithStoreOptions(storeOpts...), buildInfo())
+	a, err := server.New(ctx, cfg, rdb, server.WithStoreOptions(storeOpts...), buildInfo(), tracing)
 	if err != nil {
 		slog.Error("start", "err", err)
 		return 1

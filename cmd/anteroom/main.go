@@ -24,6 +24,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/anteroom/anteroom/config"
+	"github.com/anteroom/anteroom/internal/telemetry"
 	"github.com/anteroom/anteroom/server"
 	"github.com/anteroom/anteroom/web"
 )
@@ -40,7 +41,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	slog.SetDefault(slog.New(web.LogHandler{Handler: slog.NewTextHandler(stderr, nil)}))
+	// Every line of a request carries its request_id and, when the
+	// request is traced, its trace_id and span_id.
+	slog.SetDefault(slog.New(telemetry.LogHandler{Handler: web.LogHandler{Handler: slog.NewTextHandler(stderr, nil)}}))
 	routeRedisLogs()
 	if len(args) == 0 {
 		usage(stderr)
@@ -221,6 +224,14 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitConfig
 	}
 	logConfigWarnings(slog.Default(), *path, cfg)
+	tracing, stopTracing, err := startTracing(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "anteroom: invalid configuration:\n%v\n", err)
+		return exitConfig
+	}
+	// Deferred first, so it runs last: after the instance has stopped
+	// serving, the spans of its last requests are flushed.
+	defer stopTracing()
 	rdb := redis.NewUniversalClient(opts)
 	defer rdb.Close()
 	// Listen first: until Redis answers, the instance is alive but not
@@ -257,7 +268,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		defer stopDebug()
 	}
 	a, err := server.WhileStarting([]net.Listener{ln, opsLn}, web.RequestIDs(web.SecurityHeaders(starting)), func() (*server.Server, error) {
-		return server.New(ctx, cfg, rdb, server.WithOpsListener(opsLn), buildInfo())
+		return server.New(ctx, cfg, rdb, server.WithOpsListener(opsLn), buildInfo(), tracing)
 	})
 	if err != nil {
 		if errors.Is(err, context.Canceled) {

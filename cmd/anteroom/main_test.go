@@ -268,3 +268,26 @@ func TestAdminArgumentsNegativeNumbersAndFlagOrder(t *testing.T) {
 		t.Error("a flag without its value is accepted")
 	}
 }
+
+// A protocol Anteroom cannot export with is a configuration error that
+// names the variable, before anything starts: the spans would otherwise go
+// to a gRPC port that cannot read them, and nobody would know.
+func TestServeRefusesATracingProtocolItCannotSpeak(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "anteroom.yaml")
+	cfg := `issuer: https://queue.example.com
+redis: {url: redis://127.0.0.1:1/0}
+secrets: {cookie_keys: ["0123456789abcdef0123456789abcdef"]}
+rooms: [{id: launch}]
+clients: [{id: shop, secret: shop-secret-0123456789, redirect_uris: ["https://shop.example.com/cb"], room: launch}]
+`
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317")
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"serve", "--config", path}, &stdout, &stderr); code != exitConfig || !strings.Contains(stderr.String(), "OTEL_EXPORTER_OTLP_PROTOCOL=grpc") {
+		t.Fatalf("exit %d, stderr %s", code, stderr.String())
+	}
+}
