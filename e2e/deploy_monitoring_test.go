@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
@@ -180,6 +181,21 @@ func TestMonitoringNamesMetricsThatExist(t *testing.T) {
 	for _, n := range used {
 		if !exported[n] {
 			t.Errorf("%s names %s, which the instance does not export", source[n], n)
+		}
+	}
+}
+
+// The alerting rules are valid Prometheus rules (promtool check rules),
+// and each fires on the series of the failure it names and not on a
+// healthy room's (promtool test rules, deploy/monitoring/alerts_test.yaml:
+// its cases are synthetic series, evaluated by Prometheus's own engine).
+func TestAlertRulesFireOnTheirFailures(t *testing.T) {
+	promtool := findTool(t, "promtool", "apt-get install prometheus")
+	for _, args := range [][]string{{"check", "rules", "alerts.yaml"}, {"test", "rules", "alerts_test.yaml"}} {
+		cmd := exec.Command(promtool, args...)
+		cmd.Dir = "../deploy/monitoring"
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
 }
