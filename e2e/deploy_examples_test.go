@@ -4,17 +4,22 @@ package e2e
 
 import (
 	"net"
+	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/anteroom/anteroom/config"
+	"github.com/anteroom/anteroom/internal/rediskey"
+	"github.com/anteroom/anteroom/internal/testredis"
 )
 
 // loadExample loads an example's anteroom.yaml as `anteroom serve` does
@@ -257,4 +262,66 @@ func TestComposeFileReferencesWhatExists(t *testing.T) {
 		"listen 80;":              "listen " + addr + ";",
 	})
 	startNginx(t, nginx, local, addr)
+}
+
+// examples/redis-cluster/anteroom.yaml, pointed at a real three-master
+// Redis Cluster the test starts (its seeds replaced, no password), runs
+// as `anteroom serve`: the instance becomes ready, which it is only once
+// it has written its rooms and signing keys to the Cluster, and its gate
+// sends a visitor into the room's queue.
+func TestRedisClusterExampleServes(t *testing.T) {
+	cluster := testredis.StartCluster(t)
+	listen, ops := freeAddr(t), freeAddr(t)
+	seeds := `"` + strings.Join(cluster.Addrs(), `", "`) + `"`
+	conf := replaceAll(t, "examples/redis-cluster/anteroom.yaml", repoFile(t, "examples/redis-cluster/anteroom.yaml"), map[string]string{
+		"addrs: [10.0.0.11:6379, 10.0.0.12:6379, 10.0.0.13:6379]": "addrs: [" + seeds + "]",
+		`  password: "${REDIS_PASSWORD}"` + "\n":                  "",
+		"listen: 127.0.0.1:8080":                                  "listen: " + listen,
+		"ops: {listen: 127.0.0.1:9090}":                           "ops: {listen: " + ops + "}",
+	})
+	path := filepath.Join(t.TempDir(), "anteroom.yaml")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(anteroomBinary(t), "serve", "--config", path)
+	cmd.Env = append(os.Environ(), "ANTEROOM_COOKIE_KEY="+cookieKey, "ANTEROOM_ADMIN_TOKEN="+adminToken)
+	output := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = output, output
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{t: t, cmd: cmd, addr: ops, output: output, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		p.signal(syscall.SIGTERM)
+		<-p.exited
+		if t.Failed() {
+			t.Logf("anteroom's output:\n%s", output.String())
+		}
+	})
+	p.waitFor("/readyz")
+
+	rdb := cluster.Client(t)
+	if n, err := rdb.Exists(t.Context(), rediskey.SigningKeys).Result(); err != nil || n != 1 {
+		t.Errorf("the Cluster holds no signing keys (%s): %v", rediskey.SigningKeys, err)
+	}
+	// A browser without a session is sent from the gate into the login of
+	// the gate's client for the room the rules name (/checkout: checkout,
+	// the rest: launch), whose authorization request joins its queue.
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for path, room := range map[string]string{"/checkout/cart": "checkout", "/": "launch"} {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+listen+"/gate/start?rd="+url.QueryEscape(path), nil)
+		req.Header.Set("X-Original-URI", path)
+		req.Header.Set("Accept", "text/html")
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, err := url.Parse(resp.Header.Get("Location"))
+		if err != nil || resp.StatusCode != http.StatusFound || loc.Scheme+"://"+loc.Host+loc.Path != "https://shop.example.com/_anteroom/authorize" ||
+			loc.Query().Get("client_id") != "anteroom-gate-"+room {
+			t.Errorf("gate start for %s: %d to %q, want the authorization of the %s room's gate client", path, resp.StatusCode, resp.Header.Get("Location"), room)
+		}
+	}
 }
