@@ -138,6 +138,12 @@ func TestHelmChartRenders(t *testing.T) {
 			t.Errorf("pod spec %s = %v, want %v", path, got, want)
 		}
 	}
+	// No hash of the secrets where whoever reads pods can test guesses.
+	for k := range dig(deploy, "spec", "template", "metadata", "annotations").(map[string]any) {
+		if strings.Contains(k, "secret") {
+			t.Errorf("pod annotation %s: the secrets' hash is not for the pod spec", k)
+		}
+	}
 	for _, r := range []string{"requests", "limits"} {
 		if m, _ := dig(pod, "containers", 0, "resources", r).(map[string]any); len(m) == 0 {
 			t.Errorf("pod spec has no resources.%s", r)
