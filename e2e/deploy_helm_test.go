@@ -214,6 +214,28 @@ func TestHelmChartRenders(t *testing.T) {
 	if dig(opsSvc, "spec", "ports", 0, "targetPort") != "ops" || !matches(dig(opsSvc, "spec", "selector")) {
 		t.Errorf("ops Service spec %v", dig(opsSvc, "spec"))
 	}
+	// A Secret the operator manages replaces the chart's, and a Redis
+	// Cluster is configured in config.redis instead of redis.url.
+	own, err := helm(bin, "template", "shop", chartDir, "--set", "existingSecret=shop-keys",
+		"--set", "redis.url=", "--set-json", `config.redis={"addrs":["redis-0:6379","redis-1:6379","redis-2:6379"]}`)
+	if err != nil {
+		t.Fatalf("helm template with existingSecret and config.redis: %v\n%s", err, own)
+	}
+	ownObjs := manifests(t, own)
+	if _, ok := ownObjs["Secret/shop-anteroom"]; ok {
+		t.Error("existingSecret set, and the chart still renders its own Secret")
+	}
+	if got := dig(ownObjs["Deployment/shop-anteroom"], "spec", "template", "spec", "containers", 0, "envFrom", 0, "secretRef", "name"); got != "shop-keys" {
+		t.Errorf("with existingSecret, the pods read the Secret %v", got)
+	}
+	clusterFile, _ := dig(ownObjs["ConfigMap/shop-anteroom"], "data", "anteroom.yaml").(string)
+	clusterCfg, err := config.Parse([]byte(clusterFile), func(k string) (string, bool) { v, ok := secretEnv[k]; return v, ok })
+	if err != nil {
+		t.Errorf("config.redis for a Cluster: %v\n%s", err, clusterFile)
+	} else if len(clusterCfg.Redis.Addrs) != 3 || clusterCfg.Redis.URL != "" {
+		t.Errorf("config.redis for a Cluster: redis %+v\n%s", clusterCfg.Redis, clusterFile)
+	}
+
 	// Without the ServiceMonitor, neither it nor its Service is rendered.
 	plain, err := helm(bin, append([]string{"template", "shop", chartDir}, set...)...)
 	if err != nil {
