@@ -3,6 +3,7 @@ package keys
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -39,6 +40,9 @@ var (
 	keyChangesDesc = prometheus.NewDesc("anteroom_signing_key_changes_total",
 		"Changes this instance wrote to the shared signing key record, by change: created (the first key), scheduled (a new key, published ahead), retired (a key removed from the JWKS), resealed (sealed again under the first cookie key), upgraded (a record from before rotation given windows), revoked (a key retired early by an operator).",
 		[]string{"change"}, nil)
+	rotationDueDesc = prometheus.NewDesc("anteroom_signing_key_rotation_due_timestamp_seconds",
+		"When the signing key will have signed for signing.rotate_every, and a newer key should sign instead, as a Unix time; absent when keys never rotate. It moves on at each rotation: one that stays in the past means rotation is stuck.",
+		nil, nil)
 )
 
 // keyCollector reports a Manager's keys as this instance sees them at
@@ -48,12 +52,17 @@ type keyCollector struct{ m *Manager }
 func (c *keyCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- keyInfoDesc
 	ch <- keyChangesDesc
+	ch <- rotationDueDesc
 }
 
 func (c *keyCollector) Collect(ch chan<- prometheus.Metric) {
 	m := c.m
-	for _, k := range m.Status() {
+	status := m.Status()
+	for _, k := range status {
 		ch <- prometheus.MustNewConstMetric(keyInfoDesc, prometheus.GaugeValue, 1, k.ID, string(k.Algorithm), string(k.State))
+	}
+	if due, ok := rotationDue(status, m.opts.RotateEvery); ok {
+		ch <- prometheus.MustNewConstMetric(rotationDueDesc, prometheus.GaugeValue, float64(due.UnixMilli())/1e3)
 	}
 	for _, kind := range changeKinds {
 		ch <- prometheus.MustNewConstMetric(keyChangesDesc, prometheus.CounterValue, m.counts.get(kind), kind)
@@ -67,4 +76,22 @@ func (m *Manager) RegisterMetrics(reg prometheus.Registerer) error {
 		return fmt.Errorf("register the signing keys' metrics: %w", err)
 	}
 	return nil
+}
+
+// rotationDue returns when the signing key (status's first) will have
+// signed for every, which is when a rotation that works has a newer key
+// signing: an alert compares it with the time, so a rotation that fails
+// (Redis refusing the record, every instance on a configuration that
+// never rotates) is seen before the key is old. A key from a record
+// written before rotation existed signs from its creation. ok is false
+// when keys never rotate or there is no key.
+func rotationDue(status []PublishedKey, every time.Duration) (due time.Time, ok bool) {
+	if every <= 0 || len(status) == 0 || status[0].State != StateSigning {
+		return time.Time{}, false
+	}
+	from := status[0].NotBefore
+	if from.IsZero() {
+		from = status[0].Created
+	}
+	return from.Add(every), true
 }

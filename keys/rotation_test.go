@@ -559,3 +559,60 @@ func TestMetricsShowKeysAndChanges(t *testing.T) {
 		}
 	}
 }
+
+// anteroom_signing_key_rotation_due_timestamp_seconds is when the signing
+// key will have signed for RotateEvery: it moves on when the next key
+// takes over, stays in the past while no refresh rotates (the alert's
+// "rotation overdue"), and is absent when keys never rotate.
+func TestMetricsShowWhenRotationIsDue(t *testing.T) {
+	rdb := testredis.Start(t).Client(t)
+	box := mustBox(t, "signing keys", secret(1))
+	due := func(reg *prometheus.Registry) (time.Time, bool) {
+		t.Helper()
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range families {
+			if f.GetName() == "anteroom_signing_key_rotation_due_timestamp_seconds" {
+				return time.UnixMilli(int64(f.GetMetric()[0].GetGauge().GetValue() * 1e3)).UTC(), true
+			}
+		}
+		return time.Time{}, false
+	}
+	clk := &testClock{t: fixedNow}
+	m := mustManager(t, rdb, box, rotating(jose.ES256, clk))
+	reg := prometheus.NewRegistry()
+	if err := m.RegisterMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	start := m.Signing().NotBefore
+	if got, ok := due(reg); !ok || !got.Equal(start.Add(24*time.Hour)) {
+		t.Fatalf("first key: due %v (%v), want %v", got, ok, start.Add(24*time.Hour))
+	}
+	// No refresh ran: the key signs past its time, and the metric says so.
+	clk.Set(fixedNow.Add(25 * time.Hour))
+	if got, _ := due(reg); !got.Before(clk.Now()) {
+		t.Fatalf("unrotated key at +25h: due %v, want a time before %v", got, clk.Now())
+	}
+	// A refresh schedules the next key, which signs publish_ahead later;
+	// from then on the time is its own plus 24h.
+	mustRefresh(t, m)
+	clk.Set(fixedNow.Add(28 * time.Hour))
+	next := m.Signing()
+	if next.NotBefore.Equal(start) {
+		t.Fatal("no rotation after the refresh")
+	}
+	if got, _ := due(reg); !got.Equal(next.NotBefore.Add(24 * time.Hour)) {
+		t.Fatalf("after the rotation: due %v, want %v", got, next.NotBefore.Add(24*time.Hour))
+	}
+
+	never := mustManager(t, testredis.Start(t).Client(t), box, Options{Algorithm: jose.ES256, Logger: quietLogger()})
+	reg = prometheus.NewRegistry()
+	if err := never.RegisterMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := due(reg); ok {
+		t.Fatalf("keys that never rotate: due %v, want no series", got)
+	}
+}

@@ -191,9 +191,9 @@ func TestSignAndVerifyWithJWKS(t *testing.T) {
 			if err := json.Unmarshal([]byte(jsonOf(t, m.JWKS())), &published); err != nil {
 				t.Fatalf("JWKS does not round-trip through JSON: %v", err)
 			}
-			parsed, err := jose.ParseSigned(compact, []jose.SignatureAlgorithm{alg})
+			parsed, err := jose.ParseSignedCompact(compact, []jose.SignatureAlgorithm{alg})
 			if err != nil {
-				t.Fatalf("ParseSigned: %v", err)
+				t.Fatalf("ParseSignedCompact: %v", err)
 			}
 			kid := parsed.Signatures[0].Header.KeyID
 			found := published.Key(kid)

@@ -93,19 +93,6 @@ func (s *storage) open(id string) (*AuthRequest, *client, error) {
 	return a, c, nil
 }
 
-// pending opens a sealed request id of a visitor still in the queue and
-// checks its age against the room's max wait.
-func (s *storage) pending(id string) (*AuthRequest, *client, error) {
-	a, c, err := s.open(id)
-	if err != nil {
-		return nil, nil, err
-	}
-	if !s.now().Before(c.room.WaitStart(a.CreatedAt).Add(c.room.MaxWait)) {
-		return nil, nil, ErrRequestExpired
-	}
-	return a, c, nil
-}
-
 // AuthRequestByID implements op.Storage: the sealed request, with the
 // admission record from Redis once there is one.
 // A visitor admitted just before the max wait ran out still finishes: the
