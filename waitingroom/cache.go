@@ -18,9 +18,9 @@ type Cache struct {
 	interval time.Duration
 	// cur holds each served room's counters and rate, rebuilt when the
 	// store's rooms change (sync).
-	cur atomic.Pointer[cacheRooms]
-	changed  atomic.Pointer[chan struct{}]
-	lastErr  atomic.Pointer[error]
+	cur     atomic.Pointer[cacheRooms]
+	changed atomic.Pointer[chan struct{}]
+	lastErr atomic.Pointer[error]
 }
 
 // NewCache returns a cache of store's rooms, refreshed every interval by Run.
