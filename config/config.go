@@ -292,30 +292,34 @@ func (c *Config) ApplyDefaults() {
 		c.Redis.RequestTimeout = Duration(defaultRequestTimeout)
 	}
 	for i := range c.Rooms {
-		r := &c.Rooms[i]
-		if r.Name == "" {
-			r.Name = r.ID
-		}
-		if r.State == "" {
-			r.State = stateOpen
-		}
-		if r.SessionTTL == 0 {
-			r.SessionTTL = Duration(defaultSessionTTL)
-		}
-		if r.MaxWait == 0 {
-			r.MaxWait = Duration(defaultMaxWait)
-		}
-		if r.OnError == "" {
-			r.OnError = OnErrorFailClosed
-		}
-		if r.OriginHealth != nil {
-			r.OriginHealth.applyDefaults()
-		}
+		c.Rooms[i].applyDefaults()
 	}
 	if c.Gate != nil {
 		c.Gate.ApplyDefaults()
 	}
 	c.Limits.applyDefaults()
+}
+
+// applyDefaults fills in the room's unset fields that have a default.
+func (r *Room) applyDefaults() {
+	if r.Name == "" {
+		r.Name = r.ID
+	}
+	if r.State == "" {
+		r.State = stateOpen
+	}
+	if r.SessionTTL == 0 {
+		r.SessionTTL = Duration(defaultSessionTTL)
+	}
+	if r.MaxWait == 0 {
+		r.MaxWait = Duration(defaultMaxWait)
+	}
+	if r.OnError == "" {
+		r.OnError = OnErrorFailClosed
+	}
+	if r.OriginHealth != nil {
+		r.OriginHealth.applyDefaults()
+	}
 }
 
 // Room looks a room up by ID. The pointer is into c.Rooms, so it stays

@@ -1,0 +1,60 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// The admin API's rooms and clients are decoded and checked as the file's
+// are, with errors naming the key without the rooms[N] prefix.
+func TestParseRoomLikeTheFile(t *testing.T) {
+	r, err := ParseRoom([]byte(`{"id": "sale", "admission": {"rate_per_minute": 120}, "session_ttl": "10m"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Name != "sale" || r.State != "open" || r.MaxWait.D().Hours() != 6 || *r.Admission.RatePerMinute != 120 || r.SessionTTL.String() != "10m" {
+		t.Fatalf("room with defaults: %+v", r)
+	}
+	for body, want := range map[string]string{
+		`{"id": "sale", "admission": {"rate_per_minute": 0}}`:    "admission.rate_per_minute: must be > 0",
+		`{"id": "Sale!"}`:                                         "id: must match",
+		`{"id": "sale", "admision": {}}`:                          "admision: unknown key",
+		`{"id": "sale", "session_ttl": 30}`:                       "session_ttl: invalid duration",
+		`{"id": "sale", "session_ttl": "30s"}`:                   "session_ttl: must be at least 1m",
+		`{"id": "sale", "state": "ajar"}`:                         "state: must be one of",
+		`{"id": "sale", "origin_health": {"url": "https://x/"}}`: "origin_health: not available",
+		`[1]`: "body must be a YAML mapping",
+		``:    "body is empty",
+	} {
+		_, err := ParseRoom([]byte(body))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseRoom(%s) = %v, want %q", body, err, want)
+		}
+		if err != nil && strings.Contains(err.Error(), "rooms[") {
+			t.Errorf("ParseRoom(%s): %v names the file's path", body, err)
+		}
+	}
+}
+
+func TestParseClientLikeTheFile(t *testing.T) {
+	rooms := func(id string) bool { return id == "sale" }
+	if _, err := ParseClient([]byte(`{"id": "shop", "room": "sale", "redirect_uris": ["http://shop.example/cb"]}`), true, rooms); err != nil {
+		t.Fatalf("confidential client with an http redirect: %v", err)
+	}
+	for _, tc := range []struct {
+		body         string
+		confidential bool
+		want         string
+	}{
+		{`{"id": "shop", "room": "sale", "redirect_uris": ["http://shop.example/cb"]}`, false, "redirect_uris[0]: a public client must use https"},
+		{`{"id": "shop", "room": "gone", "redirect_uris": ["https://shop.example/cb"]}`, true, `room: unknown room "gone"`},
+		{`{"id": "shop", "room": "sale"}`, true, "redirect_uris: at least one redirect URI is required"},
+		{`{"id": "shop", "room": "sale", "secret": "0123456789abcdefghij", "redirect_uris": ["https://a/"]}`, true, "secret: is drawn by the server"},
+		{`{"id": "sh op", "room": "sale", "redirect_uris": ["https://a/"]}`, true, "id: must match"},
+	} {
+		_, err := ParseClient([]byte(tc.body), tc.confidential, rooms)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ParseClient(%s) = %v, want %q", tc.body, err, tc.want)
+		}
+	}
+}
