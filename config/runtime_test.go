@@ -16,12 +16,12 @@ func TestParseRoomLikeTheFile(t *testing.T) {
 		t.Fatalf("room with defaults: %+v", r)
 	}
 	for body, want := range map[string]string{
-		`{"id": "sale", "admission": {"rate_per_minute": 0}}`:    "admission.rate_per_minute: must be > 0",
-		`{"id": "Sale!"}`:                                         "id: must match",
-		`{"id": "sale", "admision": {}}`:                          "admision: unknown key",
-		`{"id": "sale", "session_ttl": 30}`:                       "session_ttl: invalid duration",
+		`{"id": "sale", "admission": {"rate_per_minute": 0}}`: "admission.rate_per_minute: must be > 0",
+		`{"id": "Sale!"}`:                                        "id: must match",
+		`{"id": "sale", "admision": {}}`:                         "admision: unknown key",
+		`{"id": "sale", "session_ttl": 30}`:                      "session_ttl: invalid duration",
 		`{"id": "sale", "session_ttl": "30s"}`:                   "session_ttl: must be at least 1m",
-		`{"id": "sale", "state": "ajar"}`:                         "state: must be one of",
+		`{"id": "sale", "state": "ajar"}`:                        "state: must be one of",
 		`{"id": "sale", "origin_health": {"url": "https://x/"}}`: "origin_health: not available",
 		`[1]`: "body must be a YAML mapping",
 		``:    "body is empty",
