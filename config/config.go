@@ -111,6 +111,24 @@ type Admin struct {
 	// altogether, so an install that never uses it has nothing to attack;
 	// otherwise it must be at least 16 characters.
 	Token string `yaml:"token"`
+	// Tokens are named admin tokens, each a viewer's (reads only) or an
+	// operator's (reads and changes); the audit log records a change by
+	// the name of the token that made it. admin.token, when set, is an
+	// operator's token named "admin" beside them.
+	Tokens []AdminToken `yaml:"tokens"`
+}
+
+// AdminToken is one named admin token.
+type AdminToken struct {
+	// Name identifies the token in the audit log and on the dashboard:
+	// ^[a-z0-9][a-z0-9_-]{0,31}$, unique.
+	Name string `yaml:"name"`
+	// Token is the bearer token, at least 16 characters; keep it out of
+	// the file with a ${NAME} reference.
+	Token string `yaml:"token"`
+	// Role is viewer (reads the admin API and the dashboard) or operator
+	// (changes as well).
+	Role string `yaml:"role"`
 }
 
 // Room is one waiting room.

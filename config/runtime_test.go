@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -56,5 +57,32 @@ func TestParseClientLikeTheFile(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("ParseClient(%s) = %v, want %q", tc.body, err, tc.want)
 		}
+	}
+}
+
+func TestAdminTokens(t *testing.T) {
+	c := &Config{Admin: Admin{Token: "the-old-admin-token", Tokens: []AdminToken{
+		{Name: "ops", Token: "an-operator-token-0001", Role: "operator"},
+		{Name: "ops", Token: "a-viewer-token-00000001", Role: "viewer"},
+		{Name: "admin", Token: "the-old-admin-token", Role: "owner"},
+		{Name: "Bad.Name", Token: "short", Role: "viewer"},
+	}}}
+	v := new(validator)
+	v.admin(&c.Admin)
+	got := errors.Join(v.errs...).Error()
+	for _, want := range []string{
+		"admin.tokens[1].name: duplicate of admin.tokens[0]",
+		`admin.tokens[2].name: "admin" names admin.token`,
+		"admin.tokens[2].token: same as admin.token",
+		`admin.tokens[2].role: must be viewer or operator, got "owner"`,
+		"admin.tokens[3].name: must match",
+		"admin.tokens[3].token: must be at least 16 characters, got 5",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "the-old-admin-token") || strings.Contains(got, "short") {
+		t.Errorf("a token in an error message:\n%s", got)
 	}
 }

@@ -198,6 +198,37 @@ func (v *validator) admin(a *Admin) {
 	if n := utf8.RuneCountInString(a.Token); a.Token != "" && n < minSecretChars {
 		v.add("admin.token", "must be at least %d characters, got %d", minSecretChars, n)
 	}
+	names := map[string]int{}
+	tokens := map[string]int{}
+	for i, t := range a.Tokens {
+		p := indexPath("admin.tokens", i)
+		switch j, dup := names[t.Name]; {
+		case t.Name == "":
+			v.add(p+".name", "required")
+		case !roomIDPattern.MatchString(t.Name):
+			v.add(p+".name", "must match %s, got %q", roomIDPattern, t.Name)
+		case t.Name == "admin" && a.Token != "":
+			v.add(p+".name", `"admin" names admin.token`)
+		case dup:
+			v.add(p+".name", "duplicate of admin.tokens[%d]", j)
+		default:
+			names[t.Name] = i
+		}
+		// Token material never appears in messages: they end up in logs.
+		switch j, dup := tokens[t.Token]; {
+		case utf8.RuneCountInString(t.Token) < minSecretChars:
+			v.add(p+".token", "must be at least %d characters, got %d", minSecretChars, utf8.RuneCountInString(t.Token))
+		case t.Token == a.Token:
+			v.add(p+".token", "same as admin.token")
+		case dup:
+			v.add(p+".token", "same as admin.tokens[%d].token", j)
+		default:
+			tokens[t.Token] = i
+		}
+		if t.Role != "viewer" && t.Role != "operator" {
+			v.add(p+".role", "must be viewer or operator, got %q", t.Role)
+		}
+	}
 }
 
 func (v *validator) rooms(rooms []Room) {

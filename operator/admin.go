@@ -1,8 +1,6 @@
 package operator
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 
 	"github.com/anteroom/anteroom/origin"
@@ -93,33 +92,46 @@ type apiError struct {
 	Description string `json:"error_description"`
 }
 
-// admin guards a handler with the bearer token, compared in constant time.
-// A request without an Authorization header may instead carry the
+// admin guards a handler with an admin token (a bearer token, compared in
+// constant time), and lets a viewer's token through only for reads. A
+// request without an Authorization header may instead carry the
 // dashboard's session cookie; then a change must come from our own origin
-// (see crossOrigin in dashboard.go).
+// (see crossOrigin in dashboard.go). The handler finds the token's name
+// with who (the audit log's "who").
 func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
-	want := sha256.Sum256([]byte(s.adminToken))
 	return func(w http.ResponseWriter, r *http.Request) {
-		if s.adminToken == "" {
-			writeJSON(w, http.StatusNotFound, apiError{"not_found", "the admin API is disabled: set admin.token"})
+		if s.admins == nil {
+			writeJSON(w, http.StatusNotFound, apiError{"not_found", "the admin API is disabled: set admin.token or admin.tokens"})
 			return
 		}
-		if r.Header.Get("Authorization") == "" && s.admins.signedIn(r, s.store.Now()) {
-			if err := s.crossOrigin.Check(r); err != nil {
-				writeJSON(w, http.StatusForbidden, apiError{"forbidden", "a change made with the dashboard's cookie must come from the dashboard's own page"})
-				return
+		var p *principal
+		if r.Header.Get("Authorization") == "" {
+			p = s.admins.signedIn(r, s.store.Now())
+			if p != nil && mutating(r.Method) {
+				if err := s.crossOrigin.Check(r); err != nil {
+					writeJSON(w, http.StatusForbidden, apiError{"forbidden", "a change made with the dashboard's cookie must come from the dashboard's own page"})
+					return
+				}
 			}
-			h(w, r)
-			return
 		}
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		got := sha256.Sum256([]byte(token))
-		if !ok || subtle.ConstantTimeCompare(want[:], got[:]) != 1 {
+		if p == nil {
+			token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if ok {
+				p = matchToken(s.admins.tokens, token)
+			}
+		}
+		if p == nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="anteroom admin"`)
 			writeJSON(w, http.StatusUnauthorized, apiError{"unauthorized", "a valid admin bearer token is required"})
 			return
 		}
-		h(w, r)
+		if mutating(r.Method) && p.role != RoleOperator {
+			// RFC 6750 §3.1: the token is valid but not enough for this.
+			w.Header().Set("WWW-Authenticate", `Bearer realm="anteroom admin", error="insufficient_scope"`)
+			writeJSON(w, http.StatusForbidden, apiError{"forbidden", "the token " + strconv.Quote(p.name) + " is a viewer's: changes need an operator's token"})
+			return
+		}
+		h(w, withPrincipal(r, p))
 	}
 }
 

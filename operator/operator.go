@@ -43,9 +43,13 @@ type Options struct {
 	// CookieSecrets sign the dashboard's session cookie: the first signs,
 	// all verify.
 	CookieSecrets [][]byte
-	// AdminToken guards the admin API and the dashboard; empty disables
-	// them (they answer 404).
+	// AdminToken guards the admin API and the dashboard as an operator's
+	// token named "admin" (config admin.token); with Tokens, both are
+	// accepted. With neither, they are disabled (they answer 404).
 	AdminToken string
+	// Tokens are the named admin tokens (config admin.tokens), each a
+	// viewer's or an operator's.
+	Tokens []Token
 	// Origins reports the rooms' origin health (nil: no room is probed).
 	Origins OriginHealth
 	// Abandoned counts abandoned positions for the rooms' status and
@@ -69,7 +73,6 @@ type Options struct {
 type Server struct {
 	store      *waitingroom.Store
 	cache      *waitingroom.Cache
-	adminToken string
 	pages      *template.Template
 	static     fs.FS
 	origins    OriginHealth
@@ -102,14 +105,18 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{store: o.Store, cache: o.Cache, adminToken: o.AdminToken, pages: pages, static: static,
+	s := &Server{store: o.Store, cache: o.Cache, pages: pages, static: static,
 		origins: o.Origins, abandoned: o.Abandoned, history: newHistory(o.Store.Rooms()), clientIP: o.ClientIP,
 		keys: o.Keys, opsBase: o.Issuer, signIns: newSignInThrottle(), crossOrigin: http.NewCrossOriginProtection()}
 	if s.clientIP == nil {
 		s.clientIP = peerAddr
 	}
+	tokens := o.Tokens
 	if o.AdminToken != "" {
-		s.admins = newAdminSessions(o.CookieSecrets, o.AdminToken, u.Scheme == "https", strings.TrimSuffix(u.Path, "/")+"/admin/")
+		tokens = append([]Token{{Name: "admin", Token: o.AdminToken, Role: RoleOperator}}, tokens...)
+	}
+	if len(tokens) > 0 {
+		s.admins = newAdminSessionsFor(o.CookieSecrets, principals(tokens), u.Scheme == "https", strings.TrimSuffix(u.Path, "/")+"/admin/")
 	}
 	if o.SeparateOps {
 		s.opsBase = ""
