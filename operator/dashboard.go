@@ -164,7 +164,6 @@ func (s *Server) registerDashboard(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("POST /admin/login", s.adminLogin)
 	mux.HandleFunc("POST /admin/logout", s.adminLogout)
-	mux.HandleFunc("GET /admin/v1/rooms/{room}/history", s.admin(s.adminHistory))
 	// Two files by name, not /static/: beside the visitor's routes those
 	// are web's (and web.dir's), which cannot replace the dashboard's.
 	files := cacheFor(time.Hour, http.FileServerFS(s.static))
