@@ -81,7 +81,7 @@ func NewProvider(o Options) (*Provider, error) {
 	s := &storage{rdb: o.Redis, rooms: o.Rooms, keys: o.Keys, box: o.Box, now: o.Now,
 		onToken: o.OnToken}
 	for _, c := range o.Clients {
-		if reservedClientID(c.ID) {
+		if ReservedClientID(c.ID) {
 			return nil, fmt.Errorf("client %q: ids starting with %q are reserved for the built-in gate", c.ID, gateClientPrefix)
 		}
 	}

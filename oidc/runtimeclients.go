@@ -2,6 +2,7 @@ package oidc
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -54,8 +55,9 @@ type fixedClients struct {
 // (waitingroom.Store.SetRooms). A client whose room no longer exists
 // stays known, so that its relying party is told so in OAuth's terms
 // (access_denied at /authorize) rather than with a page about an unknown
-// client. An id of the file or the gate, or a reserved one, is an error,
-// and nothing changes.
+// client. A client of extra with an id of the file or the gate, or a
+// reserved one, is left out and reported in the error; the others are
+// served.
 func (p *Provider) SetClients(extra []RuntimeClient) error {
 	f := p.fixed
 	f.mu.Lock()
@@ -64,22 +66,25 @@ func (p *Provider) SetClients(extra []RuntimeClient) error {
 	for _, c := range f.list {
 		m[c.ID] = p.storage.newClient(c, f.login, nil, strings.HasPrefix(c.ID, gateClientPrefix))
 	}
+	var errs []error
 	for _, rc := range extra {
 		c := rc.Client
-		if _, dup := m[c.ID]; dup {
-			return fmt.Errorf("client %q is defined in the configuration file", c.ID)
-		}
-		if reservedClientID(c.ID) {
-			return fmt.Errorf("client %q: ids starting with %q are reserved for the built-in gate", c.ID, gateClientPrefix)
+		switch _, dup := m[c.ID]; {
+		case dup:
+			errs = append(errs, fmt.Errorf("client %q is defined in the configuration file (or twice)", c.ID))
+			continue
+		case ReservedClientID(c.ID):
+			errs = append(errs, fmt.Errorf("client %q: ids starting with %q are reserved for the built-in gate", c.ID, gateClientPrefix))
+			continue
+		case rc.SecretHash != nil && len(rc.SecretHash) != sha256.Size:
+			errs = append(errs, fmt.Errorf("client %q: the secret's hash must be %d bytes of SHA-256", c.ID, sha256.Size))
+			continue
 		}
 		c.Secret = ""
-		if rc.SecretHash != nil && len(rc.SecretHash) != sha256.Size {
-			return fmt.Errorf("client %q: the secret's hash must be %d bytes of SHA-256", c.ID, sha256.Size)
-		}
 		m[c.ID] = p.storage.newClient(c, f.login, rc.SecretHash, false)
 	}
 	p.storage.clients.p.Store(&m)
-	return nil
+	return errors.Join(errs...)
 }
 
 // newClient builds a client of cfg; hash is the secret's SHA-256 of a
@@ -99,10 +104,10 @@ func (s *storage) newClient(cfg config.Client, login func(string) string, hash [
 	return c
 }
 
-// reservedClientID: the gate's ids, and the exact prefix too, since a
-// client called anteroom-gate would get tokens whose aud is the gate's
-// session audience.
-func reservedClientID(id string) bool {
+// ReservedClientID reports an id no configured client may have: the
+// gate's, and the exact prefix too, since a client called anteroom-gate
+// would get tokens whose aud is the gate's session audience.
+func ReservedClientID(id string) bool {
 	return strings.HasPrefix(id, gateClientPrefix) || id == strings.TrimSuffix(gateClientPrefix, "-")
 }
 

@@ -316,6 +316,34 @@ func newHistory(rooms []string) *history {
 	return h
 }
 
+// keep makes the history's rooms ids: a room created at run time starts
+// an empty history, a deleted one's is dropped.
+func (h *history) keep(ids []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(ids) == len(h.rooms) {
+		same := true
+		for _, id := range ids {
+			if _, ok := h.rooms[id]; !ok {
+				same = false
+				break
+			}
+		}
+		if same {
+			return
+		}
+	}
+	next := make(map[string]*roomHistory, len(ids))
+	for _, id := range ids {
+		if rh, ok := h.rooms[id]; ok {
+			next[id] = rh
+		} else {
+			next[id] = &roomHistory{}
+		}
+	}
+	h.rooms = next
+}
+
 // record adds a sample of room at now unless one was taken in the same
 // step already (or the clock went back). abandoned is the instance's
 // running count of the room's abandoned positions.
@@ -388,7 +416,9 @@ func (s *Server) sampleHistory() {
 		return
 	}
 	now := s.store.Now()
-	for _, id := range s.store.Rooms() {
+	ids := s.store.Rooms()
+	s.history.keep(ids)
+	for _, id := range ids {
 		if c, ok := s.cache.Get(id); ok {
 			s.history.record(now, id, c.Waiting(), c.Serving, c.Tail, s.abandonedHere(id))
 		}

@@ -82,6 +82,10 @@ type Options struct {
 	// ReservedClientID tells a client id the API may not create (the
 	// built-in gate's); nil: none.
 	ReservedClientID func(id string) bool
+	// MaxSessionTTL bounds a runtime room's session_ttl (0: no bound):
+	// signing keys stay published for the longest session the instance
+	// knew of when it started, so a longer one would outlive its key.
+	MaxSessionTTL time.Duration
 	// SeparateOps says the operator's routes are served on a listener of
 	// their own (config ops.listen), not under the issuer: the dashboard
 	// then links to them by root-relative paths, and its cookie is for
@@ -114,6 +118,7 @@ type Server struct {
 	fileRooms   map[string]bool
 	fileClients []config.Client
 	reserved    func(string) bool
+	maxSession  time.Duration
 	// crossOrigin refuses cookie-authorised changes that another origin's
 	// page made the browser send (see dashboard.go).
 	crossOrigin *http.CrossOriginProtection
@@ -140,6 +145,7 @@ func New(o Options) (*Server, error) {
 		s.clientIP = peerAddr
 	}
 	s.rdb, s.catalog, s.apply, s.fileClients, s.reserved = o.Redis, o.Catalog, o.Apply, o.FileClients, o.ReservedClientID
+	s.maxSession = o.MaxSessionTTL
 	s.fileRooms = map[string]bool{}
 	for _, id := range o.FileRooms {
 		s.fileRooms[id] = true

@@ -123,7 +123,7 @@ func (s *Server) createRoom(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	room, err := config.ParseRoom(raw)
+	room, err := s.parseRoom(raw)
 	if err != nil {
 		invalid(w, err)
 		return
@@ -159,7 +159,7 @@ func (s *Server) putRoom(w http.ResponseWriter, r *http.Request) {
 		invalid(w, err)
 		return
 	}
-	room, err := config.ParseRoom(raw)
+	room, err := s.parseRoom(raw)
 	if err != nil {
 		invalid(w, err)
 		return
@@ -183,7 +183,7 @@ func (s *Server) patchRoomDefinition(w http.ResponseWriter, r *http.Request, id 
 		if err != nil {
 			return config.Room{}, badDefinition{err}
 		}
-		room, err := config.ParseRoom(merged)
+		room, err := s.parseRoom(merged)
 		if err != nil {
 			return config.Room{}, badDefinition{err}
 		}
@@ -220,6 +220,20 @@ func (s *Server) deleteRoom(w http.ResponseWriter, r *http.Request) {
 	s.audit(r, "room.delete", "room/"+id, definitionDoc(before.Room), nil)
 	s.applied(r)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// parseRoom is config.ParseRoom with this deployment's bound on
+// session_ttl (Options.MaxSessionTTL).
+func (s *Server) parseRoom(raw []byte) (*config.Room, error) {
+	room, err := config.ParseRoom(raw)
+	if err != nil {
+		return nil, err
+	}
+	if s.maxSession > 0 && room.SessionTTL.D() > s.maxSession {
+		return nil, fmt.Errorf("session_ttl: must be at most %s here (the longest session_ttl of the file's rooms, which the signing keys are kept published for), got %s",
+			config.Duration(s.maxSession), room.SessionTTL)
+	}
+	return room, nil
 }
 
 // withID puts id into a JSON object body that has no id, and refuses one
