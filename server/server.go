@@ -260,7 +260,7 @@ func New(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, opt
 		Tokens: adminTokens(cfg), Redis: rdb, Catalog: cat, Apply: watcher.Sync,
 		FileRooms: fileRoomIDs(cfg), FileClients: fileClients(cfg), ReservedClientID: oidc.ReservedClientID,
 		MaxSessionTTL: keyOptions(cfg, now).Retain - keys.ClockSkew,
-		Origins: origins, Abandoned: metrics, Keys: km, ClientIP: clientIPs.Of,
+		Origins:       origins, Abandoned: metrics, Keys: km, ClientIP: clientIPs.Of,
 		// ops.listen: see ops.go.
 		SeparateOps: cfg.Ops.Separate(),
 	})
