@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 )
@@ -84,5 +85,43 @@ func TestAdminTokens(t *testing.T) {
 	}
 	if strings.Contains(got, "the-old-admin-token") || strings.Contains(got, "short") {
 		t.Errorf("a token in an error message:\n%s", got)
+	}
+}
+
+// TestREADMERuntimeExamples: the README's room and client bodies for the
+// admin API are what ParseRoom and ParseClient accept, and its admin
+// block with named tokens validates.
+func TestREADMERuntimeExamples(t *testing.T) {
+	data, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(data)
+	block := func(start string) string {
+		_, rest, ok := strings.Cut(readme, start)
+		if !ok {
+			t.Fatalf("README has no block starting %q", start)
+		}
+		body, _, _ := strings.Cut(rest, "```")
+		return strings.TrimPrefix(start, "```json\n") + body
+	}
+	room, err := ParseRoom([]byte(block("```json\n{\"id\": \"spring-drop\"")))
+	if err != nil {
+		t.Fatalf("README room: %v", err)
+	}
+	if _, err := ParseClient([]byte(block("```json\n{\"id\": \"spring-shop\"")), true, func(id string) bool { return id == room.ID }); err != nil {
+		t.Fatalf("README client: %v", err)
+	}
+	admin := block("admin:\n  token:")
+	admin, _, _ = strings.Cut(admin, "rooms:")
+	c, err := Parse([]byte("issuer: https://q.example.com\nsecrets: {cookie_keys: [\"0123456789abcdef0123456789abcdef\"]}\n"+
+		admin+"rooms: [{id: r1}]\nclients: [{id: c, room: r1, redirect_uris: [\"https://a.example/cb\"]}]\n"), func(n string) (string, bool) {
+		return "token-of-" + strings.ToLower(n) + "-0123456789", true
+	})
+	if err != nil {
+		t.Fatalf("README admin block: %v", err)
+	}
+	if len(c.Admin.Tokens) != 2 || c.Admin.Tokens[1].Role != "viewer" {
+		t.Fatalf("README admin tokens: %+v", c.Admin.Tokens)
 	}
 }
