@@ -111,6 +111,24 @@ type Admin struct {
 	// altogether, so an install that never uses it has nothing to attack;
 	// otherwise it must be at least 16 characters.
 	Token string `yaml:"token"`
+	// Tokens are named admin tokens, each a viewer's (reads only) or an
+	// operator's (reads and changes); the audit log records a change by
+	// the name of the token that made it. admin.token, when set, is an
+	// operator's token named "admin" beside them.
+	Tokens []AdminToken `yaml:"tokens"`
+}
+
+// AdminToken is one named admin token.
+type AdminToken struct {
+	// Name identifies the token in the audit log and on the dashboard:
+	// ^[a-z0-9][a-z0-9_-]{0,31}$, unique.
+	Name string `yaml:"name"`
+	// Token is the bearer token, at least 16 characters; keep it out of
+	// the file with a ${NAME} reference.
+	Token string `yaml:"token"`
+	// Role is viewer (reads the admin API and the dashboard) or operator
+	// (changes as well).
+	Role string `yaml:"role"`
 }
 
 // Room is one waiting room.
@@ -292,30 +310,34 @@ func (c *Config) ApplyDefaults() {
 		c.Redis.RequestTimeout = Duration(defaultRequestTimeout)
 	}
 	for i := range c.Rooms {
-		r := &c.Rooms[i]
-		if r.Name == "" {
-			r.Name = r.ID
-		}
-		if r.State == "" {
-			r.State = stateOpen
-		}
-		if r.SessionTTL == 0 {
-			r.SessionTTL = Duration(defaultSessionTTL)
-		}
-		if r.MaxWait == 0 {
-			r.MaxWait = Duration(defaultMaxWait)
-		}
-		if r.OnError == "" {
-			r.OnError = OnErrorFailClosed
-		}
-		if r.OriginHealth != nil {
-			r.OriginHealth.applyDefaults()
-		}
+		c.Rooms[i].applyDefaults()
 	}
 	if c.Gate != nil {
 		c.Gate.ApplyDefaults()
 	}
 	c.Limits.applyDefaults()
+}
+
+// applyDefaults fills in the room's unset fields that have a default.
+func (r *Room) applyDefaults() {
+	if r.Name == "" {
+		r.Name = r.ID
+	}
+	if r.State == "" {
+		r.State = stateOpen
+	}
+	if r.SessionTTL == 0 {
+		r.SessionTTL = Duration(defaultSessionTTL)
+	}
+	if r.MaxWait == 0 {
+		r.MaxWait = Duration(defaultMaxWait)
+	}
+	if r.OnError == "" {
+		r.OnError = OnErrorFailClosed
+	}
+	if r.OriginHealth != nil {
+		r.OriginHealth.applyDefaults()
+	}
 }
 
 // Room looks a room up by ID. The pointer is into c.Rooms, so it stays

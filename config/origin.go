@@ -55,24 +55,28 @@ func (v *validator) originHealth(rooms []Room) {
 		if o == nil {
 			continue
 		}
-		p := indexPath("rooms", i) + ".origin_health"
-		switch u, err := httpURL(o.URL); {
-		case o.URL == "":
-			v.add(p+".url", "required")
-		case err != nil:
-			v.add(p+".url", "%v", err)
-		case u.User != nil:
-			// The URL is logged and shown to operators.
-			v.add(p+".url", "must not contain user info")
-		}
-		v.positive(p+".interval", o.Interval)
-		v.positive(p+".timeout", o.Timeout)
-		v.positive(p+".max_latency", o.MaxLatency)
-		if o.Timeout > 0 && o.Timeout > o.Interval {
-			v.add(p+".timeout", "must be at most interval (%s), got %s", o.Interval, o.Timeout)
-		}
-		if o.MaxLatency > 0 && o.Timeout > 0 && o.MaxLatency >= o.Timeout {
-			v.add(p+".max_latency", "must be less than timeout (%s), or no probe could be slow, got %s", o.Timeout, o.MaxLatency)
-		}
+		v.origin(indexPath("rooms", i)+".origin_health", o)
+	}
+}
+
+// origin checks one room's origin_health, at path p.
+func (v *validator) origin(p string, o *OriginHealth) {
+	switch u, err := httpURL(o.URL); {
+	case o.URL == "":
+		v.add(p+".url", "required")
+	case err != nil:
+		v.add(p+".url", "%v", err)
+	case u.User != nil:
+		// The URL is logged and shown to operators.
+		v.add(p+".url", "must not contain user info")
+	}
+	v.positive(p+".interval", o.Interval)
+	v.positive(p+".timeout", o.Timeout)
+	v.positive(p+".max_latency", o.MaxLatency)
+	if o.Timeout > 0 && o.Timeout > o.Interval {
+		v.add(p+".timeout", "must be at most interval (%s), got %s", o.Interval, o.Timeout)
+	}
+	if o.MaxLatency > 0 && o.Timeout > 0 && o.MaxLatency >= o.Timeout {
+		v.add(p+".max_latency", "must be less than timeout (%s), or no probe could be slow, got %s", o.Timeout, o.MaxLatency)
 	}
 }

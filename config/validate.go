@@ -198,6 +198,37 @@ func (v *validator) admin(a *Admin) {
 	if n := utf8.RuneCountInString(a.Token); a.Token != "" && n < minSecretChars {
 		v.add("admin.token", "must be at least %d characters, got %d", minSecretChars, n)
 	}
+	names := map[string]int{}
+	tokens := map[string]int{}
+	for i, t := range a.Tokens {
+		p := indexPath("admin.tokens", i)
+		switch j, dup := names[t.Name]; {
+		case t.Name == "":
+			v.add(p+".name", "required")
+		case !roomIDPattern.MatchString(t.Name):
+			v.add(p+".name", "must match %s, got %q", roomIDPattern, t.Name)
+		case t.Name == "admin" && a.Token != "":
+			v.add(p+".name", `"admin" names admin.token`)
+		case dup:
+			v.add(p+".name", "duplicate of admin.tokens[%d]", j)
+		default:
+			names[t.Name] = i
+		}
+		// Token material never appears in messages: they end up in logs.
+		switch j, dup := tokens[t.Token]; {
+		case utf8.RuneCountInString(t.Token) < minSecretChars:
+			v.add(p+".token", "must be at least %d characters, got %d", minSecretChars, utf8.RuneCountInString(t.Token))
+		case t.Token == a.Token:
+			v.add(p+".token", "same as admin.token")
+		case dup:
+			v.add(p+".token", "same as admin.tokens[%d].token", j)
+		default:
+			tokens[t.Token] = i
+		}
+		if t.Role != "viewer" && t.Role != "operator" {
+			v.add(p+".role", "must be viewer or operator, got %q", t.Role)
+		}
+	}
 }
 
 func (v *validator) rooms(rooms []Room) {
@@ -208,74 +239,81 @@ func (v *validator) rooms(rooms []Room) {
 	first := map[string]int{}
 	for i, r := range rooms {
 		p := indexPath("rooms", i)
-		switch {
-		case r.ID == "":
-			v.add(p+".id", "required")
-		case !roomIDPattern.MatchString(r.ID):
-			v.add(p+".id", "must match %s (it appears in Redis keys and cookie names), got %q", roomIDPattern, r.ID)
-		default:
+		if r.ID != "" && roomIDPattern.MatchString(r.ID) {
 			if j, dup := first[r.ID]; dup {
 				v.add(p+".id", "duplicate room id %q (also rooms[%d])", r.ID, j)
 			} else {
 				first[r.ID] = i
 			}
 		}
-		if n := utf8.RuneCountInString(r.Name); n > maxRoomNameChars {
-			v.add(p+".name", "must be at most %d characters, got %d", maxRoomNameChars, n)
+		v.room(p, r)
+	}
+}
+
+// room checks one room; p is its path ("rooms[0]" in the file, "" for a
+// room sent to the admin API), which every key is named under.
+func (v *validator) room(p string, r Room) {
+	switch {
+	case r.ID == "":
+		v.add(p+".id", "required")
+	case !roomIDPattern.MatchString(r.ID):
+		v.add(p+".id", "must match %s (it appears in Redis keys and cookie names), got %q", roomIDPattern, r.ID)
+	}
+	if n := utf8.RuneCountInString(r.Name); n > maxRoomNameChars {
+		v.add(p+".name", "must be at most %d characters, got %d", maxRoomNameChars, n)
+	}
+	switch r.State {
+	case stateOpen, statePaused, stateClosed, statePassthrough:
+	default:
+		v.add(p+".state", "must be one of open, paused, closed, passthrough, got %q", r.State)
+	}
+	if rate := r.Admission.RatePerMinute; rate != nil {
+		switch {
+		case !(*rate > 0): // also catches NaN
+			v.add(p+".admission.rate_per_minute", "must be > 0")
+		case *rate > maxRate:
+			v.add(p+".admission.rate_per_minute", "must be <= %d", int(maxRate))
 		}
-		switch r.State {
-		case stateOpen, statePaused, stateClosed, statePassthrough:
-		default:
-			v.add(p+".state", "must be one of open, paused, closed, passthrough, got %q", r.State)
+	}
+	if m := r.Admission.MaxActive; m != nil && *m < 1 {
+		v.add(p+".admission.max_active", "must be >= 1")
+	}
+	if r.SessionTTL < Duration(minRoomDuration) {
+		v.add(p+".session_ttl", "must be at least %s, got %s", Duration(minRoomDuration), r.SessionTTL)
+	}
+	if r.MaxWait < Duration(minRoomDuration) {
+		v.add(p+".max_wait", "must be at least %s, got %s", Duration(minRoomDuration), r.MaxWait)
+	}
+	switch r.OnError {
+	case OnErrorFailClosed, OnErrorFailOpen:
+	default:
+		v.add(p+".on_error", "must be one of fail_closed, fail_open, got %q", r.OnError)
+	}
+	var opens, closes time.Time
+	for _, f := range []struct {
+		key, value string
+		into       *time.Time
+	}{{"opens_at", r.OpensAt, &opens}, {"closes_at", r.ClosesAt, &closes}} {
+		if f.value == "" {
+			continue
 		}
-		if rate := r.Admission.RatePerMinute; rate != nil {
-			switch {
-			case !(*rate > 0): // also catches NaN
-				v.add(p+".admission.rate_per_minute", "must be > 0")
-			case *rate > maxRate:
-				v.add(p+".admission.rate_per_minute", "must be <= %d", int(maxRate))
-			}
+		t, err := time.Parse(time.RFC3339, f.value)
+		if err != nil {
+			v.add(p+"."+f.key, "must be an RFC 3339 time with a zone, like 2026-12-01T09:00:00+01:00, got %q", f.value)
+			continue
 		}
-		if m := r.Admission.MaxActive; m != nil && *m < 1 {
-			v.add(p+".admission.max_active", "must be >= 1")
-		}
-		if r.SessionTTL < Duration(minRoomDuration) {
-			v.add(p+".session_ttl", "must be at least %s, got %s", Duration(minRoomDuration), r.SessionTTL)
-		}
-		if r.MaxWait < Duration(minRoomDuration) {
-			v.add(p+".max_wait", "must be at least %s, got %s", Duration(minRoomDuration), r.MaxWait)
-		}
-		switch r.OnError {
-		case OnErrorFailClosed, OnErrorFailOpen:
-		default:
-			v.add(p+".on_error", "must be one of fail_closed, fail_open, got %q", r.OnError)
-		}
-		var opens, closes time.Time
-		for _, f := range []struct {
-			key, value string
-			into       *time.Time
-		}{{"opens_at", r.OpensAt, &opens}, {"closes_at", r.ClosesAt, &closes}} {
-			if f.value == "" {
-				continue
-			}
-			t, err := time.Parse(time.RFC3339, f.value)
-			if err != nil {
-				v.add(p+"."+f.key, "must be an RFC 3339 time with a zone, like 2026-12-01T09:00:00+01:00, got %q", f.value)
-				continue
-			}
-			*f.into = t
-		}
-		if !opens.IsZero() && !closes.IsZero() && !closes.After(opens) {
-			v.add(p+".closes_at", "must be after opens_at")
-		}
-		switch r.Queueing {
-		case "", "fifo", "random":
-		default:
-			v.add(p+".queueing", "must be fifo or random, got %q", r.Queueing)
-		}
-		if a := r.AbandonAfter; a != nil && *a != 0 && *a < Duration(minAbandonAfter) {
-			v.add(p+".abandon_after", "must be 0s (off) or at least %s, got %s", Duration(minAbandonAfter), *a)
-		}
+		*f.into = t
+	}
+	if !opens.IsZero() && !closes.IsZero() && !closes.After(opens) {
+		v.add(p+".closes_at", "must be after opens_at")
+	}
+	switch r.Queueing {
+	case "", "fifo", "random":
+	default:
+		v.add(p+".queueing", "must be fifo or random, got %q", r.Queueing)
+	}
+	if a := r.AbandonAfter; a != nil && *a != 0 && *a < Duration(minAbandonAfter) {
+		v.add(p+".abandon_after", "must be 0s (off) or at least %s, got %s", Duration(minAbandonAfter), *a)
 	}
 }
 
@@ -292,54 +330,61 @@ func (v *validator) clients(clients []Client, rooms []Room, gate bool) {
 	first := map[string]int{}
 	for i, c := range clients {
 		p := indexPath("clients", i)
-		switch {
-		case c.ID == "":
-			v.add(p+".id", "required")
-		case !clientIDPattern.MatchString(c.ID):
-			v.add(p+".id", "must match %s, got %q", clientIDPattern, c.ID)
-		default:
+		if c.ID != "" && clientIDPattern.MatchString(c.ID) {
 			if j, dup := first[c.ID]; dup {
 				v.add(p+".id", "duplicate client id %q (also clients[%d])", c.ID, j)
 			} else {
 				first[c.ID] = i
 			}
 		}
-		if n := utf8.RuneCountInString(c.Secret); c.Secret != "" && n < minSecretChars {
-			v.add(p+".secret", "must be at least %d characters, got %d", minSecretChars, n)
+		v.client(p, c, func(id string) bool { return ids[id] })
+	}
+}
+
+// client checks one client; p is its path, as for room, and roomExists
+// tells the rooms it may name.
+func (v *validator) client(p string, c Client, roomExists func(string) bool) {
+	switch {
+	case c.ID == "":
+		v.add(p+".id", "required")
+	case !clientIDPattern.MatchString(c.ID):
+		v.add(p+".id", "must match %s, got %q", clientIDPattern, c.ID)
+	}
+	if n := utf8.RuneCountInString(c.Secret); c.Secret != "" && n < minSecretChars {
+		v.add(p+".secret", "must be at least %d characters, got %d", minSecretChars, n)
+	}
+	if len(c.RedirectURIs) == 0 {
+		v.add(p+".redirect_uris", "at least one redirect URI is required")
+	}
+	seen := map[string]int{}
+	for j, raw := range c.RedirectURIs {
+		rp := indexPath(p+".redirect_uris", j)
+		if k, dup := seen[raw]; dup {
+			v.add(rp, "duplicate of %s", indexPath(p+".redirect_uris", k))
+			continue
 		}
-		if len(c.RedirectURIs) == 0 {
-			v.add(p+".redirect_uris", "at least one redirect URI is required")
+		seen[raw] = j
+		u, err := httpURL(raw)
+		if err != nil {
+			v.add(rp, "%v", err)
+			continue
 		}
-		seen := map[string]int{}
-		for j, raw := range c.RedirectURIs {
-			rp := indexPath(p+".redirect_uris", j)
-			if k, dup := seen[raw]; dup {
-				v.add(rp, "duplicate of %s", indexPath(p+".redirect_uris", k))
-				continue
-			}
-			seen[raw] = j
-			u, err := httpURL(raw)
-			if err != nil {
-				v.add(rp, "%v", err)
-				continue
-			}
-			if c.Public() && u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
-				// A public client has no secret, so the redirect is all
-				// that stops a code being delivered to an eavesdropper.
-				v.add(rp, "a public client must use https (http is allowed only for localhost and loopback addresses)")
-			}
+		if c.Public() && u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+			// A public client has no secret, so the redirect is all
+			// that stops a code being delivered to an eavesdropper.
+			v.add(rp, "a public client must use https (http is allowed only for localhost and loopback addresses)")
 		}
-		for j, raw := range c.PostLogoutRedirectURIs {
-			if _, err := httpURL(raw); err != nil {
-				v.add(indexPath(p+".post_logout_redirect_uris", j), "%v", err)
-			}
+	}
+	for j, raw := range c.PostLogoutRedirectURIs {
+		if _, err := httpURL(raw); err != nil {
+			v.add(indexPath(p+".post_logout_redirect_uris", j), "%v", err)
 		}
-		switch {
-		case c.Room == "":
-			v.add(p+".room", "required")
-		case !ids[c.Room]:
-			v.add(p+".room", "unknown room %q", c.Room)
-		}
+	}
+	switch {
+	case c.Room == "":
+		v.add(p+".room", "required")
+	case !roomExists(c.Room):
+		v.add(p+".room", "unknown room %q", c.Room)
 	}
 }
 

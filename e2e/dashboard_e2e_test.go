@@ -583,12 +583,49 @@ func TestDashboardInABrowser(t *testing.T) {
 		t.Fatalf("after the controls: %v", doc)
 	}
 
+	// Issue 16: a room and a client created from the dashboard, the
+	// client's secret shown once, the audit log, and the room deleted.
+	if err := chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.ID("room-def"), `{"id": "drop", "name": "The Drop", "admission": {"rate_per_minute": 30}}`),
+		chromedp.Click(chromedp.CSS(`#new-room button`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	poll("the new room's card", `[...document.querySelectorAll('.room')].some(r => r.querySelector('[data-field="id"]').textContent === "drop" &&
+		r.querySelector('[data-field="source"]').textContent === "created at run time")`)
+	if err := chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.ID("client-def"), `{"id": "drop-shop", "room": "drop", "redirect_uris": ["https://drop.example/cb"]}`),
+		chromedp.Click(chromedp.CSS(`#new-client button`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	poll("the secret, once", `/shown once: store it now: [A-Za-z0-9_-]{43}$/.test(document.getElementById("secret").textContent)`)
+	poll("the clients", `[...document.querySelectorAll('#clients tbody tr')].some(r => r.textContent.includes("drop-shop") && !!r.querySelector('button[data-client="drop-shop"]'))`)
+	// An invalid room: the error names the key, as the file's do.
+	if err := chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.ID("room-def"), `{"id": "bad", "max_wait": "5s"}`),
+		chromedp.Click(chromedp.CSS(`#new-room button`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	poll("the invalid room's error", `document.getElementById("error").textContent.includes("max_wait: must be at least 1m")`)
+	poll("the audit log", `[...document.querySelectorAll('#audit tbody tr')].map(r => r.children[2].textContent).join(",").startsWith("client.create,room.create,room.patch")`)
+	if err := chromedp.Do(ctx, chromedp.Click(`//section[.//code[text()="drop"]]//button[@data-field="delete"]`)); err != nil {
+		t.Fatal(err)
+	}
+	poll("the room deleted", `![...document.querySelectorAll('.room [data-field="id"]')].some(e => e.textContent === "drop")`)
+	if resp, err := http.Get(base + "/api/v1/rooms/drop"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("the deleted room is still served: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+
 	mu.Lock()
 	defer mu.Unlock()
 	if len(problems) > 0 {
 		t.Fatalf("the page reported problems:\n%s", strings.Join(problems, "\n"))
 	}
-	if len(dialogs) != 5 {
+	if len(dialogs) != 6 || !strings.HasPrefix(dialogs[5], "Delete the room The Drop?") {
 		t.Fatalf("confirmations: %q", dialogs)
 	}
 }

@@ -45,9 +45,16 @@ func TestRedisKeyNamesArePinned(t *testing.T) {
 	if status := revoke(t, e, tok2.RefreshToken); status != http.StatusOK {
 		t.Fatalf("revoke: %d", status)
 	}
+	// A room and a client created at run time (issue 16).
+	if code, doc := e.admin(http.MethodPost, "/admin/v1/rooms", `{"id": "extra"}`); code != http.StatusCreated {
+		t.Fatalf("create room: %d %v", code, doc)
+	}
+	if code, doc := e.admin(http.MethodPost, "/admin/v1/clients", `{"id": "extra-shop", "room": "extra", "redirect_uris": ["https://extra.example/cb"]}`); code != http.StatusCreated {
+		t.Fatalf("create client: %d %v", code, doc)
+	}
 
 	const (
-		room   = `anteroom:\{r:launch\}:`
+		room   = `anteroom:\{r:(launch|extra)\}:`
 		id     = `[A-Za-z0-9_-]+`
 		number = `[0-9a-z]+` // base 36 for buckets and windows
 	)
@@ -72,6 +79,11 @@ func TestRedisKeyNamesArePinned(t *testing.T) {
 		{"refresh token", regexp.MustCompile(`^anteroom:rt:[0-9a-f]{32}$`), true},
 		{"revoked grant", regexp.MustCompile(`^anteroom:rg:` + id + `$`), true},
 		{"signing keys", regexp.MustCompile(`^anteroom:keys$`), true},
+		{"room definition", regexp.MustCompile(`^` + room + `def$`), true},
+		{"runtime rooms", regexp.MustCompile(`^anteroom:catalog:rooms$`), true},
+		{"runtime clients", regexp.MustCompile(`^anteroom:catalog:clients$`), true},
+		{"catalog version", regexp.MustCompile(`^anteroom:catalog:version$`), true},
+		{"audit log", regexp.MustCompile(`^anteroom:audit$`), true},
 		// Written as time or the room's kind has them.
 		{"lease", regexp.MustCompile(`^` + room + `lease$`), false},
 		{"reached", regexp.MustCompile(`^` + room + `reached$`), false},

@@ -40,7 +40,7 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		p.authError(w, r, nil, zoidc.ErrInvalidRequest().WithDescription("client_id is missing"))
 		return
 	}
-	c, ok := p.storage.clients[authReq.ClientID]
+	c, ok := p.storage.clients.get(authReq.ClientID)
 	if !ok {
 		p.authError(w, r, nil, zoidc.ErrInvalidClient().WithDescription("unknown client"))
 		return

@@ -29,6 +29,9 @@ import (
 var (
 	// ErrUnknownRequest is returned for an auth request id we did not issue.
 	ErrUnknownRequest = fmt.Errorf("auth request: %w", waitingroom.ErrUnknownRequest)
+	// ErrRoomGone is returned for an auth request whose room an operator
+	// deleted while it waited.
+	ErrRoomGone = fmt.Errorf("auth request: %w", waitingroom.ErrUnknownRoom)
 	// ErrRequestExpired is returned for an auth request older than its room's max wait.
 	ErrRequestExpired = fmt.Errorf("auth request: %w", waitingroom.ErrExpired)
 	// ErrRequestAnswered is returned when an auth request was answered
@@ -43,11 +46,16 @@ func (s *storage) requestRedisKey(id string) string { return rediskey.AuthReques
 // CreateAuthRequest implements op.Storage. It enforces what the library
 // leaves to us: PKCE with S256 only, and required for public clients.
 func (s *storage) CreateAuthRequest(ctx context.Context, req *zoidc.AuthRequest, _ string) (op.AuthRequest, error) {
-	c, ok := s.clients[req.ClientID]
+	c, ok := s.clients.get(req.ClientID)
 	if !ok {
 		return nil, zoidc.ErrInvalidClient().WithDescription("unknown client")
 	}
 	switch {
+	case c.roomGone:
+		// The operator deleted the client's room: the authorization
+		// server denies the request (RFC 6749 §4.1.2.1, access_denied),
+		// answered at the registered redirect_uri like any refusal.
+		return nil, zoidc.ErrAccessDenied().WithDescription("the waiting room of this client no longer exists")
 	case req.ResponseType != zoidc.ResponseTypeCode:
 		// Every client is offered the other OIDC response types (see
 		// client.ResponseTypes) so that they end here, with the error
@@ -57,7 +65,7 @@ func (s *storage) CreateAuthRequest(ctx context.Context, req *zoidc.AuthRequest,
 		return nil, e
 	case req.CodeChallenge != "" && req.CodeChallengeMethod != zoidc.CodeChallengeMethodS256:
 		return nil, zoidc.ErrInvalidRequest().WithDescription("code_challenge_method must be S256")
-	case req.CodeChallenge == "" && (c.cfg.Public() || c.cfg.RequirePKCE):
+	case req.CodeChallenge == "" && (c.public || c.cfg.RequirePKCE):
 		return nil, zoidc.ErrInvalidRequest().WithDescription("PKCE is required: send code_challenge with code_challenge_method=S256")
 	case len(req.State)+len(req.Nonce) > 2048:
 		return nil, zoidc.ErrInvalidRequest().WithDescription("state and nonce are too long")
@@ -86,7 +94,7 @@ func (s *storage) open(id string) (*AuthRequest, *client, error) {
 	if err != nil {
 		return nil, nil, ErrUnknownRequest
 	}
-	c, ok := s.clients[a.ClientID]
+	c, ok := s.clients.get(a.ClientID)
 	if !ok {
 		return nil, nil, ErrUnknownRequest
 	}

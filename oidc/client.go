@@ -21,6 +21,12 @@ type client struct {
 	// gate marks the built-in gate's client, which signs a session of its
 	// own from the ID token and never uses the access token.
 	gate bool
+	// public: the client has no secret; else secretHash is its SHA-256.
+	public     bool
+	secretHash [32]byte
+	// roomGone: the client's room was deleted at run time (room is then
+	// the zero Room); its relying party is refused with access_denied.
+	roomGone bool
 }
 
 func (c *client) GetID() string                    { return c.cfg.ID }
@@ -32,14 +38,14 @@ func (c *client) PostLogoutRedirectURIs() []string { return c.cfg.PostLogoutRedi
 // user-agent app, and DevMode below lets its configured loopback http URIs
 // through (config validation allows no other http URI for it).
 func (c *client) ApplicationType() op.ApplicationType {
-	if c.cfg.Public() {
+	if c.public {
 		return op.ApplicationTypeUserAgent
 	}
 	return op.ApplicationTypeWeb
 }
 
 func (c *client) AuthMethod() zoidc.AuthMethod {
-	if c.cfg.Public() {
+	if c.public {
 		return zoidc.AuthMethodNone
 	}
 	return zoidc.AuthMethodBasic
@@ -78,7 +84,7 @@ const MaxIDTokenLifetime = 10 * time.Minute
 
 // IDTokenLifetime is MaxIDTokenLifetime, or the session if it is shorter.
 func (c *client) IDTokenLifetime() time.Duration       { return min(c.room.SessionTTL, MaxIDTokenLifetime) }
-func (c *client) DevMode() bool                        { return c.cfg.Public() }
+func (c *client) DevMode() bool                        { return c.public }
 func (c *client) IsScopeAllowed(string) bool           { return false }
 func (c *client) IDTokenUserinfoClaimsAssertion() bool { return true }
 func (c *client) ClockSkew() time.Duration             { return 0 }
@@ -93,7 +99,7 @@ var _ op.Client = (*client)(nil)
 
 // GetClientByClientID implements op.Storage.
 func (s *storage) GetClientByClientID(_ context.Context, id string) (op.Client, error) {
-	c, ok := s.clients[id]
+	c, ok := s.clients.get(id)
 	if !ok {
 		return nil, fmt.Errorf("unknown client %q", id)
 	}

@@ -126,7 +126,7 @@ func (p *Provider) authenticateClient(w http.ResponseWriter, r *http.Request, us
 		// with client_id in the form: the library redeems it, and PKCE
 		// proves the code. (The library's revocation endpoint never took
 		// it, so it is refused there as before.)
-		if c, ok := p.storage.clients[id]; ok && sec == "" && c.cfg.Public() && use == publicAllowed && r.URL.Path == route.Token {
+		if c, ok := p.storage.clients.get(id); ok && sec == "" && c.public && use == publicAllowed && r.URL.Path == route.Token {
 			return true
 		}
 		if p.storage.AuthorizeClientIDSecret(r.Context(), id, sec) != nil {
@@ -143,8 +143,8 @@ func (p *Provider) authenticateClient(w http.ResponseWriter, r *http.Request, us
 		}
 		return true
 	}
-	c, ok := p.storage.clients[formID]
-	if !ok || !c.cfg.Public() {
+	c, ok := p.storage.clients.get(formID)
+	if !ok || !c.public {
 		return refuse(http.StatusUnauthorized, string(zoidc.InvalidClient), "client authentication is required")
 	}
 	return true
@@ -184,13 +184,15 @@ func joinGrants() string {
 
 // AuthorizeClientIDSecret implements op.Storage with a constant-time compare.
 func (s *storage) AuthorizeClientIDSecret(_ context.Context, id, secret string) error {
-	c, ok := s.clients[id]
-	if !ok || c.cfg.Public() {
+	c, ok := s.clients.get(id)
+	if !ok || c.public {
 		return errors.New("invalid client credentials")
 	}
-	want := sha256.Sum256([]byte(c.cfg.Secret))
+	// Only the secret's hash is kept (a client added through the admin
+	// API is never stored with its secret); hashes of equal length are
+	// compared in constant time.
 	got := sha256.Sum256([]byte(secret))
-	if subtle.ConstantTimeCompare(want[:], got[:]) != 1 {
+	if subtle.ConstantTimeCompare(c.secretHash[:], got[:]) != 1 {
 		return errors.New("invalid client credentials")
 	}
 	return nil

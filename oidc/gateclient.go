@@ -68,7 +68,7 @@ func (p *Provider) ExchangeCode(ctx context.Context, clientID, code, verifier, r
 		"redirect_uri":  {redirectURI},
 		"code_verifier": {verifier},
 	}
-	c, gate := p.storage.clients[clientID]
+	c, gate := p.storage.clients.get(clientID)
 	gate = gate && c.gate
 	if !gate {
 		form.Set("client_id", clientID)

@@ -54,11 +54,15 @@ var pendingPool = sync.Pool{New: func() any { return &Pending{buf: make([]byte, 
 // wait). The caller must Close the handle.
 func (p *Provider) Open(id string) (*Pending, error) {
 	r := pendingPool.Get().(*Pending)
-	if err := r.open(p.storage.box, id, p.storage.clients); err != nil {
+	if err := r.open(p.storage.box, id, &p.storage.clients); err != nil {
 		r.Close()
 		return nil, ErrUnknownRequest
 	}
 	r.p = p
+	if r.client.roomGone {
+		r.Close()
+		return nil, ErrRoomGone
+	}
 	if r.expired() {
 		r.Close()
 		return nil, ErrRequestExpired
@@ -69,7 +73,7 @@ func (p *Provider) Open(id string) (*Pending, error) {
 // open decrypts and parses id into r's buffer, as openRequest does, and
 // reads the client, whether prompt holds none and max_age; it allocates
 // nothing once the buffer is large enough.
-func (r *Pending) open(box *keys.Box, id string, clients map[string]*client) error {
+func (r *Pending) open(box *keys.Box, id string, clients *clientTable) error {
 	// The id's bytes, then the sealed bytes, then the plaintext, which is
 	// no longer than they are. An id too long for the pooled buffer gets
 	// one of its own, which is not kept: ids come from the URL.
@@ -89,7 +93,7 @@ func (r *Pending) open(box *keys.Box, id string, clients map[string]*client) err
 	if err := r.fields.parse(b); err != nil {
 		return err
 	}
-	r.client = clients[string(r.fields.f[0])]
+	r.client, _ = clients.get(string(r.fields.f[0]))
 	if r.client == nil {
 		return errBadRequestID
 	}

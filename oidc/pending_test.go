@@ -19,7 +19,7 @@ func pendingAgrees(t *testing.T, box *keys.Box, clients map[string]*client, id s
 	t.Helper()
 	full, ferr := openRequest(box, id)
 	var r Pending
-	perr := r.open(box, id, clients)
+	perr := r.open(box, id, tableOf(clients))
 	if ferr == nil && clients[full.ClientID] == nil {
 		ferr = errBadRequestID // a Pending also refuses a client it does not know
 	}
@@ -57,12 +57,12 @@ func TestPendingReadsWhatOpenRequestReads(t *testing.T) {
 		pendingAgrees(t, box, clients, sealRequest(box, a))
 	}
 	a.ClientID = "unknown"
-	if err := new(Pending).open(box, sealRequest(box, a), clients); err == nil {
+	if err := new(Pending).open(box, sealRequest(box, a), tableOf(clients)); err == nil {
 		t.Fatal("opened a request of an unknown client")
 	}
 	raw, _ := base64.RawURLEncoding.DecodeString(sealRequest(box, sampleRequest()))
 	raw[len(raw)-1] ^= 1
-	if err := new(Pending).open(box, base64.RawURLEncoding.EncodeToString(raw), clients); err == nil {
+	if err := new(Pending).open(box, base64.RawURLEncoding.EncodeToString(raw), tableOf(clients)); err == nil {
 		t.Fatal("opened a tampered id")
 	}
 }
@@ -78,11 +78,11 @@ func TestReopenedPendingKeepsNothingOfTheLastRequest(t *testing.T) {
 	second := sampleRequest()
 	second.Prompt = nil
 	r := &Pending{}
-	if err := r.open(box, sealRequest(box, first), clients); err != nil || !r.PromptNone() || !r.hasMaxAge {
+	if err := r.open(box, sealRequest(box, first), tableOf(clients)); err != nil || !r.PromptNone() || !r.hasMaxAge {
 		t.Fatalf("first: %v, prompt none %v, max_age %v", err, r.PromptNone(), r.hasMaxAge)
 	}
 	id := sealRequest(box, second)
-	if err := r.open(box, id, clients); err != nil {
+	if err := r.open(box, id, tableOf(clients)); err != nil {
 		t.Fatal(err)
 	}
 	if r.PromptNone() || r.hasMaxAge || r.ID() != id {
@@ -97,7 +97,7 @@ func TestPendingKeepsItsBufferForALongID(t *testing.T) {
 	r := &Pending{buf: make([]byte, 0, 64)}
 	long := sampleRequest()
 	long.State = strings.Repeat("s", 1000)
-	if err := r.open(box, sealRequest(box, long), map[string]*client{"shop": {}}); err != nil {
+	if err := r.open(box, sealRequest(box, long), tableOf(map[string]*client{"shop": {}})); err != nil {
 		t.Fatal(err)
 	}
 	if got := string(r.fields.f[2]); got != long.State {
@@ -210,4 +210,17 @@ func FuzzPendingOpen(f *testing.F) {
 	f.Add(sealRequest(box, a))
 	f.Add("")
 	f.Fuzz(func(t *testing.T, id string) { pendingAgrees(t, box, clients, id) })
+}
+
+// tableOf is a client table of m.
+func tableOf(m map[string]*client) *clientTable {
+	t := new(clientTable)
+	t.p.Store(&m)
+	return t
+}
+
+// must returns the client with id, nil when there is none.
+func (t *clientTable) must(id string) *client {
+	c, _ := t.get(id)
+	return c
 }

@@ -59,6 +59,8 @@ type Provider struct {
 	// cors is the library's CORS policy, for the endpoints answered
 	// without its router.
 	cors *cors.Cors
+	// fixed are the clients of the file and the gate (runtimeclients.go).
+	fixed *fixedClients
 }
 
 // SetErrorPage sets what a person sees for an authorization request that
@@ -76,22 +78,19 @@ func NewProvider(o Options) (*Provider, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &storage{rdb: o.Redis, rooms: o.Rooms, keys: o.Keys, box: o.Box, clients: map[string]*client{}, now: o.Now,
+	s := &storage{rdb: o.Redis, rooms: o.Rooms, keys: o.Keys, box: o.Box, now: o.Now,
 		onToken: o.OnToken}
-	loginURL := func(id string) string { return o.Issuer + route.Wait(id) }
 	for _, c := range o.Clients {
-		// The exact id too: a client called anteroom-gate would get tokens
-		// whose aud is the gate's session audience.
-		if strings.HasPrefix(c.ID, gateClientPrefix) || c.ID == strings.TrimSuffix(gateClientPrefix, "-") {
+		if ReservedClientID(c.ID) {
 			return nil, fmt.Errorf("client %q: ids starting with %q are reserved for the built-in gate", c.ID, gateClientPrefix)
 		}
 	}
-	for _, c := range append(o.Clients, gateClients(o.Issuer, gateClientSecret(o.GateSecret), o.GateRooms)...) {
-		room, ok := o.Rooms.Room(c.Room)
-		if !ok {
+	fixed := &fixedClients{list: append(o.Clients[:len(o.Clients):len(o.Clients)], gateClients(o.Issuer, gateClientSecret(o.GateSecret), o.GateRooms)...),
+		login: loginURLFor(o.Issuer)}
+	for _, c := range fixed.list {
+		if _, ok := o.Rooms.Room(c.Room); !ok {
 			return nil, fmt.Errorf("client %q: unknown room %q", c.ID, c.Room)
 		}
-		s.clients[c.ID] = &client{cfg: c, room: room, loginURL: loginURL, gate: strings.HasPrefix(c.ID, gateClientPrefix)}
 	}
 	corsOptions := cors.Options{
 		AllowedOrigins: []string{"*"},
@@ -124,7 +123,10 @@ func NewProvider(o Options) (*Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create provider: %w", err)
 	}
-	prov := &Provider{op: p, storage: s, issuer: o.Issuer, cors: cors.New(corsOptions)}
+	prov := &Provider{op: p, storage: s, issuer: o.Issuer, cors: cors.New(corsOptions), fixed: fixed}
+	if err := prov.SetClients(nil); err != nil {
+		return nil, err
+	}
 	if o.Keys != nil {
 		prov.keysMaxAge = o.Keys.CacheMaxAge()
 	}

@@ -42,10 +42,10 @@ func TestOnlyTheGateGetsOpaqueAccessTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := p.storage.clients["shop"].AccessTokenType(); got != op.AccessTokenTypeJWT {
+	if got := p.storage.clients.must("shop").AccessTokenType(); got != op.AccessTokenTypeJWT {
 		t.Errorf("relying party's access token type %v, want JWT", got)
 	}
-	if got := p.storage.clients[GateClientID("launch")].AccessTokenType(); got != op.AccessTokenTypeBearer {
+	if got := p.storage.clients.must(GateClientID("launch")).AccessTokenType(); got != op.AccessTokenTypeBearer {
 		t.Errorf("gate's access token type %v, want opaque", got)
 	}
 }
@@ -70,7 +70,7 @@ func TestGateClientsAreConfidentialWithADerivedSecret(t *testing.T) {
 		return p
 	}
 	p := provider(key)
-	c := p.storage.clients[GateClientID("launch")]
+	c := p.storage.clients.must(GateClientID("launch"))
 	if c.cfg.Public() || c.AuthMethod() == "none" || !c.cfg.RequirePKCE {
 		t.Fatalf("gate client: public %v, auth method %v, PKCE required %v", c.cfg.Public(), c.AuthMethod(), c.cfg.RequirePKCE)
 	}
@@ -82,10 +82,10 @@ func TestGateClientsAreConfidentialWithADerivedSecret(t *testing.T) {
 	if err := p.storage.AuthorizeClientIDSecret(t.Context(), GateClientID("launch"), c.cfg.Secret); err != nil {
 		t.Fatalf("its own secret: %v", err)
 	}
-	if again := provider(key).storage.clients[GateClientID("launch")].cfg.Secret; again != c.cfg.Secret {
+	if again := provider(key).storage.clients.must(GateClientID("launch")).cfg.Secret; again != c.cfg.Secret {
 		t.Fatal("the secret is not derived from the key alone")
 	}
-	if other := provider(nil).storage.clients[GateClientID("launch")].cfg.Secret; other == c.cfg.Secret || len(other) < 32 {
+	if other := provider(nil).storage.clients.must(GateClientID("launch")).cfg.Secret; other == c.cfg.Secret || len(other) < 32 {
 		t.Fatalf("without a key: secret %q", other)
 	}
 }

@@ -110,9 +110,9 @@ func (s *storage) GetRefreshTokenInfo(ctx context.Context, clientID, token strin
 // TerminateSession implements op.Storage: logging out frees the visitor's
 // slot in the room at once.
 func (s *storage) TerminateSession(ctx context.Context, userID, clientID string) error {
-	c, ok := s.clients[clientID]
-	if !ok || userID == "" {
-		return nil
+	c, ok := s.clients.get(clientID)
+	if !ok || c.roomGone || userID == "" {
+		return nil // no room, no slot to free
 	}
 	id, err := waitingroom.ParseTicketID(userID)
 	if err != nil {

@@ -44,7 +44,7 @@ type storage struct {
 	rooms   *waitingroom.Store
 	keys    *keys.Manager
 	box     *keys.Box
-	clients map[string]*client
+	clients clientTable
 	now     func() time.Time
 	// onToken is Options.OnToken (nil: not reported).
 	onToken func(kind string)

@@ -121,7 +121,16 @@ func (s *storage) mint(ctx context.Context, req op.TokenRequest, withRefresh boo
 		return "", "", time.Time{}, down(ctx, fmt.Errorf("store tokens: %w", err))
 	}
 	if a, fromCode := req.(*AuthRequest); fromCode {
-		room := s.clients[a.ClientID].room
+		c, ok := s.clients.get(a.ClientID)
+		if !ok || c.roomGone {
+			// Removed at run time since the code was issued: the grant
+			// went with it (RFC 6749 §5.2, invalid_grant).
+			for _, k := range stored {
+				_ = s.rdb.Del(ctx, k).Err()
+			}
+			return "", "", time.Time{}, zoidc.ErrInvalidGrant().WithDescription("the client or its waiting room no longer exists")
+		}
+		room := c.room
 		keep := room.WaitStart(a.CreatedAt).Add(room.MaxWait)
 		n, err := consumeCodeScript.Run(ctx, s.rdb, []string{s.requestRedisKey(a.ID)}, a.code,
 			keep.UnixMilli(), now.UnixMilli(), accessID, refreshKey, exp.UnixMilli()).Int()

@@ -1,8 +1,7 @@
 package operator
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 
 	"github.com/anteroom/anteroom/origin"
@@ -18,8 +18,11 @@ import (
 
 // roomJSON is a room's status for operators.
 type roomJSON struct {
-	ID      string             `json:"id"`
-	Name    string             `json:"name"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// Source is "file" for a room of the configuration file, "api" for
+	// one created through the admin API.
+	Source  string             `json:"source"`
 	State   waitingroom.State  `json:"state"`
 	Policy  waitingroom.Policy `json:"policy"`
 	Serving int64              `json:"serving"`
@@ -43,6 +46,8 @@ type roomJSON struct {
 	// Origin is what this instance's probes of the room's site found;
 	// absent for a room without origin_health.
 	Origin *originJSON `json:"origin,omitempty"`
+	// Definition is a runtime room's definition (GET of one room only).
+	Definition *recordDoc `json:"definition,omitempty"`
 }
 
 // originJSON is a room's origin health. Latency and time are null until
@@ -62,7 +67,11 @@ type OriginHealth interface {
 
 func (s *Server) roomDoc(r waitingroom.Room, c waitingroom.Counters) roomJSON {
 	rate := s.cache.Rate(r.ID)
-	doc := roomJSON{ID: r.ID, Name: r.Name, State: c.State, Policy: c.Policy, Serving: c.Serving, Tail: c.Tail,
+	source := "api"
+	if s.fileRooms[r.ID] {
+		source = "file"
+	}
+	doc := roomJSON{ID: r.ID, Name: r.Name, Source: source, State: c.State, Policy: c.Policy, Serving: c.Serving, Tail: c.Tail,
 		Waiting: c.Waiting(), Active: c.Active, ETASeconds: waitingroom.ETA(c.Waiting()+1, c, rate),
 		QueueFull: waitingroom.QueueFull(r, c, rate), Abandoned: s.abandonedHere(r.ID), Origin: s.originDoc(r.ID)}
 	if measured, ok := s.cache.MeasuredRate(r.ID); ok {
@@ -93,33 +102,46 @@ type apiError struct {
 	Description string `json:"error_description"`
 }
 
-// admin guards a handler with the bearer token, compared in constant time.
-// A request without an Authorization header may instead carry the
+// admin guards a handler with an admin token (a bearer token, compared in
+// constant time), and lets a viewer's token through only for reads. A
+// request without an Authorization header may instead carry the
 // dashboard's session cookie; then a change must come from our own origin
-// (see crossOrigin in dashboard.go).
+// (see crossOrigin in dashboard.go). The handler finds the token's name
+// with who (the audit log's "who").
 func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
-	want := sha256.Sum256([]byte(s.adminToken))
 	return func(w http.ResponseWriter, r *http.Request) {
-		if s.adminToken == "" {
-			writeJSON(w, http.StatusNotFound, apiError{"not_found", "the admin API is disabled: set admin.token"})
+		if s.admins == nil {
+			writeJSON(w, http.StatusNotFound, apiError{"not_found", "the admin API is disabled: set admin.token or admin.tokens"})
 			return
 		}
-		if r.Header.Get("Authorization") == "" && s.admins.signedIn(r, s.store.Now()) {
-			if err := s.crossOrigin.Check(r); err != nil {
-				writeJSON(w, http.StatusForbidden, apiError{"forbidden", "a change made with the dashboard's cookie must come from the dashboard's own page"})
-				return
+		var p *principal
+		if r.Header.Get("Authorization") == "" {
+			p = s.admins.signedIn(r, s.store.Now())
+			if p != nil && mutating(r.Method) {
+				if err := s.crossOrigin.Check(r); err != nil {
+					writeJSON(w, http.StatusForbidden, apiError{"forbidden", "a change made with the dashboard's cookie must come from the dashboard's own page"})
+					return
+				}
 			}
-			h(w, r)
-			return
 		}
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		got := sha256.Sum256([]byte(token))
-		if !ok || subtle.ConstantTimeCompare(want[:], got[:]) != 1 {
+		if p == nil {
+			token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if ok {
+				p = matchToken(s.admins.tokens, token)
+			}
+		}
+		if p == nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="anteroom admin"`)
 			writeJSON(w, http.StatusUnauthorized, apiError{"unauthorized", "a valid admin bearer token is required"})
 			return
 		}
-		h(w, r)
+		if mutating(r.Method) && p.role != RoleOperator {
+			// RFC 6750 §3.1: the token is valid but not enough for this.
+			w.Header().Set("WWW-Authenticate", `Bearer realm="anteroom admin", error="insufficient_scope"`)
+			writeJSON(w, http.StatusForbidden, apiError{"forbidden", "the token " + strconv.Quote(p.name) + " is a viewer's: changes need an operator's token"})
+			return
+		}
+		h(w, withPrincipal(r, p))
 	}
 }
 
@@ -134,7 +156,14 @@ func (s *Server) adminRoomStatus(w http.ResponseWriter, r *http.Request, id stri
 		s.apiStoreError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.roomDoc(room, c))
+	doc := s.roomDoc(room, c)
+	if doc.Source == "api" && s.catalog != nil {
+		if def, err := s.catalog.Room(r.Context(), id); err == nil {
+			d := catalogDoc(def.Room, def.Record)
+			doc.Definition = &d
+		}
+	}
+	writeJSON(w, http.StatusOK, doc)
 }
 
 func (s *Server) adminRoom(w http.ResponseWriter, r *http.Request) {
@@ -169,8 +198,24 @@ func (s *Server) adminPatch(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, apiError{"not_found", "no such room"})
 		return
 	}
+	raw, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	if !isStatePatch(raw) && s.catalog != nil && !s.fileRooms[id] {
+		// Any other key is a change of a runtime room's definition
+		// (rooms.go); a file's room takes only the three keys.
+		s.patchRoomDefinition(w, r, id, raw)
+		return
+	}
 	var p roomPatch
-	if !decodeBody(w, r, &p) {
+	if err := decodeStrict(bytes.NewReader(raw), &p); err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{"invalid_request", "body: " + err.Error()})
+		return
+	}
+	before, err := s.store.Status(r.Context(), id)
+	if err != nil {
+		s.apiStoreError(w, r, err)
 		return
 	}
 	if p.State != nil && !p.State.Valid() {
@@ -178,12 +223,7 @@ func (s *Server) adminPatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if p.RatePerMinute != nil || p.MaxActive != nil {
-		c, err := s.store.Status(r.Context(), id)
-		if err != nil {
-			s.apiStoreError(w, r, err)
-			return
-		}
-		pol := c.Policy
+		pol := before.Policy
 		if p.RatePerMinute != nil {
 			pol.RatePerMinute = *p.RatePerMinute
 		}
@@ -205,8 +245,19 @@ func (s *Server) adminPatch(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if after, err := s.store.Status(r.Context(), id); err == nil {
+		s.audit(r, "room.patch", "room/"+id, liveSettings(before), liveSettings(after))
+	} else {
+		s.audit(r, "room.patch", "room/"+id, liveSettings(before), p)
+	}
 	s.refreshCache(r)
 	s.adminRoomStatus(w, r, id)
+}
+
+// liveSettings are what PATCH with state or policy changes of a room, for
+// the audit log.
+func liveSettings(c waitingroom.Counters) map[string]any {
+	return map[string]any{"state": c.State, "rate_per_minute": c.Policy.RatePerMinute, "max_active": c.Policy.MaxActive}
 }
 
 func (s *Server) adminAdvance(w http.ResponseWriter, r *http.Request) {
@@ -225,10 +276,17 @@ func (s *Server) adminAdvance(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, apiError{"invalid_request", "count: must be between 1 and 1000000"})
 		return
 	}
-	if _, err := s.store.Advance(r.Context(), id, body.Count); err != nil {
+	before, err := s.store.Status(r.Context(), id)
+	if err != nil {
 		s.apiStoreError(w, r, err)
 		return
 	}
+	after, err := s.store.Advance(r.Context(), id, body.Count)
+	if err != nil {
+		s.apiStoreError(w, r, err)
+		return
+	}
+	s.audit(r, "room.advance", "room/"+id, map[string]int64{"serving": before.Serving}, map[string]int64{"serving": after.Serving, "count": body.Count})
 	s.refreshCache(r)
 	s.adminRoomStatus(w, r, id)
 }
@@ -241,6 +299,33 @@ func (s *Server) refreshCache(r *http.Request) { _ = s.cache.Refresh(r.Context()
 // whose keys are all fields of v, spelt exactly as v's json tags spell
 // them: encoding/json alone would take {"STATE": …} for "state", ignore
 // whatever follows the object and take null for an empty change.
+// readBody reads a request body of at most 64 KiB.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<16))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{"invalid_request", "body: " + err.Error()})
+		return nil, false
+	}
+	return raw, true
+}
+
+// isStatePatch reports whether a PATCH body changes a room's live state
+// and policy (state, rate_per_minute, max_active: what PATCH always
+// did, for every room) rather than its definition: it is a JSON object of
+// only those keys. Anything else is a merge patch of the definition.
+func isStatePatch(raw []byte) bool {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(raw, &fields) != nil || fields == nil {
+		return true // decodeStrict says what is wrong with it
+	}
+	for k := range fields {
+		if !jsonFields(reflect.TypeFor[roomPatch]())[k] {
+			return false
+		}
+	}
+	return true
+}
+
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	if err := decodeStrict(http.MaxBytesReader(w, r.Body, 1<<16), v); err != nil {
 		writeJSON(w, http.StatusBadRequest, apiError{"invalid_request", "body: " + err.Error()})

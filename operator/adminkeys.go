@@ -69,6 +69,7 @@ func (s *Server) adminRetireKey(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, apiError{"temporarily_unavailable", "the signing keys could not be changed; try again"})
 		return
 	}
+	s.audit(r, "key.retire", "key/"+kid, map[string]string{"kid": kid}, map[string]string{"signing": signing.ID})
 	writeJSON(w, http.StatusOK, struct {
 		Retired string `json:"retired"`
 		Signing string `json:"signing"`

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
 	"log/slog"
@@ -43,81 +42,103 @@ const (
 	adminSessionTTL = 12 * time.Hour
 )
 
-// adminSessions issues and checks the dashboard's cookie. Its value is an
-// expiry and an HMAC-SHA256 over it, keyed by a key derived from the cookie
-// secrets and bound to the admin token's digest: the token itself never
-// leaves the login form, a stolen cookie does not help guess the token
-// offline, and changing the token (or retiring every secret) signs every
-// dashboard out. The first secret signs, all verify, as with tickets.
+// adminSessions issues and checks the dashboard's cookie. Its value names
+// the admin token signed in with, an expiry and an HMAC-SHA256 over both,
+// keyed by a key derived from the cookie secrets and bound to that token's
+// digest: the token itself never leaves the login form, a stolen cookie
+// does not help guess the token offline, and changing a token (or
+// retiring every secret) signs its dashboards out. The first secret
+// signs, all verify, as with tickets.
 type adminSessions struct {
 	keys   [][]byte
-	token  [sha256.Size]byte
+	tokens []*principal
 	secure bool
 	path   string
 }
 
+// newAdminSessions is the sessions of the one operator token token (tests
+// and admin.token alone).
 func newAdminSessions(secrets [][]byte, token string, secure bool, path string) *adminSessions {
-	a := &adminSessions{token: sha256.Sum256([]byte(token)), secure: secure, path: path}
+	return newAdminSessionsFor(secrets, principals([]Token{{Name: "admin", Token: token, Role: RoleOperator}}), secure, path)
+}
+
+func newAdminSessionsFor(secrets [][]byte, tokens []*principal, secure bool, path string) *adminSessions {
+	a := &adminSessions{tokens: tokens, secure: secure, path: path}
 	for _, s := range secrets {
 		a.keys = append(a.keys, keys.DeriveKey(s, "admin session cookie", 32))
 	}
 	return a
 }
 
-// tokenMatches compares a submitted token with the admin token in constant
-// time (of the digests, so the length leaks nothing either).
-func (a *adminSessions) tokenMatches(token string) bool {
-	got := sha256.Sum256([]byte(token))
-	return subtle.ConstantTimeCompare(a.token[:], got[:]) == 1
-}
+// tokenMatches compares a submitted token with the admin tokens in
+// constant time (of the digests, so the length leaks nothing either).
+func (a *adminSessions) tokenMatches(token string) bool { return matchToken(a.tokens, token) != nil }
 
-func (a *adminSessions) mac(key []byte, payload string) []byte {
+func (a *adminSessions) mac(key []byte, p *principal, payload string) []byte {
 	m := hmac.New(sha256.New, key)
-	m.Write(a.token[:])
+	m.Write(p.digest[:])
 	m.Write([]byte(payload))
 	return m.Sum(nil)
 }
 
-// value returns a cookie value valid until expires.
-func (a *adminSessions) value(expires time.Time) string {
-	payload := "v1." + strconv.FormatInt(expires.Unix(), 10)
-	return payload + "." + base64.RawURLEncoding.EncodeToString(a.mac(a.keys[0], payload))
+// value returns a cookie value for p valid until expires.
+func (a *adminSessions) value(p *principal, expires time.Time) string {
+	payload := "v2." + strconv.FormatInt(expires.Unix(), 10) + "." + p.name
+	return payload + "." + base64.RawURLEncoding.EncodeToString(a.mac(a.keys[0], p, payload))
 }
 
-// valid reports whether v is a value of ours that has not expired at now.
-func (a *adminSessions) valid(v string, now time.Time) bool {
+// valid returns the principal of v, a value of ours that has not expired
+// at now; nil otherwise.
+func (a *adminSessions) valid(v string, now time.Time) *principal {
 	i := strings.LastIndexByte(v, '.')
 	if i < 0 {
-		return false
+		return nil
 	}
 	payload, tag := v[:i], v[i+1:]
 	sum, err := base64.RawURLEncoding.DecodeString(tag)
 	if err != nil {
-		return false
+		return nil
+	}
+	rest, found := strings.CutPrefix(payload, "v2.")
+	if !found {
+		return nil
+	}
+	exp, name, found := strings.Cut(rest, ".")
+	if !found {
+		return nil
+	}
+	var p *principal
+	for _, t := range a.tokens {
+		if t.name == name {
+			p = t
+		}
+	}
+	if p == nil {
+		return nil
 	}
 	ok := false
 	for _, k := range a.keys {
-		ok = hmac.Equal(sum, a.mac(k, payload)) || ok
+		ok = hmac.Equal(sum, a.mac(k, p, payload)) || ok
 	}
 	if !ok {
-		return false
-	}
-	exp, found := strings.CutPrefix(payload, "v1.")
-	if !found {
-		return false
+		return nil
 	}
 	unix, err := strconv.ParseInt(exp, 10, 64)
-	return err == nil && now.Before(time.Unix(unix, 0))
+	if err != nil || !now.Before(time.Unix(unix, 0)) {
+		return nil
+	}
+	return p
 }
 
-// signedIn reports whether r carries a valid session cookie at now.
-func (a *adminSessions) signedIn(r *http.Request, now time.Time) bool {
+// signedIn returns the principal of r's session cookie at now, nil when
+// it carries no valid one.
+func (a *adminSessions) signedIn(r *http.Request, now time.Time) *principal {
 	for _, c := range r.CookiesNamed(adminCookieName) {
-		if a.valid(c.Value, now) {
-			return true
+		if p := a.valid(c.Value, now); p != nil {
+			return p
 		}
 	}
-	return false
+	return nil
 }
 
 // present reports whether r carries a cookie of the session's name at all.
@@ -125,8 +146,8 @@ func (a *adminSessions) present(r *http.Request) bool {
 	return len(r.CookiesNamed(adminCookieName)) > 0
 }
 
-func (a *adminSessions) set(w http.ResponseWriter, now time.Time) {
-	http.SetCookie(w, &http.Cookie{Name: adminCookieName, Value: a.value(now.Add(adminSessionTTL)), Path: a.path,
+func (a *adminSessions) set(w http.ResponseWriter, p *principal, now time.Time) {
+	http.SetCookie(w, &http.Cookie{Name: adminCookieName, Value: a.value(p, now.Add(adminSessionTTL)), Path: a.path,
 		MaxAge: int(adminSessionTTL.Seconds()), HttpOnly: true, Secure: a.secure, SameSite: http.SameSiteStrictMode})
 }
 
@@ -143,7 +164,6 @@ func (s *Server) registerDashboard(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("POST /admin/login", s.adminLogin)
 	mux.HandleFunc("POST /admin/logout", s.adminLogout)
-	mux.HandleFunc("GET /admin/v1/rooms/{room}/history", s.admin(s.adminHistory))
 	// Two files by name, not /static/: beside the visitor's routes those
 	// are web's (and web.dir's), which cannot replace the dashboard's.
 	files := cacheFor(time.Hour, http.FileServerFS(s.static))
@@ -166,6 +186,10 @@ type dashboardPage struct {
 	LoginURL  string
 	LogoutURL string
 	Error     string
+	// Who is the name of the token signed in with; CanChange is false for
+	// a viewer, whose page offers no changes.
+	Who       string
+	CanChange bool
 }
 
 func (s *Server) dashboardPage(errText string) dashboardPage {
@@ -180,8 +204,10 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusNotFound, "disabled.html", s.dashboardPage(""))
 		return
 	}
-	if s.admins.signedIn(r, s.store.Now()) {
-		s.render(w, http.StatusOK, "dashboard.html", s.dashboardPage(""))
+	if p := s.admins.signedIn(r, s.store.Now()); p != nil {
+		page := s.dashboardPage("")
+		page.Who, page.CanChange = p.name, p.role == RoleOperator
+		s.render(w, http.StatusOK, "dashboard.html", page)
 		return
 	}
 	text := ""
@@ -214,13 +240,17 @@ func (s *Server) adminLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
-	if err := r.ParseForm(); err != nil || !s.admins.tokenMatches(r.PostForm.Get("token")) {
+	var p *principal
+	if err := r.ParseForm(); err == nil {
+		p = matchToken(s.admins.tokens, r.PostForm.Get("token"))
+	}
+	if p == nil {
 		slog.WarnContext(r.Context(), "dashboard sign-in refused", "remote", r.RemoteAddr, "client", client)
 		s.render(w, http.StatusUnauthorized, "login.html", s.dashboardPage("That is not the admin token."))
 		return
 	}
 	s.signIns.giveBack(client, now)
-	s.admins.set(w, now)
+	s.admins.set(w, p, now)
 	http.Redirect(w, r, s.opsBase+"/admin/", http.StatusSeeOther)
 }
 
@@ -284,6 +314,34 @@ func newHistory(rooms []string) *history {
 		h.rooms[id] = &roomHistory{}
 	}
 	return h
+}
+
+// keep makes the history's rooms ids: a room created at run time starts
+// an empty history, a deleted one's is dropped.
+func (h *history) keep(ids []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(ids) == len(h.rooms) {
+		same := true
+		for _, id := range ids {
+			if _, ok := h.rooms[id]; !ok {
+				same = false
+				break
+			}
+		}
+		if same {
+			return
+		}
+	}
+	next := make(map[string]*roomHistory, len(ids))
+	for _, id := range ids {
+		if rh, ok := h.rooms[id]; ok {
+			next[id] = rh
+		} else {
+			next[id] = &roomHistory{}
+		}
+	}
+	h.rooms = next
 }
 
 // record adds a sample of room at now unless one was taken in the same
@@ -358,7 +416,9 @@ func (s *Server) sampleHistory() {
 		return
 	}
 	now := s.store.Now()
-	for _, id := range s.store.Rooms() {
+	ids := s.store.Rooms()
+	s.history.keep(ids)
+	for _, id := range ids {
 		if c, ok := s.cache.Get(id); ok {
 			s.history.record(now, id, c.Waiting(), c.Serving, c.Tail, s.abandonedHere(id))
 		}

@@ -19,39 +19,39 @@ func TestAdminSessionCookie(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	const token = "admin-token-0123456789"
 	a := newAdminSessions([][]byte{testSecret(1)}, token, true, "/admin/")
-	v := a.value(now.Add(adminSessionTTL))
+	v := a.value(a.tokens[0], now.Add(adminSessionTTL))
 	if strings.Contains(v, token) {
 		t.Fatalf("cookie value %q carries the token", v)
 	}
-	if !a.valid(v, now) || !a.valid(v, now.Add(adminSessionTTL-time.Second)) {
+	if a.valid(v, now) == nil || a.valid(v, now.Add(adminSessionTTL-time.Second)) == nil {
 		t.Fatal("a fresh cookie does not verify")
 	}
-	if a.valid(v, now.Add(adminSessionTTL)) {
+	if a.valid(v, now.Add(adminSessionTTL)) != nil {
 		t.Fatal("an expired cookie verifies")
 	}
 	// Any change to the expiry or the tag breaks it.
 	i := strings.LastIndexByte(v, '.')
 	for _, bad := range []string{
-		"", "v1", "v1.", ".", v[:i], v[:i] + ".", v + "A", "v1.9999999999" + v[i:],
-		strings.Replace(v, "v1.", "v2.", 1), v[:i+1] + strings.Repeat("A", len(v)-i-1),
+		"", "v2", "v2.", ".", v[:i], v[:i] + ".", v + "A", "v2.9999999999.admin" + v[i:],
+		strings.Replace(v, "v2.", "v1.", 1), strings.Replace(v, ".admin.", ".other.", 1), v[:i+1] + strings.Repeat("A", len(v)-i-1),
 	} {
-		if a.valid(bad, now) {
+		if a.valid(bad, now) != nil {
 			t.Errorf("value %q verifies", bad)
 		}
 	}
 	// Another token, or other secrets, do not accept it.
-	if newAdminSessions([][]byte{testSecret(1)}, token+"x", true, "/admin/").valid(v, now) {
+	if newAdminSessions([][]byte{testSecret(1)}, token+"x", true, "/admin/").valid(v, now) != nil {
 		t.Fatal("a cookie survives a change of the admin token")
 	}
-	if newAdminSessions([][]byte{testSecret(2)}, token, true, "/admin/").valid(v, now) {
+	if newAdminSessions([][]byte{testSecret(2)}, token, true, "/admin/").valid(v, now) != nil {
 		t.Fatal("a cookie verifies under another secret")
 	}
 	// Rotation: a new first secret signs, the old one still verifies.
 	rotated := newAdminSessions([][]byte{testSecret(2), testSecret(1)}, token, true, "/admin/")
-	if !rotated.valid(v, now) {
+	if rotated.valid(v, now) == nil {
 		t.Fatal("rotation signs out: the old secret no longer verifies")
 	}
-	if a.valid(rotated.value(now.Add(time.Hour)), now) {
+	if a.valid(rotated.value(rotated.tokens[0], now.Add(time.Hour)), now) != nil {
 		t.Fatal("the old secret alone verifies a cookie the new one signed")
 	}
 	if !a.tokenMatches(token) || a.tokenMatches(token[:len(token)-1]) || a.tokenMatches("") {
@@ -63,7 +63,7 @@ func TestAdminSessionSetClearAndRoomNamedAdmin(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	a := newAdminSessions([][]byte{testSecret(1)}, "admin-token-0123456789", false, "/queue/admin/")
 	rec := httptest.NewRecorder()
-	a.set(rec, now)
+	a.set(rec, a.tokens[0], now)
 	c := rec.Result().Cookies()[0]
 	if c.Name != adminCookieName || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != "/queue/admin/" ||
 		c.Secure || c.MaxAge != int(adminSessionTTL.Seconds()) {
@@ -74,12 +74,12 @@ func TestAdminSessionSetClearAndRoomNamedAdmin(t *testing.T) {
 	r := httptest.NewRequest(http.MethodGet, "/admin/", nil)
 	r.AddCookie(&http.Cookie{Name: adminCookieName, Value: "MTIzNDU2Nzg5MA"})
 	r.AddCookie(&http.Cookie{Name: adminCookieName, Value: c.Value})
-	if !a.signedIn(r, now) {
+	if a.signedIn(r, now) == nil {
 		t.Fatal("the session is not found beside another cookie of its name")
 	}
 	r = httptest.NewRequest(http.MethodGet, "/admin/", nil)
 	r.AddCookie(&http.Cookie{Name: adminCookieName, Value: "MTIzNDU2Nzg5MA"})
-	if a.signedIn(r, now) || !a.present(r) {
+	if a.signedIn(r, now) != nil || !a.present(r) {
 		t.Fatal("a foreign cookie of the name signs in")
 	}
 	rec = httptest.NewRecorder()

@@ -156,22 +156,23 @@ func FuzzAdminSessionCookie(f *testing.F) {
 	a := newAdminSessions([][]byte{testSecret(1), testSecret(2)}, fuzzAdminToken, true, "/admin/")
 	issued := map[string]bool{}
 	for _, d := range []time.Duration{time.Hour, adminSessionTTL, -time.Hour} {
-		v := a.value(now.Add(d))
+		v := a.value(a.tokens[0], now.Add(d))
 		issued[v[:strings.LastIndexByte(v, '.')]] = true
 		f.Add(v)
 	}
-	f.Add("v1.99999999999.")
-	f.Add("v1.-1.AAAA")
+	f.Add("v2.99999999999.admin.")
+	f.Add("v2.-1.admin.AAAA")
 	f.Fuzz(func(t *testing.T, v string) {
-		if !a.valid(v, now) {
+		if a.valid(v, now) == nil {
 			return
 		}
 		payload := v[:strings.LastIndexByte(v, '.')]
 		if !issued[payload] {
 			t.Fatalf("%q verifies, but its payload %q was never signed", v, payload)
 		}
-		exp, _ := strconv.ParseInt(strings.TrimPrefix(payload, "v1."), 10, 64)
-		if !now.Before(time.Unix(exp, 0)) {
+		exp, _, _ := strings.Cut(strings.TrimPrefix(payload, "v2."), ".")
+		expires, _ := strconv.ParseInt(exp, 10, 64)
+		if !now.Before(time.Unix(expires, 0)) {
 			t.Fatalf("%q verifies after its expiry", v)
 		}
 	})

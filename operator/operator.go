@@ -21,6 +21,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/anteroom/anteroom/catalog"
+	"github.com/anteroom/anteroom/config"
 	"github.com/anteroom/anteroom/waitingroom"
 )
 
@@ -43,9 +47,13 @@ type Options struct {
 	// CookieSecrets sign the dashboard's session cookie: the first signs,
 	// all verify.
 	CookieSecrets [][]byte
-	// AdminToken guards the admin API and the dashboard; empty disables
-	// them (they answer 404).
+	// AdminToken guards the admin API and the dashboard as an operator's
+	// token named "admin" (config admin.token); with Tokens, both are
+	// accepted. With neither, they are disabled (they answer 404).
 	AdminToken string
+	// Tokens are the named admin tokens (config admin.tokens), each a
+	// viewer's or an operator's.
+	Tokens []Token
 	// Origins reports the rooms' origin health (nil: no room is probed).
 	Origins OriginHealth
 	// Abandoned counts abandoned positions for the rooms' status and
@@ -58,6 +66,26 @@ type Options struct {
 	// proxies (a web.ClientIPs's Of), for the sign-in throttle (nil: the
 	// peer's address).
 	ClientIP func(*http.Request) netip.Addr
+	// Redis holds the audit log (nil: changes are only logged).
+	Redis redis.UniversalClient
+	// Catalog keeps the rooms and clients created through the API (nil:
+	// those routes answer 404).
+	Catalog *catalog.Catalog
+	// Apply makes this instance serve the catalog as it now is, at once
+	// (the others follow by notification within a poll); nil: nothing.
+	Apply func(context.Context) error
+	// FileRooms and FileClients are the configuration file's: the API
+	// lists them but refuses to change them, as the file wins.
+	// FileClients carry no secrets.
+	FileRooms   []string
+	FileClients []config.Client
+	// ReservedClientID tells a client id the API may not create (the
+	// built-in gate's); nil: none.
+	ReservedClientID func(id string) bool
+	// MaxSessionTTL bounds a runtime room's session_ttl (0: no bound):
+	// signing keys stay published for the longest session the instance
+	// knew of when it started, so a longer one would outlive its key.
+	MaxSessionTTL time.Duration
 	// SeparateOps says the operator's routes are served on a listener of
 	// their own (config ops.listen), not under the issuer: the dashboard
 	// then links to them by root-relative paths, and its cookie is for
@@ -67,22 +95,30 @@ type Options struct {
 
 // Server holds the operator's handlers.
 type Server struct {
-	store      *waitingroom.Store
-	cache      *waitingroom.Cache
-	adminToken string
-	pages      *template.Template
-	static     fs.FS
-	origins    OriginHealth
-	abandoned  AbandonedCounts
-	admins     *adminSessions // nil when the admin API is disabled
-	history    *history
-	clientIP   func(*http.Request) netip.Addr
-	keys       SigningKeys
+	store     *waitingroom.Store
+	cache     *waitingroom.Cache
+	pages     *template.Template
+	static    fs.FS
+	origins   OriginHealth
+	abandoned AbandonedCounts
+	admins    *adminSessions // nil when the admin API is disabled
+	history   *history
+	clientIP  func(*http.Request) netip.Addr
+	keys      SigningKeys
 	// opsBase prefixes the dashboard's links: the issuer, or "" when the
 	// operator's routes have a listener of their own.
 	opsBase string
 	// signIns throttles failed dashboard sign-ins.
 	signIns *signInThrottle
+	// rdb holds the audit log; catalog the runtime rooms and clients
+	// (catalogapi.go).
+	rdb         redis.UniversalClient
+	catalog     *catalog.Catalog
+	apply       func(context.Context) error
+	fileRooms   map[string]bool
+	fileClients []config.Client
+	reserved    func(string) bool
+	maxSession  time.Duration
 	// crossOrigin refuses cookie-authorised changes that another origin's
 	// page made the browser send (see dashboard.go).
 	crossOrigin *http.CrossOriginProtection
@@ -102,14 +138,27 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{store: o.Store, cache: o.Cache, adminToken: o.AdminToken, pages: pages, static: static,
+	s := &Server{store: o.Store, cache: o.Cache, pages: pages, static: static,
 		origins: o.Origins, abandoned: o.Abandoned, history: newHistory(o.Store.Rooms()), clientIP: o.ClientIP,
 		keys: o.Keys, opsBase: o.Issuer, signIns: newSignInThrottle(), crossOrigin: http.NewCrossOriginProtection()}
 	if s.clientIP == nil {
 		s.clientIP = peerAddr
 	}
+	s.rdb, s.catalog, s.apply, s.fileClients, s.reserved = o.Redis, o.Catalog, o.Apply, o.FileClients, o.ReservedClientID
+	s.maxSession = o.MaxSessionTTL
+	s.fileRooms = map[string]bool{}
+	for _, id := range o.FileRooms {
+		s.fileRooms[id] = true
+	}
+	if s.reserved == nil {
+		s.reserved = func(string) bool { return false }
+	}
+	tokens := o.Tokens
 	if o.AdminToken != "" {
-		s.admins = newAdminSessions(o.CookieSecrets, o.AdminToken, u.Scheme == "https", strings.TrimSuffix(u.Path, "/")+"/admin/")
+		tokens = append([]Token{{Name: "admin", Token: o.AdminToken, Role: RoleOperator}}, tokens...)
+	}
+	if len(tokens) > 0 {
+		s.admins = newAdminSessionsFor(o.CookieSecrets, principals(tokens), u.Scheme == "https", strings.TrimSuffix(u.Path, "/")+"/admin/")
 	}
 	if o.SeparateOps {
 		s.opsBase = ""
@@ -129,18 +178,47 @@ func New(o Options) (*Server, error) {
 // visitor's routes (web.Server.RegisterPublic), the dashboard's two files
 // take precedence over /static/ by their longer patterns.
 func (s *Server) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /admin/v1/rooms", s.admin(s.adminRooms))
-	mux.HandleFunc("GET /admin/v1/rooms/{room}", s.admin(s.adminRoom))
-	mux.HandleFunc("PATCH /admin/v1/rooms/{room}", s.admin(s.adminPatch))
-	mux.HandleFunc("POST /admin/v1/rooms/{room}/advance", s.admin(s.adminAdvance))
-	mux.HandleFunc("GET /admin/v1/keys", s.admin(s.adminKeys))
-	mux.HandleFunc("POST /admin/v1/keys/{kid}/retire", s.admin(s.adminRetireKey))
+	for _, rt := range s.apiRoutes() {
+		mux.HandleFunc(rt.pattern, s.admin(rt.handler))
+	}
 	s.registerDashboard(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
+}
+
+// apiRoute is one route of the admin API.
+type apiRoute struct {
+	pattern string
+	handler http.HandlerFunc
+}
+
+// apiRoutes are the admin API's routes, each behind admin (a token, and
+// an operator's for a change); openapi.json documents exactly these
+// (TestOpenAPIMatchesTheRoutes).
+func (s *Server) apiRoutes() []apiRoute {
+	return []apiRoute{
+		{"GET /admin/v1/rooms", s.adminRooms},
+		{"POST /admin/v1/rooms", s.createRoom},
+		{"GET /admin/v1/rooms/{room}", s.adminRoom},
+		{"PUT /admin/v1/rooms/{room}", s.putRoom},
+		{"PATCH /admin/v1/rooms/{room}", s.adminPatch},
+		{"DELETE /admin/v1/rooms/{room}", s.deleteRoom},
+		{"POST /admin/v1/rooms/{room}/advance", s.adminAdvance},
+		{"GET /admin/v1/rooms/{room}/history", s.adminHistory},
+		{"GET /admin/v1/clients", s.listClients},
+		{"POST /admin/v1/clients", s.createClient},
+		{"GET /admin/v1/clients/{client}", s.getClient},
+		{"PUT /admin/v1/clients/{client}", s.putClient},
+		{"PATCH /admin/v1/clients/{client}", s.patchClient},
+		{"DELETE /admin/v1/clients/{client}", s.deleteClient},
+		{"GET /admin/v1/keys", s.adminKeys},
+		{"POST /admin/v1/keys/{kid}/retire", s.adminRetireKey},
+		{"GET /admin/v1/audit", s.adminAudit},
+		{"GET /admin/v1/openapi.json", s.openAPI},
+	}
 }
 
 // ready serves /readyz: ready while the store answers within a second.

@@ -30,6 +30,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/anteroom/anteroom/catalog"
 	"github.com/anteroom/anteroom/config"
 	"github.com/anteroom/anteroom/gate"
 	"github.com/anteroom/anteroom/internal/telemetry"
@@ -60,6 +61,8 @@ type Server struct {
 	opsLn      net.Listener
 	// operator serves the admin API, the dashboard and health (ops.go).
 	operator *operator.Server
+	// catalog keeps the runtime rooms and clients in step (catalog.go).
+	catalog *catalog.Watcher
 	// registry holds every metric of the instance, served at /metrics:
 	// one per instance, so that two in a process (tests) count apart.
 	registry *prometheus.Registry
@@ -69,19 +72,7 @@ type Server struct {
 func rooms(cfg *config.Config) []waitingroom.Room {
 	out := make([]waitingroom.Room, 0, len(cfg.Rooms))
 	for _, r := range cfg.Rooms {
-		var p waitingroom.Policy
-		if r.Admission.RatePerMinute != nil {
-			p.RatePerMinute = *r.Admission.RatePerMinute
-		}
-		if r.Admission.MaxActive != nil {
-			p.MaxActive = *r.Admission.MaxActive
-		}
-		opens, closes := r.Schedule()
-		out = append(out, waitingroom.Room{
-			ID: r.ID, Name: r.Name, Message: r.Message, State: waitingroom.State(r.State),
-			Policy: p, SessionTTL: r.SessionTTL.D(), MaxWait: r.MaxWait.D(),
-			OpensAt: opens, ClosesAt: closes, AbandonAfter: r.Abandonment(), Method: waitingroom.Method(r.Queueing),
-		})
+		out = append(out, roomOf(r))
 	}
 	return out
 }
@@ -271,9 +262,20 @@ func New(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, opt
 	if err := site.RegisterMetrics(registry); err != nil {
 		return nil, err
 	}
+	// Rooms and clients created at run time (catalog.go): served from
+	// the start, then kept in step by the watcher Serve runs.
+	cat := catalog.New(rdb, now)
+	applier := &catalogApplier{cfg: cfg, store: store, cache: cache, provider: provider}
+	watcher := catalog.NewWatcher(cat, applier.apply)
+	if err := watcher.Sync(ctx); err != nil {
+		slog.Error("runtime rooms and clients not applied; retrying in the background", "err", err)
+	}
 	desk, err := operator.New(operator.Options{
 		Issuer: cfg.Issuer, Store: store, Cache: cache, CookieSecrets: secrets, AdminToken: cfg.Admin.Token,
-		Origins: origins, Abandoned: metrics, Keys: km, ClientIP: clientIPs.Of,
+		Tokens: adminTokens(cfg), Redis: rdb, Catalog: cat, Apply: watcher.Sync,
+		FileRooms: fileRoomIDs(cfg), FileClients: fileClients(cfg), ReservedClientID: oidc.ReservedClientID,
+		MaxSessionTTL: keyOptions(cfg, now).Retain - keys.ClockSkew,
+		Origins:       origins, Abandoned: metrics, Keys: km, ClientIP: clientIPs.Of,
 		// ops.listen: see ops.go.
 		SeparateOps: cfg.Ops.Separate(),
 	})
@@ -307,7 +309,7 @@ func New(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, opt
 	mux.Handle("/", provider.Handler())
 	a := &Server{
 		cfg: cfg, site: site, beats: beats, store: store, cache: cache, keys: km, provider: provider,
-		scheduler: scheduler, origins: origins, operator: desk, registry: registry, opsLn: o.opsLn,
+		scheduler: scheduler, origins: origins, operator: desk, registry: registry, opsLn: o.opsLn, catalog: watcher,
 		handler: web.RequestIDs(web.SecurityHeaders(withRequestTimeout(cfg.Redis.RequestTimeout.D(), traced(o.tracer, site.Instrument(metrics, mux))))),
 	}
 	if opsMux != nil {
@@ -445,6 +447,7 @@ func (a *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go a.origins.Run(bg)
 	go a.beats.Run(bg, heartbeatFlush)
 	go a.operator.RunHistory(bg)
+	go a.catalog.Run(bg)
 
 	srv := newServer(a.handler)
 	srv.RegisterOnShutdown(a.site.CloseStreams)

@@ -64,9 +64,10 @@ func TestBatcherUnderConcurrentJoinsAndCancellations(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		s.batches["launch"].mu.Lock()
-		in, q := s.batches["launch"].inflight, len(s.batches["launch"].queue)
-		s.batches["launch"].mu.Unlock()
+		b := s.cur.Load().batches["launch"]
+		b.mu.Lock()
+		in, q := b.inflight, len(b.queue)
+		b.mu.Unlock()
 		if in == 0 && q == 0 {
 			break
 		}

@@ -16,10 +16,11 @@ import (
 type Cache struct {
 	store    *Store
 	interval time.Duration
-	rooms    map[string]*atomic.Pointer[Counters]
-	rates    map[string]*roomRate
-	changed  atomic.Pointer[chan struct{}]
-	lastErr  atomic.Pointer[error]
+	// cur holds each served room's counters and rate, rebuilt when the
+	// store's rooms change (sync).
+	cur     atomic.Pointer[cacheRooms]
+	changed atomic.Pointer[chan struct{}]
+	lastErr atomic.Pointer[error]
 }
 
 // NewCache returns a cache of store's rooms, refreshed every interval by Run.
@@ -29,13 +30,8 @@ func NewCache(store *Store, interval time.Duration) *Cache {
 	if interval <= 0 {
 		interval = 500 * time.Millisecond
 	}
-	c := &Cache{store: store, interval: interval,
-		rooms: make(map[string]*atomic.Pointer[Counters], len(store.order)),
-		rates: make(map[string]*roomRate, len(store.order))}
-	for _, id := range store.order {
-		c.rooms[id] = new(atomic.Pointer[Counters])
-		c.rates[id] = &roomRate{meter: newRateMeter(rateWindow, minRateHistory, interval)}
-	}
+	c := &Cache{store: store, interval: interval}
+	c.sync()
 	ch := make(chan struct{})
 	c.changed.Store(&ch)
 	return c
@@ -43,7 +39,7 @@ func NewCache(store *Store, interval time.Duration) *Cache {
 
 // Get returns room's cached counters; false until the first refresh.
 func (c *Cache) Get(room string) (Counters, bool) {
-	p, ok := c.rooms[room]
+	p, ok := c.cur.Load().rooms[room]
 	if !ok {
 		return Counters{}, false
 	}
@@ -66,9 +62,10 @@ func (c *Cache) notify() {
 
 // Refresh reads every room's counters from Redis.
 func (c *Cache) Refresh(ctx context.Context) error {
+	cur := c.sync()
 	pipe := c.store.rdb.Pipeline()
-	reads := make(map[string]func() Counters, len(c.rooms))
-	for id := range c.rooms {
+	reads := make(map[string]func() Counters, len(cur.rooms))
+	for id := range cur.rooms {
 		reads[id] = c.store.queueCounters(ctx, pipe, c.store.keys(id))
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
@@ -89,7 +86,7 @@ func (c *Cache) Refresh(ctx context.Context) error {
 	}
 	changed := false
 	for id, next := range counters {
-		m := c.store.floors[id]
+		m := c.store.floor(id)
 		if m.behind(next) {
 			// Redis lost writes (or the whole room) that this instance
 			// saw: put them back now rather than at the next join.
@@ -105,10 +102,10 @@ func (c *Cache) Refresh(ctx context.Context) error {
 		}
 		m.seenCounters(id, now, next)
 		next = m.raise(next)
-		c.rates[id].add(now, next)
+		cur.rates[id].add(now, next)
 		// CompareAndSwap, not Store: an Observe that raced this refresh
 		// holds fresher counters; the next refresh catches up anyway.
-		if old := c.rooms[id].Load(); (old == nil || *old != next) && c.rooms[id].CompareAndSwap(old, &next) {
+		if old := cur.rooms[id].Load(); (old == nil || *old != next) && cur.rooms[id].CompareAndSwap(old, &next) {
 			changed = true
 		}
 	}
@@ -127,7 +124,7 @@ func (c *Cache) Refresh(ctx context.Context) error {
 // a whole window yet; a counter that stood still for the whole window while
 // visitors waited has rate 0.
 func (c *Cache) MeasuredRate(room string) (float64, bool) {
-	r, ok := c.rates[room]
+	r, ok := c.cur.Load().rates[room]
 	if !ok {
 		return 0, false
 	}
@@ -148,7 +145,7 @@ func (c *Cache) Rate(room string) float64 {
 	if counters, ok := c.Get(room); ok {
 		return counters.Policy.RatePerMinute
 	}
-	if r, ok := c.store.rooms[room]; ok {
+	if r, ok := c.store.Room(room); ok {
 		return r.Policy.RatePerMinute
 	}
 	return 0
@@ -165,7 +162,7 @@ func (c *Cache) Err() error {
 // Observe raises room's cached counters to what a write of this instance
 // just saw, so the visitor who caused it is not shown an older counter.
 func (c *Cache) Observe(room string, serving, tail int64) {
-	p, ok := c.rooms[room]
+	p, ok := c.cur.Load().rooms[room]
 	if !ok {
 		return
 	}
@@ -221,4 +218,37 @@ func (c *Cache) readDrawn(ctx context.Context, counters map[string]Counters) err
 		counters[id] = ct
 	}
 	return nil
+}
+
+// cacheRooms is a Cache's per-room state for one set of the store's rooms.
+type cacheRooms struct {
+	set   *roomSet
+	rooms map[string]*atomic.Pointer[Counters]
+	rates map[string]*roomRate
+}
+
+// sync returns the per-room state for the store's current rooms, rebuilt
+// when they changed since: a room kept keeps its counters and measured
+// rate, a new one starts empty (unknown until the refresh that follows).
+func (c *Cache) sync() *cacheRooms {
+	set := c.store.cur.Load()
+	for {
+		old := c.cur.Load()
+		if old != nil && old.set == set {
+			return old
+		}
+		next := &cacheRooms{set: set, rooms: make(map[string]*atomic.Pointer[Counters], len(set.order)),
+			rates: make(map[string]*roomRate, len(set.order))}
+		for _, id := range set.order {
+			if old != nil && old.rooms[id] != nil {
+				next.rooms[id], next.rates[id] = old.rooms[id], old.rates[id]
+				continue
+			}
+			next.rooms[id] = new(atomic.Pointer[Counters])
+			next.rates[id] = &roomRate{meter: newRateMeter(rateWindow, minRateHistory, c.interval)}
+		}
+		if c.cur.CompareAndSwap(old, next) {
+			return next
+		}
+	}
 }

@@ -25,7 +25,7 @@ func NewHeartbeats(store *Store) *Heartbeats {
 // Beat records that the visitor at position in room is still there. Rooms
 // without abandonment and visitors without a position are ignored.
 func (h *Heartbeats) Beat(room string, position int64) {
-	r, ok := h.store.rooms[room]
+	r, ok := h.store.cur.Load().rooms[room]
 	if !ok || r.AbandonAfter <= 0 || position <= 0 {
 		return
 	}
@@ -54,7 +54,10 @@ func (h *Heartbeats) Flush(ctx context.Context) error {
 	now := h.store.now()
 	var errs []error
 	for room, set := range batch {
-		r := h.store.rooms[room]
+		r, ok := h.store.cur.Load().rooms[room]
+		if !ok {
+			continue // removed since: nobody waits there any more
+		}
 		k := h.store.keys(room)
 		keys := []string{k.live(r, now, 0), k.skipped, k.returned}
 		positions := make([]int64, 0, len(set))

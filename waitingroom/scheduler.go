@@ -47,8 +47,9 @@ func NewScheduler(store *Store, owner string, interval time.Duration) *Scheduler
 // Step runs one tick for every room.
 func (sc *Scheduler) Step(ctx context.Context) error {
 	var errs []error
-	for _, id := range sc.store.order {
-		if err := sc.tick(ctx, sc.store.rooms[id]); err != nil {
+	set := sc.store.cur.Load()
+	for _, id := range set.order {
+		if err := sc.tick(ctx, set.rooms[id]); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -74,7 +75,7 @@ func (sc *Scheduler) tick(ctx context.Context, r Room) error {
 		return err
 	}
 	if res[0] == 1 && len(res) > 5 {
-		sc.store.floors[r.ID].seen(r.ID, now, res[5], res[3], res[2])
+		sc.store.floor(r.ID).seen(r.ID, now, res[5], res[3], res[2])
 	}
 	if res[0] == 1 && res[1] > 0 && sc.OnAdvance != nil {
 		sc.OnAdvance(r.ID, res[1])
@@ -120,7 +121,7 @@ func (sc *Scheduler) Run(ctx context.Context) {
 func (sc *Scheduler) release() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	for _, id := range sc.store.order {
+	for _, id := range sc.store.Rooms() {
 		_ = releaseScript.Run(ctx, sc.store.rdb, []string{sc.store.keys(id).lease}, sc.owner).Err()
 		sc.mu.Lock()
 		sc.leading[id] = false

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -24,21 +25,16 @@ type Store struct {
 	rdb    redis.UniversalClient
 	prefix string
 	now    func() time.Time
-	rooms  map[string]Room
-	order  []string
-	// roomKeys are each room's key names, built once: every script call
-	// names several.
-	roomKeys map[string]roomKeys
-	// batches pipeline concurrent joins, one batcher per room: a room's
-	// keys live on one Cluster node, so a batch never waits on another.
-	batches map[string]*batcher
+	// cur is the set of rooms now served (roomset.go): replaced whole when
+	// rooms are added, changed or removed at run time, read without a
+	// lock on every request.
+	cur atomic.Pointer[roomSet]
+	// setMu serialises SetRooms.
+	setMu sync.Mutex
 	// embedded is set by WithEmbeddedRedis.
 	embedded bool
 	// restarts notices that Redis lost its scripts (see noticeRestart).
 	restarts restartWatch
-	// floors is what this instance remembers of each room's counters, so they
-	// never go back when Redis loses writes (counterfloor.go).
-	floors map[string]*counterFloor
 	// requestTime dates requests for their binding's bucket (optional).
 	requestTime func(request string) (time.Time, bool)
 	// joinLimit limits new places per client (nil: none), and
@@ -73,37 +69,28 @@ func WithEmbeddedRedis() Option { return func(s *Store) { s.embedded = true } }
 
 // NewStore returns a store for the configured rooms. Call Seed before use.
 func NewStore(rdb redis.UniversalClient, rooms []Room, opts ...Option) (*Store, error) {
-	s := &Store{rdb: rdb, prefix: rediskey.Prefix, now: time.Now, rooms: make(map[string]Room, len(rooms)),
-		floors: make(map[string]*counterFloor, len(rooms)), roomKeys: make(map[string]roomKeys, len(rooms)),
-		batches: make(map[string]*batcher, len(rooms))}
+	s := &Store{rdb: rdb, prefix: rediskey.Prefix, now: time.Now}
 	s.restarts.unknown = "unknown-" + newDrawKey()
 	for _, o := range opts {
 		o(s)
 	}
-	for _, r := range rooms {
-		if err := r.validate(); err != nil {
-			return nil, err
-		}
-		if _, dup := s.rooms[r.ID]; dup {
-			return nil, fmt.Errorf("room %q configured twice", r.ID)
-		}
-		s.rooms[r.ID] = r
-		s.roomKeys[r.ID] = s.buildKeys(r.ID)
-		s.batches[r.ID] = newBatcher(rdb)
-		s.floors[r.ID] = new(counterFloor)
-		s.order = append(s.order, r.ID)
+	set, err := s.newRoomSet(nil, rooms)
+	if err != nil {
+		return nil, err
 	}
+	s.cur.Store(set)
 	return s, nil
 }
 
 // Room returns a room's configuration.
 func (s *Store) Room(id string) (Room, bool) {
-	r, ok := s.rooms[id]
+	r, ok := s.cur.Load().rooms[id]
 	return r, ok
 }
 
-// Rooms lists the configured room ids in configuration order.
-func (s *Store) Rooms() []string { return append([]string(nil), s.order...) }
+// Rooms lists the served room ids: the configured ones in configuration
+// order, then those added at run time (SetRooms) in the order given.
+func (s *Store) Rooms() []string { return append([]string(nil), s.cur.Load().order...) }
 
 // Now is the store's clock.
 func (s *Store) Now() time.Time { return s.now() }
@@ -115,7 +102,7 @@ type roomKeys struct {
 }
 
 func (s *Store) keys(room string) roomKeys {
-	if k, ok := s.roomKeys[room]; ok {
+	if k, ok := s.cur.Load().keys[room]; ok {
 		return k
 	}
 	return s.buildKeys(room)
@@ -197,19 +184,23 @@ func liveTTL(r Room) int64 {
 // same configuration was seeded before: a change made through the admin API
 // survives a restart, a change to the configuration file wins over it.
 func (s *Store) Seed(ctx context.Context) error {
-	for _, id := range s.order {
-		if err := s.seed(ctx, s.rooms[id]); err != nil {
+	set := s.cur.Load()
+	for _, id := range set.order {
+		if err := s.seed(ctx, set.rooms[id]); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *Store) seed(ctx context.Context, r Room) error {
-	k := s.keys(r.ID)
+func (s *Store) seed(ctx context.Context, r Room) error { return s.seedIn(ctx, s.cur.Load(), r) }
+
+// seedIn is seed for a room of set, which need not be published yet.
+func (s *Store) seedIn(ctx context.Context, set *roomSet, r Room) error {
+	k := set.keys[r.ID]
 	opens, closes := unixMilli(r.OpensAt), unixMilli(r.ClosesAt)
 	digest := sha256.Sum256(fmt.Appendf(nil, "%s|%v|%d|%d|%d|%s", r.State, r.Policy.RatePerMinute, r.Policy.MaxActive, opens, closes, r.method()))
-	m := s.floors[r.ID]
+	m := set.floors[r.ID]
 	epoch, remembered := m.seedEpoch()
 	got, err := seedScript.Run(ctx, s.rdb, []string{k.hash, k.tail, k.serving},
 		hex.EncodeToString(digest[:8]), string(r.State), formatFloat(r.Policy.RatePerMinute), r.Policy.MaxActive,
@@ -233,7 +224,7 @@ func (s *Store) run(ctx context.Context, r Room, script *redis.Script, keys []st
 // runVia is run with the first attempt sent in batch b (see batcher; nil:
 // alone) and after appended behind the restore block.
 func (s *Store) runVia(ctx context.Context, b *batcher, r Room, script *redis.Script, keys []string, args, after []any) *redis.Cmd {
-	m := s.floors[r.ID]
+	m := s.floor(r.ID)
 	run := ""
 	call := func() *redis.Cmd {
 		a := append(append(args[:len(args):len(args)], m.restoreArgs(run)...), after...)
@@ -261,7 +252,7 @@ func (s *Store) runVia(ctx context.Context, b *batcher, r Room, script *redis.Sc
 }
 
 func (s *Store) room(id string) (Room, error) {
-	r, ok := s.rooms[id]
+	r, ok := s.cur.Load().rooms[id]
 	if !ok {
 		return Room{}, fmt.Errorf("%w %q", ErrUnknownRoom, id)
 	}
@@ -348,7 +339,7 @@ func (s *Store) joinAs(ctx context.Context, r Room, t Ticket, request, previous 
 	room, now, k := r.ID, t.JoinedAt, s.keys(r.ID)
 	bd := s.binding(r, k, request, o.created)
 	limitKeys, limitArgs := s.limiterArgs(k, o.client, now)
-	res, err := s.runVia(ctx, s.batches[r.ID], r, joinScript,
+	res, err := s.runVia(ctx, s.cur.Load().batches[r.ID], r, joinScript,
 		append([]string{k.hash, k.tail, k.serving, bd.key, k.active, k.reached, k.live(r, now, 0), k.returned}, limitKeys...),
 		[]any{now.UnixMilli(), t.ID.String(), bd.ttl, previous, ClaimWindow.Milliseconds(), newDrawKey(),
 			liveTTL(r), bd.field}, limitArgs).Int64Slice()
@@ -364,12 +355,12 @@ func (s *Store) joinAs(ctx context.Context, r Room, t Ticket, request, previous 
 		return Joined{}, &RateLimitedError{RetryAfter: time.Duration(res[1]) * time.Millisecond}
 	case -3:
 		t.PreQueue, t.Epoch = res[1], res[2]
-		s.floors[room].seenPreQueue(room, now, t.Epoch, t.PreQueue)
+		s.floor(room).seenPreQueue(room, now, t.Epoch, t.PreQueue)
 		return Joined{Ticket: t, New: true}, nil
 	}
 	t.Position, t.Epoch = res[0], res[2]
 	t.ServingAtJoin = min(max(0, res[1]), t.Position-1)
-	s.floors[room].seen(room, now, t.Epoch, t.Position, res[1])
+	s.floor(room).seen(room, now, t.Epoch, t.Position, res[1])
 	return Joined{Ticket: t, Serving: res[1], New: true}, nil
 }
 
@@ -472,7 +463,7 @@ func (s *Store) Advance(ctx context.Context, room string, n int64) (Counters, er
 	if err != nil {
 		return Counters{}, fmt.Errorf("advance room %q: %w", room, err)
 	}
-	s.floors[room].seen(room, s.now(), res[2], res[1], res[0])
+	s.floor(room).seen(room, s.now(), res[2], res[1], res[0])
 	return Counters{Serving: res[0], Tail: res[1], Epoch: res[2]}, nil
 }
 
@@ -592,7 +583,7 @@ func (s *Store) Status(ctx context.Context, room string) (Counters, error) {
 	}
 	c := read()
 	c.Active = active.Val()
-	m := s.floors[room]
+	m := s.floor(room)
 	m.seenCounters(room, s.now(), c)
 	return m.raise(c), nil
 }
@@ -703,8 +694,9 @@ func (s *Store) noticeRestart(ctx context.Context, room string) string {
 			return run
 		}
 	}
-	runs := make(map[string]string, len(s.order))
-	for _, id := range s.order {
+	order := s.cur.Load().order
+	runs := make(map[string]string, len(order))
+	for _, id := range order {
 		k := s.keys(id)
 		run := "embedded"
 		if !s.embedded {
@@ -730,11 +722,11 @@ func (s *Store) noticeRestart(ctx context.Context, room string) string {
 // remembers, re-seeding the room if Redis lost it.
 func (s *Store) restore(ctx context.Context, room string) error {
 	k := s.keys(room)
-	epoch, err := s.run(ctx, s.rooms[room], restoreScript, []string{k.hash, k.tail, k.serving}).Int64()
+	epoch, err := s.run(ctx, s.cur.Load().rooms[room], restoreScript, []string{k.hash, k.tail, k.serving}).Int64()
 	if err != nil {
 		return fmt.Errorf("restore room %q: %w", room, err)
 	}
-	s.floors[room].seen(room, s.now(), epoch, 0, 0)
+	s.floor(room).seen(room, s.now(), epoch, 0, 0)
 	return nil
 }
 

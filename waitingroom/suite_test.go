@@ -354,6 +354,7 @@ func runStoreSuite(t *testing.T, newClient func(t *testing.T) redis.UniversalCli
 		{"SeedKeepsAdminChanges", testSeedKeepsAdminChanges},
 		{"SeedChangedConfigWins", testSeedChangedConfigWins},
 		{"SetStateAndPolicyValidate", testSetValidate},
+		{"SetRooms", testSetRooms},
 		// Cache; status; keys.
 		{"CacheRefreshAndGet", testCacheRefresh},
 		{"CacheObserve", testCacheObserve},

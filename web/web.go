@@ -378,7 +378,9 @@ func (s *Server) storeFailure(w http.ResponseWriter, r *http.Request, err error)
 	switch {
 	case errors.Is(err, waitingroom.ErrClaimed):
 		s.fail(w, r, msgClaimed, nil)
-	case errors.Is(err, waitingroom.ErrClosed):
+	case errors.Is(err, waitingroom.ErrClosed), errors.Is(err, waitingroom.ErrUnknownRoom):
+		// A room an operator deleted while visitors waited is closed to
+		// them (issue 16), not an outage.
 		s.fail(w, r, msgClosed, nil)
 	case errors.Is(err, waitingroom.ErrUnknownRequest):
 		s.fail(w, r, msgUnknown, nil)

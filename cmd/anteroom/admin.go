@@ -47,7 +47,7 @@ commands:
   keys retire KID           take a leaked signing key out of the JWKS at once; if it
                             signs, a new key signs from now (other instances follow
                             at their next refresh of the keys, within a minute)
-
+`+adminCatalogUsage+`
 flags:
   --url URL        the server's base URL, its issuer (default $ANTEROOM_URL, else `+defaultAdminURL+`)
   --token TOKEN    the admin token (default $ANTEROOM_ADMIN_TOKEN; prefer the variable,
@@ -67,6 +67,8 @@ func adminCmd(ctx context.Context, args []string, getenv func(string) string, st
 	rate := fs.Float64("rate", 0, "")
 	maxActive := fs.Int("max-active", 0, "")
 	state := fs.String("state", "", "")
+	public := fs.Bool("public", false, "")
+	limit := fs.Int("limit", 0, "")
 	usageErr := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "anteroom admin: "+format+"\n", a...)
 		fmt.Fprintln(stderr, "run 'anteroom admin --help' for usage")
@@ -158,7 +160,14 @@ func adminCmd(ctx context.Context, args []string, getenv func(string) string, st
 			return usageErr("usage: keys, or keys retire KID")
 		}
 	default:
-		return usageErr("unknown command %q", cmd)
+		r, code, ok := catalogRequest(cmd, rest, *public, *limit, usageErr)
+		if !ok {
+			return usageErr("unknown command %q", cmd)
+		}
+		if code >= 0 {
+			return code
+		}
+		req = r
 	}
 
 	if *base == "" {
@@ -353,6 +362,9 @@ func (c *adminClient) do(ctx context.Context, ar adminRequest) ([]byte, error) {
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized:
 		return nil, errors.New("the server refused the admin token (HTTP 401): check ANTEROOM_ADMIN_TOKEN or --token")
+	case resp.StatusCode == http.StatusForbidden && isAPIError:
+		// A viewer's token: the description names it.
+		return nil, fmt.Errorf("%s (HTTP 403)", apiErr.Description)
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
 		return nil, fmt.Errorf("%s redirects to %s (HTTP %d): use that address as --url", c.base, resp.Header.Get("Location"), resp.StatusCode)
 	case isAPIError && apiErr.Description != "":

@@ -35,3 +35,27 @@ const (
 // braces are a Redis Cluster hash tag: all of a room's keys live in one
 // slot, so that one script may touch several.
 func Room(prefix, room string) string { return prefix + ":{r:" + room + "}:" }
+
+// The catalog: rooms and clients an operator created at run time through
+// the admin API (package catalog), and the audit log of every change. A
+// room's definition lives in the room's own slot (RoomDefinition), so
+// that each room is one hash slot on a Cluster; the index and the clients
+// are small and live in one slot each.
+const (
+	// CatalogRooms is the set of the ids of the rooms created at run time.
+	CatalogRooms = Prefix + ":catalog:rooms"
+	// CatalogClients is the hash of the clients created at run time, by id.
+	CatalogClients = Prefix + ":catalog:clients"
+	// CatalogVersion is incremented after every change of the catalog:
+	// each instance polls it, as a safety net under CatalogChanged.
+	CatalogVersion = Prefix + ":catalog:version"
+	// CatalogChanged is the pub/sub channel on which a change is announced
+	// to every instance.
+	CatalogChanged = Prefix + ":catalog:changed"
+	// Audit is the bounded list of the admin changes, newest first.
+	Audit = Prefix + ":audit"
+)
+
+// RoomDefinition is the key of a room's definition when it was created at
+// run time: one of the room's own keys, in its slot.
+func RoomDefinition(room string) string { return Room(Prefix, room) + "def" }

@@ -87,6 +87,22 @@
 
   function show(room) {
     var c = card(room);
+    setText(field(c, "source"), room.source === "api" ? "created at run time" : "config file");
+    var del = field(c, "delete");
+    del.hidden = room.source !== "api";
+    if (!del.bound) {
+      del.bound = true;
+      del.addEventListener("click", function () {
+        var id = c.id;
+        if (!window.confirm("Delete the room " + c.name + "? Its waiting visitors see that it is closed; its sites' logins are refused.")) return;
+        call("DELETE", "/rooms/" + encodeURIComponent(id)).then(function () {
+          c.el.remove();
+          delete cards[id];
+          say(c.name + " is deleted.");
+          loadCatalog();
+        }).catch(actionError(c.name));
+      });
+    }
     c.doc = room;
     c.name = room.name || room.id;
     var pol = room.policy || {};
@@ -156,10 +172,7 @@
     }).catch(function (err) {
       c.busy = false;
       show(c.doc);
-      if (err && err.message === "signed out") return;
-      errorBox.textContent = c.name + ": " + err.message;
-      errorBox.setAttribute("data-kind", "action");
-      errorBox.hidden = false;
+      actionError(c.name)(err);
     });
   }
 
@@ -270,14 +283,105 @@
     });
   }
 
+  function actionError(what) {
+    return function (err) {
+      if (err && err.message === "signed out") return;
+      errorBox.textContent = what + ": " + err.message;
+      errorBox.setAttribute("data-kind", "action");
+      errorBox.hidden = false;
+    };
+  }
+
+  // Rooms and clients at run time, and the audit log.
+  function cell(row, text) {
+    var td = document.createElement("td");
+    td.textContent = text === undefined || text === null ? "" : text;
+    row.appendChild(td);
+    return td;
+  }
+  function loadCatalog() {
+    call("GET", "/clients").then(function (doc) {
+      var body = document.querySelector("#clients tbody");
+      var rows = (doc.clients || []).map(function (c) {
+        var def = c.definition || {};
+        var tr = document.createElement("tr");
+        cell(tr, def.id); cell(tr, def.room); cell(tr, c.source); cell(tr, c.public ? "yes" : "no"); cell(tr, c.updated_by || "");
+        var td = cell(tr, "");
+        if (c.source === "api") {
+          var b = document.createElement("button");
+          b.type = "button";
+          b.className = "danger changes";
+          b.textContent = "Delete";
+          b.setAttribute("data-client", def.id);
+          b.addEventListener("click", function () {
+            if (!window.confirm("Delete the client " + def.id + "? Its site can no longer log anyone in.")) return;
+            call("DELETE", "/clients/" + encodeURIComponent(def.id)).then(function () {
+              say("The client " + def.id + " is deleted.");
+              loadCatalog();
+            }).catch(actionError(def.id));
+          });
+          td.appendChild(b);
+        }
+        return tr;
+      });
+      body.replaceChildren.apply(body, rows);
+    }).catch(showError);
+    call("GET", "/audit?limit=20").then(function (doc) {
+      var body = document.querySelector("#audit tbody");
+      var rows = (doc.entries || []).map(function (e) {
+        var tr = document.createElement("tr");
+        cell(tr, new Date(e.at).toLocaleString()); cell(tr, e.who); cell(tr, e.action); cell(tr, e.target);
+        return tr;
+      });
+      body.replaceChildren.apply(body, rows);
+    }).catch(showError);
+  }
+  function createFrom(form, textarea, path, extra, done) {
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var def;
+      try { def = JSON.parse(textarea.value); } catch (e) {
+        actionError("The definition")(new Error("not JSON: " + e.message));
+        return;
+      }
+      extra(def);
+      call("POST", path, def).then(function (doc) {
+        errorBox.hidden = true;
+        done(doc);
+        loadCatalog();
+        if (timer !== null) { clearTimeout(timer); refresh(); }
+      }).catch(actionError(def.id || "The definition"));
+    });
+  }
+  var secretBox = document.getElementById("secret");
+  var newRoom = document.getElementById("new-room");
+  if (newRoom) {
+    createFrom(newRoom, document.getElementById("room-def"), "/rooms", function () {}, function (doc) {
+      say("The room " + doc.definition.id + " is created.");
+    });
+    createFrom(document.getElementById("new-client"), document.getElementById("client-def"), "/clients", function (def) {
+      if (document.getElementById("client-public").checked) def.public = true;
+    }, function (doc) {
+      say("The client " + doc.definition.id + " is created.");
+      if (doc.client_secret) {
+        secretBox.textContent = "Secret of " + doc.definition.id + ", shown once: store it now: " + doc.client_secret;
+        secretBox.hidden = false;
+      }
+    });
+  }
+
   function refresh() {
     timer = null;
     if (document.hidden) { schedule(); return; }
     call("GET", "/rooms").then(function (doc) {
-      (doc.rooms || []).forEach(show);
+      var seen = {};
+      (doc.rooms || []).forEach(function (r) { seen[r.id] = true; show(r); });
+      Object.keys(cards).forEach(function (id) {
+        if (!seen[id]) { cards[id].el.remove(); delete cards[id]; }
+      });
       if (errorBox.getAttribute("data-kind") === "connection") errorBox.hidden = true;
       setText(updated, "Updated " + new Date().toLocaleTimeString());
-      if (Date.now() - lastHistory >= HISTORY_MS) loadHistory();
+      if (Date.now() - lastHistory >= HISTORY_MS) { loadHistory(); loadCatalog(); }
     }).catch(showError).then(schedule);
   }
   function schedule() { if (timer === null) timer = setTimeout(refresh, REFRESH_MS); }
