@@ -168,6 +168,9 @@ type Room struct {
 	// lottery among everyone waiting at each admission, where arriving
 	// early buys nothing.
 	Queueing string `yaml:"queueing"`
+	// Challenge asks new visitors for a proof of work before a place
+	// (off by default).
+	Challenge Challenge `yaml:"challenge"`
 }
 
 // Schedule returns the parsed opens_at and closes_at (zero when empty).
@@ -311,6 +314,7 @@ func (c *Config) ApplyDefaults() {
 		if r.OriginHealth != nil {
 			r.OriginHealth.applyDefaults()
 		}
+		r.Challenge.applyDefaults()
 	}
 	if c.Gate != nil {
 		c.Gate.ApplyDefaults()
