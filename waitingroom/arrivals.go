@@ -91,7 +91,7 @@ func cutMode(v string) (mode, over string, ok bool) {
 }
 
 func (k roomKeys) arrivals(sec int64) string { return k.tag + "arr:" + strconv.FormatInt(sec, 36) }
-func (k roomKeys) challengeMode() string    { return k.tag + "challenge" }
+func (k roomKeys) challengeMode() string     { return k.tag + "challenge" }
 
 // Sync adds this instance's counts to Redis and reads every room's rate
 // and live mode. Counts it could not write are kept for the next Sync.
