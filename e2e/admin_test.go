@@ -43,7 +43,7 @@ func tableRows(t *testing.T, out string) map[string][]string {
 	t.Helper()
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	header := lines[0]
-	cols := []string{"ID", "STATE", "WAITING", "SERVING", "TAIL", "ACTIVE", "RATE/MIN", "MEASURED", "ETA", "QUEUE FULL"}
+	cols := []string{"ID", "STATE", "WAITING", "SERVING", "TAIL", "ACTIVE", "RATE/MIN", "MEASURED", "ETA", "QUEUE FULL", "CHALLENGE"}
 	var starts []int
 	for _, c := range cols {
 		i := strings.Index(header, c)

@@ -266,7 +266,7 @@ func New(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, opt
 		Issuer: cfg.Issuer, Store: store, Cache: cache, CookieSecrets: secrets, AdminToken: cfg.Admin.Token,
 		Origins: origins, Abandoned: metrics, Keys: km, ClientIP: clientIPs.Of,
 		// ops.listen: see ops.go.
-		SeparateOps: cfg.Ops.Separate(),
+		SeparateOps: cfg.Ops.Separate(), Challenges: challenges,
 	})
 	if err != nil {
 		return nil, err
