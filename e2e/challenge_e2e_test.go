@@ -118,6 +118,19 @@ func TestChallengeRefusalsAndReplayAcrossInstances(t *testing.T) {
 	ctx := context.Background()
 	alice := h.visitor()
 	waitURL := alice.queue()
+	// The page a person sees: checking the browser in a same-origin
+	// worker, under the unchanged strict CSP, with the live region and a
+	// <noscript> explanation.
+	resp, page := visit(t, alice.browser, http.MethodGet, waitURL)
+	for _, want := range []string{`data-state="challenge"`, `data-worker-url="` + issuer + `/static/solve.js"`,
+		`role="status" aria-live="polite"`, `<noscript><p class="notice" id="noscript">`, `id="challenge"`, `action="` + waitURL + `/proof"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("challenge page lacks %s", want)
+		}
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); csp != "default-src 'self'; frame-ancestors 'none'; form-action 'self' https: http:; base-uri 'none'" {
+		t.Errorf("CSP changed: %q", csp)
+	}
 	_, doc := askChallengeAt(t, h, alice.browser, waitURL)
 	// Issuing a challenge stores nothing for the visitor: no binding, no
 	// place (the arrival counters are per room and second).
@@ -164,7 +177,7 @@ func TestChallengeRefusalsAndReplayAcrossInstances(t *testing.T) {
 	good = solve(t, doc.Challenge)
 	h.clock.Advance(7 * time.Second)
 	joinedAt := h.clock.Now().Unix()
-	code, body, resp := postProof(t, alice.browser, doc.ProofURL, good)
+	code, body, resp = postProof(t, alice.browser, doc.ProofURL, good)
 	if code != http.StatusOK {
 		t.Fatalf("good proof: %d %s", code, body)
 	}
@@ -206,11 +219,11 @@ func TestChallengeRefusalsAndReplayAcrossInstances(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	page, _ := io.ReadAll(resp.Body)
+	errPage, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(resp.Header.Get("Content-Type"), "text/html") ||
-		!strings.Contains(string(page), "The browser check did not work") || !strings.Contains(string(page), "style.css") {
-		t.Fatalf("refusal page: %d %s", resp.StatusCode, page)
+		!strings.Contains(string(errPage), "The browser check did not work") || !strings.Contains(string(errPage), "style.css") {
+		t.Fatalf("refusal page: %d %s", resp.StatusCode, errPage)
 	}
 
 	// The metrics of each instance count what it saw.
@@ -227,7 +240,7 @@ func TestChallengeRefusalsAndReplayAcrossInstances(t *testing.T) {
 	h.on(0)
 	_, metrics = visit(t, h.browser(), http.MethodGet, issuer+"/metrics")
 	for _, want := range []string{
-		`anteroom_challenges_issued_total{room="launch"} 5`,
+		`anteroom_challenges_issued_total{room="launch"} 6`,
 		`anteroom_challenges_solved_total{room="launch"} 1`,
 		`anteroom_challenges_refused_total{reason="proof_expired",room="launch"} 1`,
 		`anteroom_challenges_refused_total{reason="proof_invalid",room="launch"} 2`,
