@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -51,5 +52,29 @@ func TestChallengeErrorsNameTheKey(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: got %v, want %q", yaml, err, want)
 		}
+	}
+}
+
+// TestREADMEChallengeExample loads the README's challenge example as a
+// reader would copy it.
+func TestREADMEChallengeExample(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const first = "# A room that asks new visitors for a proof of work while it is busy.\n"
+	_, rest, ok := strings.Cut(string(data), "```yaml\n"+first)
+	if !ok {
+		t.Fatal("README has no challenge example")
+	}
+	block, _, _ := strings.Cut(rest, "```")
+	cfg, err := config.Parse([]byte(first+block), env(designEnv))
+	if err != nil {
+		t.Fatalf("README challenge example: %v", err)
+	}
+	want := config.Challenge{Mode: "under_load", MaxNumber: 200000, JoinsPerSecond: 50}
+	if got := cfg.Rooms[0].Challenge; got != want || want.MaxNumber != config.DefaultChallengeMaxNumber {
+		t.Fatalf("README challenge example: %+v", got)
 	}
 }
