@@ -583,12 +583,27 @@ func TestDashboardInABrowser(t *testing.T) {
 		t.Fatalf("after the controls: %v", doc)
 	}
 
+	// The challenge: its badge shows the mode and difficulty, and the
+	// select switches it live.
+	poll("the challenge badge", `(document.querySelector('[data-field="challenge"]') || {}).textContent === "challenge off · none now"`)
+	if err := chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.CSS(`form[data-form="challenge"] select`), "always"),
+		chromedp.Click(chromedp.CSS(`form[data-form="challenge"] button`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	poll("the challenge's confirmation", `(document.getElementById("flash") || {}).textContent.includes("challenge set to always")`)
+	poll("the difficulty", `document.querySelector('[data-field="challenge"]').textContent.startsWith("challenge always · 200")`)
+	if ch := bearer(http.MethodGet, "", "")["challenge"].(map[string]any); ch["mode"] != "always" || ch["difficulty"] != float64(200000) {
+		t.Fatalf("challenge after the form: %v", ch)
+	}
+
 	mu.Lock()
 	defer mu.Unlock()
 	if len(problems) > 0 {
 		t.Fatalf("the page reported problems:\n%s", strings.Join(problems, "\n"))
 	}
-	if len(dialogs) != 5 {
+	if len(dialogs) != 6 {
 		t.Fatalf("confirmations: %q", dialogs)
 	}
 }
