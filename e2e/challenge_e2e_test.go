@@ -361,3 +361,40 @@ func TestChallengeUnderLoadAndLiveSwitch(t *testing.T) {
 		t.Fatalf("challenged after the switch to off: %s", body)
 	}
 }
+
+// TestChallengeProofFromAnotherSiteIsRefused: a proof a page of another
+// site makes the browser post (Sec-Fetch-Site: cross-site) arrives without
+// the browser's ticket, and would replace its cookie: it is refused, and
+// takes no place.
+func TestChallengeProofFromAnotherSiteIsRefused(t *testing.T) {
+	h := newHarness(t, challengeRoom("always", 1000))
+	b := h.browser()
+	_, doc := askChallenge(t, h, b)
+	form := url.Values{"payload": {solve(t, doc.Challenge)}}
+	req, _ := http.NewRequest(http.MethodPost, doc.ProofURL, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	resp, err := b.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	wantRefusal(t, "cross-site", resp.StatusCode, body, "proof_invalid")
+	if len(resp.Cookies()) != 0 || h.tail() != float64(0) {
+		t.Fatalf("a cross-site proof set %v, tail %v", resp.Cookies(), h.tail())
+	}
+	// The same proof from the page itself (same-origin) takes the place.
+	req, _ = http.NewRequest(http.MethodPost, doc.ProofURL, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	resp, err = b.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasSuffix(resp.Request.URL.Path, strings.TrimPrefix(strings.TrimSuffix(doc.ProofURL, "/proof"), issuer)) || h.tail() != float64(1) {
+		t.Fatalf("same-origin form post: %d at %s, tail %v", resp.StatusCode, resp.Request.URL, h.tail())
+	}
+}

@@ -111,6 +111,11 @@ func (s *Server) challenged(w http.ResponseWriter, r *http.Request, req AuthRequ
 	if c.Load != nil {
 		c.Load.Arrive(room.ID)
 	}
+	if cc, ok := s.cache.Get(room.ID); ok && cc.State == waitingroom.StateClosed {
+		// No place to buy: the join says the room is closed, and a
+		// visitor should not compute for that page.
+		return false
+	}
 	d := c.Difficulty(room.ID)
 	if d <= 0 {
 		return false
@@ -178,6 +183,13 @@ func (s *Server) proof(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.challenges == nil || s.challenges.Issuer == nil {
 		s.fail(w, r, msgProofInvalid, nil)
+		return
+	}
+	if !sameOrigin(r) {
+		// A form another site makes a browser post arrives without the
+		// browser's ticket (SameSite=Lax), and its answer would replace
+		// that ticket's cookie with a place for the other site's request.
+		s.refuseProof(w, r, roomID, msgProofInvalid, nil)
 		return
 	}
 	payload, err := proofPayload(w, r)
