@@ -1,16 +1,24 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os/exec"
 	"strconv"
 	"time"
 
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/oauth2"
 
 	"github.com/anteroom/anteroom/challenge"
 	"github.com/anteroom/anteroom/config"
@@ -32,7 +40,7 @@ var challengeDifficulties = []int64{
 // the default difficulty, with every difficulty in the details, beside
 // the time Chromium's waiting-page worker takes for the same expected work
 // at 1× and 4× CPU throttling (a mid-range phone).
-func figureChallenge(ctx context.Context, o options, a *instance) (figure, error) {
+func figureChallenge(ctx context.Context, o options, a *instance, rdb redis.UniversalClient) (figure, error) {
 	step("figure 7: a place behind a proof of work; native solver on one core vs an unchallenged join, %d rounds", o.rounds)
 	client := newClient(o.concurrency)
 	iss, err := challenge.New([][]byte{[]byte(randomHex(32))})
@@ -69,6 +77,18 @@ func figureChallenge(ctx context.Context, o options, a *instance) (figure, error
 	for _, d := range challengeDifficulties {
 		details["native_places_per_s_at_"+strconv.FormatInt(d, 10)] = solveRate(d)
 	}
+	// What a place bought with a proof costs Redis, beside an ordinary
+	// one: the proof's spent mark is the binding every place has.
+	const places = 5000
+	unchallenged, err := placeBytes(ctx, rdb, places, func() error { _, err := queueVisitor(client, a); return err })
+	if err != nil {
+		return figure{}, err
+	}
+	proved, err := placeBytes(ctx, rdb, places, func() error { return provedVisitor(client, a) })
+	if err != nil {
+		return figure{}, err
+	}
+	details["redis_bytes_per_place_unchallenged"], details["redis_bytes_per_place_with_proof"] = unchallenged, proved
 	if chromium := findChromium(); chromium != "" {
 		for _, rate := range []float64{1, 4} {
 			for _, d := range challengeDifficulties {
@@ -135,4 +155,61 @@ func findChromium() string {
 		}
 	}
 	return ""
+}
+
+// provedVisitor takes a place in the challenging room as a JSON client
+// does: the waiting page's challenge, solved, posted to its proof_url.
+func provedVisitor(client *http.Client, a *instance) error {
+	b := browser(client)
+	conf := &oauth2.Config{ClientID: powClient, RedirectURL: rpCallback, Scopes: []string{gooidc.ScopeOpenID},
+		Endpoint: oauth2.Endpoint{AuthURL: a.issuer + "/authorize", TokenURL: a.issuer + "/oauth/token"}}
+	l := newLogin()
+	resp, err := b.Get(conf.AuthCodeURL(l.state, gooidc.Nonce(l.nonce), oauth2.S256ChallengeOption(l.verifier)))
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	req, _ := http.NewRequest(http.MethodGet, resp.Request.URL.String(), nil)
+	req.Header.Set("Accept", "application/json")
+	if resp, err = b.Do(req); err != nil {
+		return err
+	}
+	var doc struct {
+		Challenge challenge.Challenge `json:"challenge"`
+		ProofURL  string              `json:"proof_url"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&doc)
+	resp.Body.Close()
+	if err != nil || doc.ProofURL == "" {
+		return fmt.Errorf("no challenge at %s (%s): %v", resp.Request.URL, resp.Status, err)
+	}
+	n, ok := challenge.Solve(doc.Challenge)
+	if !ok {
+		return errors.New("challenge without a solution")
+	}
+	body, _ := json.Marshal(map[string]string{"payload": challenge.Encode(doc.Challenge, n)})
+	req, _ = http.NewRequest(http.MethodPost, doc.ProofURL, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	if resp, err = b.Do(req); err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("proof: %s", resp.Status)
+	}
+	return nil
+}
+
+// placeBytes is the growth of Redis's used_memory per place after n
+// places taken by join, 32 at a time.
+func placeBytes(ctx context.Context, rdb redis.UniversalClient, n int, join func() error) (float64, error) {
+	settleRedis := func() int64 { time.Sleep(time.Second); return usedMemory(ctx, rdb) }
+	before := settleRedis()
+	if err := forEach(ctx, n, 32, func(int) error { return join() }); err != nil {
+		return 0, err
+	}
+	return float64(settleRedis()-before) / float64(n), nil
 }

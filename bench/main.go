@@ -212,7 +212,7 @@ func run(o options) error {
 	}
 
 	if o.want("challenge") {
-		if f, err = figureChallenge(ctx, o, a); err != nil {
+		if f, err = figureChallenge(ctx, o, a, rdb); err != nil {
 			return a.explain(fmt.Errorf("figure 7: %w", err))
 		}
 		res.Figures = append(res.Figures, f)
