@@ -385,7 +385,9 @@ func TestChallengeProofFromAnotherSiteIsRefused(t *testing.T) {
 	if len(resp.Cookies()) != 0 || h.tail() != float64(0) {
 		t.Fatalf("a cross-site proof set %v, tail %v", resp.Cookies(), h.tail())
 	}
-	// The same proof from the page itself (same-origin) takes the place.
+	// The same proof from the page itself (same-origin) takes the place,
+	// in the form field ALTCHA's widget fills (altcha).
+	form = url.Values{"altcha": form["payload"]}
 	req, _ = http.NewRequest(http.MethodPost, doc.ProofURL, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Sec-Fetch-Site", "same-origin")
