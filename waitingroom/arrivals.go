@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -74,20 +75,12 @@ func (a *Arrivals) Mode(room, configured string) (string, bool) {
 	a.mu.Lock()
 	v := a.modes[room]
 	a.mu.Unlock()
-	mode, over, ok := cutMode(v)
+	// The value is "<mode> <configured mode it was set over>".
+	mode, over, ok := strings.Cut(v, " ")
 	if !ok || over != configured {
 		return "", false
 	}
 	return mode, true
-}
-
-func cutMode(v string) (mode, over string, ok bool) {
-	for i := range len(v) {
-		if v[i] == ' ' {
-			return v[:i], v[i+1:], true
-		}
-	}
-	return "", "", false
 }
 
 func (k roomKeys) arrivals(sec int64) string { return k.tag + "arr:" + strconv.FormatInt(sec, 36) }

@@ -189,12 +189,12 @@ func (s *Server) proof(w http.ResponseWriter, r *http.Request) {
 		// A form another site makes a browser post arrives without the
 		// browser's ticket (SameSite=Lax), and its answer would replace
 		// that ticket's cookie with a place for the other site's request.
-		s.refuseProof(w, r, roomID, msgProofInvalid, nil)
+		s.refuseProof(w, r, roomID, msgProofInvalid)
 		return
 	}
 	payload, err := proofPayload(w, r)
 	if err != nil {
-		s.refuseProof(w, r, roomID, msgProofInvalid, err)
+		s.refuseProof(w, r, roomID, msgProofInvalid)
 		return
 	}
 	p, err := s.challenges.Issuer.Verify(payload, roomID, id)
@@ -208,14 +208,14 @@ func (s *Server) proof(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, challenge.ErrOtherRequest):
 			m = msgProofOtherRequest
 		}
-		s.refuseProof(w, r, roomID, m, err)
+		s.refuseProof(w, r, roomID, m)
 		return
 	}
 	j, err := s.store.Join(r.Context(), roomID, id, have, waitingroom.JoinFrom(limitKey(s.clientIPs.Of(r))), waitingroom.RequestCreatedAt(req.Created()))
 	if errors.Is(err, waitingroom.ErrClaimed) {
 		// The request already bought a place, with this proof or another
 		// one: the ticket it is bound to is somewhere else.
-		s.refuseProof(w, r, roomID, msgProofReplayed, err)
+		s.refuseProof(w, r, roomID, msgProofReplayed)
 		return
 	}
 	if err != nil {
@@ -240,10 +240,11 @@ func (s *Server) proof(w http.ResponseWriter, r *http.Request) {
 	s.writeStatus(w, r, id, t, room, c, now)
 }
 
-func (s *Server) refuseProof(w http.ResponseWriter, r *http.Request, room string, m message, err error) {
+// refuseProof answers a refused proof with m, counted by its code. The
+// code is the reason; a forged or stale payload is not worth a log line.
+func (s *Server) refuseProof(w http.ResponseWriter, r *http.Request, room string, m message) {
 	s.metrics.challengeRefused(room, m.Code)
 	s.fail(w, r, m, nil)
-	_ = err // the reason is in the code; a forged payload is not worth a log line
 }
 
 // proofPayload reads the payload from a JSON or form body.
