@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/anteroom/anteroom/config"
@@ -68,6 +69,23 @@ func TestChallengeInChromiumAtFourTimesThrottling(t *testing.T) {
 	if _, err := chromedp.Call(ctx, emulation.SetCPUThrottlingRate, emulation.SetCPUThrottlingRateParams{Rate: throttleRate()}); err != nil {
 		t.Fatal(err)
 	}
+	// The test's own observer (injected by DevTools, not by the page, so
+	// the CSP is untouched): what the challenge page showed in its bar
+	// and said in its live region, kept in sessionStorage across the
+	// proof's navigation.
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: `
+document.addEventListener("DOMContentLoaded", function () {
+  var room = document.getElementById("room");
+  if (!room || room.getAttribute("data-state") !== "challenge") return;
+  new MutationObserver(function () {
+    var bar = document.getElementById("bar");
+    var said = document.getElementById("announce").textContent;
+    sessionStorage.setItem("maxbar", String(Math.max(Number(sessionStorage.getItem("maxbar") || 0), bar.value)));
+    if (said) sessionStorage.setItem("announced", said);
+  }).observe(room, { subtree: true, childList: true, attributes: true, characterData: true });
+});`}); err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
 	if err := chromedp.Do(ctx, chromedp.Navigate(siteURL+"/login")); err != nil {
 		t.Fatal(err)
@@ -96,6 +114,12 @@ func TestChallengeInChromiumAtFourTimesThrottling(t *testing.T) {
 	loc, _ := chromedp.Run(ctx, chromedp.Location())
 	if !strings.HasPrefix(loc, issuer+"/wait/") || strings.HasSuffix(loc, "/proof") {
 		t.Fatalf("after the proof the browser is at %s", loc)
+	}
+	// The bar reached 100 and the live region said so before the post.
+	said, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`sessionStorage.getItem("announced") || ""`))
+	bar, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`sessionStorage.getItem("maxbar") || ""`))
+	if said != "Check done. Taking your place in the queue." || bar != "100" {
+		t.Fatalf("the challenge page announced %q with its bar at %q", said, bar)
 	}
 	t.Logf("Chromium at 4× CPU throttling: challenge page seen %v; a place at max_number %d after %v (navigation, solving and the proof's post)",
 		sawChallenge, config.DefaultChallengeMaxNumber, took.Round(time.Millisecond))
