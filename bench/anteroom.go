@@ -30,6 +30,10 @@ const (
 	flowClient = "flow"
 	flowSecret = "flow-secret-0123456789"
 	adminToken = "bench-admin-token-0123456789"
+	// powRoom challenges every new visitor, at a difficulty of nothing
+	// (figure 7 measures what a proof's place costs Redis, not the work).
+	powRoom   = "pow"
+	powClient = "pow"
 	// gateCookie is the gate's cookie name; its every path queues in the
 	// passthrough room, so a gate login is admitted at once.
 	gateCookie = "anteroom_gate"
@@ -94,7 +98,13 @@ limits: {event_streams_per_ip: 100000}
     state: open
   - id: %s
     state: passthrough
+  - id: %s
+    state: open
+    challenge: {mode: always, max_number: 10}
 clients:
+  - id: %s
+    redirect_uris: [%q]
+    room: %s
   - id: %s
     redirect_uris: [%q]
     room: %s
@@ -105,8 +115,8 @@ clients:
 gate:
   cookie: {name: %s, secure: false}
   rules: [{path_prefix: /, action: queue, room: %s}]
-`, issuer, addr, spec.redis, spec.cookieKey, adminToken, debugAddr, signing, pollRoom, openRoom,
-		pollClient, rpCallback, pollRoom, flowClient, flowSecret, rpCallback, openRoom, gateCookie, openRoom)
+`, issuer, addr, spec.redis, spec.cookieKey, adminToken, debugAddr, signing, pollRoom, openRoom, powRoom,
+		powClient, rpCallback, powRoom, pollClient, rpCallback, pollRoom, flowClient, flowSecret, rpCallback, openRoom, gateCookie, openRoom)
 	base := strings.ReplaceAll(addr, ":", "-")
 	cfgPath := filepath.Join(dir, "anteroom-"+base+".yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {

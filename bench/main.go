@@ -52,7 +52,7 @@ type options struct {
 }
 
 // want reports whether figure id (polls, joins, flows, memory, streams,
-// scaling, wrk) is to be measured: all of them unless -only names some.
+// scaling, wrk, challenge) is to be measured: all of them unless -only names some.
 func (o options) want(id string) bool {
 	return o.only == "" || slices.Contains(strings.Split(o.only, ","), id)
 }
@@ -93,7 +93,7 @@ func main() {
 	flag.StringVar(&o.profileDir, "profile", "", "write each figure's CPU profile of Anteroom into this `dir`")
 	flag.BoolVar(&o.wrk, "wrk", true, "measure the status poll and /gate/auth under wrk (figure 6)")
 	flag.IntVar(&o.wrkConns, "wrk-c", 64, "wrk's connections for figure 6")
-	flag.StringVar(&o.only, "only", "", "measure only these `figures` (comma-separated: polls,joins,flows,memory,streams,scaling,wrk)")
+	flag.StringVar(&o.only, "only", "", "measure only these `figures` (comma-separated: polls,joins,flows,memory,streams,scaling,wrk,challenge)")
 	flag.StringVar(&o.out, "out", "bench/results.json", "where to write the results")
 	flag.Parse()
 	if o.anteroom == "" {
@@ -209,6 +209,13 @@ func run(o options) error {
 			return a.explain(fmt.Errorf("figure 6: %w", err))
 		}
 		res.Figures = append(res.Figures, fs...)
+	}
+
+	if o.want("challenge") {
+		if f, err = figureChallenge(ctx, o, a, rdb); err != nil {
+			return a.explain(fmt.Errorf("figure 7: %w", err))
+		}
+		res.Figures = append(res.Figures, f)
 	}
 
 	if o.want("joins") {

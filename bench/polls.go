@@ -32,8 +32,13 @@ type waitingVisitor struct {
 // queueVisitor sends one public-client login through authorize to its
 // waiting page and returns what its page polls.
 func queueVisitor(client *http.Client, a *instance) (waitingVisitor, error) {
+	return queueVisitorOf(client, a, pollClient)
+}
+
+// queueVisitorOf is queueVisitor for the room of clientID.
+func queueVisitorOf(client *http.Client, a *instance, clientID string) (waitingVisitor, error) {
 	b := browser(client)
-	conf := &oauth2.Config{ClientID: pollClient, RedirectURL: rpCallback, Scopes: []string{gooidc.ScopeOpenID},
+	conf := &oauth2.Config{ClientID: clientID, RedirectURL: rpCallback, Scopes: []string{gooidc.ScopeOpenID},
 		Endpoint: oauth2.Endpoint{AuthURL: a.issuer + "/authorize", TokenURL: a.issuer + "/oauth/token"}}
 	l := newLogin()
 	resp, err := b.Get(conf.AuthCodeURL(l.state, gooidc.Nonce(l.nonce), oauth2.S256ChallengeOption(l.verifier)))

@@ -186,6 +186,9 @@ type Room struct {
 	// lottery among everyone waiting at each admission, where arriving
 	// early buys nothing.
 	Queueing string `yaml:"queueing"`
+	// Challenge asks new visitors for a proof of work before a place
+	// (off by default).
+	Challenge Challenge `yaml:"challenge"`
 }
 
 // Schedule returns the parsed opens_at and closes_at (zero when empty).
@@ -338,6 +341,7 @@ func (r *Room) applyDefaults() {
 	if r.OriginHealth != nil {
 		r.OriginHealth.applyDefaults()
 	}
+	r.Challenge.applyDefaults()
 }
 
 // Room looks a room up by ID. The pointer is into c.Rooms, so it stays

@@ -93,6 +93,7 @@ func TestParseDesignExample(t *testing.T) {
 			SessionTTL: config.Duration(30 * time.Minute),
 			MaxWait:    config.Duration(6 * time.Hour),
 			OnError:    "fail_closed",
+			Challenge:  config.Challenge{Mode: "off", MaxNumber: config.DefaultChallengeMaxNumber, JoinsPerSecond: config.DefaultChallengeJoinsPerSecond},
 		}},
 		Clients: []config.Client{{
 			ID:                     "shop",

@@ -64,6 +64,7 @@ func (c *Config) Validate() error {
 	v.admin(&c.Admin)
 	v.rooms(c.Rooms)
 	v.originHealth(c.Rooms)
+	v.challenges(c.Rooms)
 	v.clients(c.Clients, c.Rooms, c.Gate != nil)
 	v.gate(c.Gate, roomIDs(c.Rooms))
 	v.web(&c.Web)

@@ -43,7 +43,7 @@ func tableRows(t *testing.T, out string) map[string][]string {
 	t.Helper()
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	header := lines[0]
-	cols := []string{"ID", "STATE", "WAITING", "SERVING", "TAIL", "ACTIVE", "RATE/MIN", "MEASURED", "ETA", "QUEUE FULL"}
+	cols := []string{"ID", "STATE", "WAITING", "SERVING", "TAIL", "ACTIVE", "RATE/MIN", "MEASURED", "ETA", "QUEUE FULL", "CHALLENGE"}
 	var starts []int
 	for _, c := range cols {
 		i := strings.Index(header, c)
@@ -80,11 +80,11 @@ func TestAdminCLIStatusTableAndJSON(t *testing.T) {
 		t.Fatalf("status: exit %d, stderr %q", code, errOut)
 	}
 	rows := tableRows(t, out)
-	if got := strings.Join(rows["launch"], " "); got != "launch open 2 0 2 0 manual - - no" {
+	if got := strings.Join(rows["launch"], " "); got != "launch open 2 0 2 0 manual - - no off" {
 		t.Fatalf("launch row: %q\n%s", got, out)
 	}
 	// The sale room admits at 600/min with 50 active at most; nobody waits.
-	if got := strings.Join(rows["sale"], " "); got != "sale open 0 0 0 0/50 600 - 1s no" {
+	if got := strings.Join(rows["sale"], " "); got != "sale open 0 0 0 0/50 600 - 1s no off" {
 		t.Fatalf("sale row: %q\n%s", got, out)
 	}
 

@@ -583,6 +583,20 @@ func TestDashboardInABrowser(t *testing.T) {
 		t.Fatalf("after the controls: %v", doc)
 	}
 
+	// The challenge: its badge shows the mode and difficulty, and the
+	// select switches it live.
+	poll("the challenge badge", `(document.querySelector('[data-field="challenge"]') || {}).textContent === "challenge off · none now"`)
+	if err := chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.CSS(`form[data-form="challenge"] select`), "always"),
+		chromedp.Click(chromedp.CSS(`form[data-form="challenge"] button`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	poll("the challenge's confirmation", `(document.getElementById("flash") || {}).textContent.includes("challenge set to always")`)
+	poll("the difficulty", `document.querySelector('[data-field="challenge"]').textContent.startsWith("challenge always · 200")`)
+	if ch := bearer(http.MethodGet, "", "")["challenge"].(map[string]any); ch["mode"] != "always" || ch["difficulty"] != float64(200000) {
+		t.Fatalf("challenge after the form: %v", ch)
+	}
 	// Issue 16: a room and a client created from the dashboard, the
 	// client's secret shown once, the audit log, and the room deleted.
 	if err := chromedp.Do(ctx,
@@ -625,7 +639,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	if len(problems) > 0 {
 		t.Fatalf("the page reported problems:\n%s", strings.Join(problems, "\n"))
 	}
-	if len(dialogs) != 6 || !strings.HasPrefix(dialogs[5], "Delete the room The Drop?") {
+	if len(dialogs) != 7 || !strings.HasPrefix(dialogs[6], "Delete the room The Drop?") {
 		t.Fatalf("confirmations: %q", dialogs)
 	}
 }

@@ -91,6 +91,8 @@ func TestRedisKeyNamesArePinned(t *testing.T) {
 		{"skipped", regexp.MustCompile(`^` + room + `skipped$`), false},
 		{"returned", regexp.MustCompile(`^` + room + `returned$`), false},
 		{"drawn", regexp.MustCompile(`^` + room + `drawn$`), false},
+		{"arrivals", regexp.MustCompile(`^` + room + `arr:` + number + `$`), false},
+		{"challenge mode", regexp.MustCompile(`^` + room + `challenge$`), false},
 	}
 	all, err := e.rdb.Keys(context.Background(), "*").Result()
 	if err != nil {

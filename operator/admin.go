@@ -48,6 +48,9 @@ type roomJSON struct {
 	Origin *originJSON `json:"origin,omitempty"`
 	// Definition is a runtime room's definition (GET of one room only).
 	Definition *recordDoc `json:"definition,omitempty"`
+	// Challenge is the room's proof of work: its mode now and the
+	// difficulty a new visitor gets.
+	Challenge *challengeJSON `json:"challenge,omitempty"`
 }
 
 // originJSON is a room's origin health. Latency and time are null until
@@ -73,7 +76,8 @@ func (s *Server) roomDoc(r waitingroom.Room, c waitingroom.Counters) roomJSON {
 	}
 	doc := roomJSON{ID: r.ID, Name: r.Name, Source: source, State: c.State, Policy: c.Policy, Serving: c.Serving, Tail: c.Tail,
 		Waiting: c.Waiting(), Active: c.Active, ETASeconds: waitingroom.ETA(c.Waiting()+1, c, rate),
-		QueueFull: waitingroom.QueueFull(r, c, rate), Abandoned: s.abandonedHere(r.ID), Origin: s.originDoc(r.ID)}
+		QueueFull: waitingroom.QueueFull(r, c, rate), Abandoned: s.abandonedHere(r.ID), Origin: s.originDoc(r.ID),
+		Challenge: s.challengeDoc(r.ID)}
 	if measured, ok := s.cache.MeasuredRate(r.ID); ok {
 		doc.MeasuredRatePerMinute = &measured
 	}
@@ -190,6 +194,9 @@ type roomPatch struct {
 	State         *waitingroom.State `json:"state"`
 	RatePerMinute *float64           `json:"rate_per_minute"`
 	MaxActive     *int               `json:"max_active"`
+	// ChallengeMode switches the room's proof of work: off, always or
+	// under_load.
+	ChallengeMode *string `json:"challenge_mode"`
 }
 
 func (s *Server) adminPatch(w http.ResponseWriter, r *http.Request) {
@@ -238,6 +245,9 @@ func (s *Server) adminPatch(w http.ResponseWriter, r *http.Request) {
 			s.apiStoreError(w, r, err)
 			return
 		}
+	}
+	if !s.patchChallenge(w, r, id, p.ChallengeMode) {
+		return
 	}
 	if p.State != nil {
 		if err := s.store.SetState(r.Context(), id, *p.State); err != nil {

@@ -91,6 +91,8 @@ type Options struct {
 	// then links to them by root-relative paths, and its cookie is for
 	// /admin/ of that listener, which is plain HTTP.
 	SeparateOps bool
+	// Challenges shows and switches the rooms' proof of work (nil: none).
+	Challenges Challenges
 }
 
 // Server holds the operator's handlers.
@@ -122,6 +124,8 @@ type Server struct {
 	// crossOrigin refuses cookie-authorised changes that another origin's
 	// page made the browser send (see dashboard.go).
 	crossOrigin *http.CrossOriginProtection
+	// challenges is Options.Challenges.
+	challenges Challenges
 }
 
 // New checks the options and parses the dashboard's templates.
@@ -140,7 +144,8 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{store: o.Store, cache: o.Cache, pages: pages, static: static,
 		origins: o.Origins, abandoned: o.Abandoned, history: newHistory(o.Store.Rooms()), clientIP: o.ClientIP,
-		keys: o.Keys, opsBase: o.Issuer, signIns: newSignInThrottle(), crossOrigin: http.NewCrossOriginProtection()}
+		keys: o.Keys, opsBase: o.Issuer, signIns: newSignInThrottle(), crossOrigin: http.NewCrossOriginProtection(),
+		challenges: o.Challenges}
 	if s.clientIP == nil {
 		s.clientIP = peerAddr
 	}

@@ -47,6 +47,7 @@ import (
 type Server struct {
 	cfg       *config.Config
 	beats     *waitingroom.Heartbeats
+	arrivals  *waitingroom.Arrivals
 	site      *web.Server
 	store     *waitingroom.Store
 	cache     *waitingroom.Cache
@@ -244,13 +245,18 @@ func New(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, opt
 	if err != nil {
 		return nil, err
 	}
+	arrivals := waitingroom.NewArrivals(store)
+	challenges, err := newChallenges(cfg, secrets, now, store, arrivals)
+	if err != nil {
+		return nil, err
+	}
 	streams, streamsPerIP := streamBounds(cfg.Limits)
 	clientIPs := web.ClientIPs{Trusted: cfg.Limits.Proxies(), Forwarded: cfg.Limits.ClientIPHeader == config.ClientIPHeaderForwarded}
 	site, err := web.New(web.Options{
 		Issuer: cfg.Issuer, Store: store, Cache: cache, Flow: authFlow{provider},
 		CookieSecrets: secrets, Heartbeats: beats,
 		Origins: origins, Metrics: metrics, WebDir: cfg.Web.Dir, SiteURL: cfg.Web.SiteURL,
-		ClientIPs: clientIPs,
+		ClientIPs: clientIPs, Challenges: challenges,
 
 		// The stream bounds: see ops.go.
 		EventStreams: streams, EventStreamsPerIP: streamsPerIP,
@@ -277,7 +283,7 @@ func New(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, opt
 		MaxSessionTTL: keyOptions(cfg, now).Retain - keys.ClockSkew,
 		Origins:       origins, Abandoned: metrics, Keys: km, ClientIP: clientIPs.Of,
 		// ops.listen: see ops.go.
-		SeparateOps: cfg.Ops.Separate(),
+		SeparateOps: cfg.Ops.Separate(), Challenges: challenges,
 	})
 	if err != nil {
 		return nil, err
@@ -308,7 +314,7 @@ func New(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, opt
 	scheduler.OnSkip = metrics.Abandoned
 	mux.Handle("/", provider.Handler())
 	a := &Server{
-		cfg: cfg, site: site, beats: beats, store: store, cache: cache, keys: km, provider: provider,
+		cfg: cfg, site: site, beats: beats, arrivals: arrivals, store: store, cache: cache, keys: km, provider: provider,
 		scheduler: scheduler, origins: origins, operator: desk, registry: registry, opsLn: o.opsLn, catalog: watcher,
 		handler: web.RequestIDs(web.SecurityHeaders(withRequestTimeout(cfg.Redis.RequestTimeout.D(), traced(o.tracer, site.Instrument(metrics, mux))))),
 	}
@@ -339,6 +345,10 @@ func (a *Server) Cache() *waitingroom.Cache { return a.cache }
 // Heartbeats collects the waiting pages' signs of life, which Serve flushes
 // to Redis every few seconds.
 func (a *Server) Heartbeats() *waitingroom.Heartbeats { return a.beats }
+
+// Arrivals counts the rooms' arrivals for their challenges' difficulty,
+// which Serve syncs with the other instances; tests sync it by hand.
+func (a *Server) Arrivals() *waitingroom.Arrivals { return a.arrivals }
 
 // Keys is the instance's signing-key manager, which Serve keeps rotating.
 func (a *Server) Keys() *keys.Manager { return a.keys }
@@ -446,6 +456,7 @@ func (a *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go a.keys.Run(bg)
 	go a.origins.Run(bg)
 	go a.beats.Run(bg, heartbeatFlush)
+	go a.arrivals.Run(bg, arrivalsSync)
 	go a.operator.RunHistory(bg)
 	go a.catalog.Run(bg)
 

@@ -336,6 +336,7 @@ func runStoreSuite(t *testing.T, newClient func(t *testing.T) redis.UniversalCli
 		{"Abandonment", testAbandonment},
 		{"AbandonmentReturnTakesBudget", testAbandonmentReturnTakesBudget},
 		{"HeartbeatsInBatches", testHeartbeatsInBatches},
+		{"ArrivalsUnderLoad", testArrivalsUnderLoad},
 		{"ClosesAt", testClosesAt},
 		{"RateAndCapacity", testRateAndCapacity},
 		// Leases.

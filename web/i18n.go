@@ -51,6 +51,7 @@ var scriptKeys = []string{
 	"wait.eta.minutes", "wait.eta.hours", "wait.eta.your_turn",
 	"wait.notice.paused", "wait.notice.closed", "wait.position.drawn",
 	"wait.announce", "wait.announce.admitted",
+	"wait.challenge.solved", "wait.challenge.failed",
 }
 
 // rtlScripts are the scripts written right to left, for <html dir>.

@@ -123,6 +123,9 @@ func (s *Server) RegisterMetrics(reg prometheus.Registerer) error {
 	if err := reg.Register(&roomCollector{server: s}); err != nil {
 		return fmt.Errorf("register the rooms' gauges: %w", err)
 	}
+	if err := reg.Register(challengeCollector{server: s}); err != nil {
+		return fmt.Errorf("register the challenge gauge: %w", err)
+	}
 	return nil
 }
 
@@ -148,6 +151,8 @@ type Metrics struct {
 	// (*atomic.Int64) as the series does, readable without a scrape, for
 	// the admin status (AbandonedHere).
 	abandonedByRoom sync.Map
+	// challenge counts the rooms' proofs of work (challenge_metrics.go).
+	challenge *challengeMetrics
 }
 
 // waitBuckets span a quiet room's instant admission to a launch's hours.
@@ -216,6 +221,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Name: "anteroom_event_streams_refused_total",
 		Help: "Event streams that got their first event and ended instead of being held, by the bound that refused them: ticket, address, instance.",
 	}, []string{"bound"})); err != nil {
+		return nil, err
+	}
+	if m.challenge, err = newChallengeMetrics(reg); err != nil {
 		return nil, err
 	}
 	if m.redisErrors, err = register(reg, &redisErrorCounter{

@@ -34,6 +34,9 @@ type waitPage struct {
 	KeptFor string
 	// OpensAt is set while the visitor is in the room's pre-queue.
 	OpensAt *opening
+	// Challenge is set while the page solves a proof of work before a
+	// place (challenge.go).
+	Challenge *pageChallenge
 }
 
 // opening is a room's opening time as the page shows it.
@@ -85,6 +88,9 @@ func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
 			s.writeStatus(w, r, id, *have, room, c, now)
 			return
 		}
+	}
+	if !usable && s.challenged(w, r, req, room) {
+		return
 	}
 	j, err := s.store.Join(r.Context(), roomID, id, have, waitingroom.JoinFrom(limitKey(s.clientIPs.Of(r))), waitingroom.RequestCreatedAt(req.Created()))
 	if err != nil {

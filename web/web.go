@@ -99,6 +99,8 @@ type Options struct {
 	// SiteURL is where the error pages' "back to the site" link goes
 	// (config web.site_url; empty: see Server.siteFor).
 	SiteURL string
+	// Challenges asks new visitors for a proof of work (nil: never).
+	Challenges *Challenges
 }
 
 // Server holds the handlers.
@@ -120,6 +122,8 @@ type Server struct {
 	clientIPs ClientIPs
 	// siteURL is where error pages link back to (Options.SiteURL).
 	siteURL string
+	// challenges is Options.Challenges.
+	challenges *Challenges
 }
 
 // New checks the options, parses the templates and reads the texts (those
@@ -152,7 +156,7 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{issuer: o.Issuer, store: o.Store, cache: o.Cache, flow: o.Flow,
 		cookies: cookies, questions: newQuestionKeys(o.CookieSecrets), pages: pages, static: th.static, locales: th.locales, beats: o.Heartbeats,
-		origins: o.Origins, metrics: o.Metrics, clientIPs: o.ClientIPs, siteURL: o.SiteURL}
+		origins: o.Origins, metrics: o.Metrics, clientIPs: o.ClientIPs, siteURL: o.SiteURL, challenges: o.Challenges}
 	s.streams = newStreamHub(s)
 	s.streams.maxTotal, s.streams.maxPerClient = o.EventStreams, o.EventStreamsPerIP
 	go s.streams.run()
@@ -177,6 +181,7 @@ func (s *Server) RegisterPublic(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+route.ContinuePattern, s.continueFlow)
 	mux.HandleFunc("POST "+route.RequeuePattern, s.requeue)
 	mux.HandleFunc("POST "+route.DeclinePattern, s.decline)
+	mux.HandleFunc("POST "+route.ProofPattern, s.proof)
 	mux.HandleFunc("GET /api/v1/rooms/{room}", s.publicRoom)
 	mux.HandleFunc("GET /logged-out", func(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusOK, "message.html", s.visitorMessage(w, r, msgLoggedOut))

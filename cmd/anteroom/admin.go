@@ -43,6 +43,8 @@ commands:
   set ROOM [--rate N] [--max-active N] [--state S]
                             change the admission policy (0 clears a limit) or state
                             (open, paused, closed, passthrough)
+  challenge ROOM MODE       switch the room's proof of work before a place for every
+                            instance: off, always or under_load
   keys                      the signing keys in the JWKS, and what each does
   keys retire KID           take a leaked signing key out of the JWKS at once; if it
                             signs, a new key signs from now (other instances follow
@@ -149,6 +151,15 @@ func adminCmd(ctx context.Context, args []string, getenv func(string) string, st
 			body["state"] = *state
 		}
 		req = adminRequest{method: http.MethodPatch, room: rest[0], path: "/admin/v1/rooms/" + url.PathEscape(rest[0]), body: body}
+	case "challenge":
+		if len(rest) != 2 {
+			return usageErr("usage: challenge ROOM MODE")
+		}
+		if m := rest[1]; m != "off" && m != "always" && m != "under_load" {
+			return usageErr("challenge: MODE must be off, always or under_load, got %q", m)
+		}
+		req = adminRequest{method: http.MethodPatch, room: rest[0], path: "/admin/v1/rooms/" + url.PathEscape(rest[0]),
+			body: map[string]any{"challenge_mode": rest[1]}}
 	case "keys":
 		switch {
 		case len(rest) == 0:
@@ -390,12 +401,16 @@ type adminRoom struct {
 	MeasuredRatePerMinute *float64 `json:"measured_rate_per_minute"`
 	ETASeconds            *int64   `json:"eta_seconds"`
 	QueueFull             bool     `json:"queue_full"`
+	Challenge             *struct {
+		Mode       string `json:"mode"`
+		Difficulty int64  `json:"difficulty"`
+	} `json:"challenge"`
 }
 
 // writeRoomTable writes rooms as an aligned table, one room a line.
 func writeRoomTable(w io.Writer, rooms []adminRoom) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATE\tWAITING\tSERVING\tTAIL\tACTIVE\tRATE/MIN\tMEASURED\tETA\tQUEUE FULL")
+	fmt.Fprintln(tw, "ID\tSTATE\tWAITING\tSERVING\tTAIL\tACTIVE\tRATE/MIN\tMEASURED\tETA\tQUEUE FULL\tCHALLENGE")
 	for _, r := range rooms {
 		active := strconv.FormatInt(r.Active, 10)
 		if r.Policy.MaxActive > 0 {
@@ -420,8 +435,17 @@ func writeRoomTable(w io.Writer, rooms []adminRoom) {
 		if r.QueueFull {
 			full = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n",
-			r.ID, r.State, r.Waiting, r.Serving, r.Tail, active, rate, measured, eta, full)
+		// The mode, and the difficulty (ALTCHA maxnumber) while it
+		// challenges.
+		challenge := "-"
+		if c := r.Challenge; c != nil {
+			challenge = c.Mode
+			if c.Difficulty > 0 {
+				challenge += ":" + strconv.FormatInt(c.Difficulty, 10)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			r.ID, r.State, r.Waiting, r.Serving, r.Tail, active, rate, measured, eta, full, challenge)
 	}
 	_ = tw.Flush()
 }

@@ -73,7 +73,7 @@
       b.addEventListener("click", function () { changeState(c, b.getAttribute("data-action")); });
     });
     el.querySelectorAll("form[data-form]").forEach(function (f) {
-      var input = f.querySelector("input");
+      var input = f.querySelector("input, select");
       input.addEventListener("input", function () { f.dirty = true; });
       f.addEventListener("submit", function (ev) {
         ev.preventDefault();
@@ -140,13 +140,21 @@
     });
     fill(c, "rate", pol.rate_per_minute || 0);
     fill(c, "max_active", pol.max_active || 0);
+    // The proof of work: its mode and the difficulty a new visitor gets.
+    var ch = field(c, "challenge");
+    ch.hidden = !room.challenge;
+    if (room.challenge) {
+      setText(ch, room.challenge.difficulty > 0 ? "challenge " + room.challenge.mode + " · " + num(room.challenge.difficulty)
+        : "challenge " + room.challenge.mode + " · none now");
+      fill(c, "challenge", room.challenge.mode);
+    }
   }
 
   // fill shows the room's current setting in a form the operator is not
   // editing.
   function fill(c, name, v) {
     var f = c.el.querySelector('form[data-form="' + name + '"]');
-    var input = f.querySelector("input");
+    var input = f.querySelector("input, select");
     if (!f.dirty && document.activeElement !== input) input.value = v;
   }
 
@@ -182,6 +190,13 @@
   }
 
   function submitForm(c, name, input, form) {
+    if (name === "challenge") {
+      var mode = input.value;
+      act(c, "Set the challenge of " + c.name + " to " + mode + "? New visitors " +
+        (mode === "off" ? "will get a place with no proof of work." : mode === "always" ? "will all solve a proof of work first." : "will solve a proof of work while arrivals are high."),
+        "PATCH", "/rooms/" + encodeURIComponent(c.id), { challenge_mode: mode }, c.name + ": challenge set to " + mode + ".", form);
+      return;
+    }
     var v = Number(input.value);
     if (!input.checkValidity() || !isFinite(v)) { input.reportValidity(); return; }
     var path = "/rooms/" + encodeURIComponent(c.id);

@@ -119,6 +119,38 @@
       if (!got || es.readyState === EventSource.CLOSED) { es.close(); later(poll, 2000); }
     };
   }
+  // A room that asks for a proof of work first: a Web Worker solves the
+  // challenge (static/solve.js) while the bar shows how far it searched,
+  // and the page posts the proof as a form, whose answer is this page with
+  // a place, or a page saying why the proof was refused.
+  function prove() {
+    var bar = document.getElementById("bar");
+    var proof = document.getElementById("proof");
+    var fail = function () {
+      text("checking", t("wait.challenge.failed"));
+      announce(t("wait.challenge.failed"), true);
+    };
+    var ch;
+    try { ch = JSON.parse(document.getElementById("challenge").textContent); } catch (err) { fail(); return; }
+    var worker;
+    try { worker = new Worker(room.getAttribute("data-worker-url")); } catch (err) { fail(); return; }
+    worker.onerror = fail;
+    worker.onmessage = function (e) {
+      var m = e.data || {};
+      if (typeof m.progress === "number") { bar.value = Math.min(99, m.progress); return; }
+      worker.terminate();
+      if (typeof m.number !== "number") { fail(); return; }
+      bar.value = 100;
+      text("checking", t("wait.challenge.solved"));
+      announce(t("wait.challenge.solved"), true);
+      document.getElementById("payload").value = btoa(JSON.stringify({
+        algorithm: ch.algorithm, challenge: ch.challenge, number: m.number, salt: ch.salt, signature: ch.signature
+      }));
+      proof.submit();
+    };
+    worker.postMessage(ch);
+  }
+  if (room.getAttribute("data-state") === "challenge") { done = true; prove(); return; }
   if (room.getAttribute("data-state") === "admitted") { done = true; form.submit(); return; }
   if (window.EventSource && eventsURL) listen(); else later(poll, 2000);
 })();
