@@ -113,6 +113,9 @@ type Room struct {
 	// go to live people; if they come back they are let in at the next
 	// tick, keeping their place. Zero turns it off.
 	AbandonAfter time.Duration
+	// Lanes are the room's priority lanes (lanes.go), the standard lane
+	// among them or weight 1; none: one queue.
+	Lanes []Lane
 }
 
 // WaitStart is when max wait starts counting for a visitor who arrived at
@@ -135,6 +138,9 @@ func (r Room) validate() error {
 		return fmt.Errorf("room %q: unknown method %q", r.ID, r.Method)
 	}
 	if err := r.Policy.Validate(); err != nil {
+		return fmt.Errorf("room %q: %w", r.ID, err)
+	}
+	if err := ValidateLanes(r.Lanes, r.method()); err != nil {
 		return fmt.Errorf("room %q: %w", r.ID, err)
 	}
 	if r.SessionTTL <= 0 || r.MaxWait <= 0 {

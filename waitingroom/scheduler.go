@@ -28,6 +28,10 @@ type Scheduler struct {
 	// OnSkip, when set, is called after a tick passed over visitors whose
 	// page fell silent (abandonment).
 	OnSkip func(room string, skipped int64)
+	// OnLaneAdvance, when set, is called after a tick of a room with
+	// priority lanes, for each lane (StandardLane included) it admitted
+	// visitors from.
+	OnLaneAdvance func(room, lane string, admitted int64)
 	// Throttle, when set, scales a room's admission rate at each tick:
 	// 1 is the configured rate, 0.5 half of it, 0 admits nobody. Origin
 	// health probing uses it to slow a room whose site is struggling.
@@ -63,10 +67,11 @@ func (sc *Scheduler) tick(ctx context.Context, r Room) error {
 	}
 	now := sc.store.now()
 	abandon := r.AbandonAfter.Milliseconds()
-	res, err := sc.store.run(ctx, r, tickScript,
-		[]string{k.lease, k.hash, k.serving, k.tail, k.active, k.reached, k.live(r, now, 0), k.skipped, k.returned, k.live(r, now, 1), k.drawn},
-		sc.owner, now.UnixMilli(), sc.leaseTTL.Milliseconds(), ClaimWindow.Milliseconds(), formatFloat(factor),
-		newDrawKey(), abandon, rand.Int64N(1<<31)).Int64Slice()
+	laneKeys, laneArgs := sc.store.laneArgs(r)
+	res, err := sc.store.runVia(ctx, nil, r, tickScript,
+		append([]string{k.lease, k.hash, k.serving, k.tail, k.active, k.reached, k.live(r, now, 0), k.skipped, k.returned, k.live(r, now, 1), k.drawn}, laneKeys...),
+		[]any{sc.owner, now.UnixMilli(), sc.leaseTTL.Milliseconds(), ClaimWindow.Milliseconds(), formatFloat(factor),
+			newDrawKey(), abandon, rand.Int64N(1 << 31)}, laneArgs).Int64Slice()
 	sc.mu.Lock()
 	sc.leading[r.ID] = err == nil && res[0] == 1
 	sc.mu.Unlock()
@@ -81,6 +86,18 @@ func (sc *Scheduler) tick(ctx context.Context, r Room) error {
 	}
 	if res[0] == 1 && len(res) > 4 && res[4] > 0 && sc.OnSkip != nil {
 		sc.OnSkip(r.ID, res[4])
+	}
+	if res[0] == 1 && len(res) > 6 && sc.OnLaneAdvance != nil {
+		lanes, _ := r.priority()
+		for i, n := range res[6:] {
+			lane := StandardLane
+			if i > 0 && i <= len(lanes) {
+				lane = lanes[i-1].ID
+			}
+			if n > 0 {
+				sc.OnLaneAdvance(r.ID, lane, n)
+			}
+		}
 	}
 	return nil
 }

@@ -607,10 +607,15 @@ return {serving, tail, tonumber(epoch)}
 // costing admissions.
 // ARGV: owner, now ms, lease ttl ms, claim ms, throttle factor (0..1), draw
 // key (used if this tick opens the room), abandonment grace ms (0: off),
-// random seed, then the restore block.
+// random seed, then the restore block, then the room's lanes (laneTickLua:
+// their count, the standard lane's weight, each lane's weight; their
+// queues follow the keys above).
 // Returns {0} when another instance leads, else {1, admitted, serving,
-// tail, skipped, epoch}.
-var tickScript = redis.NewScript(accrueLua + restoreLua + `
+// tail, skipped, epoch, then for a room with lanes the admissions of the
+// standard lane and of each lane}.
+var tickScript = redis.NewScript(accrueLua + restoreLua + laneTickLua + `
+local nl = tonumber(ARGV[18] or '0')
+local laneCounts = {}
 local cur = redis.call('GET', KEYS[1])
 if cur and cur ~= ARGV[1] then return {0} end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
@@ -654,6 +659,11 @@ elseif state == 'open' and factor > 0 then
     admitted = admitted + 1
     if f >= 0 then redis.call('ZADD', KEYS[6], now + claim, p) end
   end
+  local function admitLanes()
+    local lanes = tickLanes(nl, KEYS, ARGV, next, tail, live, let, want, admitted)
+    next, skipped = lanes.next, skipped + lanes.skipped
+    laneCounts = lanes.counts
+  end
   do
     while admitted < want do
       local p = redis.call('SPOP', KEYS[9])
@@ -665,7 +675,9 @@ elseif state == 'open' and factor > 0 then
       end
     end
   end
-  if redis.call('HGET', KEYS[2], 'method') == 'random' then
+  if nl > 0 then
+    admitLanes()
+  elseif redis.call('HGET', KEYS[2], 'method') == 'random' then
     -- A lottery: each admission goes to a visitor drawn at random among
     -- those waiting (live ones, with abandonment). Park-Miller from a
     -- seed the caller drew, as scripts must not rely on Lua's random.
@@ -737,7 +749,9 @@ if next > serving then
 end
 if serving >= tail and budget > cap(rate) then budget = cap(rate) end
 redis.call('HSET', KEYS[2], 'budget', budget, 'last', last, 'factor', ARGV[5])
-return {1, admitted, serving, tail, skipped, tonumber(epoch)}
+local out = {1, admitted, serving, tail, skipped, tonumber(epoch)}
+for i = 1, nl + 1 do out[6 + i] = laneCounts[i] or 0 end
+return out
 `)
 
 // heartbeatScript records that visitors' pages are alive, in one write per

@@ -535,13 +535,16 @@ type Counters struct {
 	Method    Method `json:"method"`
 	drawn     string
 	drawnFrom int64
+	// lanes is what the read saw of the room's priority lanes (nil: the
+	// room has none).
+	lanes *laneView
 }
 
 // isDrawn reports whether a lottery drew position, as far as the cached
 // bitmap tells.
 func (c Counters) isDrawn(position int64) bool {
 	i := position - c.drawnFrom
-	if c.Method != MethodRandom || i < 0 || i/8 >= int64(len(c.drawn)) {
+	if (c.Method != MethodRandom && c.lanes == nil) || i < 0 || i/8 >= int64(len(c.drawn)) {
 		return false
 	}
 	return c.drawn[i/8]&(0x80>>(i%8)) != 0
@@ -586,11 +589,13 @@ func (s *Store) Status(ctx context.Context, room string) (Counters, error) {
 	k := s.keys(room)
 	pipe := s.rdb.Pipeline()
 	read := s.queueCounters(ctx, pipe, k)
+	readLanes := s.queueLanes(ctx, pipe, room)
 	active := pipe.ZCount(ctx, k.active, strconv.FormatInt(s.now().UnixMilli()+1, 10), "+inf")
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return Counters{}, fmt.Errorf("status of room %q: %w", room, err)
 	}
 	c := read()
+	c.lanes = readLanes()
 	c.Active = active.Val()
 	m := s.floors[room]
 	m.seenCounters(room, s.now(), c)

@@ -338,6 +338,10 @@ func runStoreSuite(t *testing.T, newClient func(t *testing.T) redis.UniversalCli
 		{"HeartbeatsInBatches", testHeartbeatsInBatches},
 		{"ClosesAt", testClosesAt},
 		{"RateAndCapacity", testRateAndCapacity},
+		// Priority lanes and codes.
+		{"LaneWeights", testLaneWeights},
+		{"CodeRedeemedOnceAcrossInstances", testCodeRedeemedOnceAcrossInstances},
+		{"CodeErrorsLoseNothing", testCodeErrorsLoseNothing},
 		// Leases.
 		{"LeaseOneLeader", testLeaseOneLeader},
 		{"LeaseNoDoubleAdvance", testLeaseNoDoubleAdvance},

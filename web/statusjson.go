@@ -40,6 +40,10 @@ func appendStatusJSON(b []byte, doc visitorJSON) []byte {
 		b = append(b, `,"opens_at":`...)
 		b = strconv.AppendInt(b, *doc.OpensAt, 10)
 	}
+	if doc.Lane != "" {
+		b = append(b, `,"lane":`...)
+		b = appendJSONString(b, doc.Lane)
+	}
 	if doc.ContinueURL != "" {
 		b = append(b, `,"continue_url":`...)
 		b = appendJSONString(b, doc.ContinueURL)
