@@ -100,7 +100,7 @@ func (r Room) HasLane(lane string) bool {
 	return slices.ContainsFunc(p, func(l Lane) bool { return l.ID == lane })
 }
 
-func (k roomKeys) lane(id string) string { return k.tag + "lane:" + id }
+func (k roomKeys) lane(id string) string  { return k.tag + "lane:" + id }
 func (k roomKeys) code(sum string) string { return k.tag + "code:" + sum }
 func (k roomKeys) codeStats() string      { return k.tag + "codes" }
 
