@@ -75,7 +75,11 @@ func rooms(cfg *config.Config) []waitingroom.Room {
 			p.MaxActive = *r.Admission.MaxActive
 		}
 		opens, closes := r.Schedule()
-		out = append(out, waitingroom.Room{
+		var lanes []waitingroom.Lane
+		for _, l := range r.Lanes {
+			lanes = append(lanes, waitingroom.Lane{ID: l.ID, Weight: l.Weight})
+		}
+		out = append(out, waitingroom.Room{Lanes: lanes,
 			ID: r.ID, Name: r.Name, Message: r.Message, State: waitingroom.State(r.State),
 			Policy: p, SessionTTL: r.SessionTTL.D(), MaxWait: r.MaxWait.D(),
 			OpensAt: opens, ClosesAt: closes, AbandonAfter: r.Abandonment(), Method: waitingroom.Method(r.Queueing),

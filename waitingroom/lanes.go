@@ -322,13 +322,13 @@ func (s *Store) IssueCodes(ctx context.Context, room string, spec CodeSpec) ([]s
 	}
 	switch {
 	case spec.Count < 1 || spec.Count > MaxCodesPerIssue:
-		return nil, fmt.Errorf("count: must be between 1 and %d, got %d", MaxCodesPerIssue, spec.Count)
+		return nil, specErrorf("count", "must be between 1 and %d, got %d", MaxCodesPerIssue, spec.Count)
 	case !r.HasLane(spec.Lane):
-		return nil, fmt.Errorf("lane: %q is not a priority lane of room %q", spec.Lane, room)
+		return nil, specErrorf("lane", "%q is not a priority lane of room %q", spec.Lane, room)
 	case spec.Uses < 1 || spec.Uses > MaxCodeUses:
-		return nil, fmt.Errorf("uses: must be between 1 and %d, got %d", MaxCodeUses, spec.Uses)
+		return nil, specErrorf("uses", "must be between 1 and %d, got %d", MaxCodeUses, spec.Uses)
 	case !spec.ExpiresAt.IsZero() && !spec.ExpiresAt.After(s.now()):
-		return nil, fmt.Errorf("expires_at: must be in the future, got %s", spec.ExpiresAt.Format(time.RFC3339))
+		return nil, specErrorf("expires_at", "must be in the future, got %s", spec.ExpiresAt.Format(time.RFC3339))
 	}
 	k := s.keys(room)
 	codes := make([]string, spec.Count)
@@ -613,4 +613,19 @@ func sum(xs []int64) int64 {
 		n += x
 	}
 	return n
+}
+
+// SpecError is a request the store refuses as written (codes, events),
+// naming the field at fault: the caller's mistake, not the store's.
+type SpecError struct {
+	// Key is the field, as the admin API spells it.
+	Key string
+	// Problem says what is wrong with it.
+	Problem string
+}
+
+func (e *SpecError) Error() string { return e.Key + ": " + e.Problem }
+
+func specErrorf(key, format string, args ...any) error {
+	return &SpecError{Key: key, Problem: fmt.Sprintf(format, args...)}
 }

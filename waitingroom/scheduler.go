@@ -28,6 +28,10 @@ type Scheduler struct {
 	// OnSkip, when set, is called after a tick passed over visitors whose
 	// page fell silent (abandonment).
 	OnSkip func(room string, skipped int64)
+	// OnEvent, when set, is called when this instance switched a room's
+	// settings to a scheduled event's (started true) or back to the
+	// room's own.
+	OnEvent func(room string, started bool)
 	// OnLaneAdvance, when set, is called after a tick of a room with
 	// priority lanes, for each lane (StandardLane included) it admitted
 	// visitors from.
@@ -52,6 +56,13 @@ func NewScheduler(store *Store, owner string, interval time.Duration) *Scheduler
 func (sc *Scheduler) Step(ctx context.Context) error {
 	var errs []error
 	for _, id := range sc.store.order {
+		// Every instance switches a room's events by its own clock (the
+		// switch is idempotent); the leader's tick then runs under them.
+		if n, err := sc.store.applyEvents(ctx, sc.store.rooms[id]); err != nil {
+			errs = append(errs, err)
+		} else if n > 0 && sc.OnEvent != nil {
+			sc.OnEvent(id, n == 1)
+		}
 		if err := sc.tick(ctx, sc.store.rooms[id]); err != nil {
 			errs = append(errs, err)
 		}

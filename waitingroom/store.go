@@ -45,6 +45,9 @@ type Store struct {
 	// loginsPerTicket the requests one ticket may be bound to (0: any).
 	joinLimit       *joinLimit
 	loginsPerTicket int
+	// events is this instance's copy of the rooms' scheduled events
+	// (events.go).
+	events eventBook
 }
 
 // Option changes a Store's defaults.
@@ -407,7 +410,8 @@ func (s *Store) Admit(ctx context.Context, t Ticket, request string, opts ...Joi
 	// The admitted record outlives the session until the ticket's max wait
 	// has passed too, so a copy of the cookie from before admission cannot
 	// be admitted a second time.
-	recordTTL := max(r.SessionTTL, r.WaitStart(t.JoinedAt).Add(r.MaxWait).Sub(now))
+	sessionTTL := s.SessionTTL(r, now)
+	recordTTL := max(sessionTTL, r.WaitStart(t.JoinedAt).Add(r.MaxWait).Sub(now))
 	bd := s.binding(r, k, request, o.created)
 	var admitted int64
 	if t.Admitted() {
@@ -417,7 +421,7 @@ func (s *Store) Admit(ctx context.Context, t Ticket, request string, opts ...Joi
 	res, err := s.run(ctx, r, admitScript,
 		[]string{k.hash, k.serving, bd.key, k.ticket(t.ID), k.active, k.tail, k.reached, k.skipped, k.returned, k.drawn, counter},
 		t.ID.String(), t.Position, t.JoinedAt.UnixMilli(), now.UnixMilli(),
-		r.SessionTTL.Milliseconds(), recordTTL.Milliseconds(), bd.ttl, bd.field,
+		sessionTTL.Milliseconds(), recordTTL.Milliseconds(), bd.ttl, bd.field,
 		s.loginsPerTicket, counterTTL, t.Epoch, admitted).Int64Slice()
 	if err != nil {
 		return Ticket{}, fmt.Errorf("admit to room %q: %w", t.Room, err)

@@ -342,6 +342,9 @@ func runStoreSuite(t *testing.T, newClient func(t *testing.T) redis.UniversalCli
 		{"LaneWeights", testLaneWeights},
 		{"CodeRedeemedOnceAcrossInstances", testCodeRedeemedOnceAcrossInstances},
 		{"CodeErrorsLoseNothing", testCodeErrorsLoseNothing},
+		// Scheduled events.
+		{"EventOverridesRate", testEventOverridesRate},
+		{"EventPrequeueHoldsThenCancel", testEventPrequeueHoldsThenCancel},
 		// Leases.
 		{"LeaseOneLeader", testLeaseOneLeader},
 		{"LeaseNoDoubleAdvance", testLeaseNoDoubleAdvance},
