@@ -135,6 +135,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /admin/v1/rooms/{room}/advance", s.admin(s.adminAdvance))
 	mux.HandleFunc("GET /admin/v1/keys", s.admin(s.adminKeys))
 	mux.HandleFunc("POST /admin/v1/keys/{kid}/retire", s.admin(s.adminRetireKey))
+	s.registerLanes(mux)
 	s.registerDashboard(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

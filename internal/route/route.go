@@ -45,6 +45,7 @@ const (
 	RequeuePattern  = WaitPattern + "/requeue"
 	DeclinePattern  = WaitPattern + "/decline"
 	EventsPattern   = WaitPattern + "/events"
+	CodePattern     = WaitPattern + "/code"
 )
 
 // Wait is the waiting page of the auth request id: the provider's login
@@ -53,6 +54,9 @@ func Wait(id string) string { return waitPrefix + id }
 
 // Continue is where the page posts once its visitor is admitted.
 func Continue(id string) string { return Wait(id) + "/continue" }
+
+// Code is where the page posts a priority code.
+func Code(id string) string { return Wait(id) + "/code" }
 
 // Events is the page's event stream.
 func Events(id string) string { return Wait(id) + "/events" }

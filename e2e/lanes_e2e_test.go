@@ -1,0 +1,338 @@
+package e2e
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/anteroom/anteroom/config"
+	"github.com/anteroom/anteroom/internal/demosite"
+)
+
+// withLanes gives the test room a vip lane of weight 3 (issue 16's
+// example).
+func withLanes() setup {
+	return configure(func(c *config.Config) {
+		c.Rooms[0].Lanes = []config.Lane{{ID: "vip", Weight: 3}, {ID: "standard", Weight: 1}}
+	})
+}
+
+// issueCodes creates n codes of the vip lane with uses each through the
+// admin API and returns them.
+func (h *harness) issueCodes(n, uses int) []string {
+	h.t.Helper()
+	code, doc := h.admin(http.MethodPost, "/admin/v1/rooms/"+roomID+"/codes", `{"count": `+itoa(n)+`, "lane": "vip", "uses": `+itoa(uses)+`}`)
+	if code != http.StatusCreated {
+		h.t.Fatalf("issue codes: %d %v", code, doc)
+	}
+	raw, _ := doc["codes"].([]any)
+	out := make([]string, len(raw))
+	for i, c := range raw {
+		out[i], _ = c.(string)
+	}
+	if len(out) != n {
+		h.t.Fatalf("issued %d codes, want %d: %v", len(out), n, doc)
+	}
+	return out
+}
+
+func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+// onInstance is the visitor's browser (its cookies) talking to instance i
+// directly, past the load balancer.
+func (v *visitor) onInstance(i int) *http.Client {
+	addr := v.h.addrs[i]
+	return &http.Client{Jar: v.browser.Jar, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
+		DisableKeepAlives: true,
+	}}
+}
+
+// enterCode posts code by the JSON API and returns the answer's status and
+// document.
+func (v *visitor) enterCode(c *http.Client, code string) (int, map[string]any) {
+	v.h.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, v.waitURL+"/code", strings.NewReader(`{"code": "`+code+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		v.h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var doc map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&doc)
+	return resp.StatusCode, doc
+}
+
+// TestSingleUseCodeRedeemedOnceAcrossTwoInstances: 20 visitors enter one
+// single-use code at once, half through each of two instances on one
+// Redis: exactly one moves into the lane, the others are told the code is
+// used up and keep their place.
+func TestSingleUseCodeRedeemedOnceAcrossTwoInstances(t *testing.T) {
+	h := newHarness(t, instances(2), withLanes())
+	code := h.issueCodes(1, 1)[0]
+	visitors := make([]*visitor, 20)
+	for i := range visitors {
+		visitors[i] = h.visitor()
+		visitors[i].queue()
+	}
+	var wg sync.WaitGroup
+	statuses := make([]int, len(visitors))
+	docs := make([]map[string]any, len(visitors))
+	for i, v := range visitors {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses[i], docs[i] = v.enterCode(v.onInstance(i%2), code)
+		}()
+	}
+	wg.Wait()
+	won := 0
+	for i, st := range statuses {
+		switch {
+		case st == http.StatusOK && docs[i]["lane"] == "vip":
+			won++
+		case st == http.StatusConflict && docs[i]["error"] == "code_used_up":
+		default:
+			t.Fatalf("redemption %d: %d %v", i, st, docs[i])
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d of 20 concurrent redemptions on two instances won, want exactly 1", won)
+	}
+	_, doc := h.admin(http.MethodGet, "/admin/v1/rooms/"+roomID+"/codes", "")
+	lanes, _ := doc["lanes"].([]any)
+	if len(lanes) != 1 {
+		t.Fatalf("code stats: %v", doc)
+	}
+	if l := lanes[0].(map[string]any); l["codes_issued"] != 1.0 || l["codes_used"] != 1.0 || l["waiting"] != 1.0 {
+		t.Fatalf("lane stats %v, want one issued, one used, one waiting", l)
+	}
+}
+
+// TestPriorityCodesAPI: codes are created in JSON and CSV (for a CRM),
+// shown once; bad requests name the field; a wrong code loses nothing.
+func TestPriorityCodesAPI(t *testing.T) {
+	h := newHarness(t, withLanes())
+	for body, want := range map[string]string{
+		`{"count": 0, "lane": "vip"}`:                           "count:",
+		`{"count": 1, "lane": "gold"}`:                          "lane:",
+		`{"count": 1, "lane": "standard"}`:                      "lane:",
+		`{"count": 1, "lane": "vip", "uses": 0}`:                "uses:",
+		`{"count": 1, "lane": "vip", "expires_at": "tomorrow"}`: "expires_at:",
+		`{"count": 1, "lane": "vip", "colour": 1}`:              `unknown field "colour"`,
+	} {
+		code, doc := h.admin(http.MethodPost, "/admin/v1/rooms/"+roomID+"/codes", body)
+		if desc, _ := doc["error_description"].(string); code != http.StatusBadRequest || !strings.Contains(desc, want) {
+			t.Errorf("%s: %d %v, want 400 naming %q", body, code, doc, want)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPost, issuer+"/admin/v1/rooms/"+roomID+"/codes?format=csv",
+		strings.NewReader(`{"count": 3, "lane": "vip", "uses": 2, "expires_at": "2099-01-01T00:00:00Z"}`))
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := (&http.Client{Transport: h.transport()}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(resp.Body).ReadAll()
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusCreated || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/csv") || len(rows) != 4 {
+		t.Fatalf("csv: %d %s %v %v", resp.StatusCode, resp.Header.Get("Content-Type"), rows, err)
+	}
+	if strings.Join(rows[0], ",") != "code,room,lane,uses,expires_at" || rows[1][2] != "vip" || rows[1][3] != "2" || rows[1][4] != "2099-01-01T00:00:00Z" {
+		t.Fatalf("csv rows %v", rows)
+	}
+	// Nothing lists the codes again: Redis has their hashes only.
+	keys, err := h.rdb.Keys(t.Context(), "*code*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		for _, row := range rows[1:] {
+			if strings.Contains(k, row[0]) || strings.Contains(k, strings.ReplaceAll(row[0], "-", "")) {
+				t.Fatalf("key %q names a code", k)
+			}
+		}
+	}
+
+	v := h.visitor()
+	v.queue()
+	before := v.status()
+	if code, doc := v.enterCode(v.browser, "WRNG-WRNG-WRNG"); code != http.StatusBadRequest || doc["error"] != "invalid_code" {
+		t.Fatalf("a wrong code: %d %v", code, doc)
+	}
+	if after := v.status(); after.Position != before.Position || after.State != "waiting" {
+		t.Fatalf("a wrong code moved the visitor: %+v → %+v", before, after)
+	}
+	if code, doc := v.enterCode(v.browser, strings.ToLower(rows[1][0])); code != http.StatusOK || doc["lane"] != "vip" || doc["position"] != float64(before.Position) {
+		t.Fatalf("the code: %d %v", code, doc)
+	}
+	if code, doc := v.enterCode(v.browser, rows[2][0]); code != http.StatusConflict || doc["error"] != "already_in_lane" {
+		t.Fatalf("a second code: %d %v", code, doc)
+	}
+	// The form (no script): back to the page, which says why.
+	form := url.Values{"code": {"nope"}}
+	resp, err = v.browser.PostForm(v.waitURL+"/code", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(resp.Request.URL.String(), "code_error=") || !strings.Contains(string(body), `id="code-error"`) {
+		t.Fatalf("the form's wrong code: at %s: %.400s", resp.Request.URL, body)
+	}
+}
+
+// TestScheduledEventsAPI: events are created on one instance, listed,
+// edited until they start, refused when they overlap (409) or name a bad
+// field (400), and the waiting page of another instance names the event
+// within 2 s.
+func TestScheduledEventsAPI(t *testing.T) {
+	h := newHarness(t, instances(2))
+	now := h.clock.Now().UTC()
+	at := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
+	code, doc := h.admin(http.MethodPost, "/admin/v1/rooms/"+roomID+"/events",
+		`{"name": "Winter drop", "prequeue_from": "`+at(time.Hour)+`", "starts_at": "`+at(2*time.Hour)+`", "ends_at": "`+at(3*time.Hour)+`",
+		  "admission": {"rate_per_minute": 300}, "session_ttl": "20m", "message": "Sizes run small", "shuffle_at_start": true}`)
+	if code != http.StatusCreated || doc["phase"] != "scheduled" || doc["session_ttl"] != "20m0s" {
+		t.Fatalf("create: %d %v", code, doc)
+	}
+	id, _ := doc["id"].(string)
+	for body, want := range map[string]string{
+		`{"name": "Clash", "starts_at": "` + at(150*time.Minute) + `", "ends_at": "` + at(4*time.Hour) + `"}`: "overlap",
+		`{"name": "", "starts_at": "` + at(5*time.Hour) + `", "ends_at": "` + at(6*time.Hour) + `"}`:          "name:",
+		`{"name": "Back", "starts_at": "` + at(6*time.Hour) + `", "ends_at": "` + at(5*time.Hour) + `"}`:      "ends_at:",
+		`{"name": "Odd", "starts_at": "noon", "ends_at": "` + at(5*time.Hour) + `"}`:                          "starts_at:",
+	} {
+		code, doc := h.admin(http.MethodPost, "/admin/v1/rooms/"+roomID+"/events", body)
+		got, _ := doc["error_description"].(string)
+		if want == "overlap" {
+			got, _ = doc["error"].(string)
+		}
+		if code/100 != 4 || !strings.Contains(got, want) {
+			t.Errorf("%s: %d %v, want %q", body, code, doc, want)
+		}
+	}
+	if code, doc := h.admin(http.MethodPatch, "/admin/v1/rooms/"+roomID+"/events/"+id, `{"name": "Winter drop II"}`); code != http.StatusOK || doc["name"] != "Winter drop II" || doc["message"] != "Sizes run small" {
+		t.Fatalf("patch: %d %v", code, doc)
+	}
+	if code, doc := h.admin(http.MethodGet, "/admin/v1/rooms/"+roomID+"/events", ""); code != http.StatusOK || len(doc["events"].([]any)) != 1 {
+		t.Fatalf("list: %d %v", code, doc)
+	}
+	// The other instance's waiting page names it within 2 s (its
+	// scheduler reads the events every half second).
+	h.on(1)
+	v := h.visitor()
+	v.queue()
+	if !waitUntil(2*time.Second, func() bool {
+		_, body := visit(t, v.browser, http.MethodGet, v.waitURL)
+		return strings.Contains(body, "Winter drop II") && strings.Contains(body, `id="event-countdown"`)
+	}) {
+		_, body := visit(t, v.browser, http.MethodGet, v.waitURL)
+		t.Fatalf("the second instance's page does not name the event: %.600s", body)
+	}
+	// It starts: it can no longer be edited, only cancelled.
+	h.clock.Advance(2*time.Hour + time.Second)
+	if code, doc := h.admin(http.MethodPatch, "/admin/v1/rooms/"+roomID+"/events/"+id, `{"name": "Late"}`); code != http.StatusConflict || doc["error"] != "event_started" {
+		t.Fatalf("patch a running event: %d %v", code, doc)
+	}
+	if code, _ := h.admin(http.MethodDelete, "/admin/v1/rooms/"+roomID+"/events/"+id, ""); code != http.StatusNoContent {
+		t.Fatalf("cancel: %d", code)
+	}
+	if code, _ := h.admin(http.MethodDelete, "/admin/v1/rooms/"+roomID+"/events/"+id, ""); code != http.StatusNotFound {
+		t.Fatalf("cancel twice: %d", code)
+	}
+}
+
+// TestPriorityCodeInABrowser: in Chromium, a visitor on the waiting page
+// types a wrong code and is told so, keeping their place, then a right one
+// and is moved into the vip lane, which the page says.
+func TestPriorityCodeInABrowser(t *testing.T) {
+	chromium := requireChromium(t)
+	if err := redisServer.FlushAll(); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	siteLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer := "http://" + ln.Addr().String()
+	siteURL := "http://" + siteLn.Addr().String()
+	cfg := testConfig()
+	cfg.Issuer = issuer
+	cfg.Rooms[0].Lanes = []config.Lane{{ID: "vip", Weight: 3}}
+	cfg.Clients = []config.Client{{ID: clientID, Secret: secret, Room: roomID, RedirectURIs: []string{siteURL + "/callback"}}}
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	serveApp(t, cfg, ln, nil)
+	site := &demosite.Site{Issuer: issuer, BaseURL: siteURL, ClientID: clientID, Secret: secret, Room: roomID}
+	siteSrv := &http.Server{Handler: site.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = siteSrv.Serve(siteLn) }()
+	t.Cleanup(func() { siteSrv.Close() })
+	// Someone waits ahead, so the browser's visitor waits too.
+	jar, _ := cookiejar.New(nil)
+	if resp, err := (&http.Client{Jar: jar, Timeout: 10 * time.Second}).Get(siteURL + "/login"); err != nil || !strings.Contains(resp.Request.URL.Path, "/wait/") {
+		t.Fatalf("first visitor: %v %v", resp, err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, issuer+"/admin/v1/rooms/"+roomID+"/codes", strings.NewReader(`{"count": 1, "lane": "vip"}`))
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var issued struct{ Codes []string }
+	_ = json.NewDecoder(resp.Body).Decode(&issued)
+	resp.Body.Close()
+	if len(issued.Codes) != 1 {
+		t.Fatalf("issue a code: %d", resp.StatusCode)
+	}
+
+	ctx := browser(t, chromium)
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(siteURL+"/login"),
+		chromedp.WaitVisible(chromedp.CSS("#code-form")),
+		chromedp.SendKeys(chromedp.CSS("#code"), "WRNG-0000-WRNG"),
+		chromedp.Click(chromedp.CSS("#code-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#code-error")),
+	); err != nil {
+		t.Fatalf("enter a wrong code: %v", err)
+	}
+	if pos, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#position"))); err != nil || pos != "2" {
+		t.Fatalf("after a wrong code the page shows number %q (%v), want 2", pos, err)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.CSS("#code"), strings.ToLower(issued.Codes[0])),
+		chromedp.Click(chromedp.CSS("#code-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#lane")),
+	); err != nil {
+		t.Fatalf("enter the code: %v", err)
+	}
+	lane, err1 := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#lane")))
+	pos, err2 := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#position")))
+	ahead, err3 := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#ahead")))
+	if err1 != nil || err2 != nil || err3 != nil || !strings.Contains(lane, "vip") || pos != "2" || ahead != "0" {
+		t.Fatalf("in the lane the page shows %q, number %q, ahead %q (%v %v %v); want the vip lane, number 2, nobody ahead", lane, pos, ahead, err1, err2, err3)
+	}
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#code-form").length`)); err != nil || n != 0 {
+		t.Fatalf("the code form is still offered in the lane (%d, %v)", n, err)
+	}
+}
