@@ -214,7 +214,7 @@ func (c *Cache) readDrawn(ctx context.Context, counters map[string]Counters) err
 	pipe := c.store.rdb.Pipeline()
 	reads := map[string]*redis.StringCmd{}
 	for id, ct := range counters {
-		if (ct.Method == MethodRandom || ct.lanes != nil) && ct.Tail > ct.Serving {
+		if (ct.Method == MethodRandom || ct.lanes != nil || ct.shN > 0) && ct.Tail > ct.Serving {
 			reads[id] = pipe.GetRange(ctx, c.store.keys(id).drawn, ct.Serving/8, ct.Tail/8)
 		}
 	}

@@ -373,14 +373,33 @@ func (s *Store) SessionTTL(r Room, now time.Time) time.Duration {
 // ev_max) when the first event takes over and put back when none is left;
 // field event names the event in force, with ":pre" while its pre-queue
 // holds admissions.
-// KEYS: room hash. ARGV: the event in force ("" none), its rate, its
-// max_active ("" keeps the room's own).
+// At a pre-queue's start it records the tail (pq_lo); at the event's
+// start, for shuffle_at_start, the positions that joined in between are
+// to be let in in a drawn order (fields sh_*, see shuffle.go).
+// KEYS: room hash, tail. ARGV: the event in force ("" none), its rate,
+// its max_active ("" keeps the room's own), "1" to shuffle its pre-queue
+// at the start, a draw key.
 // Returns 0 when nothing changed, 1 when an event took over, 2 when the
-// room's settings came back.
+// room's settings came back, 3 when an event started drawing its
+// pre-queue's order.
 var eventApplyScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local cur = redis.call('HGET', KEYS[1], 'event')
 if cur == (ARGV[1] ~= '' and ARGV[1] or false) then return 0 end
+local started = 1
+if string.sub(ARGV[1], -4) == ':pre' then
+  -- The pre-queue begins behind whoever waits now.
+  redis.call('HSET', KEYS[1], 'pq_lo', tonumber(redis.call('GET', KEYS[2]) or '0'), 'pq_event', ARGV[1])
+elseif ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'pq_event') == ARGV[1] .. ':pre' then
+  -- The start of an event whose pre-queue ran: draw its order.
+  local lo = tonumber(redis.call('HGET', KEYS[1], 'pq_lo') or '0')
+  local hi = tonumber(redis.call('GET', KEYS[2]) or '0')
+  redis.call('HDEL', KEYS[1], 'pq_lo', 'pq_event')
+  if ARGV[4] == '1' and hi - lo > 1 and not redis.call('HGET', KEYS[1], 'sh_n') then
+    redis.call('HSET', KEYS[1], 'sh_lo', lo, 'sh_hi', hi, 'sh_n', hi - lo, 'sh_done', 0, 'sh_key', ARGV[5])
+    started = 3
+  end
+end
 if ARGV[1] == '' then
   local saved = redis.call('HMGET', KEYS[1], 'ev_rate', 'ev_max')
   redis.call('HSET', KEYS[1], 'rate', saved[1] or '0', 'max_active', saved[2] or '0')
@@ -396,7 +415,7 @@ local rate, maxActive = ARGV[2], ARGV[3]
 if rate == '' then rate = saved[1] end
 if maxActive == '' then maxActive = saved[2] end
 redis.call('HSET', KEYS[1], 'event', ARGV[1], 'rate', rate, 'max_active', maxActive)
-return 1
+return started
 `)
 
 // applyEvents reads room's events and switches its settings to the event
@@ -410,7 +429,7 @@ func (s *Store) applyEvents(ctx context.Context, r Room) (int64, error) {
 	events := parseEvents(m)
 	s.events.set(r.ID, events)
 	now := s.now()
-	in, rate, maxActive := "", "", ""
+	in, rate, maxActive, shuffle := "", "", "", "0"
 	if e, p, ok := s.CurrentEvent(r.ID, now); ok {
 		switch p {
 		case PhasePrequeue:
@@ -419,6 +438,9 @@ func (s *Store) applyEvents(ctx context.Context, r Room) (int64, error) {
 			in, rate, maxActive = e.ID+":pre", "0", "0"
 		case PhaseRunning:
 			in = e.ID
+			if e.ShuffleAtStart {
+				shuffle = "1"
+			}
 			if a := e.Admission.RatePerMinute; a != nil {
 				rate = formatFloat(*a)
 			}
@@ -427,7 +449,8 @@ func (s *Store) applyEvents(ctx context.Context, r Room) (int64, error) {
 			}
 		}
 	}
-	n, err := eventApplyScript.Run(ctx, s.rdb, []string{s.keys(r.ID).hash}, in, rate, maxActive).Int64()
+	k := s.keys(r.ID)
+	n, err := eventApplyScript.Run(ctx, s.rdb, []string{k.hash, k.tail}, in, rate, maxActive, shuffle, newDrawKey()).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("apply events of room %q: %w", r.ID, err)
 	}

@@ -126,3 +126,92 @@ func testEventPrequeueHoldsThenCancel(e *env) {
 		e.t.Fatalf("cancel twice = %v", err)
 	}
 }
+
+// testEventPrequeueDrawnAtStart: visitors who join an event's pre-queue
+// are let in at its start in an order drawn by the pre-queue's
+// permutation, after those who waited before the pre-queue and before
+// anyone who comes after the start; each waiting page's number of people
+// ahead is its exact place in the drawn order.
+func testEventPrequeueDrawnAtStart(e *env) {
+	s := e.store(rateRoom("draw", 60))
+	sc := waitingroom.NewScheduler(s, "a", time.Second)
+	cache := waitingroom.NewCache(s, time.Second)
+	now := e.clock.Now()
+	if _, err := s.CreateEvent(e.ctx, "draw", waitingroom.Event{Name: "Drop", PrequeueFrom: now.Add(time.Minute),
+		StartsAt: now.Add(2 * time.Minute), EndsAt: now.Add(time.Hour), ShuffleAtStart: true,
+		Admission: waitingroom.EventAdmission{RatePerMinute: ptr(600.0)}}); err != nil {
+		e.t.Fatal(err)
+	}
+	e.step(sc)
+	early := e.fill(s, "draw", 200)
+	for range 60 {
+		e.clock.Add(time.Second)
+		e.step(sc)
+	}
+	pre := e.fill(s, "draw", 100)
+	for range 60 {
+		e.clock.Add(time.Second)
+		e.step(sc)
+	}
+	room, _ := s.Room("draw")
+	late := e.fill(s, "draw", 5)
+	reachedAt := map[int64]int{}
+	for tick := 0; len(reachedAt) < len(pre); tick++ {
+		if tick > 120 {
+			e.t.Fatalf("after %d ticks %d of the pre-queue were let in", tick, len(reachedAt))
+		}
+		e.clock.Add(time.Second)
+		e.step(sc)
+		if err := cache.Refresh(e.ctx); err != nil {
+			e.t.Fatal(err)
+		}
+		c, _ := cache.Get("draw")
+		ahead := map[int64]bool{}
+		for _, v := range pre {
+			if _, done := reachedAt[v.ticket.Position]; done {
+				continue
+			}
+			if c.Reached(v.ticket) {
+				reachedAt[v.ticket.Position] = tick
+				if early[len(early)-1].ticket.Position > c.Serving {
+					e.t.Fatalf("a pre-queue visitor got in while the counter (%d) had not passed those who came before", c.Serving)
+				}
+				continue
+			}
+			st := waitingroom.StatusOf(v.ticket, room, c, 600, e.clock.Now())
+			if ahead[st.Ahead] {
+				e.t.Fatalf("two pre-queue visitors show %d ahead", st.Ahead)
+			}
+			ahead[st.Ahead] = true
+		}
+		for _, v := range late {
+			if c.Reached(v.ticket) && len(reachedAt) < len(pre) {
+				e.t.Fatalf("a visitor who came after the start got in before the pre-queue")
+			}
+		}
+	}
+	// Drawn, not arrival order: the first ten in are not the first ten
+	// to arrive.
+	inOrder := 0
+	first := reachedAt[pre[0].ticket.Position]
+	for _, v := range pre[:10] {
+		if reachedAt[v.ticket.Position] == first {
+			inOrder++
+		}
+	}
+	if inOrder == 10 {
+		e.t.Fatal("the pre-queue was let in in arrival order")
+	}
+	for _, v := range pre[:20] {
+		if _, err := s.Admit(e.ctx, v.ticket, v.request); err != nil {
+			e.t.Fatalf("a drawn visitor at %d: %v", v.ticket.Position, err)
+		}
+	}
+	for range 3 {
+		e.clock.Add(time.Second)
+		e.step(sc)
+	}
+	if got := e.serving(s, "draw"); got < pre[len(pre)-1].ticket.Position {
+		e.t.Fatalf("the counter is at %d after the drawn pre-queue, want past %d", got, pre[len(pre)-1].ticket.Position)
+	}
+}

@@ -109,7 +109,7 @@ func (k roomKeys) codeStats() string      { return k.tag + "codes" }
 func (s *Store) laneArgs(r Room) ([]string, []any) {
 	lanes, std := r.priority()
 	if len(lanes) == 0 {
-		return nil, []any{0}
+		return nil, []any{0, 1}
 	}
 	k := s.keys(r.ID)
 	keys := make([]string, len(lanes))

@@ -23,6 +23,9 @@ type Scheduler struct {
 
 	mu      sync.Mutex
 	leading map[string]bool
+	// shuffling says which rooms are letting an event's pre-queue in in
+	// its drawn order, as the last tick said: their ticks carry the order.
+	shuffling map[string]bool
 	// OnAdvance, when set, is called after a tick admitted visitors.
 	OnAdvance func(room string, advanced int64)
 	// OnSkip, when set, is called after a tick passed over visitors whose
@@ -49,7 +52,7 @@ func NewScheduler(store *Store, owner string, interval time.Duration) *Scheduler
 	if interval <= 0 {
 		interval = 500 * time.Millisecond
 	}
-	return &Scheduler{store: store, owner: owner, interval: interval, leaseTTL: 3 * interval, leading: map[string]bool{}}
+	return &Scheduler{store: store, owner: owner, interval: interval, leaseTTL: 3 * interval, leading: map[string]bool{}, shuffling: map[string]bool{}}
 }
 
 // Step runs one tick for every room.
@@ -60,8 +63,15 @@ func (sc *Scheduler) Step(ctx context.Context) error {
 		// switch is idempotent); the leader's tick then runs under them.
 		if n, err := sc.store.applyEvents(ctx, sc.store.rooms[id]); err != nil {
 			errs = append(errs, err)
-		} else if n > 0 && sc.OnEvent != nil {
-			sc.OnEvent(id, n == 1)
+		} else {
+			if n == 3 {
+				sc.mu.Lock()
+				sc.shuffling[id] = true
+				sc.mu.Unlock()
+			}
+			if n > 0 && sc.OnEvent != nil {
+				sc.OnEvent(id, n != 2)
+			}
 		}
 		if err := sc.tick(ctx, sc.store.rooms[id]); err != nil {
 			errs = append(errs, err)
@@ -79,6 +89,16 @@ func (sc *Scheduler) tick(ctx context.Context, r Room) error {
 	now := sc.store.now()
 	abandon := r.AbandonAfter.Milliseconds()
 	laneKeys, laneArgs := sc.store.laneArgs(r)
+	sc.mu.Lock()
+	shuffling := sc.shuffling[r.ID]
+	sc.mu.Unlock()
+	if shuffling {
+		order, err := sc.store.shuffleArgs(ctx, r)
+		if err != nil {
+			return err
+		}
+		laneArgs = append(laneArgs, order...)
+	}
 	res, err := sc.store.runVia(ctx, nil, r, tickScript,
 		append([]string{k.lease, k.hash, k.serving, k.tail, k.active, k.reached, k.live(r, now, 0), k.skipped, k.returned, k.live(r, now, 1), k.drawn}, laneKeys...),
 		[]any{sc.owner, now.UnixMilli(), sc.leaseTTL.Milliseconds(), ClaimWindow.Milliseconds(), formatFloat(factor),
@@ -98,9 +118,14 @@ func (sc *Scheduler) tick(ctx context.Context, r Room) error {
 	if res[0] == 1 && len(res) > 4 && res[4] > 0 && sc.OnSkip != nil {
 		sc.OnSkip(r.ID, res[4])
 	}
-	if res[0] == 1 && len(res) > 6 && sc.OnLaneAdvance != nil {
+	if res[0] == 1 && len(res) > 6 {
+		sc.mu.Lock()
+		sc.shuffling[r.ID] = res[6] == 1
+		sc.mu.Unlock()
+	}
+	if res[0] == 1 && len(res) > 7 && sc.OnLaneAdvance != nil {
 		lanes, _ := r.priority()
-		for i, n := range res[6:] {
+		for i, n := range res[7:] {
 			lane := StandardLane
 			if i > 0 && i <= len(lanes) {
 				lane = lanes[i-1].ID

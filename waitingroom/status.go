@@ -93,6 +93,12 @@ func StatusOf(t Ticket, r Room, c Counters, rate float64, now time.Time) Visitor
 	if joined := c.between(min(t.ServingAtJoin, c.Serving), t.Position); joined > 0 {
 		st.Progress = int(100 * max(0, joined-st.Ahead) / (joined + 1))
 	}
+	if rank, ok := c.drawnRank(t.Position); ok && lane < 0 {
+		// In an event's pre-queue being let in in its drawn order: those
+		// who waited before it, then those drawn before the visitor.
+		st.Ahead = c.between(c.Serving, c.shLo+1) + rank
+		st.ETASeconds = ETA(st.Ahead+1, c, rate)
+	}
 	if lane >= 0 {
 		// In a lane, only the lane's visitors are ahead (the counter may
 		// still reach the visitor first, which only helps).

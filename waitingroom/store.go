@@ -542,13 +542,17 @@ type Counters struct {
 	// lanes is what the read saw of the room's priority lanes (nil: the
 	// room has none).
 	lanes *laneView
+	// shLo, shN, shDone and shKey are an event pre-queue being let in in
+	// its drawn order (shuffle.go; shN 0: none).
+	shLo, shN, shDone int64
+	shKey             string
 }
 
 // isDrawn reports whether a lottery drew position, as far as the cached
 // bitmap tells.
 func (c Counters) isDrawn(position int64) bool {
 	i := position - c.drawnFrom
-	if (c.Method != MethodRandom && c.lanes == nil) || i < 0 || i/8 >= int64(len(c.drawn)) {
+	if (c.Method != MethodRandom && c.lanes == nil && c.shN == 0) || i < 0 || i/8 >= int64(len(c.drawn)) {
 		return false
 	}
 	return c.drawn[i/8]&(0x80>>(i%8)) != 0
@@ -609,7 +613,7 @@ func (s *Store) Status(ctx context.Context, room string) (Counters, error) {
 // queueCounters queues the reads of a room's counters on pipe and returns a
 // function that assembles them once the pipeline has run.
 func (s *Store) queueCounters(ctx context.Context, pipe redis.Pipeliner, k roomKeys) func() Counters {
-	h := pipe.HMGet(ctx, k.hash, "state", "rate", "max_active", "opens_at", "closes_at", "prequeue", "opened", "draw_key", "method", "base", "epoch", "gap_from", "gap_to")
+	h := pipe.HMGet(ctx, k.hash, "state", "rate", "max_active", "opens_at", "closes_at", "prequeue", "opened", "draw_key", "method", "base", "epoch", "gap_from", "gap_to", "sh_lo", "sh_n", "sh_done", "sh_key")
 	serving := pipe.Get(ctx, k.serving)
 	tail := pipe.Get(ctx, k.tail)
 	return func() Counters {
@@ -641,6 +645,7 @@ func (s *Store) queueCounters(ctx context.Context, pipe redis.Pipeliner, k roomK
 		c.preQueueBase = num(9)
 		c.Epoch = num(10)
 		c.gapFrom, c.gapTo = num(11), num(12)
+		c.shLo, c.shN, c.shDone, c.shKey = num(13), num(14), num(15), str(16)
 		c.Serving, _ = serving.Int64()
 		c.Tail, _ = tail.Int64()
 		return c

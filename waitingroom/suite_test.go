@@ -345,6 +345,7 @@ func runStoreSuite(t *testing.T, newClient func(t *testing.T) redis.UniversalCli
 		// Scheduled events.
 		{"EventOverridesRate", testEventOverridesRate},
 		{"EventPrequeueHoldsThenCancel", testEventPrequeueHoldsThenCancel},
+		{"EventPrequeueDrawnAtStart", testEventPrequeueDrawnAtStart},
 		// Leases.
 		{"LeaseOneLeader", testLeaseOneLeader},
 		{"LeaseNoDoubleAdvance", testLeaseNoDoubleAdvance},
