@@ -336,3 +336,57 @@ func TestPriorityCodeInABrowser(t *testing.T) {
 		t.Fatalf("the code form is still offered in the lane (%d, %v)", n, err)
 	}
 }
+
+// TestAdminCLICodesAndEvents runs `anteroom admin codes|events …` as the
+// shell would: codes issued once (lines, or CSV), the lanes' counts, an
+// event scheduled, listed, edited and cancelled; a bad flag is named.
+func TestAdminCLICodesAndEvents(t *testing.T) {
+	_, base := startForAdmin(t)
+	t.Setenv("ANTEROOM_URL", base)
+	code, out, errOut := adminCLI(t, "codes", "issue", "sale", "--lane", "vip", "--count", "3")
+	if code != 1 || !strings.Contains(errOut, `room "sale": room sale has no priority lanes: set rooms[].lanes (HTTP 409)`) {
+		t.Fatalf("codes for a room without lanes: %d %q %q", code, out, errOut)
+	}
+	h := newHarness(t, withLanes())
+	_, addr := h.start()
+	t.Setenv("ANTEROOM_URL", "http://"+addr)
+	code, out, errOut = adminCLI(t, "codes", "issue", roomID, "--lane", "vip", "--count", "3", "--uses", "2")
+	if lines := strings.Fields(out); code != 0 || len(lines) != 3 || len(lines[0]) != 14 {
+		t.Fatalf("codes issue: %d %q %q", code, out, errOut)
+	}
+	code, out, errOut = adminCLI(t, "codes", "issue", roomID, "--lane", "vip", "--count", "2", "--csv")
+	if code != 0 || !strings.HasPrefix(out, "code,room,lane,uses,expires_at\n") || strings.Count(out, "\n") != 3 {
+		t.Fatalf("codes issue --csv: %d %q %q", code, out, errOut)
+	}
+	code, out, errOut = adminCLI(t, "codes", roomID)
+	if fields := strings.Fields(strings.Split(out, "\n")[1]); code != 0 || strings.Join(fields, " ") != "vip 3 0 5 0" {
+		t.Fatalf("codes: %d %q %q", code, out, errOut)
+	}
+	t.Setenv("ANTEROOM_URL", base)
+	now := time.Now().UTC()
+	at := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
+	code, out, errOut = adminCLI(t, "events", "create", "sale", "--name", "Flash sale", "--starts", at(time.Hour), "--ends", at(2*time.Hour),
+		"--rate", "1200", "--session-ttl", "15m", "--message", "Two per customer")
+	if code != 0 || !strings.Contains(out, "Flash sale") || !strings.Contains(out, "scheduled") || !strings.Contains(out, "1200") {
+		t.Fatalf("events create: %d %q %q", code, out, errOut)
+	}
+	id := strings.Fields(strings.Split(out, "\n")[1])[0]
+	if code, out, errOut = adminCLI(t, "events", "update", "sale", id, "--name", "Flash sale II"); code != 0 || !strings.Contains(out, "Flash sale II") {
+		t.Fatalf("events update: %d %q %q", code, out, errOut)
+	}
+	if code, out, errOut = adminCLI(t, "events", "sale"); code != 0 || !strings.Contains(out, id) || !strings.Contains(out, "STARTS") {
+		t.Fatalf("events: %d %q %q", code, out, errOut)
+	}
+	if code, _, errOut = adminCLI(t, "events", "create", "sale", "--name", "Clash", "--starts", at(90*time.Minute), "--ends", at(3*time.Hour)); code != 1 || !strings.Contains(errOut, "overlaps") {
+		t.Fatalf("an overlapping event: %d %q", code, errOut)
+	}
+	if code, _, errOut = adminCLI(t, "events", "create", "sale", "--name", "X", "--starts", "noon", "--ends", at(3*time.Hour)); code != 2 || !strings.Contains(errOut, "--starts must be an RFC 3339 time") {
+		t.Fatalf("a bad time: %d %q", code, errOut)
+	}
+	if code, out, errOut = adminCLI(t, "events", "cancel", "sale", id); code != 0 || !strings.Contains(out, "cancelled "+id) {
+		t.Fatalf("events cancel: %d %q %q", code, out, errOut)
+	}
+	if code, _, errOut = adminCLI(t, "codes", "sale", "--count", "2"); code != 2 || !strings.Contains(errOut, "--count belongs to codes issue") {
+		t.Fatalf("a flag of another command: %d %q", code, errOut)
+	}
+}

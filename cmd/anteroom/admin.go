@@ -43,7 +43,7 @@ commands:
   set ROOM [--rate N] [--max-active N] [--state S]
                             change the admission policy (0 clears a limit) or state
                             (open, paused, closed, passthrough)
-  keys                      the signing keys in the JWKS, and what each does
+` + lanesUsage + `  keys                      the signing keys in the JWKS, and what each does
   keys retire KID           take a leaked signing key out of the JWKS at once; if it
                             signs, a new key signs from now (other instances follow
                             at their next refresh of the keys, within a minute)
@@ -67,6 +67,7 @@ func adminCmd(ctx context.Context, args []string, getenv func(string) string, st
 	rate := fs.Float64("rate", 0, "")
 	maxActive := fs.Int("max-active", 0, "")
 	state := fs.String("state", "", "")
+	lanes := newLaneFlags(fs)
 	usageErr := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "anteroom admin: "+format+"\n", a...)
 		fmt.Fprintln(stderr, "run 'anteroom admin --help' for usage")
@@ -83,15 +84,16 @@ func adminCmd(ctx context.Context, args []string, getenv func(string) string, st
 	if len(pos) == 0 {
 		return usageErr("a command is required")
 	}
-	setFlags := map[string]bool{}
+	setFlags, given := map[string]bool{}, map[string]bool{}
 	fs.Visit(func(f *flag.Flag) {
+		given[f.Name] = true
 		if f.Name == "rate" || f.Name == "max-active" || f.Name == "state" {
 			setFlags[f.Name] = true
 		}
 	})
 	cmd, rest := pos[0], pos[1:]
-	if cmd != "set" && len(setFlags) > 0 {
-		return usageErr("--rate, --max-active and --state belong to set")
+	if cmd != "set" && len(setFlags) > 0 && (cmd != "events" || setFlags["state"]) {
+		return usageErr("--rate, --max-active and --state belong to set (--rate and --max-active to events too)")
 	}
 
 	var req adminRequest
@@ -147,6 +149,15 @@ func adminCmd(ctx context.Context, args []string, getenv func(string) string, st
 			body["state"] = *state
 		}
 		req = adminRequest{method: http.MethodPatch, room: rest[0], path: "/admin/v1/rooms/" + url.PathEscape(rest[0]), body: body}
+	case "codes", "events":
+		for name, v := range map[string]string{"starts": *lanes.starts, "ends": *lanes.ends, "prequeue-from": *lanes.prequeue, "expires": *lanes.expires} {
+			if err := checkTime(name, v); err != nil {
+				return usageErr("%v", err)
+			}
+		}
+		if req, err = laneRequest(cmd, rest, lanes, given, *rate, *maxActive); err != nil {
+			return usageErr("%v", err)
+		}
 	case "keys":
 		switch {
 		case len(rest) == 0:
