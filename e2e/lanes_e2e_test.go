@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"golang.org/x/oauth2"
 
 	"github.com/anteroom/anteroom/config"
 	"github.com/anteroom/anteroom/internal/demosite"
@@ -388,5 +389,88 @@ func TestAdminCLICodesAndEvents(t *testing.T) {
 	}
 	if code, _, errOut = adminCLI(t, "codes", "sale", "--count", "2"); code != 2 || !strings.Contains(errOut, "--count belongs to codes issue") {
 		t.Fatalf("a flag of another command: %d %q", code, errOut)
+	}
+}
+
+// TestDashboardShowsLanesAndEvents: in Chromium, the dashboard shows a
+// room's priority lanes (who waits, codes issued and used) and its
+// scheduled events, from the admin API's room status.
+func TestDashboardShowsLanesAndEvents(t *testing.T) {
+	chromium := requireChromium(t)
+	if err := redisServer.FlushAll(); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	cfg := testConfig()
+	cfg.Issuer = base
+	cfg.Rooms[0].Lanes = []config.Lane{{ID: "vip", Weight: 3}}
+	cfg.Clients = []config.Client{{ID: clientID, Secret: secret, Room: roomID, RedirectURIs: []string{rpCallback}}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	serveApp(t, cfg, ln, nil)
+	bearer := func(method, path, body string) map[string]any {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+"/admin/v1/rooms/"+roomID+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var doc map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil || resp.StatusCode/100 != 2 {
+			t.Fatalf("%s %s: %d %v %v", method, path, resp.StatusCode, err, doc)
+		}
+		return doc
+	}
+	codes := bearer(http.MethodPost, "/codes", `{"count": 3, "lane": "vip"}`)["codes"].([]any)
+	starts := time.Now().Add(time.Hour).UTC()
+	bearer(http.MethodPost, "/events", `{"name": "Spring drop", "starts_at": "`+starts.Format(time.RFC3339)+`", "ends_at": "`+
+		starts.Add(time.Hour).Format(time.RFC3339)+`", "admission": {"rate_per_minute": 900}}`)
+	// Two visitors wait; one enters a code.
+	for i := range 2 {
+		jar, _ := cookiejar.New(nil)
+		b := &http.Client{Jar: jar, Timeout: 10 * time.Second, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
+			if req.URL.Host == rpHost {
+				return http.ErrUseLastResponse
+			}
+			return nil
+		}}
+		l := newLogin()
+		q := url.Values{"client_id": {clientID}, "redirect_uri": {rpCallback}, "response_type": {"code"}, "scope": {"openid"},
+			"state": {l.state}, "nonce": {l.nonce}, "code_challenge": {oauth2.S256ChallengeFromVerifier(l.verifier)}, "code_challenge_method": {"S256"}}
+		resp, err := b.Get(base + "/authorize?" + q.Encode())
+		if err != nil || !strings.Contains(resp.Request.URL.Path, "/wait/") {
+			t.Fatalf("visitor: %v %v", resp, err)
+		}
+		resp.Body.Close()
+		if i == 1 {
+			req, _ := http.NewRequest(http.MethodPost, resp.Request.URL.String()+"/code", strings.NewReader(`{"code": "`+codes[0].(string)+`"}`))
+			req.Header.Set("Content-Type", "application/json")
+			if resp, err := b.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("enter the code: %v %v", resp, err)
+			}
+		}
+	}
+	ctx := browser(t, chromium)
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(base+"/admin/"),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), adminToken),
+		chromedp.Submit(chromedp.ID("login")),
+		chromedp.WaitVisible(chromedp.CSS(`[data-field="lanes"] tr`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-field="events"] tr`)),
+	); err != nil {
+		t.Fatalf("sign in and see the lanes and events: %v", err)
+	}
+	lanes, err1 := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('[data-field="lanes"] tr td')].map(td => td.textContent)`))
+	events, err2 := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('[data-field="events"] tr td')].map(td => td.textContent)`))
+	if err1 != nil || err2 != nil || strings.Join(lanes, "|") != "vip|3|1|3|1" || len(events) != 6 || events[0] != "Spring drop" || events[1] != "scheduled" || events[5] != "900" {
+		t.Fatalf("the dashboard shows lanes %q and events %q (%v %v)", lanes, events, err1, err2)
 	}
 }

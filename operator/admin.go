@@ -43,6 +43,10 @@ type roomJSON struct {
 	// Origin is what this instance's probes of the room's site found;
 	// absent for a room without origin_health.
 	Origin *originJSON `json:"origin,omitempty"`
+	// Lanes are the room's priority lanes with their codes, and Events
+	// its scheduled events not ended (codes.go, events.go).
+	Lanes  []laneJSON  `json:"lanes,omitempty"`
+	Events []eventJSON `json:"events,omitempty"`
 }
 
 // originJSON is a room's origin health. Latency and time are null until
@@ -134,7 +138,12 @@ func (s *Server) adminRoomStatus(w http.ResponseWriter, r *http.Request, id stri
 		s.apiStoreError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.roomDoc(room, c))
+	doc := s.roomDoc(room, c)
+	if err := s.addLanesAndEvents(r, &doc); err != nil {
+		s.apiStoreError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, doc)
 }
 
 func (s *Server) adminRoom(w http.ResponseWriter, r *http.Request) {
@@ -150,7 +159,12 @@ func (s *Server) adminRooms(w http.ResponseWriter, r *http.Request) {
 			s.apiStoreError(w, r, err)
 			return
 		}
-		docs = append(docs, s.roomDoc(room, c))
+		doc := s.roomDoc(room, c)
+		if err := s.addLanesAndEvents(r, &doc); err != nil {
+			s.apiStoreError(w, r, err)
+			return
+		}
+		docs = append(docs, doc)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"rooms": docs})
 }

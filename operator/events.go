@@ -239,3 +239,27 @@ func (s *Server) adminDeleteEvent(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// addLanesAndEvents adds a room's lanes (with their codes) and its events
+// not ended to its status.
+func (s *Server) addLanesAndEvents(r *http.Request, doc *roomJSON) error {
+	room, _ := s.store.Room(doc.ID)
+	if len(room.Lanes) > 0 {
+		lanes, err := s.laneDocs(r, doc.ID)
+		if err != nil {
+			return err
+		}
+		doc.Lanes = lanes
+	}
+	events, err := s.store.Events(r.Context(), doc.ID)
+	if err != nil {
+		return err
+	}
+	now := s.store.Now()
+	for _, e := range events {
+		if e.Phase(now) != waitingroom.PhaseEnded {
+			doc.Events = append(doc.Events, s.eventDoc(doc.ID, e))
+		}
+	}
+	return nil
+}
