@@ -43,7 +43,7 @@ commands:
   set ROOM [--rate N] [--max-active N] [--state S]
                             change the admission policy (0 clears a limit) or state
                             (open, paused, closed, passthrough)
-` + lanesUsage + `  keys                      the signing keys in the JWKS, and what each does
+`+lanesUsage+`  keys                      the signing keys in the JWKS, and what each does
   keys retire KID           take a leaked signing key out of the JWKS at once; if it
                             signs, a new key signs from now (other instances follow
                             at their next refresh of the keys, within a minute)

@@ -33,8 +33,8 @@ const lanesUsage = `  codes ROOM                the room's priority lanes: who w
 // laneFlags are the flags of codes and events.
 type laneFlags struct {
 	lane, expires, name, starts, ends, prequeue, sessionTTL, message *string
-	count, uses                                                     *int
-	csv, shuffle                                                    *bool
+	count, uses                                                      *int
+	csv, shuffle                                                     *bool
 }
 
 func newLaneFlags(fs *flag.FlagSet) laneFlags {
