@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -472,5 +474,43 @@ func TestDashboardShowsLanesAndEvents(t *testing.T) {
 	events, err2 := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('[data-field="events"] tr td')].map(td => td.textContent)`))
 	if err1 != nil || err2 != nil || strings.Join(lanes, "|") != "vip|3|1|3|1" || len(events) != 6 || events[0] != "Spring drop" || events[1] != "scheduled" || events[5] != "900" {
 		t.Fatalf("the dashboard shows lanes %q and events %q (%v %v)", lanes, events, err1, err2)
+	}
+}
+
+// readmeJSON returns the README's fenced json block that starts with
+// prefix, so that the example a reader copies is the one tested.
+func readmeJSON(t *testing.T, prefix string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "```json\n"+prefix)
+	if !ok {
+		t.Fatalf("README has no json block starting with %q", prefix)
+	}
+	block, _, _ := strings.Cut(rest, "```")
+	return prefix + block
+}
+
+// TestReadmeSeasonExamples: the README's room with lanes loads, and its
+// event and codes bodies are accepted by the admin API as written.
+func TestReadmeSeasonExamples(t *testing.T) {
+	block := readmeBlock(t, "# A room with priority lanes.")
+	base := "issuer: " + issuer + "\nsecrets: {cookie_keys: [\"" + cookieKey + "\"]}\nadmin: {token: " + adminToken + "}\n" +
+		"clients: [{id: " + clientID + ", secret: " + secret + ", redirect_uris: [\"" + rpCallback + "\"], room: launch}]\n"
+	loaded, err := config.Parse([]byte(base+block), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatalf("the README's room with lanes: %v", err)
+	}
+	if len(loaded.Rooms) != 1 || len(loaded.Rooms[0].Lanes) != 2 {
+		t.Fatalf("test is void: %+v", loaded.Rooms)
+	}
+	h := newHarness(t, configure(func(c *config.Config) { c.Rooms = loaded.Rooms }))
+	if code, doc := h.admin(http.MethodPost, "/admin/v1/rooms/launch/events", readmeJSON(t, `{"name": "Winter drop"`)); code != http.StatusCreated || doc["shuffle_at_start"] != true {
+		t.Fatalf("the README's event: %d %v", code, doc)
+	}
+	if code, doc := h.admin(http.MethodPost, "/admin/v1/rooms/launch/codes", readmeJSON(t, `{"count": 500`)); code != http.StatusCreated || len(doc["codes"].([]any)) != 500 {
+		t.Fatalf("the README's codes: %d", code)
 	}
 }
