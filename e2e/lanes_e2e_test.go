@@ -514,3 +514,27 @@ func TestReadmeSeasonExamples(t *testing.T) {
 		t.Fatalf("the README's codes: %d", code)
 	}
 }
+
+// TestPriorityCodeRefusedFromAnotherSite: a form of another site cannot
+// spend a code of its choosing on a visitor's place (the browser says
+// Sec-Fetch-Site: cross-site); nothing is spent.
+func TestPriorityCodeRefusedFromAnotherSite(t *testing.T) {
+	h := newHarness(t, withLanes())
+	code := h.issueCodes(1, 1)[0]
+	v := h.visitor()
+	v.queue()
+	req, _ := http.NewRequest(http.MethodPost, v.waitURL+"/code", strings.NewReader(url.Values{"code": {code}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	resp, err := v.browser.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a cross-site post of a code: %d, want 403", resp.StatusCode)
+	}
+	if c, doc := v.enterCode(v.browser, code); c != http.StatusOK || doc["lane"] != "vip" {
+		t.Fatalf("a cross-site post spent the code: %d %v (the post answered %d)", c, doc, resp.StatusCode)
+	}
+}

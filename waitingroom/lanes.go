@@ -226,8 +226,9 @@ var (
 	ErrCodeExpired = errors.New("priority code expired")
 	// ErrCodeUsedUp is returned for a code whose uses are all spent.
 	ErrCodeUsedUp = errors.New("priority code used up")
-	// ErrCodeTooEarly is returned while the visitor is in the pre-queue:
-	// their position is not drawn yet, so there is nothing to move.
+	// ErrCodeTooEarly is returned while the visitor is in a pre-queue (the
+	// room's, or an event's until its drawn order has let them in): a
+	// lane cannot move anyone ahead of the draw.
 	ErrCodeTooEarly = errors.New("priority codes apply once the room has opened")
 	// ErrCodeNotNeeded is returned for a visitor the counter or a lane
 	// reached already, or who was admitted.
@@ -354,11 +355,14 @@ func (s *Store) IssueCodes(ctx context.Context, room string, spec CodeSpec) ([]s
 // redeemScript spends one use of a code and moves a waiting visitor into
 // its lane, atomically: however many instances redeem one code at once,
 // it is spent exactly as many times as it has uses.
-// KEYS: code, serving, drawn, code stats, each lane's queue.
+// A visitor of an event's pre-queue is refused until its order is drawn
+// and let in: a lane cannot move anyone ahead of the draw, so the use
+// would be spent for nothing.
+// KEYS: code, serving, drawn, code stats, room hash, each lane's queue.
 // ARGV: position, now ms, then each lane's id (in the keys' order).
 // Returns {1, lane}, {-1} unknown, {-2} expired, {-3} used up, {-4}
 // reached already, {-5, lane} in a lane already, {-6} the code's lane is
-// no longer one of the room's.
+// no longer one of the room's, {-7} in an event's pre-queue.
 var redeemScript = redis.NewScript(`
 local c = redis.call('HMGET', KEYS[1], 'lane', 'uses', 'expires')
 if not c[1] then return {-1} end
@@ -368,10 +372,14 @@ if expires > 0 and now >= expires then return {-2} end
 if tonumber(c[2] or '0') <= 0 then return {-3} end
 local serving = tonumber(redis.call('GET', KEYS[2]) or '0')
 if pos <= serving or redis.call('GETBIT', KEYS[3], pos) == 1 then return {-4} end
+local pq = redis.call('HMGET', KEYS[5], 'pq_event', 'pq_lo', 'sh_lo', 'sh_hi')
+if (pq[1] and pos > tonumber(pq[2] or '0')) or (pq[3] and pos > tonumber(pq[3]) and pos <= tonumber(pq[4] or '0')) then
+  return {-7}
+end
 local into = nil
-for i = 5, #KEYS do
-  if redis.call('ZSCORE', KEYS[i], pos) then return {-5, ARGV[i - 2]} end
-  if ARGV[i - 2] == c[1] then into = KEYS[i] end
+for i = 6, #KEYS do
+  if redis.call('ZSCORE', KEYS[i], pos) then return {-5, ARGV[i - 3]} end
+  if ARGV[i - 3] == c[1] then into = KEYS[i] end
 end
 if not into then return {-6} end
 redis.call('HINCRBY', KEYS[1], 'uses', -1)
@@ -410,7 +418,7 @@ func (s *Store) Redeem(ctx context.Context, t Ticket, code string) (string, erro
 		return "", ErrCodeUnknown
 	}
 	k := s.keys(t.Room)
-	keys := []string{k.code(codeSum(n)), k.serving, k.drawn, k.codeStats()}
+	keys := []string{k.code(codeSum(n)), k.serving, k.drawn, k.codeStats(), k.hash}
 	args := []any{t.Position, s.now().UnixMilli()}
 	for _, l := range lanes {
 		keys = append(keys, k.lane(l.ID))
@@ -438,6 +446,8 @@ func (s *Store) Redeem(ctx context.Context, t Ticket, code string) (string, erro
 		return "", ErrCodeNotNeeded
 	case -5:
 		return lane, ErrInLane
+	case -7:
+		return "", ErrCodeTooEarly
 	}
 	return "", fmt.Errorf("redeem a code in room %q: unexpected answer %v", t.Room, res)
 }

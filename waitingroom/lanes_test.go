@@ -227,3 +227,27 @@ func lowerLookAlike(code string) string {
 	}
 	return string(out)
 }
+
+// testCodeInEventPrequeue: in an event's pre-queue a code is refused
+// (its order is the draw's) and not spent; once the event runs it works.
+func testCodeInEventPrequeue(e *env) {
+	s := e.store(laneRoom("pqcode", 60))
+	sc := waitingroom.NewScheduler(s, "a", time.Second)
+	now := e.clock.Now()
+	if _, err := s.CreateEvent(e.ctx, "pqcode", waitingroom.Event{Name: "Drop", PrequeueFrom: now.Add(time.Second),
+		StartsAt: now.Add(time.Minute), EndsAt: now.Add(time.Hour)}); err != nil {
+		e.t.Fatal(err)
+	}
+	e.clock.Add(2 * time.Second)
+	e.step(sc)
+	vs := e.fill(s, "pqcode", 20)
+	code := e.codes(s, "pqcode", waitingroom.CodeSpec{Count: 1, Lane: "vip", Uses: 1})[0]
+	if _, err := s.Redeem(e.ctx, vs[19].ticket, code); !errors.Is(err, waitingroom.ErrCodeTooEarly) {
+		e.t.Fatalf("a code in an event's pre-queue = %v, want ErrCodeTooEarly", err)
+	}
+	e.clock.Add(time.Minute)
+	e.step(sc)
+	if lane, err := s.Redeem(e.ctx, vs[19].ticket, code); err != nil || lane != "vip" {
+		e.t.Fatalf("the same code once the event runs = %q, %v", lane, err)
+	}
+}

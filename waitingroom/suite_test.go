@@ -342,6 +342,7 @@ func runStoreSuite(t *testing.T, newClient func(t *testing.T) redis.UniversalCli
 		{"LaneWeights", testLaneWeights},
 		{"CodeRedeemedOnceAcrossInstances", testCodeRedeemedOnceAcrossInstances},
 		{"CodeErrorsLoseNothing", testCodeErrorsLoseNothing},
+		{"CodeInEventPrequeue", testCodeInEventPrequeue},
 		// Scheduled events.
 		{"EventOverridesRate", testEventOverridesRate},
 		{"EventPrequeueHoldsThenCancel", testEventPrequeueHoldsThenCancel},
