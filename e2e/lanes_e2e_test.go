@@ -247,6 +247,14 @@ func TestScheduledEventsAPI(t *testing.T) {
 		_, body := visit(t, v.browser, http.MethodGet, v.waitURL)
 		t.Fatalf("the second instance's page does not name the event: %.600s", body)
 	}
+	var st struct {
+		Event         string `json:"event"`
+		EventStartsAt int64  `json:"event_starts_at"`
+	}
+	if _, body := visit(t, v.browser, http.MethodGet, v.waitURL+"?format=json"); json.Unmarshal([]byte(body), &st) != nil ||
+		st.Event != "Winter drop II" || st.EventStartsAt != now.Add(2*time.Hour).Unix() {
+		t.Fatalf("the status JSON names %+v: %s", st, body)
+	}
 	// It starts: it can no longer be edited, only cancelled.
 	h.clock.Advance(2*time.Hour + time.Second)
 	if code, doc := h.admin(http.MethodPatch, "/admin/v1/rooms/"+roomID+"/events/"+id, `{"name": "Late"}`); code != http.StatusConflict || doc["error"] != "event_started" {

@@ -40,6 +40,11 @@ type VisitorStatus struct {
 	// Lane names the priority lane the visitor waits in (absent: the
 	// standard queue); Ahead then counts that lane's visitors ahead.
 	Lane string `json:"lane,omitempty"`
+	// Event names the room's scheduled event a page names (see
+	// Store.CurrentEvent), and EventStartsAt is its opening (unix
+	// seconds) for a countdown; the caller fills them.
+	Event         string `json:"event,omitempty"`
+	EventStartsAt *int64 `json:"event_starts_at,omitempty"`
 }
 
 // StatusOf computes a ticket's status from the room's counters at now, with

@@ -195,3 +195,14 @@ func decodeJSON(body io.Reader, v any) error {
 	dec.DisallowUnknownFields()
 	return dec.Decode(v)
 }
+
+// nameEvent adds to a status the room's scheduled event that the page
+// names (see eventFor), for apps that show it themselves.
+func (s *Server) nameEvent(st *waitingroom.VisitorStatus, room waitingroom.Room, now time.Time) {
+	e, phase, ok := s.store.CurrentEvent(room.ID, now)
+	if !ok || phase == waitingroom.PhaseScheduled && e.StartsAt.Sub(now) > 24*time.Hour {
+		return
+	}
+	starts := e.StartsAt.Unix()
+	st.Event, st.EventStartsAt = e.Name, &starts
+}

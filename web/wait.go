@@ -369,6 +369,7 @@ func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request, id string, 
 // continue every few seconds, and only that touches Redis, never a poll.
 func (s *Server) statusOf(t waitingroom.Ticket, room waitingroom.Room, c waitingroom.Counters, now time.Time) waitingroom.VisitorStatus {
 	st := waitingroom.StatusOf(t, room, c, s.cache.Rate(room.ID), now)
+	s.nameEvent(&st, room, now)
 	if t.Skipped && !t.Admitted() && st.State == waitingroom.VisitorAdmitted {
 		st.State = waitingroom.VisitorWaiting
 		st.Ahead = 0
