@@ -218,14 +218,21 @@ func (s *Store) UpdateEvent(ctx context.Context, room string, e Event) error {
 }
 
 func (s *Store) putEvent(ctx context.Context, room string, e Event, mode string) error {
-	if _, err := s.room(room); err != nil {
+	r, err := s.room(room)
+	if err != nil {
 		return err
 	}
 	if err := e.Validate(); err != nil {
 		return err
 	}
-	if mode == "create" && !e.EndsAt.After(s.now()) {
+	if !e.EndsAt.After(s.now()) {
 		return specErrorf("ends_at", "must be in the future")
+	}
+	if e.SessionTTL > r.SessionTTL {
+		// The visitor's cookie and the tokens of a login in another
+		// request count the room's session length: an event may shorten
+		// a session, not lengthen it.
+		return specErrorf("session_ttl", "must not exceed the room's session_ttl (%s), got %s", r.SessionTTL, e.SessionTTL)
 	}
 	doc, err := json.Marshal(storeEvent(e))
 	if err != nil {
@@ -387,6 +394,11 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local cur = redis.call('HGET', KEYS[1], 'event')
 if cur == (ARGV[1] ~= '' and ARGV[1] or false) then return 0 end
 local started = 1
+local pq = redis.call('HGET', KEYS[1], 'pq_event')
+if pq and pq ~= ARGV[1] and pq ~= ARGV[1] .. ':pre' then
+  -- A pre-queue that ends without its event starting (cancelled).
+  redis.call('HDEL', KEYS[1], 'pq_lo', 'pq_event')
+end
 if string.sub(ARGV[1], -4) == ':pre' then
   -- The pre-queue begins behind whoever waits now.
   redis.call('HSET', KEYS[1], 'pq_lo', tonumber(redis.call('GET', KEYS[2]) or '0'), 'pq_event', ARGV[1])

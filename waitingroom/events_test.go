@@ -80,6 +80,11 @@ func testEventPrequeueHoldsThenCancel(e *env) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	long := waitingroom.Event{Name: "Long", StartsAt: now.Add(2 * time.Hour), EndsAt: now.Add(3 * time.Hour), SessionTTL: 1000 * time.Hour}
+	var spec *waitingroom.SpecError
+	if _, err := s.CreateEvent(e.ctx, "pq", long); !errors.As(err, &spec) || spec.Key != "session_ttl" {
+		e.t.Fatalf("an event session longer than the room's = %v", err)
+	}
 	clash := waitingroom.Event{Name: "Clash", StartsAt: now.Add(90 * time.Second), EndsAt: now.Add(100 * time.Second)}
 	var overlap *waitingroom.OverlapError
 	if _, err := s.CreateEvent(e.ctx, "pq", clash); !errors.As(err, &overlap) || overlap.With != ev.ID {

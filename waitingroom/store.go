@@ -441,6 +441,9 @@ func (s *Store) Admit(ctx context.Context, t Ticket, request string, opts ...Joi
 		return Ticket{}, ErrStale
 	}
 	t.AdmittedAt = time.UnixMilli(res[1])
+	if len(res) > 2 {
+		t.sessionEnds = time.UnixMilli(res[2])
+	}
 	return t, nil
 }
 
