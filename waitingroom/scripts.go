@@ -686,7 +686,8 @@ elseif state == 'open' and factor > 0 then
       local p = tonumber(ARGV[i])
       i = i + 1
       shuf.done = shuf.done + 1
-      if redis.call('GETBIT', KEYS[11], p) == 0 then
+      -- (A position the counter passed, by an operator's advance, is in.)
+      if p > next and redis.call('GETBIT', KEYS[11], p) == 0 then
         if live(p) then
           redis.call('SETBIT', KEYS[11], p, 1)
           let(p)
