@@ -546,3 +546,44 @@ func TestPriorityCodeRefusedFromAnotherSite(t *testing.T) {
 		t.Fatalf("a cross-site post spent the code: %d %v (the post answered %d)", c, doc, resp.StatusCode)
 	}
 }
+
+// TestCodesAndEventsDuringARedisOutage: while Redis is down, entering a
+// code answers 503 with Retry-After, and so do the admin API's codes and
+// events: never a 500.
+func TestCodesAndEventsDuringARedisOutage(t *testing.T) {
+	if !redisServer.Real() {
+		t.Skip("needs a real redis-server to kill")
+	}
+	h := newHarness(t, withLanes())
+	code := h.issueCodes(1, 1)[0]
+	v := h.visitor()
+	v.queue()
+	if err := redisServer.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	restarted := false
+	t.Cleanup(func() {
+		if !restarted {
+			_ = redisServer.Restart()
+		}
+	})
+	req, _ := http.NewRequest(http.MethodPost, v.waitURL+"/code", strings.NewReader(`{"code": "`+code+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := v.browser.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("a code during the outage: %d Retry-After=%q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	for _, path := range []string{"/codes", "/events"} {
+		if code, doc := h.admin(http.MethodGet, "/admin/v1/rooms/"+roomID+path, ""); code != http.StatusServiceUnavailable || doc["error"] != "temporarily_unavailable" {
+			t.Fatalf("GET %s during the outage: %d %v", path, code, doc)
+		}
+	}
+	if err := redisServer.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	restarted = true
+}
