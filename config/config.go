@@ -189,6 +189,20 @@ type Room struct {
 	// Challenge asks new visitors for a proof of work before a place
 	// (off by default).
 	Challenge Challenge `yaml:"challenge"`
+	// Lanes are priority lanes: a visitor who enters a priority code
+	// (issued by the admin API) moves into the code's lane, keeping their
+	// place in arrival order, and the lanes share admissions by weight
+	// while each has visitors. The lane "standard" is everyone without a
+	// code (weight 1 unless listed). Empty: one queue. Needs fifo.
+	Lanes []Lane `yaml:"lanes"`
+}
+
+// Lane is one priority lane of a room.
+type Lane struct {
+	// ID names the lane in codes and the admin API, like a room's id.
+	ID string `yaml:"id"`
+	// Weight is the lane's share of admissions, 1 to 1000.
+	Weight int `yaml:"weight"`
 }
 
 // Schedule returns the parsed opens_at and closes_at (zero when empty).

@@ -47,6 +47,15 @@ rooms:
 				t.Fatalf("queueing %q", r.Queueing)
 			}
 		}},
+		{"lanes", "    lanes: [{id: vip, weight: 3}, {id: standard, weight: 1}]\n", "", func(t *testing.T, r config.Room) {
+			if len(r.Lanes) != 2 || r.Lanes[0] != (config.Lane{ID: "vip", Weight: 3}) {
+				t.Fatalf("lanes %+v", r.Lanes)
+			}
+		}},
+		{"lane weight", "    lanes: [{id: vip, weight: 0}]\n", "rooms[0].lanes[0].weight: must be between 1 and 1000, got 0", nil},
+		{"lane id", "    lanes: [{id: VIP, weight: 2}]\n", `rooms[0].lanes[0].id: must match`, nil},
+		{"lane twice", "    lanes: [{id: vip, weight: 2}, {id: vip, weight: 1}]\n", `rooms[0].lanes[1].id: "vip" is listed twice`, nil},
+		{"lanes in a lottery", "    queueing: random\n    lanes: [{id: vip, weight: 2}]\n", "rooms[0].lanes: a room with lanes must queue fifo", nil},
 		{"unknown queueing", "    queueing: lifo\n", `rooms[0].queueing: must be fifo or random, got "lifo"`, nil},
 		{"abandonment too short", "    abandon_after: 10s\n", "rooms[0].abandon_after: must be 0s (off) or at least 30s, got 10s", nil},
 		{"opens_at without zone", "    opens_at: 2026-12-01T09:00:00\n", `rooms[0].opens_at: must be an RFC 3339 time with a zone`, nil},

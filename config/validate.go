@@ -313,6 +313,7 @@ func (v *validator) room(p string, r Room) {
 	default:
 		v.add(p+".queueing", "must be fifo or random, got %q", r.Queueing)
 	}
+	v.lanes(p, r)
 	if a := r.AbandonAfter; a != nil && *a != 0 && *a < Duration(minAbandonAfter) {
 		v.add(p+".abandon_after", "must be 0s (off) or at least %s, got %s", Duration(minAbandonAfter), *a)
 	}
@@ -417,4 +418,27 @@ func httpURL(raw string) (*url.URL, error) {
 		return nil, fmt.Errorf("must not have a fragment")
 	}
 	return u, nil
+}
+
+// lanes checks a room's priority lanes (key p+".lanes").
+func (v *validator) lanes(p string, r Room) {
+	seen := map[string]bool{}
+	for i, l := range r.Lanes {
+		lp := fmt.Sprintf("%s.lanes[%d]", p, i)
+		switch {
+		case l.ID == "":
+			v.add(lp+".id", "required")
+		case !roomIDPattern.MatchString(l.ID):
+			v.add(lp+".id", "must match %s, got %q", roomIDPattern, l.ID)
+		case seen[l.ID]:
+			v.add(lp+".id", "%q is listed twice", l.ID)
+		}
+		seen[l.ID] = true
+		if l.Weight < 1 || l.Weight > 1000 {
+			v.add(lp+".weight", "must be between 1 and 1000, got %d", l.Weight)
+		}
+	}
+	if len(r.Lanes) > 0 && r.Queueing == "random" {
+		v.add(p+".lanes", "a room with lanes must queue fifo: a lottery has no order for a lane to keep")
+	}
 }

@@ -11,21 +11,26 @@ import (
 	"github.com/anteroom/anteroom/config"
 )
 
-// readmeBlock returns the fenced yaml block of docs/integrations.md that starts with the
+// readmeBlock returns the fenced yaml block of the README or docs/ that starts with the
 // line first, so that the example a reader copies is the one tested.
 func readmeBlock(t *testing.T, first string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "docs", "integrations.md"))
-	if err != nil {
-		t.Fatal(err)
+	docs, _ := filepath.Glob(filepath.Join("..", "docs", "*.md"))
+	var all strings.Builder
+	for _, doc := range append(docs, filepath.Join("..", "README.md")) {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all.Write(b)
 	}
-	_, rest, ok := strings.Cut(string(b), "```yaml\n"+first+"\n")
+	_, rest, ok := strings.Cut(all.String(), "```yaml\n"+first+"\n")
 	if !ok {
-		t.Fatalf("docs/integrations.md has no yaml block starting with %q", first)
+		t.Fatalf("no yaml block of the README or docs/ starts with %q", first)
 	}
 	block, _, ok := strings.Cut(rest, "```")
 	if !ok {
-		t.Fatal("docs/integrations.md: unterminated yaml block")
+		t.Fatal("unterminated yaml block")
 	}
 	return first + "\n" + block
 }

@@ -93,6 +93,11 @@ func TestRedisKeyNamesArePinned(t *testing.T) {
 		{"drawn", regexp.MustCompile(`^` + room + `drawn$`), false},
 		{"arrivals", regexp.MustCompile(`^` + room + `arr:` + number + `$`), false},
 		{"challenge mode", regexp.MustCompile(`^` + room + `challenge$`), false},
+		// Priority lanes and scheduled events (issue 16).
+		{"lane", regexp.MustCompile(`^` + room + `lane:[a-z0-9_-]+$`), false},
+		{"priority code", regexp.MustCompile(`^` + room + `code:[0-9a-f]{32}$`), false},
+		{"code counts", regexp.MustCompile(`^` + room + `codes$`), false},
+		{"events", regexp.MustCompile(`^` + room + `events$`), false},
 	}
 	all, err := e.rdb.Keys(context.Background(), "*").Result()
 	if err != nil {

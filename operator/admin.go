@@ -51,6 +51,10 @@ type roomJSON struct {
 	// Challenge is the room's proof of work: its mode now and the
 	// difficulty a new visitor gets.
 	Challenge *challengeJSON `json:"challenge,omitempty"`
+	// Lanes are the room's priority lanes with their codes, and Events
+	// its scheduled events not ended (codes.go, events.go).
+	Lanes  []laneJSON  `json:"lanes,omitempty"`
+	Events []eventJSON `json:"events,omitempty"`
 }
 
 // originJSON is a room's origin health. Latency and time are null until
@@ -167,6 +171,10 @@ func (s *Server) adminRoomStatus(w http.ResponseWriter, r *http.Request, id stri
 			doc.Definition = &d
 		}
 	}
+	if err := s.addLanesAndEvents(r, &doc); err != nil {
+		s.apiStoreError(w, r, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, doc)
 }
 
@@ -183,7 +191,12 @@ func (s *Server) adminRooms(w http.ResponseWriter, r *http.Request) {
 			s.apiStoreError(w, r, err)
 			return
 		}
-		docs = append(docs, s.roomDoc(room, c))
+		doc := s.roomDoc(room, c)
+		if err := s.addLanesAndEvents(r, &doc); err != nil {
+			s.apiStoreError(w, r, err)
+			return
+		}
+		docs = append(docs, doc)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"rooms": docs})
 }

@@ -28,7 +28,11 @@ func roomOf(r config.Room) waitingroom.Room {
 		p.MaxActive = *r.Admission.MaxActive
 	}
 	opens, closes := r.Schedule()
-	return waitingroom.Room{
+	var lanes []waitingroom.Lane
+	for _, l := range r.Lanes {
+		lanes = append(lanes, waitingroom.Lane{ID: l.ID, Weight: l.Weight})
+	}
+	return waitingroom.Room{Lanes: lanes,
 		ID: r.ID, Name: r.Name, Message: r.Message, State: waitingroom.State(r.State),
 		Policy: p, SessionTTL: r.SessionTTL.D(), MaxWait: r.MaxWait.D(),
 		OpensAt: opens, ClosesAt: closes, AbandonAfter: r.Abandonment(), Method: waitingroom.Method(r.Queueing),

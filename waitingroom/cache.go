@@ -65,8 +65,10 @@ func (c *Cache) Refresh(ctx context.Context) error {
 	cur := c.sync()
 	pipe := c.store.rdb.Pipeline()
 	reads := make(map[string]func() Counters, len(cur.rooms))
+	laneReads := make(map[string]func() *laneView, len(cur.rooms))
 	for id := range cur.rooms {
 		reads[id] = c.store.queueCounters(ctx, pipe, c.store.keys(id))
+		laneReads[id] = c.store.queueLanes(ctx, pipe, id)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		err = fmt.Errorf("refresh counters: %w", err)
@@ -77,7 +79,14 @@ func (c *Cache) Refresh(ctx context.Context) error {
 	now := c.store.now()
 	counters := make(map[string]Counters, len(reads))
 	for id, read := range reads {
-		counters[id] = read()
+		ct := read()
+		ct.lanes = laneReads[id]()
+		if old := cur.rooms[id].Load(); old != nil && old.lanes.equal(ct.lanes) {
+			// The same lanes as before: the same pointer, so the
+			// counters compare equal and wake no event stream.
+			ct.lanes = old.lanes
+		}
+		counters[id] = ct
 	}
 	if err := c.readDrawn(ctx, counters); err != nil {
 		err = fmt.Errorf("refresh counters: %w", err)
@@ -195,14 +204,14 @@ func (c *Cache) Run(ctx context.Context) {
 	}
 }
 
-// readDrawn loads, for lottery rooms, the part of the drawn bitmap between
+// readDrawn loads, for lottery rooms and rooms with lanes, the part of the drawn bitmap between
 // serving and tail, so a status poll can tell a drawn visitor without Redis.
 // It costs one pipelined read of (tail-serving)/8 bytes per lottery room.
 func (c *Cache) readDrawn(ctx context.Context, counters map[string]Counters) error {
 	pipe := c.store.rdb.Pipeline()
 	reads := map[string]*redis.StringCmd{}
 	for id, ct := range counters {
-		if ct.Method == MethodRandom && ct.Tail > ct.Serving {
+		if (ct.Method == MethodRandom || ct.lanes != nil || ct.shN > 0) && ct.Tail > ct.Serving {
 			reads[id] = pipe.GetRange(ctx, c.store.keys(id).drawn, ct.Serving/8, ct.Tail/8)
 		}
 	}

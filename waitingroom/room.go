@@ -11,6 +11,7 @@ package waitingroom
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 )
 
@@ -113,6 +114,9 @@ type Room struct {
 	// go to live people; if they come back they are let in at the next
 	// tick, keeping their place. Zero turns it off.
 	AbandonAfter time.Duration
+	// Lanes are the room's priority lanes (lanes.go), the standard lane
+	// among them or weight 1; none: one queue.
+	Lanes []Lane
 }
 
 // WaitStart is when max wait starts counting for a visitor who arrived at
@@ -135,6 +139,9 @@ func (r Room) validate() error {
 		return fmt.Errorf("room %q: unknown method %q", r.ID, r.Method)
 	}
 	if err := r.Policy.Validate(); err != nil {
+		return fmt.Errorf("room %q: %w", r.ID, err)
+	}
+	if err := ValidateLanes(r.Lanes, r.method()); err != nil {
 		return fmt.Errorf("room %q: %w", r.ID, err)
 	}
 	if r.SessionTTL <= 0 || r.MaxWait <= 0 {
@@ -177,3 +184,8 @@ var (
 	// be answered twice.
 	ErrAnswered = errors.New("request already answered")
 )
+
+// equal reports whether r and o are the same room definition, lanes
+// included (a Room with lanes is not comparable with ==). SetRooms asks
+// it once per room and change, never on a request.
+func (r Room) equal(o Room) bool { return reflect.DeepEqual(r, o) }

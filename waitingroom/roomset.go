@@ -82,7 +82,7 @@ func (s *Store) SetRooms(ctx context.Context, rooms []Room) error {
 	}
 	for _, id := range set.order {
 		r := set.rooms[id]
-		if prev, ok := old.rooms[id]; ok && prev == r {
+		if prev, ok := old.rooms[id]; ok && prev.equal(r) {
 			continue
 		}
 		if err := s.seedIn(ctx, set, r); err != nil {

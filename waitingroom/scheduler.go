@@ -23,11 +23,22 @@ type Scheduler struct {
 
 	mu      sync.Mutex
 	leading map[string]bool
+	// shuffling says which rooms are letting an event's pre-queue in in
+	// its drawn order, as the last tick said: their ticks carry the order.
+	shuffling map[string]bool
 	// OnAdvance, when set, is called after a tick admitted visitors.
 	OnAdvance func(room string, advanced int64)
 	// OnSkip, when set, is called after a tick passed over visitors whose
 	// page fell silent (abandonment).
 	OnSkip func(room string, skipped int64)
+	// OnEvent, when set, is called when this instance switched a room's
+	// settings to a scheduled event's (started true) or back to the
+	// room's own.
+	OnEvent func(room string, started bool)
+	// OnLaneAdvance, when set, is called after a tick of a room with
+	// priority lanes, for each lane (StandardLane included) it admitted
+	// visitors from.
+	OnLaneAdvance func(room, lane string, admitted int64)
 	// Throttle, when set, scales a room's admission rate at each tick:
 	// 1 is the configured rate, 0.5 half of it, 0 admits nobody. Origin
 	// health probing uses it to slow a room whose site is struggling.
@@ -41,7 +52,7 @@ func NewScheduler(store *Store, owner string, interval time.Duration) *Scheduler
 	if interval <= 0 {
 		interval = 500 * time.Millisecond
 	}
-	return &Scheduler{store: store, owner: owner, interval: interval, leaseTTL: 3 * interval, leading: map[string]bool{}}
+	return &Scheduler{store: store, owner: owner, interval: interval, leaseTTL: 3 * interval, leading: map[string]bool{}, shuffling: map[string]bool{}}
 }
 
 // Step runs one tick for every room.
@@ -49,6 +60,20 @@ func (sc *Scheduler) Step(ctx context.Context) error {
 	var errs []error
 	set := sc.store.cur.Load()
 	for _, id := range set.order {
+		// Every instance switches a room's events by its own clock (the
+		// switch is idempotent); the leader's tick then runs under them.
+		if n, err := sc.store.applyEvents(ctx, set.rooms[id]); err != nil {
+			errs = append(errs, err)
+		} else {
+			if n == 3 {
+				sc.mu.Lock()
+				sc.shuffling[id] = true
+				sc.mu.Unlock()
+			}
+			if n > 0 && sc.OnEvent != nil {
+				sc.OnEvent(id, n != 2)
+			}
+		}
 		if err := sc.tick(ctx, set.rooms[id]); err != nil {
 			errs = append(errs, err)
 		}
@@ -64,10 +89,21 @@ func (sc *Scheduler) tick(ctx context.Context, r Room) error {
 	}
 	now := sc.store.now()
 	abandon := r.AbandonAfter.Milliseconds()
-	res, err := sc.store.run(ctx, r, tickScript,
-		[]string{k.lease, k.hash, k.serving, k.tail, k.active, k.reached, k.live(r, now, 0), k.skipped, k.returned, k.live(r, now, 1), k.drawn},
-		sc.owner, now.UnixMilli(), sc.leaseTTL.Milliseconds(), ClaimWindow.Milliseconds(), formatFloat(factor),
-		newDrawKey(), abandon, rand.Int64N(1<<31)).Int64Slice()
+	laneKeys, laneArgs := sc.store.laneArgs(r)
+	sc.mu.Lock()
+	shuffling := sc.shuffling[r.ID]
+	sc.mu.Unlock()
+	if shuffling {
+		order, err := sc.store.shuffleArgs(ctx, r)
+		if err != nil {
+			return err
+		}
+		laneArgs = append(laneArgs, order...)
+	}
+	res, err := sc.store.runVia(ctx, nil, r, tickScript,
+		append([]string{k.lease, k.hash, k.serving, k.tail, k.active, k.reached, k.live(r, now, 0), k.skipped, k.returned, k.live(r, now, 1), k.drawn}, laneKeys...),
+		[]any{sc.owner, now.UnixMilli(), sc.leaseTTL.Milliseconds(), ClaimWindow.Milliseconds(), formatFloat(factor),
+			newDrawKey(), abandon, rand.Int64N(1 << 31)}, laneArgs).Int64Slice()
 	sc.mu.Lock()
 	sc.leading[r.ID] = err == nil && res[0] == 1
 	sc.mu.Unlock()
@@ -82,6 +118,23 @@ func (sc *Scheduler) tick(ctx context.Context, r Room) error {
 	}
 	if res[0] == 1 && len(res) > 4 && res[4] > 0 && sc.OnSkip != nil {
 		sc.OnSkip(r.ID, res[4])
+	}
+	if res[0] == 1 && len(res) > 6 {
+		sc.mu.Lock()
+		sc.shuffling[r.ID] = res[6] == 1
+		sc.mu.Unlock()
+	}
+	if res[0] == 1 && len(res) > 7 && sc.OnLaneAdvance != nil {
+		lanes, _ := r.priority()
+		for i, n := range res[7:] {
+			lane := StandardLane
+			if i > 0 && i <= len(lanes) {
+				lane = lanes[i-1].ID
+			}
+			if n > 0 {
+				sc.OnLaneAdvance(r.ID, lane, n)
+			}
+		}
 	}
 	return nil
 }

@@ -607,10 +607,25 @@ return {serving, tail, tonumber(epoch)}
 // costing admissions.
 // ARGV: owner, now ms, lease ttl ms, claim ms, throttle factor (0..1), draw
 // key (used if this tick opens the room), abandonment grace ms (0: off),
-// random seed, then the restore block.
+// random seed, then the restore block, then the room's lanes (laneTickLua:
+// their count, the standard lane's weight, each lane's weight; their
+// queues follow the keys above).
+// Then the event pre-queue's drawn order (shuffle.go): the draws done as
+// the caller read them, and the next positions in the order.
 // Returns {0} when another instance leads, else {1, admitted, serving,
-// tail, skipped, epoch}.
-var tickScript = redis.NewScript(accrueLua + restoreLua + `
+// tail, skipped, epoch, 1 while an event's pre-queue is being let in in
+// its drawn order, then for a room with lanes the admissions of the
+// standard lane and of each lane}.
+var tickScript = redis.NewScript(accrueLua + restoreLua + laneTickLua + `
+local nl = tonumber(ARGV[18] or '0')
+local laneCounts = {}
+local shuf = nil
+do
+  local sh = redis.call('HMGET', KEYS[2], 'sh_lo', 'sh_hi', 'sh_n', 'sh_done')
+  if sh[1] then
+    shuf = {lo = tonumber(sh[1]), hi = tonumber(sh[2]), n = tonumber(sh[3]), done = tonumber(sh[4] or '0')}
+  end
+end
 local cur = redis.call('GET', KEYS[1])
 if cur and cur ~= ARGV[1] then return {0} end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
@@ -632,6 +647,15 @@ if state == 'passthrough' then
   admitted = tail - serving
   next = tail
 elseif state == 'open' and factor > 0 then
+  if shuf and serving >= shuf.hi then
+    -- The counter passed the whole pre-queue (an operator's advance).
+    redis.call('HDEL', KEYS[2], 'sh_lo', 'sh_hi', 'sh_n', 'sh_done', 'sh_key')
+    shuf = nil
+  end
+  if shuf and serving < shuf.lo then
+    -- Those who waited before the pre-queue go first, in their order.
+    tail = math.min(tail, shuf.lo)
+  end
   local f = free(KEYS[2], KEYS[5], KEYS[6], now)
   local full = false
   local want = 0
@@ -654,6 +678,33 @@ elseif state == 'open' and factor > 0 then
     admitted = admitted + 1
     if f >= 0 then redis.call('ZADD', KEYS[6], now + claim, p) end
   end
+  local function admitShuffled()
+    local s0 = 20 + nl
+    if ARGV[s0] ~= tostring(shuf.done) then return end
+    local i = s0 + 1
+    while admitted < want and ARGV[i] do
+      local p = tonumber(ARGV[i])
+      i = i + 1
+      shuf.done = shuf.done + 1
+      -- (A position the counter passed, by an operator's advance, is in.)
+      if p > next and redis.call('GETBIT', KEYS[11], p) == 0 then
+        if live(p) then
+          redis.call('SETBIT', KEYS[11], p, 1)
+          let(p)
+        else
+          -- Silent: passed over as the walk would, let in when back.
+          redis.call('SETBIT', KEYS[8], p, 1)
+          skipped = skipped + 1
+        end
+      end
+    end
+    redis.call('HSET', KEYS[2], 'sh_done', shuf.done)
+  end
+  local function admitLanes()
+    local lanes = tickLanes(nl, KEYS, ARGV, next, tail, live, let, want, admitted)
+    next, skipped = lanes.next, skipped + lanes.skipped
+    laneCounts = lanes.counts
+  end
   do
     while admitted < want do
       local p = redis.call('SPOP', KEYS[9])
@@ -665,7 +716,17 @@ elseif state == 'open' and factor > 0 then
       end
     end
   end
-  if redis.call('HGET', KEYS[2], 'method') == 'random' then
+  if shuf and next >= shuf.lo then
+    -- An event's pre-queue, in its drawn order (shuffleLua).
+    admitShuffled()
+    if shuf.done >= shuf.n then
+      if next < shuf.hi then next = shuf.hi end
+      redis.call('HDEL', KEYS[2], 'sh_lo', 'sh_hi', 'sh_n', 'sh_done', 'sh_key')
+      shuf = nil
+    end
+  elseif nl > 0 then
+    admitLanes()
+  elseif redis.call('HGET', KEYS[2], 'method') == 'random' then
     -- A lottery: each admission goes to a visitor drawn at random among
     -- those waiting (live ones, with abandonment). Park-Miller from a
     -- seed the caller drew, as scripts must not rely on Lua's random.
@@ -735,9 +796,12 @@ if next > serving then
   serving = next
   redis.call('SET', KEYS[3], serving)
 end
+tail = tonumber(redis.call('GET', KEYS[4]) or '0')
 if serving >= tail and budget > cap(rate) then budget = cap(rate) end
 redis.call('HSET', KEYS[2], 'budget', budget, 'last', last, 'factor', ARGV[5])
-return {1, admitted, serving, tail, skipped, tonumber(epoch)}
+local out = {1, admitted, serving, tail, skipped, tonumber(epoch), shuf and 1 or 0}
+for i = 1, nl + 1 do out[7 + i] = laneCounts[i] or 0 end
+return out
 `)
 
 // heartbeatScript records that visitors' pages are alive, in one write per

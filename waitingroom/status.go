@@ -37,6 +37,14 @@ type VisitorStatus struct {
 	// OpensAt is the room's opening time (unix seconds) while the visitor
 	// is in its pre-queue: position is 0 until the draw at opening.
 	OpensAt *int64 `json:"opens_at,omitempty"`
+	// Lane names the priority lane the visitor waits in (absent: the
+	// standard queue); Ahead then counts that lane's visitors ahead.
+	Lane string `json:"lane,omitempty"`
+	// Event names the room's scheduled event a page names (see
+	// Store.CurrentEvent), and EventStartsAt is its opening (unix
+	// seconds) for a countdown; the caller fills them.
+	Event         string `json:"event,omitempty"`
+	EventStartsAt *int64 `json:"event_starts_at,omitempty"`
 }
 
 // StatusOf computes a ticket's status from the room's counters at now, with
@@ -80,12 +88,28 @@ func StatusOf(t Ticket, r Room, c Counters, rate float64, now time.Time) Visitor
 		return st
 	}
 	st.Ahead = c.between(c.Serving, t.Position)
-	st.ETASeconds = ETA(st.Ahead+1, c, rate)
+	// With lanes, a visitor's queue moves at its lane's share of the
+	// rate while the other lanes have visitors too.
+	lane, laneAhead := c.laneOf(t.Position)
+	st.ETASeconds = ETA(st.Ahead+1, c, rate*c.laneShare(lane))
 	// Those ahead at the join, counted like those ahead now (the gap a
 	// loss of writes left holds nobody); the visitor's own step is the
 	// last, so the bar reaches 100 only when they are in.
 	if joined := c.between(min(t.ServingAtJoin, c.Serving), t.Position); joined > 0 {
 		st.Progress = int(100 * max(0, joined-st.Ahead) / (joined + 1))
+	}
+	if rank, ok := c.drawnRank(t.Position); ok && lane < 0 {
+		// In an event's pre-queue being let in in its drawn order: those
+		// who waited before it, then those drawn before the visitor.
+		st.Ahead = c.between(c.Serving, c.shLo+1) + rank
+		st.ETASeconds = ETA(st.Ahead+1, c, rate)
+	}
+	if lane >= 0 {
+		// In a lane, only the lane's visitors are ahead (the counter may
+		// still reach the visitor first, which only helps).
+		st.Lane = c.lanes.lanes[lane].ID
+		st.Ahead = min(st.Ahead, laneAhead)
+		st.ETASeconds = ETA(st.Ahead+1, c, rate*c.laneShare(lane))
 	}
 	return st
 }

@@ -41,6 +41,9 @@ type Store struct {
 	// loginsPerTicket the requests one ticket may be bound to (0: any).
 	joinLimit       *joinLimit
 	loginsPerTicket int
+	// events is this instance's copy of the rooms' scheduled events
+	// (events.go).
+	events eventBook
 }
 
 // Option changes a Store's defaults.
@@ -398,7 +401,8 @@ func (s *Store) Admit(ctx context.Context, t Ticket, request string, opts ...Joi
 	// The admitted record outlives the session until the ticket's max wait
 	// has passed too, so a copy of the cookie from before admission cannot
 	// be admitted a second time.
-	recordTTL := max(r.SessionTTL, r.WaitStart(t.JoinedAt).Add(r.MaxWait).Sub(now))
+	sessionTTL := s.SessionTTL(r, now)
+	recordTTL := max(sessionTTL, r.WaitStart(t.JoinedAt).Add(r.MaxWait).Sub(now))
 	bd := s.binding(r, k, request, o.created)
 	var admitted int64
 	if t.Admitted() {
@@ -408,7 +412,7 @@ func (s *Store) Admit(ctx context.Context, t Ticket, request string, opts ...Joi
 	res, err := s.run(ctx, r, admitScript,
 		[]string{k.hash, k.serving, bd.key, k.ticket(t.ID), k.active, k.tail, k.reached, k.skipped, k.returned, k.drawn, counter},
 		t.ID.String(), t.Position, t.JoinedAt.UnixMilli(), now.UnixMilli(),
-		r.SessionTTL.Milliseconds(), recordTTL.Milliseconds(), bd.ttl, bd.field,
+		sessionTTL.Milliseconds(), recordTTL.Milliseconds(), bd.ttl, bd.field,
 		s.loginsPerTicket, counterTTL, t.Epoch, admitted).Int64Slice()
 	if err != nil {
 		return Ticket{}, fmt.Errorf("admit to room %q: %w", t.Room, err)
@@ -428,6 +432,9 @@ func (s *Store) Admit(ctx context.Context, t Ticket, request string, opts ...Joi
 		return Ticket{}, ErrStale
 	}
 	t.AdmittedAt = time.UnixMilli(res[1])
+	if len(res) > 2 {
+		t.sessionEnds = time.UnixMilli(res[2])
+	}
 	return t, nil
 }
 
@@ -526,13 +533,20 @@ type Counters struct {
 	Method    Method `json:"method"`
 	drawn     string
 	drawnFrom int64
+	// lanes is what the read saw of the room's priority lanes (nil: the
+	// room has none).
+	lanes *laneView
+	// shLo, shN, shDone and shKey are an event pre-queue being let in in
+	// its drawn order (shuffle.go; shN 0: none).
+	shLo, shN, shDone int64
+	shKey             string
 }
 
 // isDrawn reports whether a lottery drew position, as far as the cached
 // bitmap tells.
 func (c Counters) isDrawn(position int64) bool {
 	i := position - c.drawnFrom
-	if c.Method != MethodRandom || i < 0 || i/8 >= int64(len(c.drawn)) {
+	if (c.Method != MethodRandom && c.lanes == nil && c.shN == 0) || i < 0 || i/8 >= int64(len(c.drawn)) {
 		return false
 	}
 	return c.drawn[i/8]&(0x80>>(i%8)) != 0
@@ -577,11 +591,13 @@ func (s *Store) Status(ctx context.Context, room string) (Counters, error) {
 	k := s.keys(room)
 	pipe := s.rdb.Pipeline()
 	read := s.queueCounters(ctx, pipe, k)
+	readLanes := s.queueLanes(ctx, pipe, room)
 	active := pipe.ZCount(ctx, k.active, strconv.FormatInt(s.now().UnixMilli()+1, 10), "+inf")
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return Counters{}, fmt.Errorf("status of room %q: %w", room, err)
 	}
 	c := read()
+	c.lanes = readLanes()
 	c.Active = active.Val()
 	m := s.floor(room)
 	m.seenCounters(room, s.now(), c)
@@ -591,7 +607,7 @@ func (s *Store) Status(ctx context.Context, room string) (Counters, error) {
 // queueCounters queues the reads of a room's counters on pipe and returns a
 // function that assembles them once the pipeline has run.
 func (s *Store) queueCounters(ctx context.Context, pipe redis.Pipeliner, k roomKeys) func() Counters {
-	h := pipe.HMGet(ctx, k.hash, "state", "rate", "max_active", "opens_at", "closes_at", "prequeue", "opened", "draw_key", "method", "base", "epoch", "gap_from", "gap_to")
+	h := pipe.HMGet(ctx, k.hash, "state", "rate", "max_active", "opens_at", "closes_at", "prequeue", "opened", "draw_key", "method", "base", "epoch", "gap_from", "gap_to", "sh_lo", "sh_n", "sh_done", "sh_key")
 	serving := pipe.Get(ctx, k.serving)
 	tail := pipe.Get(ctx, k.tail)
 	return func() Counters {
@@ -623,6 +639,7 @@ func (s *Store) queueCounters(ctx context.Context, pipe redis.Pipeliner, k roomK
 		c.preQueueBase = num(9)
 		c.Epoch = num(10)
 		c.gapFrom, c.gapTo = num(11), num(12)
+		c.shLo, c.shN, c.shDone, c.shKey = num(13), num(14), num(15), str(16)
 		c.Serving, _ = serving.Int64()
 		c.Tail, _ = tail.Int64()
 		return c

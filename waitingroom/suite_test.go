@@ -339,6 +339,15 @@ func runStoreSuite(t *testing.T, newClient func(t *testing.T) redis.UniversalCli
 		{"ArrivalsUnderLoad", testArrivalsUnderLoad},
 		{"ClosesAt", testClosesAt},
 		{"RateAndCapacity", testRateAndCapacity},
+		// Priority lanes and codes.
+		{"LaneWeights", testLaneWeights},
+		{"CodeRedeemedOnceAcrossInstances", testCodeRedeemedOnceAcrossInstances},
+		{"CodeErrorsLoseNothing", testCodeErrorsLoseNothing},
+		{"CodeInEventPrequeue", testCodeInEventPrequeue},
+		// Scheduled events.
+		{"EventOverridesRate", testEventOverridesRate},
+		{"EventPrequeueHoldsThenCancel", testEventPrequeueHoldsThenCancel},
+		{"EventPrequeueDrawnAtStart", testEventPrequeueDrawnAtStart},
 		// Leases.
 		{"LeaseOneLeader", testLeaseOneLeader},
 		{"LeaseNoDoubleAdvance", testLeaseNoDoubleAdvance},

@@ -73,6 +73,10 @@ type Ticket struct {
 	// pre-queue ticket (drawn when the counter starts) and for tickets
 	// of earlier versions.
 	ServingAtJoin int64
+	// sessionEnds is when the admitted session ends as Admit recorded it
+	// (a scheduled event may give it another length than the room's);
+	// zero for a ticket read from a cookie, whose session is the room's.
+	sessionEnds time.Time
 }
 
 // Stale reports whether the ticket waits in an earlier epoch of the room
@@ -104,7 +108,12 @@ func (t Ticket) ExpiresAt(r Room) time.Time {
 }
 
 // SessionEnd is when an admitted ticket's session ends in room r.
-func (t Ticket) SessionEnd(r Room) time.Time { return t.AdmittedAt.Add(r.SessionTTL) }
+func (t Ticket) SessionEnd(r Room) time.Time {
+	if !t.sessionEnds.IsZero() {
+		return t.sessionEnds
+	}
+	return t.AdmittedAt.Add(r.SessionTTL)
+}
 
 // ticketVersion 4 added ServingAtJoin, 3 the epoch; tickets of versions 3
 // and 2 still decode, with ServingAtJoin 0 (and epoch 0 for 2).

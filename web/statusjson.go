@@ -40,6 +40,18 @@ func appendStatusJSON(b []byte, doc visitorJSON) []byte {
 		b = append(b, `,"opens_at":`...)
 		b = strconv.AppendInt(b, *doc.OpensAt, 10)
 	}
+	if doc.Lane != "" {
+		b = append(b, `,"lane":`...)
+		b = appendJSONString(b, doc.Lane)
+	}
+	if doc.Event != "" {
+		b = append(b, `,"event":`...)
+		b = appendJSONString(b, doc.Event)
+	}
+	if doc.EventStartsAt != nil {
+		b = append(b, `,"event_starts_at":`...)
+		b = strconv.AppendInt(b, *doc.EventStartsAt, 10)
+	}
 	if doc.ContinueURL != "" {
 		b = append(b, `,"continue_url":`...)
 		b = appendJSONString(b, doc.ContinueURL)

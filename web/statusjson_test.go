@@ -16,6 +16,7 @@ func statusSamples() []visitorJSON {
 		{VisitorStatus: waitingroom.VisitorStatus{Room: "launch", State: waitingroom.VisitorAdmitted, Position: 7, Serving: 9, QueueFull: true},
 			ContinueURL: "https://shop.example.com/_anteroom/wait/AbC-_x/continue"},
 		{VisitorStatus: waitingroom.VisitorStatus{Room: "pre", State: waitingroom.VisitorWaiting, OpensAt: &opens, Position: -1}},
+		{VisitorStatus: waitingroom.VisitorStatus{Room: "launch", State: waitingroom.VisitorWaiting, Position: 88, Ahead: 3, Lane: "vip\"<"}},
 		{VisitorStatus: waitingroom.VisitorStatus{Room: "q\"<>&\\\n\t\x01é\u2028\xff"}, ContinueURL: "http://x/?a=1&b=<2>"},
 	}
 }

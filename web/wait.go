@@ -37,6 +37,12 @@ type waitPage struct {
 	// Challenge is set while the page solves a proof of work before a
 	// place (challenge.go).
 	Challenge *pageChallenge
+	// CodeURL is where the priority code form posts ("": the room has no
+	// lanes); CodeError is the text key of a code that failed.
+	CodeURL   string
+	CodeError string
+	// Event is the room's scheduled event the page names (nil: none).
+	Event *eventNotice
 }
 
 // opening is a room's opening time as the page shows it.
@@ -340,12 +346,20 @@ func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request, id string, 
 		at := time.Unix(*st.OpensAt, 0).UTC()
 		opens = &opening{ISO: at.Format(time.RFC3339), Text: l.opening(at)}
 	}
+	event, message := s.eventFor(l, room, now)
+	var codeURL string
+	if room.Lanes != nil && st.State == waitingroom.VisitorWaiting && st.Lane == "" {
+		codeURL = s.issuer + route.Code(id)
+	}
 	s.render(w, http.StatusOK, "wait.html", waitPage{
+		CodeURL:     codeURL,
+		CodeError:   codeErrorKey(queryValue(r.URL.RawQuery, "code_error")),
+		Event:       event,
 		locale:      l,
 		OpensAt:     opens,
 		Status:      st,
 		RoomName:    room.Name,
-		Message:     room.Message,
+		Message:     message,
 		StatusURL:   s.issuer + route.StatusJSON(id),
 		EventsURL:   s.issuer + route.Events(id),
 		ContinueURL: continueURL,
@@ -361,6 +375,7 @@ func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request, id string, 
 // continue every few seconds, and only that touches Redis, never a poll.
 func (s *Server) statusOf(t waitingroom.Ticket, room waitingroom.Room, c waitingroom.Counters, now time.Time) waitingroom.VisitorStatus {
 	st := waitingroom.StatusOf(t, room, c, s.cache.Rate(room.ID), now)
+	s.nameEvent(&st, room, now)
 	if t.Skipped && !t.Admitted() && st.State == waitingroom.VisitorAdmitted {
 		st.State = waitingroom.VisitorWaiting
 		st.Ahead = 0

@@ -182,6 +182,7 @@ func (s *Server) RegisterPublic(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+route.RequeuePattern, s.requeue)
 	mux.HandleFunc("POST "+route.DeclinePattern, s.decline)
 	mux.HandleFunc("POST "+route.ProofPattern, s.proof)
+	mux.HandleFunc("POST "+route.CodePattern, s.redeemCode)
 	mux.HandleFunc("GET /api/v1/rooms/{room}", s.publicRoom)
 	mux.HandleFunc("GET /logged-out", func(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusOK, "message.html", s.visitorMessage(w, r, msgLoggedOut))

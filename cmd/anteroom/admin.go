@@ -45,7 +45,7 @@ commands:
                             (open, paused, closed, passthrough)
   challenge ROOM MODE       switch the room's proof of work before a place for every
                             instance: off, always or under_load
-  keys                      the signing keys in the JWKS, and what each does
+`+lanesUsage+`  keys                      the signing keys in the JWKS, and what each does
   keys retire KID           take a leaked signing key out of the JWKS at once; if it
                             signs, a new key signs from now (other instances follow
                             at their next refresh of the keys, within a minute)
@@ -71,6 +71,7 @@ func adminCmd(ctx context.Context, args []string, getenv func(string) string, st
 	state := fs.String("state", "", "")
 	public := fs.Bool("public", false, "")
 	limit := fs.Int("limit", 0, "")
+	lanes := newLaneFlags(fs)
 	usageErr := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "anteroom admin: "+format+"\n", a...)
 		fmt.Fprintln(stderr, "run 'anteroom admin --help' for usage")
@@ -87,15 +88,16 @@ func adminCmd(ctx context.Context, args []string, getenv func(string) string, st
 	if len(pos) == 0 {
 		return usageErr("a command is required")
 	}
-	setFlags := map[string]bool{}
+	setFlags, given := map[string]bool{}, map[string]bool{}
 	fs.Visit(func(f *flag.Flag) {
+		given[f.Name] = true
 		if f.Name == "rate" || f.Name == "max-active" || f.Name == "state" {
 			setFlags[f.Name] = true
 		}
 	})
 	cmd, rest := pos[0], pos[1:]
-	if cmd != "set" && len(setFlags) > 0 {
-		return usageErr("--rate, --max-active and --state belong to set")
+	if cmd != "set" && len(setFlags) > 0 && (cmd != "events" || setFlags["state"]) {
+		return usageErr("--rate, --max-active and --state belong to set (--rate and --max-active to events too)")
 	}
 
 	var req adminRequest
@@ -160,6 +162,15 @@ func adminCmd(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		req = adminRequest{method: http.MethodPatch, room: rest[0], path: "/admin/v1/rooms/" + url.PathEscape(rest[0]),
 			body: map[string]any{"challenge_mode": rest[1]}}
+	case "codes", "events":
+		for name, v := range map[string]string{"starts": *lanes.starts, "ends": *lanes.ends, "prequeue-from": *lanes.prequeue, "expires": *lanes.expires} {
+			if err := checkTime(name, v); err != nil {
+				return usageErr("%v", err)
+			}
+		}
+		if req, err = laneRequest(cmd, rest, lanes, given, *rate, *maxActive); err != nil {
+			return usageErr("%v", err)
+		}
 	case "keys":
 		switch {
 		case len(rest) == 0:

@@ -46,6 +46,7 @@ const (
 	DeclinePattern  = WaitPattern + "/decline"
 	EventsPattern   = WaitPattern + "/events"
 	ProofPattern    = WaitPattern + "/proof"
+	CodePattern     = WaitPattern + "/code"
 )
 
 // Wait is the waiting page of the auth request id: the provider's login
@@ -57,6 +58,9 @@ func Continue(id string) string { return Wait(id) + "/continue" }
 
 // Proof is where a solved challenge is posted for a place.
 func Proof(id string) string { return Wait(id) + "/proof" }
+
+// Code is where the page posts a priority code.
+func Code(id string) string { return Wait(id) + "/code" }
 
 // Events is the page's event stream.
 func Events(id string) string { return Wait(id) + "/events" }

@@ -128,6 +128,13 @@
       : pol.max_active ? "by capacity only" : "manual");
     setText(field(c, "eta"), eta(room.eta_seconds));
     setText(field(c, "abandoned"), num(room.abandoned));
+    rows(c, "lanes", room.lanes, function (l) {
+      return [l.id, num(l.weight), num(l.waiting), num(l.codes_issued), num(l.codes_used)];
+    });
+    rows(c, "events", room.events, function (e) {
+      var rate = e.admission && e.admission.rate_per_minute !== undefined ? num(e.admission.rate_per_minute) : "room's";
+      return [e.name, e.phase, e.prequeue_from || "—", e.starts_at, e.ends_at, rate];
+    });
     var enabled = {
       pause: room.state === "open" || room.state === "passthrough",
       resume: room.state === "paused",
@@ -148,6 +155,27 @@
         : "challenge " + room.challenge.mode + " · none now");
       fill(c, "challenge", room.challenge.mode);
     }
+  }
+
+  // rows shows a room's list (lanes, events) as table rows, hiding the
+  // table when the list is empty; text only, never markup.
+  function rows(c, name, list, cells) {
+    list = list || [];
+    field(c, name + "-box").hidden = list.length === 0;
+    var body = field(c, name);
+    var want = JSON.stringify(list.map(cells));
+    if (body.getAttribute("data-shown") === want) return;
+    body.setAttribute("data-shown", want);
+    body.textContent = "";
+    list.forEach(function (item) {
+      var tr = document.createElement("tr");
+      cells(item).forEach(function (v) {
+        var td = document.createElement("td");
+        td.textContent = v;
+        tr.appendChild(td);
+      });
+      body.appendChild(tr);
+    });
   }
 
   // fill shows the room's current setting in a form the operator is not
