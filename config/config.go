@@ -168,6 +168,9 @@ type Room struct {
 	// lottery among everyone waiting at each admission, where arriving
 	// early buys nothing.
 	Queueing string `yaml:"queueing"`
+	// Identity, when set, makes visitors sign in at the site's own OpenID
+	// provider before they take a place: one place per person (identity.go).
+	Identity *Identity `yaml:"identity"`
 }
 
 // Schedule returns the parsed opens_at and closes_at (zero when empty).
@@ -310,6 +313,9 @@ func (c *Config) ApplyDefaults() {
 		}
 		if r.OriginHealth != nil {
 			r.OriginHealth.applyDefaults()
+		}
+		if r.Identity != nil {
+			r.Identity.applyDefaults()
 		}
 	}
 	if c.Gate != nil {

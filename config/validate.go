@@ -276,6 +276,7 @@ func (v *validator) rooms(rooms []Room) {
 		if a := r.AbandonAfter; a != nil && *a != 0 && *a < Duration(minAbandonAfter) {
 			v.add(p+".abandon_after", "must be 0s (off) or at least %s, got %s", Duration(minAbandonAfter), *a)
 		}
+		v.identity(p, r.Identity)
 	}
 }
 
