@@ -99,6 +99,9 @@ type Options struct {
 	// SiteURL is where the error pages' "back to the site" link goes
 	// (config web.site_url; empty: see Server.siteFor).
 	SiteURL string
+	// Identities are the rooms with an identity provider
+	// (rooms[].identity), by room id; see upstream.go.
+	Identities map[string]Identity
 }
 
 // Server holds the handlers.
@@ -120,6 +123,10 @@ type Server struct {
 	clientIPs ClientIPs
 	// siteURL is where error pages link back to (Options.SiteURL).
 	siteURL string
+	// identities and upstreamKeys serve rooms with an identity provider
+	// (upstream.go).
+	identities   map[string]Identity
+	upstreamKeys upstreamKeys
 }
 
 // New checks the options, parses the templates and reads the texts (those
@@ -153,6 +160,10 @@ func New(o Options) (*Server, error) {
 	s := &Server{issuer: o.Issuer, store: o.Store, cache: o.Cache, flow: o.Flow,
 		cookies: cookies, questions: newQuestionKeys(o.CookieSecrets), pages: pages, static: th.static, locales: th.locales, beats: o.Heartbeats,
 		origins: o.Origins, metrics: o.Metrics, clientIPs: o.ClientIPs, siteURL: o.SiteURL}
+	if s.upstreamKeys, err = newUpstreamKeys(o.CookieSecrets); err != nil {
+		return nil, err
+	}
+	s.identities = o.Identities
 	s.streams = newStreamHub(s)
 	s.streams.maxTotal, s.streams.maxPerClient = o.EventStreams, o.EventStreamsPerIP
 	go s.streams.run()
@@ -177,6 +188,8 @@ func (s *Server) RegisterPublic(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+route.ContinuePattern, s.continueFlow)
 	mux.HandleFunc("POST "+route.RequeuePattern, s.requeue)
 	mux.HandleFunc("POST "+route.DeclinePattern, s.decline)
+	mux.HandleFunc("POST "+route.RefusedPattern, s.refusedBack)
+	mux.HandleFunc("GET "+route.UpstreamCallback, s.upstreamCallback)
 	mux.HandleFunc("GET /api/v1/rooms/{room}", s.publicRoom)
 	mux.HandleFunc("GET /logged-out", func(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusOK, "message.html", s.visitorMessage(w, r, msgLoggedOut))

@@ -31,6 +31,11 @@ const (
 	GateCallback = "/gate/callback"
 )
 
+// UpstreamCallback is where the site's own identity provider sends the
+// browser back (rooms[].identity): the redirect URI Anteroom is registered
+// with there.
+const UpstreamCallback = "/upstream/callback"
+
 // Static is the prefix of the embedded style sheets and scripts.
 const Static = "/static/"
 
@@ -44,7 +49,10 @@ const (
 	ContinuePattern = WaitPattern + "/continue"
 	RequeuePattern  = WaitPattern + "/requeue"
 	DeclinePattern  = WaitPattern + "/decline"
-	EventsPattern   = WaitPattern + "/events"
+	// RefusedPattern is where a person the room's identity rules refused
+	// goes back to the relying party (with access_denied).
+	RefusedPattern = WaitPattern + "/refused"
+	EventsPattern  = WaitPattern + "/events"
 )
 
 // Wait is the waiting page of the auth request id: the provider's login
@@ -53,6 +61,9 @@ func Wait(id string) string { return waitPrefix + id }
 
 // Continue is where the page posts once its visitor is admitted.
 func Continue(id string) string { return Wait(id) + "/continue" }
+
+// Refused is where the page of a person the room refused posts.
+func Refused(id string) string { return Wait(id) + "/refused" }
 
 // Events is the page's event stream.
 func Events(id string) string { return Wait(id) + "/events" }
