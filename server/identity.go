@@ -3,6 +3,7 @@ package server
 import (
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/anteroom/anteroom/config"
 	"github.com/anteroom/anteroom/internal/route"
@@ -13,7 +14,7 @@ import (
 // identities builds the rooms' identity providers (rooms[].identity). Rooms
 // that name the same provider with the same registration share one
 // upstream.Provider, and so its cached discovery and keys.
-func identities(cfg *config.Config) (map[string]web.Identity, error) {
+func identities(cfg *config.Config, now func() time.Time) (map[string]web.Identity, error) {
 	out := map[string]web.Identity{}
 	shared := map[string]*upstream.Provider{}
 	for _, r := range cfg.Rooms {
@@ -26,7 +27,7 @@ func identities(cfg *config.Config) (map[string]web.Identity, error) {
 		if !ok {
 			var err error
 			p, err = upstream.New(upstream.Config{Issuer: id.Issuer, ClientID: id.ClientID, ClientSecret: id.ClientSecret,
-				Scopes: id.Scopes, RedirectURL: cfg.Issuer + route.UpstreamCallback})
+				Scopes: id.Scopes, RedirectURL: cfg.Issuer + route.UpstreamCallback, Now: now})
 			if err != nil {
 				return nil, err
 			}

@@ -240,7 +240,7 @@ func New(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, opt
 	}
 	streams, streamsPerIP := streamBounds(cfg.Limits)
 	clientIPs := web.ClientIPs{Trusted: cfg.Limits.Proxies(), Forwarded: cfg.Limits.ClientIPHeader == config.ClientIPHeaderForwarded}
-	people, err := identities(cfg)
+	people, err := identities(cfg, now)
 	if err != nil {
 		return nil, err
 	}

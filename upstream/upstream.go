@@ -121,14 +121,25 @@ func New(c Config) (*Provider, error) {
 // Issuer is the provider's issuer URL.
 func (p *Provider) Issuer() string { return p.c.Issuer }
 
+// liveness is how long a read of the discovery document vouches that the
+// provider is up: a sign-in starting later reads it again first, so that
+// a person is shown Anteroom's page while the provider is down rather
+// than sent to a provider that does not answer.
+const liveness = 10 * time.Second
+
 // discover returns the provider's metadata, read at most once per
 // MetadataTTL; a failed read keeps what was read before, and fails only
-// when there is nothing.
-func (p *Provider) discover(ctx context.Context) (*metadata, error) {
+// when there is nothing. With live (a sign-in about to start), a read
+// older than liveness is repeated, and its failure is ErrUnavailable.
+func (p *Provider) discover(ctx context.Context, live bool) (*metadata, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.c.Now()
-	if p.meta != nil && now.Sub(p.fetched) < p.c.MetadataTTL {
+	ttl := p.c.MetadataTTL
+	if live {
+		ttl = min(ttl, liveness)
+	}
+	if p.meta != nil && now.Sub(p.fetched) < ttl && now.Sub(p.fetched) >= 0 {
 		return p.meta, nil
 	}
 	var m metadata
@@ -144,7 +155,7 @@ func (p *Provider) discover(ctx context.Context) (*metadata, error) {
 		}
 	}
 	if err != nil {
-		if p.meta != nil {
+		if p.meta != nil && !live {
 			return p.meta, nil
 		}
 		return nil, err
@@ -183,7 +194,7 @@ func random() string {
 // nonce and the PKCE S256 challenge (RFC 7636 §4.3). It fails with
 // ErrUnavailable when the provider's discovery cannot be read.
 func (p *Provider) AuthURL(ctx context.Context, state string, l Login, prompt string) (string, error) {
-	m, err := p.discover(ctx)
+	m, err := p.discover(ctx, true)
 	if err != nil {
 		return "", err
 	}
@@ -243,7 +254,7 @@ func (i Identity) Allowed(names []string) map[string]any {
 // the login's. Errors wrap ErrUnavailable (the provider could not be
 // reached: retry) or are a *RefusedError.
 func (p *Provider) Exchange(ctx context.Context, code string, l Login) (Identity, error) {
-	m, err := p.discover(ctx)
+	m, err := p.discover(ctx, false)
 	if err != nil {
 		return Identity{}, err
 	}
@@ -265,7 +276,7 @@ func (p *Provider) Exchange(ctx context.Context, code string, l Login) (Identity
 
 // Verify validates an ID token as Exchange does.
 func (p *Provider) Verify(ctx context.Context, raw, nonce string) (Identity, error) {
-	m, err := p.discover(ctx)
+	m, err := p.discover(ctx, false)
 	if err != nil {
 		return Identity{}, err
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/anteroom/anteroom/internal/fakeidp"
 )
@@ -32,9 +33,12 @@ func login(t *testing.T, p *Provider, idp *fakeidp.IdP) (url.Values, Login) {
 	return back.Query(), l
 }
 
+// now is the providers' clock in these tests.
+var now = time.Now()
+
 func newProvider(t *testing.T, idp *fakeidp.IdP) *Provider {
 	t.Helper()
-	p, err := New(Config{Issuer: idp.URL, ClientID: idp.ClientID, ClientSecret: idp.ClientSecret,
+	p, err := New(Config{Issuer: idp.URL, ClientID: idp.ClientID, ClientSecret: idp.ClientSecret, Now: func() time.Time { return now },
 		Scopes: []string{"email"}, RedirectURL: "http://127.0.0.1:1/upstream/callback"})
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +121,11 @@ func TestProviderDownIsUnavailable(t *testing.T) {
 	q, l := login(t, p, idp)
 	idp.SetFault(fakeidp.Unavailable)
 	if _, err := p.AuthURL(context.Background(), "s", NewLogin(), ""); err != nil {
-		t.Fatalf("cached discovery: %v", err)
+		t.Fatalf("discovery read a moment ago: %v", err)
+	}
+	now = now.Add(liveness)
+	if _, err := p.AuthURL(context.Background(), "s", NewLogin(), ""); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("a sign-in after the provider went down: %v", err)
 	}
 	if _, err := p.Exchange(context.Background(), q.Get("code"), l); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("token endpoint down: %v", err)
