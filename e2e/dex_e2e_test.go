@@ -1,3 +1,5 @@
+//go:build unix
+
 package e2e
 
 import (
@@ -175,7 +177,9 @@ func dexQueue(t *testing.T, v *visitor, email string) string {
 // keeps their place.
 func TestDexOnePlacePerPerson(t *testing.T) {
 	d := startDex(t, issuer+"/upstream/callback")
-	h := newHarness(t, configure(func(c *config.Config) { c.Rooms[0].Identity = dexIdentity(d) }))
+	// The README's dex example, pointed at this dex.
+	id := readmeIdentity(t, "# rooms[].identity for dex", map[string]string{"DEX_ISSUER": d.Issuer, "DEX_CLIENT_SECRET": dexSecret})
+	h := newHarness(t, configure(func(c *config.Config) { c.Rooms[0].Identity = id }))
 
 	laptop, phone, bob := h.visitor(), h.visitor(), h.visitor()
 	dexQueue(t, laptop, "alice@example.com")

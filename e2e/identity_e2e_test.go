@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,9 @@ import (
 // whoever the test says and can forge each kind of bad ID token. The same
 // scenarios through dex's own login form, by Go clients and by Chromium,
 // are in dex_e2e_test.go.
+
+// personKey is the name of a person's record in the test room.
+var personKey = regexp.MustCompile(`^anteroom:\{r:launch\}:i:[A-Za-z0-9_-]{20}$`)
 
 // identityHarness is a harness whose room is chained to idp, with the
 // claims and require rules the README's examples use.
@@ -92,6 +96,10 @@ func TestIdentityOnePlacePerPerson(t *testing.T) {
 	}
 	if tail := h.tail(); tail != float64(2) {
 		t.Fatalf("tail = %v, want 2 (one place per person)", tail)
+	}
+	// The people's records, named as TestRedisKeyNamesArePinned pins them.
+	if keys, _ := h.rdb.Keys(t.Context(), "anteroom:{r:launch}:i:*").Result(); len(keys) != 2 || !personKey.MatchString(keys[0]) {
+		t.Fatalf("person records: %q", keys)
 	}
 
 	h.advance(1)

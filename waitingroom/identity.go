@@ -3,6 +3,7 @@ package waitingroom
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"time"
@@ -13,7 +14,7 @@ import (
 // Identity-bound places (rooms[].identity): one place per person, whatever
 // the browser. The caller (package web, after the site's own provider
 // vouched for the person) names the person by a stable key; the room keeps
-// one record per key, {r:<room>}:i:<16-byte hash of the key>, holding the
+// one record per key, {r:<room>}:i:<120-bit hash of the key>, holding the
 // person's ticket as Ticket.MarshalBinary writes it, with a TTL that ends
 // when the ticket can no longer be used. Every browser of the person gets a
 // cookie with a copy of that ticket, so a status poll still needs no Redis,
@@ -44,7 +45,7 @@ var ErrIdentityBusy = errors.New("another sign-in of the same person is joining"
 // identityKey names the record of person in room k.
 func (k roomKeys) identity(person string) string {
 	sum := sha256.Sum256([]byte(person))
-	return k.tag + "i:" + string(sum[:16])
+	return k.tag + "i:" + base64.RawURLEncoding.EncodeToString(sum[:15])
 }
 
 // claimIdentityScript takes the record for a join when it holds what the
