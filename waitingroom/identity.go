@@ -3,9 +3,11 @@ package waitingroom
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -14,22 +16,29 @@ import (
 // Identity-bound places (rooms[].identity): one place per person, whatever
 // the browser. The caller (package web, after the site's own provider
 // vouched for the person) names the person by a stable key; the room keeps
-// one record per key, {r:<room>}:i:<120-bit hash of the key>, holding the
-// person's ticket as Ticket.MarshalBinary writes it, with a TTL that ends
-// when the ticket can no longer be used. Every browser of the person gets a
-// cookie with a copy of that ticket, so a status poll still needs no Redis,
-// and the admission, the session and the max_active slot are the ticket's,
-// shared by all of them.
+// one record per person: a field in one of 256 hashes,
+// {r:<room>}:i:<the first byte of a hash of the key, in hex>, named by the
+// next 14 bytes of that hash, holding when the record expires (6 bytes,
+// big-endian unix ms, so that Lua compares expiries as strings) and the
+// person's ticket as Ticket.MarshalBinary writes it. Every browser of the
+// person gets a cookie with a copy of that ticket, so a status poll still
+// needs no Redis, and the admission, the session and the max_active slot
+// are the ticket's, shared by all of them.
+//
+// A field in a hash costs about 60% of a key with a TTL (README: what a
+// waiting person costs), but fields have no TTL of their own: every write
+// sweeps a few random fields of its hash and deletes those expired
+// (sweepLua), and a hash expires as a whole when its last record would.
 //
 // Storage contract. A person's record is written only once they take a
 // place (nothing while they sign in). Two browsers of one person signing in
-// at once must not take two places: the first claims the record (SET of a
-// marker, compare-and-set in claimIdentityScript) before it joins, and the
-// other waits for the record to hold the ticket. A claim whose holder died
-// runs out after identityClaimTTL. Every write is a script or one command
-// on the one key, so it may be repeated.
+// at once must not take two places: the first claims the record (a marker
+// with its own expiry, compare-and-set in claimIdentityScript) before it
+// joins, and the other waits for the record to hold the ticket. A claim
+// whose holder died runs out after identityClaimTTL. Every write is one
+// script on one hash, so it may be repeated.
 
-// identityClaim marks a record whose person is joining right now.
+// identityClaim starts the value of a record whose person is joining.
 const identityClaim = "-"
 
 // identityClaimTTL bounds a claim whose instance died mid-join.
@@ -42,40 +51,88 @@ const identityPoll = 50 * time.Millisecond
 // the claim for longer than a join can take.
 var ErrIdentityBusy = errors.New("another sign-in of the same person is joining")
 
-// identityKey names the record of person in room k.
-func (k roomKeys) identity(person string) string {
+// identity locates person's record in room k: its hash and field.
+func (k roomKeys) identity(person string) (key, field string) {
 	sum := sha256.Sum256([]byte(person))
-	return k.tag + "i:" + base64.RawURLEncoding.EncodeToString(sum[:15])
+	return k.tag + "i:" + hex.EncodeToString(sum[:1]), string(sum[1:15])
 }
 
+// expiryBytes is t in unix ms, 6 bytes big-endian: ordered as strings.
+func expiryBytes(t time.Time) string {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(max(0, t.UnixMilli())))
+	return string(b[2:])
+}
+
+// sweepLua deletes the expired among a few random fields of the hash
+// KEYS[1] (ARGV[1]: now, as expiryBytes), and keeps the hash as long as
+// ARGV[2] ms at least.
+const sweepLua = `
+local some = redis.call('HRANDFIELD', KEYS[1], 3, 'WITHVALUES')
+for i = 1, #some, 2 do
+  local v = some[i + 1]
+  local at = string.sub(v, 1, 6)
+  if string.sub(v, 1, 1) == '-' then at = string.sub(v, 2, 7) end
+  if at < ARGV[1] then redis.call('HDEL', KEYS[1], some[i]) end
+end
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+`
+
 // claimIdentityScript takes the record for a join when it holds what the
-// caller read (ARGV[1]; "" for nothing): the compare-and-set that lets one
+// caller read (ARGV[4]; "" for nothing): the compare-and-set that lets one
 // of two concurrent sign-ins of a person join.
-// KEYS: record. ARGV: value read, claim TTL ms, claim marker. Returns 1 or 0.
+// KEYS: hash. ARGV: now, claim TTL ms, field, value read, claim value.
+// Returns 1 or 0.
 var claimIdentityScript = redis.NewScript(`
-local v = redis.call('GET', KEYS[1])
-if (v == false and ARGV[1] == '') or v == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2])
+local v = redis.call('HGET', KEYS[1], ARGV[3])
+if (v == false and ARGV[4] == '') or v == ARGV[4] then
+  redis.call('HSET', KEYS[1], ARGV[3], ARGV[5])
+` + sweepLua + `
   return 1
 end
 return 0
 `)
 
 // setIdentityScript replaces the record when it holds the ticket named
-// ARGV[1] (its 16 raw id bytes, which follow the version byte) or the
-// claim marker; it never replaces another ticket.
-// KEYS: record. ARGV: ticket id bytes, new value ("": delete), TTL ms, marker.
+// ARGV[4] (its 16 raw id bytes, which follow the expiry and the version
+// byte) or a claim; it never replaces another person's ticket.
+// KEYS: hash. ARGV: now, TTL ms, field, ticket id bytes, new value ("":
+// delete), whether a claim may be replaced ("1" or "").
 var setIdentityScript = redis.NewScript(`
-local v = redis.call('GET', KEYS[1])
+local v = redis.call('HGET', KEYS[1], ARGV[3])
 if v == false then return 0 end
-if v ~= ARGV[4] and string.sub(v, 2, 17) ~= ARGV[1] then return 0 end
-if ARGV[2] == '' then
-  redis.call('DEL', KEYS[1])
-else
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+local claimed = string.sub(v, 1, 1) == '-'
+if not (claimed and ARGV[6] == '1') and (claimed or string.sub(v, 8, 23) ~= ARGV[4]) then return 0 end
+if ARGV[5] == '' then
+  redis.call('HDEL', KEYS[1], ARGV[3])
+  return 1
 end
+redis.call('HSET', KEYS[1], ARGV[3], ARGV[5])
+` + sweepLua + `
 return 1
 `)
+
+// decodeRecord reads a record's value: a ticket, or a claim (claimed) that
+// lasts until until.
+func decodeRecord(v string) (t Ticket, until time.Time, claimed, ok bool) {
+	if strings.HasPrefix(v, identityClaim) {
+		v = v[1:]
+		claimed = true
+	}
+	if len(v) < 6 {
+		return Ticket{}, time.Time{}, false, false
+	}
+	var b [8]byte
+	copy(b[2:], v[:6])
+	until = time.UnixMilli(int64(binary.BigEndian.Uint64(b[:])))
+	if claimed {
+		return Ticket{}, until, true, true
+	}
+	if t.UnmarshalBinary([]byte(v[6:])) != nil {
+		return Ticket{}, time.Time{}, false, false
+	}
+	return t, until, false, true
+}
 
 // JoinIdentity places person (a stable key naming one person, such as
 // upstream.Identity.Key) in room for request and binds the request to the
@@ -86,15 +143,17 @@ func (s *Store) JoinIdentity(ctx context.Context, room, request, person string, 
 	if err != nil {
 		return Joined{}, err
 	}
-	key := s.keys(room).identity(person)
+	key, field := s.keys(room).identity(person)
 	deadline := s.now().Add(identityClaimTTL)
 	for {
-		v, err := s.rdb.Get(ctx, key).Result()
+		v, err := s.rdb.HGet(ctx, key, field).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return Joined{}, fmt.Errorf("join room %q: %w", room, err)
 		}
-		if v == identityClaim {
-			if !s.now().Before(deadline) {
+		now := s.now()
+		have, until, claimed, ok := decodeRecord(v)
+		if ok && claimed && now.Before(until) {
+			if !now.Before(deadline) {
 				return Joined{}, ErrIdentityBusy
 			}
 			select {
@@ -104,8 +163,7 @@ func (s *Store) JoinIdentity(ctx context.Context, room, request, person string, 
 			}
 			continue
 		}
-		var have Ticket
-		if v != "" && have.UnmarshalBinary([]byte(v)) == nil && have.Room == room && !have.Expired(r, s.now()) {
+		if ok && !claimed && have.Room == room && !have.Expired(r, now) {
 			j, err := s.Join(ctx, room, request, &have, opts...)
 			if err != nil {
 				return Joined{}, err
@@ -113,25 +171,27 @@ func (s *Store) JoinIdentity(ctx context.Context, room, request, person string, 
 			if j.New {
 				// Redis lost the room: Join moved the request to a new
 				// place, which is the person's now.
-				if err := s.setIdentity(ctx, r, key, have.ID, j.Ticket); err != nil {
+				if err := s.setIdentity(ctx, r, key, field, have.ID, j.Ticket, false); err != nil {
 					return Joined{}, err
 				}
 			}
 			return j, nil
 		}
-		ok, err := claimIdentityScript.Run(ctx, s.rdb, []string{key}, v, identityClaimTTL.Milliseconds(), identityClaim).Int()
+		claim := identityClaim + expiryBytes(now.Add(identityClaimTTL))
+		n, err := claimIdentityScript.Run(ctx, s.rdb, []string{key}, expiryBytes(now), identityClaimTTL.Milliseconds(),
+			field, v, claim).Int()
 		if err != nil {
 			return Joined{}, fmt.Errorf("join room %q: %w", room, err)
 		}
-		if ok != 1 {
+		if n != 1 {
 			continue // another sign-in of the person got there first
 		}
 		j, err := s.Join(ctx, room, request, nil, opts...)
 		if err != nil {
-			_ = setIdentityScript.Run(context.WithoutCancel(ctx), s.rdb, []string{key}, "", "", 0, identityClaim).Err()
+			_ = setIdentityScript.Run(context.WithoutCancel(ctx), s.rdb, []string{key}, expiryBytes(now), 0, field, "", "", "1").Err()
 			return Joined{}, err
 		}
-		if err := s.setIdentity(ctx, r, key, TicketID{}, j.Ticket); err != nil {
+		if err := s.setIdentity(ctx, r, key, field, TicketID{}, j.Ticket, true); err != nil {
 			return Joined{}, err
 		}
 		return j, nil
@@ -139,14 +199,22 @@ func (s *Store) JoinIdentity(ctx context.Context, room, request, person string, 
 }
 
 // setIdentity records t as the person's ticket where the record holds
-// ticket was (or the claim marker), until t can no longer be used.
-func (s *Store) setIdentity(ctx context.Context, r Room, key string, was TicketID, t Ticket) error {
+// ticket was (or, with claimed, this sign-in's claim), until t can no
+// longer be used.
+func (s *Store) setIdentity(ctx context.Context, r Room, key, field string, was TicketID, t Ticket, claimed bool) error {
 	b, err := t.MarshalBinary()
 	if err != nil {
 		return err
 	}
-	ttl := max(1, t.ExpiresAt(r).Sub(s.now()).Milliseconds())
-	if err := setIdentityScript.Run(ctx, s.rdb, []string{key}, string(was[:]), b, ttl, identityClaim).Err(); err != nil {
+	now := s.now()
+	until := t.ExpiresAt(r)
+	ttl := max(1, until.Sub(now).Milliseconds())
+	replaceClaim := ""
+	if claimed {
+		replaceClaim = "1"
+	}
+	if err := setIdentityScript.Run(ctx, s.rdb, []string{key}, expiryBytes(now), ttl, field, string(was[:]),
+		expiryBytes(until)+string(b), replaceClaim).Err(); err != nil {
 		return fmt.Errorf("record place in room %q: %w", r.ID, err)
 	}
 	return nil
@@ -160,7 +228,8 @@ func (s *Store) IdentityAdmitted(ctx context.Context, person string, t Ticket) e
 	if err != nil {
 		return err
 	}
-	return s.setIdentity(ctx, r, s.keys(t.Room).identity(person), t.ID, t)
+	key, field := s.keys(t.Room).identity(person)
+	return s.setIdentity(ctx, r, key, field, t.ID, t, false)
 }
 
 // ForgetIdentity removes person's record in room while it names ticket id:
@@ -170,7 +239,8 @@ func (s *Store) ForgetIdentity(ctx context.Context, room, person string, id Tick
 	if _, err := s.room(room); err != nil {
 		return err
 	}
-	if err := setIdentityScript.Run(ctx, s.rdb, []string{s.keys(room).identity(person)}, string(id[:]), "", 0, "\x00").Err(); err != nil {
+	key, field := s.keys(room).identity(person)
+	if err := setIdentityScript.Run(ctx, s.rdb, []string{key}, expiryBytes(s.now()), 0, field, string(id[:]), "", "").Err(); err != nil {
 		return fmt.Errorf("forget place in room %q: %w", room, err)
 	}
 	return nil
@@ -179,18 +249,20 @@ func (s *Store) ForgetIdentity(ctx context.Context, room, person string, id Tick
 // IdentityTicket returns the ticket person holds in room, if any (the
 // relying party's end_session names the person, not a browser).
 func (s *Store) IdentityTicket(ctx context.Context, room, person string) (Ticket, bool, error) {
-	if _, err := s.room(room); err != nil {
+	r, err := s.room(room)
+	if err != nil {
 		return Ticket{}, false, err
 	}
-	v, err := s.rdb.Get(ctx, s.keys(room).identity(person)).Bytes()
+	key, field := s.keys(room).identity(person)
+	v, err := s.rdb.HGet(ctx, key, field).Result()
 	if errors.Is(err, redis.Nil) {
 		return Ticket{}, false, nil
 	}
 	if err != nil {
 		return Ticket{}, false, fmt.Errorf("read place in room %q: %w", room, err)
 	}
-	var t Ticket
-	if t.UnmarshalBinary(v) != nil || t.Room != room {
+	t, _, claimed, ok := decodeRecord(v)
+	if !ok || claimed || t.Room != room || t.Expired(r, s.now()) {
 		return Ticket{}, false, nil
 	}
 	return t, true, nil

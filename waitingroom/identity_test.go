@@ -1,7 +1,9 @@
 package waitingroom_test
 
 import (
+	"crypto/sha256"
 	"fmt"
+	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -47,6 +49,7 @@ func TestIdentityPlaces(t *testing.T) {
 				{"OnePlacePerPerson", testOnePlacePerPerson},
 				{"ConcurrentSignInsOnePlace", testConcurrentSignInsOnePlace},
 				{"AdmissionSharedAndForgotten", testIdentityAdmission},
+				{"ExpiredRecordsSwept", testIdentityRecordsSwept},
 			} {
 				t.Run(c.name, func(t *testing.T) { c.run(newEnv(t, newClient)) })
 			}
@@ -153,6 +156,40 @@ func testIdentityAdmission(e *env) {
 	}
 }
 
+// testIdentityRecordsSwept: a person's record has no TTL of its own (it
+// is a field of a hash); a later write to the same hash deletes it once
+// its ticket can no longer be used.
+func testIdentityRecordsSwept(e *env) {
+	s := e.store(manualRoom("r"))
+	// Two people whose records share a hash: the first byte of the hash
+	// of their key is the same.
+	bucket := func(p string) byte { sum := sha256.Sum256([]byte(p)); return sum[0] }
+	first := "person-0"
+	second := ""
+	for i := 1; second == ""; i++ {
+		if p := "person-" + strconv.Itoa(i); bucket(p) == bucket(first) {
+			second = p
+		}
+	}
+	if _, err := s.JoinIdentity(e.ctx, "r", "req-1", first); err != nil {
+		e.t.Fatal(err)
+	}
+	keys, err := e.rdb.Keys(e.ctx, e.prefix+":{r:r}:i:*").Result()
+	if err != nil || len(keys) != 1 {
+		e.t.Fatalf("records: %q %v", keys, err)
+	}
+	e.clock.Add(manualRoom("r").MaxWait + time.Second)
+	if _, ok, _ := s.IdentityTicket(e.ctx, "r", first); ok {
+		e.t.Fatal("an expired record still names a ticket")
+	}
+	if _, err := s.JoinIdentity(e.ctx, "r", "req-2", second); err != nil {
+		e.t.Fatal(err)
+	}
+	if n, err := e.rdb.HLen(e.ctx, keys[0]).Result(); err != nil || n != 1 {
+		e.t.Fatalf("records in the hash after the sweep: %d %v, want 1", n, err)
+	}
+}
+
 // TestIdentityMemory measures what a waiting person costs Redis
 // (INFO used_memory over many sign-ins, on a real redis-server) against an
 // anonymous visitor's, for the README. It asserts no number: the figure is
@@ -166,7 +203,10 @@ func TestIdentityMemory(t *testing.T) {
 		t.Skip("measurement")
 	}
 	e := newEnv(t, func(t *testing.T) redis.UniversalClient { return srv.Client(t) })
-	const n = 5000
+	n := 5000
+	if v, err := strconv.Atoi(os.Getenv("ANTEROOM_IDENTITY_MEMORY_N")); err == nil && v > 0 {
+		n = v // for the README's figure at scale
+	}
 	used := func() int64 {
 		info, err := e.rdb.Info(e.ctx, "memory").Result()
 		if err != nil {
@@ -188,14 +228,14 @@ func TestIdentityMemory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	anon := float64(used()-before) / n
+	anon := float64(used()-before) / float64(n)
 	before = used()
 	for i := range n {
 		if _, err := s.JoinIdentity(e.ctx, "people", "person-request-"+strconv.Itoa(i), "u-person-"+strconv.Itoa(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	person := float64(used()-before) / n
+	person := float64(used()-before) / float64(n)
 	t.Logf("Redis per waiting visitor: anonymous %.1f B, identity-bound %.1f B (%.1f B for the person's record)", anon, person, person-anon)
 	if person <= anon {
 		t.Fatalf("a person's record costs nothing (%.1f vs %.1f): not measured", person, anon)
