@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -25,20 +24,23 @@ import (
 // needs no Redis, and the admission, the session and the max_active slot
 // are the ticket's, shared by all of them.
 //
-// A field in a hash costs about 60% of a key with a TTL (README: what a
+// A field in a hash costs about a third of a key with a TTL (README: what a
 // waiting person costs), but fields have no TTL of their own: every write
 // sweeps a few random fields of its hash and deletes those expired
-// (sweepLua), and a hash expires as a whole when its last record would.
+// (setIdentityScript), and a hash expires as a whole when its last record
+// would.
 //
 // Storage contract. A person's record is written only once they take a
 // place (nothing while they sign in). Two browsers of one person signing in
 // at once must not take two places: the first claims the record (a marker
-// with its own expiry, compare-and-set in claimIdentityScript) before it
+// with its own expiry, compare-and-set in setIdentityScript) before it
 // joins, and the other waits for the record to hold the ticket. A claim
 // whose holder died runs out after identityClaimTTL. Every write is one
-// script on one hash, so it may be repeated.
+// script on one hash that changes the record only if it is still what was
+// read, so a write sent again after its reply was lost changes nothing.
 
-// identityClaim starts the value of a record whose person is joining.
+// identityClaim follows the expiry in the value of a record whose person
+// is joining (a ticket's encoding starts with its version byte instead).
 const identityClaim = "-"
 
 // identityClaimTTL bounds a claim whose instance died mid-join.
@@ -57,81 +59,73 @@ func (k roomKeys) identity(person string) (key, field string) {
 	return k.tag + "i:" + hex.EncodeToString(sum[:1]), string(sum[1:15])
 }
 
-// expiryBytes is t in unix ms, 6 bytes big-endian: ordered as strings.
+// expiryBytes is t in unix ms, 6 bytes big-endian: ordered as strings, so
+// that a value, which starts with its expiry, is less than now's exactly
+// when it has expired.
 func expiryBytes(t time.Time) string {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(max(0, t.UnixMilli())))
 	return string(b[2:])
 }
 
-// sweepLua deletes the expired among a few random fields of the hash
-// KEYS[1] (ARGV[1]: now, as expiryBytes), and keeps the hash as long as
-// ARGV[2] ms at least.
-const sweepLua = `
-local some = redis.call('HRANDFIELD', KEYS[1], 3, 'WITHVALUES')
-for i = 1, #some, 2 do
-  local v = some[i + 1]
-  local at = string.sub(v, 1, 6)
-  if string.sub(v, 1, 1) == '-' then at = string.sub(v, 2, 7) end
-  if at < ARGV[1] then redis.call('HDEL', KEYS[1], some[i]) end
-end
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-`
-
-// claimIdentityScript takes the record for a join when it holds what the
-// caller read (ARGV[4]; "" for nothing): the compare-and-set that lets one
-// of two concurrent sign-ins of a person join.
-// KEYS: hash. ARGV: now, claim TTL ms, field, value read, claim value.
-// Returns 1 or 0.
-var claimIdentityScript = redis.NewScript(`
-local v = redis.call('HGET', KEYS[1], ARGV[3])
-if (v == false and ARGV[4] == '') or v == ARGV[4] then
-  redis.call('HSET', KEYS[1], ARGV[3], ARGV[5])
-` + sweepLua + `
-  return 1
-end
-return 0
-`)
-
-// setIdentityScript replaces the record when it holds the ticket named
-// ARGV[4] (its 16 raw id bytes, which follow the expiry and the version
-// byte) or a claim; it never replaces another person's ticket.
-// KEYS: hash. ARGV: now, TTL ms, field, ticket id bytes, new value ("":
-// delete), whether a claim may be replaced ("1" or "").
+// setIdentityScript is the one write to a person's record: it replaces
+// the value (deletes it, for "") only if it is still what the caller read
+// (ARGV[4]; "" for none), so that of concurrent sign-ins of one person one
+// claims the record, and nobody overwrites a record that changed since.
+// Records have no TTL of their own (fields of a hash): each write deletes
+// the expired among a few random fields of the hash, and keeps the hash as
+// long as its new record needs.
+// KEYS: hash. ARGV: now (expiryBytes), TTL ms, field, value read, new value.
+// Returns 1, or 0 when the record changed since it was read.
 var setIdentityScript = redis.NewScript(`
-local v = redis.call('HGET', KEYS[1], ARGV[3])
-if v == false then return 0 end
-local claimed = string.sub(v, 1, 1) == '-'
-if not (claimed and ARGV[6] == '1') and (claimed or string.sub(v, 8, 23) ~= ARGV[4]) then return 0 end
+local v = redis.call('HGET', KEYS[1], ARGV[3]) or ''
+if v ~= ARGV[4] then return 0 end
 if ARGV[5] == '' then
   redis.call('HDEL', KEYS[1], ARGV[3])
   return 1
 end
 redis.call('HSET', KEYS[1], ARGV[3], ARGV[5])
-` + sweepLua + `
+local some = redis.call('HRANDFIELD', KEYS[1], 3, 'WITHVALUES')
+for i = 1, #some, 2 do
+  if some[i + 1] < ARGV[1] then redis.call('HDEL', KEYS[1], some[i]) end
+end
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 1
 `)
 
-// decodeRecord reads a record's value: a ticket, or a claim (claimed) that
-// lasts until until.
+// decodeRecord reads a record's value: a ticket, or a claim (claimed), and
+// when it expires.
 func decodeRecord(v string) (t Ticket, until time.Time, claimed, ok bool) {
-	if strings.HasPrefix(v, identityClaim) {
-		v = v[1:]
-		claimed = true
-	}
-	if len(v) < 6 {
+	if len(v) < 7 {
 		return Ticket{}, time.Time{}, false, false
 	}
 	var b [8]byte
 	copy(b[2:], v[:6])
 	until = time.UnixMilli(int64(binary.BigEndian.Uint64(b[:])))
-	if claimed {
+	if v[6:] == identityClaim {
 		return Ticket{}, until, true, true
 	}
 	if t.UnmarshalBinary([]byte(v[6:])) != nil {
 		return Ticket{}, time.Time{}, false, false
 	}
 	return t, until, false, true
+}
+
+// casIdentity runs setIdentityScript; it reports whether the record was
+// still old.
+func (s *Store) casIdentity(ctx context.Context, key, field, old, value string, ttl time.Duration) (bool, error) {
+	n, err := setIdentityScript.Run(ctx, s.rdb, []string{key}, expiryBytes(s.now()), max(1, ttl.Milliseconds()),
+		field, old, value).Int()
+	return n == 1, err
+}
+
+// ticketRecord is t's record: its expiry, then the ticket.
+func ticketRecord(r Room, t Ticket) (string, error) {
+	b, err := t.MarshalBinary()
+	if err != nil {
+		return "", err
+	}
+	return expiryBytes(t.ExpiresAt(r)) + string(b), nil
 }
 
 // JoinIdentity places person (a stable key naming one person, such as
@@ -171,53 +165,78 @@ func (s *Store) JoinIdentity(ctx context.Context, room, request, person string, 
 			if j.New {
 				// Redis lost the room: Join moved the request to a new
 				// place, which is the person's now.
-				if err := s.setIdentity(ctx, r, key, field, have.ID, j.Ticket, false); err != nil {
+				if err := s.recordIdentity(ctx, r, key, field, v, j.Ticket); err != nil {
 					return Joined{}, err
 				}
 			}
 			return j, nil
 		}
-		claim := identityClaim + expiryBytes(now.Add(identityClaimTTL))
-		n, err := claimIdentityScript.Run(ctx, s.rdb, []string{key}, expiryBytes(now), identityClaimTTL.Milliseconds(),
-			field, v, claim).Int()
+		claim := expiryBytes(now.Add(identityClaimTTL)) + identityClaim
+		won, err := s.casIdentity(ctx, key, field, v, claim, identityClaimTTL)
 		if err != nil {
 			return Joined{}, fmt.Errorf("join room %q: %w", room, err)
 		}
-		if n != 1 {
+		if !won {
 			continue // another sign-in of the person got there first
 		}
 		j, err := s.Join(ctx, room, request, nil, opts...)
 		if err != nil {
-			_ = setIdentityScript.Run(context.WithoutCancel(ctx), s.rdb, []string{key}, expiryBytes(now), 0, field, "", "", "1").Err()
+			_, _ = s.casIdentity(context.WithoutCancel(ctx), key, field, claim, "", 0)
 			return Joined{}, err
 		}
-		if err := s.setIdentity(ctx, r, key, field, TicketID{}, j.Ticket, true); err != nil {
+		if err := s.recordIdentity(ctx, r, key, field, claim, j.Ticket); err != nil {
 			return Joined{}, err
 		}
 		return j, nil
 	}
 }
 
-// setIdentity records t as the person's ticket where the record holds
-// ticket was (or, with claimed, this sign-in's claim), until t can no
-// longer be used.
-func (s *Store) setIdentity(ctx context.Context, r Room, key, field string, was TicketID, t Ticket, claimed bool) error {
-	b, err := t.MarshalBinary()
+// recordIdentity replaces the record old (as read) with t's, until t can
+// no longer be used.
+func (s *Store) recordIdentity(ctx context.Context, r Room, key, field, old string, t Ticket) error {
+	value, err := ticketRecord(r, t)
 	if err != nil {
 		return err
 	}
-	now := s.now()
-	until := t.ExpiresAt(r)
-	ttl := max(1, until.Sub(now).Milliseconds())
-	replaceClaim := ""
-	if claimed {
-		replaceClaim = "1"
-	}
-	if err := setIdentityScript.Run(ctx, s.rdb, []string{key}, expiryBytes(now), ttl, field, string(was[:]),
-		expiryBytes(until)+string(b), replaceClaim).Err(); err != nil {
+	if _, err := s.casIdentity(ctx, key, field, old, value, t.ExpiresAt(r).Sub(s.now())); err != nil {
 		return fmt.Errorf("record place in room %q: %w", r.ID, err)
 	}
 	return nil
+}
+
+// updateIdentity applies change to person's record while it names ticket
+// id: with a ticket, the record becomes that ticket's; with nil, it goes.
+// A record naming another ticket (or none) is left alone.
+func (s *Store) updateIdentity(ctx context.Context, r Room, person string, id TicketID, t *Ticket) error {
+	key, field := s.keys(r.ID).identity(person)
+	for range 3 {
+		v, err := s.rdb.HGet(ctx, key, field).Result()
+		if errors.Is(err, redis.Nil) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("update place in room %q: %w", r.ID, err)
+		}
+		have, _, claimed, ok := decodeRecord(v)
+		if !ok || claimed || have.ID != id {
+			return nil
+		}
+		value, ttl := "", time.Duration(0)
+		if t != nil {
+			if value, err = ticketRecord(r, *t); err != nil {
+				return err
+			}
+			ttl = t.ExpiresAt(r).Sub(s.now())
+		}
+		won, err := s.casIdentity(ctx, key, field, v, value, ttl)
+		if err != nil {
+			return fmt.Errorf("update place in room %q: %w", r.ID, err)
+		}
+		if won {
+			return nil
+		}
+	}
+	return nil // changed under us three times: another browser's update stands
 }
 
 // IdentityAdmitted records that person's ticket t was admitted, so that
@@ -228,22 +247,18 @@ func (s *Store) IdentityAdmitted(ctx context.Context, person string, t Ticket) e
 	if err != nil {
 		return err
 	}
-	key, field := s.keys(t.Room).identity(person)
-	return s.setIdentity(ctx, r, key, field, t.ID, t, false)
+	return s.updateIdentity(ctx, r, person, t.ID, &t)
 }
 
 // ForgetIdentity removes person's record in room while it names ticket id:
 // the ticket's session is over (or was ended), and the person's next
 // sign-in takes a new place.
 func (s *Store) ForgetIdentity(ctx context.Context, room, person string, id TicketID) error {
-	if _, err := s.room(room); err != nil {
+	r, err := s.room(room)
+	if err != nil {
 		return err
 	}
-	key, field := s.keys(room).identity(person)
-	if err := setIdentityScript.Run(ctx, s.rdb, []string{key}, expiryBytes(s.now()), 0, field, string(id[:]), "", "").Err(); err != nil {
-		return fmt.Errorf("forget place in room %q: %w", room, err)
-	}
-	return nil
+	return s.updateIdentity(ctx, r, person, id, nil)
 }
 
 // IdentityTicket returns the ticket person holds in room, if any (the
