@@ -43,9 +43,6 @@ var ErrUnavailable = errors.New("identity provider unavailable")
 type RefusedError struct {
 	// Reason says why, for the log line.
 	Reason string
-	// Denied reports that the provider itself answered access_denied
-	// (the person declined, or the provider would not sign them in).
-	Denied bool
 }
 
 func (e *RefusedError) Error() string { return "identity provider answer refused: " + e.Reason }
