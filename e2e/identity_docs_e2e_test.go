@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -40,8 +41,21 @@ func indent(s, by string) string {
 
 // TestReadmeIdentityExamplesLoad: the README's examples for Keycloak,
 // Microsoft Entra ID and Google load as they are (the dex one is run
-// against dex by TestDexOnePlacePerPerson).
+// against dex by TestDexOnePlacePerPerson), and so does the section's
+// first, with its require rules as the section explains them.
 func TestReadmeIdentityExamplesLoad(t *testing.T) {
+	src := "issuer: https://queue.example.com\nsecrets: {cookie_keys: [\"" + cookieKey + "\"]}\n" +
+		"clients: [{id: shop, secret: \"" + secret + "\", redirect_uris: [\"https://shop.example.com/cb\"], room: launch}]\n" +
+		readmeBlock(t, "# A room that queues people, not browsers.")
+	c, err := config.Parse([]byte(src), func(k string) (string, bool) { return "s", k == "IDP_CLIENT_SECRET" })
+	if err != nil {
+		t.Fatalf("the README's first identity example: %v", err)
+	}
+	want := config.Require{{Claim: "email", Values: []string{"@example.com", "vip@other.org"}},
+		{Claim: "email_verified", Values: []string{"true"}}, {Claim: "groups", Values: []string{"customers"}}}
+	if id := c.Rooms[0].Identity; id == nil || !reflect.DeepEqual(id.Require, want) || len(id.Claims) != 3 {
+		t.Fatalf("the README's first identity example: %+v", id)
+	}
 	for first, want := range map[string]string{
 		"# rooms[].identity for Keycloak":           "https://sso.example.com/realms/shop",
 		"# rooms[].identity for Microsoft Entra ID": "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000/v2.0",
