@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"html"
 	"net"
@@ -229,7 +230,9 @@ func TestDexOnePlacePerPerson(t *testing.T) {
 
 // TestDexSamePersonTwoBrowsersInChromium: in two fresh Chromium browsers a
 // person signs in through dex's own login form and sees the same number on
-// the waiting page; another person sees the next.
+// the waiting page; another person sees the next; a person outside the
+// room's require rules sees the room's refusal page, and its button takes
+// them back to the site with access_denied (OIDC Core §3.1.2.6).
 func TestDexSamePersonTwoBrowsersInChromium(t *testing.T) {
 	chromium := requireChromium(t)
 	requireDex(t)
@@ -261,16 +264,21 @@ func TestDexSamePersonTwoBrowsersInChromium(t *testing.T) {
 	go func() { _ = siteSrv.Serve(siteLn) }()
 	t.Cleanup(func() { siteSrv.Close() })
 
-	signIn := func(email string) string {
-		ctx := browser(t, chromium)
-		if err := chromedp.Do(ctx,
+	dexForm := func(ctx context.Context, email string) error {
+		return chromedp.Do(ctx,
 			chromedp.Navigate(siteURL+"/login"),
 			chromedp.WaitVisible(chromedp.CSS("#login")),
 			chromedp.SendKeys(chromedp.CSS("#login"), email),
 			chromedp.SendKeys(chromedp.CSS("#password"), dexPassword),
 			chromedp.Click(chromedp.CSS("#submit-login")),
-			chromedp.WaitVisible(chromedp.CSS("#position")),
-		); err != nil {
+		)
+	}
+	signIn := func(email string) string {
+		ctx := browser(t, chromium)
+		if err := dexForm(ctx, email); err != nil {
+			t.Fatalf("%s: %v", email, err)
+		}
+		if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS("#position"))); err != nil {
 			t.Fatalf("%s: %v", email, err)
 		}
 		position, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#position")))
@@ -282,5 +290,26 @@ func TestDexSamePersonTwoBrowsersInChromium(t *testing.T) {
 	first, second, other := signIn("alice@example.com"), signIn("alice@example.com"), signIn("bob@example.com")
 	if first != "1" || second != "1" || other != "2" {
 		t.Fatalf("positions in Chromium: alice %q and %q, bob %q; want 1, 1, 2", first, second, other)
+	}
+
+	carol := browser(t, chromium)
+	if err := dexForm(carol, "carol@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(carol, chromedp.WaitVisible(chromedp.CSS("main h1"))); err != nil {
+		t.Fatal(err)
+	}
+	if title, err := chromedp.Run(carol, chromedp.Text(chromedp.CSS("main h1"))); err != nil || title != "This queue is for registered customers" {
+		t.Fatalf("carol's page: %q %v", title, err)
+	}
+	if err := chromedp.Do(carol, chromedp.Click(chromedp.CSS("main form button"))); err != nil {
+		t.Fatal(err)
+	}
+	var loc string
+	if !waitUntil(15*time.Second, func() bool {
+		loc, _ = chromedp.Run(carol, chromedp.Location())
+		return strings.HasPrefix(loc, siteURL+"/callback?") && strings.Contains(loc, "error=access_denied")
+	}) {
+		t.Fatalf("carol back at the site: %s", loc)
 	}
 }
