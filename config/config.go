@@ -189,6 +189,9 @@ type Room struct {
 	// Challenge asks new visitors for a proof of work before a place
 	// (off by default).
 	Challenge Challenge `yaml:"challenge"`
+	// Identity, when set, makes visitors sign in at the site's own OpenID
+	// provider before they take a place: one place per person (identity.go).
+	Identity *Identity `yaml:"identity"`
 	// Lanes are priority lanes: a visitor who enters a priority code
 	// (issued by the admin API) moves into the code's lane, keeping their
 	// place in arrival order, and the lanes share admissions by weight
@@ -356,6 +359,9 @@ func (r *Room) applyDefaults() {
 		r.OriginHealth.applyDefaults()
 	}
 	r.Challenge.applyDefaults()
+	if r.Identity != nil {
+		r.Identity.applyDefaults()
+	}
 }
 
 // Room looks a room up by ID. The pointer is into c.Rooms, so it stays

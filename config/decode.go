@@ -269,6 +269,10 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		v.SetZero()
 		return
 	}
+	if v.Type() == requireType {
+		v.Set(reflect.ValueOf(d.decodeRequire(n, path)))
+		return
+	}
 	if v.Type() == durationType {
 		var dur Duration
 		if err := dur.UnmarshalYAML(n); err != nil {

@@ -25,6 +25,9 @@ clients:
 
 // docExampleEnv stands in for the ${ENV} references of the examples.
 func docExampleEnv(name string) (string, bool) {
+	if strings.HasSuffix(name, "_ISSUER") || strings.HasSuffix(name, "_URL") {
+		return "https://id.example.com/" + strings.ToLower(name), true
+	}
 	return "a value of " + name + ", 32 bytes or longer", true
 }
 
@@ -57,7 +60,8 @@ func yamlBlocks(t *testing.T, path string) []string {
 // docs/ that is Anteroom's configuration loads as a reader would use it.
 // A whole file (it names the issuer) loads as it is; a fragment (a
 // `rooms:` or `redis:` block) loads in place of those keys of a small
-// whole file. Blocks of other programs' YAML (Kubernetes, compose) are
+// whole file, or, headed "# rooms[]. …", in place of a room's keys. Blocks
+// of other programs' YAML (Kubernetes, compose) are
 // recognised by their keys and left to their own tests.
 func TestEveryYAMLExampleInTheDocsLoads(t *testing.T) {
 	files, _ := filepath.Glob("../docs/*.md")
@@ -82,8 +86,14 @@ func TestEveryYAMLExampleInTheDocsLoads(t *testing.T) {
 				if err := yaml.Unmarshal([]byte(docExampleBase), &base); err != nil {
 					t.Fatal(err)
 				}
+				into := base
+				if strings.HasPrefix(block, "# rooms[].") {
+					// A room's keys ("# rooms[].identity for Keycloak"):
+					// they go into the first room.
+					into = base["rooms"].([]any)[0].(map[string]any)
+				}
 				for k, v := range top {
-					base[k] = v
+					into[k] = v
 				}
 				var err error
 				if doc, err = yaml.Marshal(base); err != nil {

@@ -18,8 +18,8 @@ import (
 
 // ParseRoom decodes one room as the admin API receives it (a JSON object,
 // or YAML), fills in the file's defaults and validates it. Errors name
-// the key. origin_health is refused: probes are set up when an instance
-// starts, so such a room belongs in the file.
+// the key. origin_health, identity and a challenge are refused: an
+// instance sets them up when it starts, so such a room belongs in the file.
 func ParseRoom(data []byte) (*Room, error) {
 	r := new(Room)
 	if err := decodeOne(data, r); err != nil {
@@ -39,6 +39,15 @@ func ValidateRoom(r Room) error {
 	v.room("", r)
 	if r.OriginHealth != nil {
 		v.add(".origin_health", "not available for rooms created through the admin API: an instance sets up its probes when it starts, so define this room in the configuration file")
+	}
+	// An instance wires a room's identity provider and its proof of work
+	// when it starts, from the file: accepted here, either would be
+	// silently not enforced, a room that looks protected and is not.
+	if r.Identity != nil {
+		v.add(".identity", "not available for rooms created through the admin API: an instance sets up its identity providers when it starts, so define this room in the configuration file")
+	}
+	if r.Challenge.Mode != "" && r.Challenge.Mode != "off" {
+		v.add(".challenge", "not available for rooms created through the admin API: an instance sets up its proofs of work when it starts, so define this room in the configuration file")
 	}
 	return v.relative()
 }

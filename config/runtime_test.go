@@ -128,3 +128,23 @@ func TestREADMERuntimeExamples(t *testing.T) {
 		t.Fatalf("README admin tokens: %+v", c.Admin.Tokens)
 	}
 }
+
+// TestRuntimeRoomRefusesWhatOnlyTheFileWires: a room created through the
+// admin API cannot ask for what an instance wires only at start (probes,
+// an identity provider, a proof of work); accepted, the last two would be
+// a room that looks protected and is not.
+func TestRuntimeRoomRefusesWhatOnlyTheFileWires(t *testing.T) {
+	for body, key := range map[string]string{
+		`{"id": "r", "origin_health": {"url": "https://shop.example.com/healthz"}}`:                             "origin_health",
+		`{"id": "r", "identity": {"issuer": "https://id.example.com", "client_id": "c", "client_secret": "s"}}`: "identity",
+		`{"id": "r", "challenge": {"mode": "always"}}`:                                                          "challenge",
+	} {
+		_, err := ParseRoom([]byte(body))
+		if err == nil || !strings.HasPrefix(err.Error(), key+": not available for rooms created through the admin API") {
+			t.Errorf("%s: %v, want %s refused", body, err, key)
+		}
+	}
+	if _, err := ParseRoom([]byte(`{"id": "r", "challenge": {"mode": "off"}}`)); err != nil {
+		t.Errorf("challenge off: %v", err)
+	}
+}

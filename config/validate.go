@@ -314,6 +314,7 @@ func (v *validator) room(p string, r Room) {
 		v.add(p+".queueing", "must be fifo or random, got %q", r.Queueing)
 	}
 	v.lanes(p, r)
+	v.identity(p, r.Identity)
 	if a := r.AbandonAfter; a != nil && *a != 0 && *a < Duration(minAbandonAfter) {
 		v.add(p+".abandon_after", "must be 0s (off) or at least %s, got %s", Duration(minAbandonAfter), *a)
 	}

@@ -98,6 +98,8 @@ func TestRedisKeyNamesArePinned(t *testing.T) {
 		{"priority code", regexp.MustCompile(`^` + room + `code:[0-9a-f]{32}$`), false},
 		{"code counts", regexp.MustCompile(`^` + room + `codes$`), false},
 		{"events", regexp.MustCompile(`^` + room + `events$`), false},
+		// Only in a room with an identity provider (identity_e2e_test.go).
+		{"person", personKey, false},
 	}
 	all, err := e.rdb.Keys(context.Background(), "*").Result()
 	if err != nil {

@@ -451,6 +451,17 @@ type idClaims struct {
 	Room       string `json:"room"`
 	Position   int64  `json:"queue_position"`
 	AdmittedAt int64  `json:"admitted_at"`
+	// SessionID is the ticket when sub names a person (a room with an
+	// identity provider); empty when sub is the ticket.
+	SessionID string `json:"sid"`
+}
+
+// ticket is the id of the ticket the login admitted.
+func (c idClaims) ticket() string {
+	if c.SessionID != "" {
+		return c.SessionID
+	}
+	return c.Subject
 }
 
 // callback finishes a login: it redeems the code in-process, verifies the
@@ -504,7 +515,7 @@ func (g *Gate) callback(w http.ResponseWriter, r *http.Request) {
 		g.page(w, http.StatusBadRequest, "Please start again", "This visit could not be completed. Go back to the site and try again.")
 		return
 	}
-	if c.Subject != ticket {
+	if c.ticket() != ticket {
 		// Another browser's login (a callback URL passed on, or login
 		// CSRF): its code is spent, and nobody gets its session here.
 		g.refuse(r, f.Room, "login admitted another browser's ticket", slog.LevelWarn)
@@ -521,7 +532,7 @@ func (g *Gate) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token, err := signedWith(g.o.Keys.Signing(), sessionClaims{
-		Claims: jwt.Claims{Issuer: g.o.Issuer, Subject: c.Subject, Audience: jwt.Audience{Audience},
+		Claims: jwt.Claims{Issuer: g.o.Issuer, Subject: c.ticket(), Audience: jwt.Audience{Audience},
 			Expiry: jwt.NewNumericDate(exp), IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now.Add(-time.Minute))},
 		Room: f.Room, Position: c.Position,
 	})

@@ -159,6 +159,11 @@ func (r *Pending) Fresh(t waitingroom.Ticket) bool {
 // error: ErrRequestExpired, ErrStaleAdmission, ErrRequestAnswered (the
 // request got its code already), or the store's failure.
 func (r *Pending) Finish(w http.ResponseWriter, req *http.Request, t waitingroom.Ticket) error {
+	return r.finish(w, req, t, nil)
+}
+
+// finish is Finish, for person when not nil (FinishAs).
+func (r *Pending) finish(w http.ResponseWriter, req *http.Request, t waitingroom.Ticket, person *Person) error {
 	if r.expired() {
 		return ErrRequestExpired
 	}
@@ -176,7 +181,7 @@ func (r *Pending) Finish(w http.ResponseWriter, req *http.Request, t waitingroom
 	if err != nil {
 		return fmt.Errorf("seal code: %w", err)
 	}
-	if err := r.p.storage.answer(req.Context(), r.id, claimsOf(t, r.client.room), code); err != nil {
+	if err := r.p.storage.answer(req.Context(), r.id, personClaims(t, r.client.room, person), code); err != nil {
 		return err
 	}
 	return r.p.respond(w, req, a.RedirectURI, a.ResponseType, a.ResponseMode, formField{"code", code}, formField{"state", a.State})

@@ -66,16 +66,41 @@ type QueueClaims struct {
 	QueuedAt   time.Time `json:"queued_at"`
 	AdmittedAt time.Time `json:"admitted_at"`
 	SessionEnd time.Time `json:"session_end"`
+	// Ticket is the ticket's id when Subject names a person rather than
+	// the ticket (a room with an identity provider, upstream.go); empty
+	// otherwise, when Subject is the ticket's id.
+	Ticket string `json:"ticket,omitempty"`
+	// Identity holds the provider's allow-listed claims for a person.
+	Identity map[string]any `json:"identity,omitempty"`
+}
+
+// TicketID is the id of the ticket whose session the tokens live by.
+func (q *QueueClaims) TicketID() string {
+	if q.Ticket != "" {
+		return q.Ticket
+	}
+	return q.Subject
 }
 
 // Claims returns the extra claims every token carries.
 func (q *QueueClaims) Claims() map[string]any {
-	return map[string]any{
-		"room":           q.Room,
-		"queue_position": q.Position,
-		"queued_at":      q.QueuedAt.Unix(),
-		"admitted_at":    q.AdmittedAt.Unix(),
+	m := make(map[string]any, 5+len(q.Identity))
+	// The provider's claims first: config refuses to allow-list a claim
+	// of Anteroom's own, and the queue's are written over them regardless.
+	for k, v := range q.Identity {
+		m[k] = v
 	}
+	m["room"] = q.Room
+	m["queue_position"] = q.Position
+	m["queued_at"] = q.QueuedAt.Unix()
+	m["admitted_at"] = q.AdmittedAt.Unix()
+	if q.Ticket != "" {
+		// The person's session is their ticket (OIDC Front-Channel
+		// Logout §3's sid): the built-in gate checks it against the
+		// browser's ticket, since sub names the person.
+		m["sid"] = q.Ticket
+	}
+	return m
 }
 
 // GetID implements op.AuthRequest.

@@ -116,7 +116,9 @@ func (s *storage) TerminateSession(ctx context.Context, userID, clientID string)
 	}
 	id, err := waitingroom.ParseTicketID(userID)
 	if err != nil {
-		return nil
+		// A person's subject (a room with an identity provider): their
+		// place is looked up and forgotten with the session.
+		return s.terminatePerson(ctx, c.room.ID, userID)
 	}
 	if _, err = s.rooms.EndSession(ctx, c.room.ID, id); err != nil {
 		return down(ctx, err)

@@ -201,7 +201,7 @@ func (s *storage) readToken(ctx context.Context, key string) (*tokenRecord, erro
 // sessionLive checks the ticket's session in the room: a token dies with the
 // session, including one the relying party ended through end_session.
 func (s *storage) sessionLive(ctx context.Context, q *QueueClaims) error {
-	id, err := waitingroom.ParseTicketID(q.Subject)
+	id, err := waitingroom.ParseTicketID(q.TicketID())
 	if err != nil {
 		return errors.New("token is not active")
 	}

@@ -252,11 +252,15 @@ func New(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, opt
 	}
 	streams, streamsPerIP := streamBounds(cfg.Limits)
 	clientIPs := web.ClientIPs{Trusted: cfg.Limits.Proxies(), Forwarded: cfg.Limits.ClientIPHeader == config.ClientIPHeaderForwarded}
+	people, err := identities(cfg, now)
+	if err != nil {
+		return nil, err
+	}
 	site, err := web.New(web.Options{
 		Issuer: cfg.Issuer, Store: store, Cache: cache, Flow: authFlow{provider},
 		CookieSecrets: secrets, Heartbeats: beats,
 		Origins: origins, Metrics: metrics, WebDir: cfg.Web.Dir, SiteURL: cfg.Web.SiteURL,
-		ClientIPs: clientIPs, Challenges: challenges,
+		ClientIPs: clientIPs, Challenges: challenges, Identities: people,
 
 		// The stream bounds: see ops.go.
 		EventStreams: streams, EventStreamsPerIP: streamsPerIP,

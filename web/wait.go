@@ -77,6 +77,9 @@ func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
 	// The relying party may want a more recent admission than this
 	// browser's (max_age, prompt=login).
 	stale := usable && have.Admitted() && !req.Fresh(*have)
+	if id, ok := s.identities[roomID]; ok && s.upstreamWait(w, r, req, id, have, usable) {
+		return
+	}
 	if req.PromptNone() {
 		if !usable || stale {
 			have = nil
@@ -197,7 +200,7 @@ func (s *Server) answered(w http.ResponseWriter, r *http.Request) (AuthRequest, 
 // queue again, and gets a new place at the back; their admission runs out
 // by its session.
 func (s *Server) requeue(w http.ResponseWriter, r *http.Request) {
-	req, room, _, ok := s.answered(w, r)
+	req, room, have, ok := s.answered(w, r)
 	if req != nil {
 		defer req.Close()
 	}
@@ -205,6 +208,9 @@ func (s *Server) requeue(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := req.ID()
+	if s.requeuePerson(w, r, req, room, have) {
+		return
+	}
 	j, err := s.store.Join(r.Context(), room.ID, id, nil, waitingroom.JoinFrom(limitKey(s.clientIPs.Of(r))), waitingroom.RequestCreatedAt(req.Created()))
 	if err != nil {
 		s.storeFailure(w, r, err)
@@ -317,7 +323,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, req AuthRequest, 
 			return
 		}
 	}
-	err = req.Finish(w, r, admitted)
+	err = s.finishFor(w, r, req, admitted)
 	if errors.Is(err, waitingroom.ErrSessionOver) {
 		// An admission too old for this request (max_age), which the
 		// waiting page turns into a new place.

@@ -101,6 +101,9 @@ type Options struct {
 	SiteURL string
 	// Challenges asks new visitors for a proof of work (nil: never).
 	Challenges *Challenges
+	// Identities are the rooms with an identity provider
+	// (rooms[].identity), by room id; see upstream.go.
+	Identities map[string]Identity
 }
 
 // Server holds the handlers.
@@ -124,6 +127,10 @@ type Server struct {
 	siteURL string
 	// challenges is Options.Challenges.
 	challenges *Challenges
+	// identities and upstreamKeys serve rooms with an identity provider
+	// (upstream.go).
+	identities   map[string]Identity
+	upstreamKeys upstreamKeys
 }
 
 // New checks the options, parses the templates and reads the texts (those
@@ -157,6 +164,10 @@ func New(o Options) (*Server, error) {
 	s := &Server{issuer: o.Issuer, store: o.Store, cache: o.Cache, flow: o.Flow,
 		cookies: cookies, questions: newQuestionKeys(o.CookieSecrets), pages: pages, static: th.static, locales: th.locales, beats: o.Heartbeats,
 		origins: o.Origins, metrics: o.Metrics, clientIPs: o.ClientIPs, siteURL: o.SiteURL, challenges: o.Challenges}
+	if s.upstreamKeys, err = newUpstreamKeys(o.CookieSecrets); err != nil {
+		return nil, err
+	}
+	s.identities = o.Identities
 	s.streams = newStreamHub(s)
 	s.streams.maxTotal, s.streams.maxPerClient = o.EventStreams, o.EventStreamsPerIP
 	go s.streams.run()
@@ -183,6 +194,8 @@ func (s *Server) RegisterPublic(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+route.DeclinePattern, s.decline)
 	mux.HandleFunc("POST "+route.ProofPattern, s.proof)
 	mux.HandleFunc("POST "+route.CodePattern, s.redeemCode)
+	mux.HandleFunc("POST "+route.RefusedPattern, s.refusedBack)
+	mux.HandleFunc("GET "+route.UpstreamCallback, s.upstreamCallback)
 	mux.HandleFunc("GET /api/v1/rooms/{room}", s.publicRoom)
 	mux.HandleFunc("GET /logged-out", func(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusOK, "message.html", s.visitorMessage(w, r, msgLoggedOut))

@@ -31,6 +31,11 @@ const (
 	GateCallback = "/gate/callback"
 )
 
+// UpstreamCallback is where the site's own identity provider sends the
+// browser back (rooms[].identity): the redirect URI Anteroom is registered
+// with there.
+const UpstreamCallback = "/upstream/callback"
+
 // Static is the prefix of the embedded style sheets and scripts.
 const Static = "/static/"
 
@@ -47,6 +52,9 @@ const (
 	EventsPattern   = WaitPattern + "/events"
 	ProofPattern    = WaitPattern + "/proof"
 	CodePattern     = WaitPattern + "/code"
+	// RefusedPattern is where a person the room's identity rules refused
+	// goes back to the relying party (with access_denied).
+	RefusedPattern = WaitPattern + "/refused"
 )
 
 // Wait is the waiting page of the auth request id: the provider's login
@@ -61,6 +69,9 @@ func Proof(id string) string { return Wait(id) + "/proof" }
 
 // Code is where the page posts a priority code.
 func Code(id string) string { return Wait(id) + "/code" }
+
+// Refused is where the page of a person the room refused posts.
+func Refused(id string) string { return Wait(id) + "/refused" }
 
 // Events is the page's event stream.
 func Events(id string) string { return Wait(id) + "/events" }

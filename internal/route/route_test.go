@@ -17,6 +17,7 @@ func TestBuildersMatchThePatterns(t *testing.T) {
 		{http.MethodPost, ContinuePattern, Continue(id)},
 		{http.MethodGet, EventsPattern, Events(id)},
 		{http.MethodGet, WaitPattern, StatusJSON(id)},
+		{http.MethodPost, RefusedPattern, Refused(id)},
 	} {
 		mux := http.NewServeMux()
 		var got string
