@@ -47,7 +47,7 @@ func (k *keySet) setURL(u string) {
 
 // VerifySignature implements go-oidc's KeySet.
 func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
-	jws, err := jose.ParseSigned(raw, allAlgs)
+	jws, err := jose.ParseSignedCompact(raw, allAlgs) // an ID token is a compact JWS (RFC 7519 §1)
 	if err != nil {
 		return nil, fmt.Errorf("malformed jwt: %w", err)
 	}
