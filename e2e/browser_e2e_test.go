@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/anteroom/anteroom/config"
-	"github.com/anteroom/anteroom/internal/demosite"
 	"github.com/chromedp/chromedp"
 )
 
@@ -28,30 +26,10 @@ func TestWaitingPageInABrowser(t *testing.T) {
 	if err := redisServer.FlushAll(); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	siteLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuer := "http://" + ln.Addr().String()
-	siteURL := "http://" + siteLn.Addr().String()
-	cfg := testConfig()
-	cfg.Issuer = issuer
-	cfg.Rooms[0].Name = "Product launch"
-	cfg.Rooms[0].Message = "Thanks for your patience: we let people in in the order they arrived."
-	cfg.Clients = []config.Client{{ID: clientID, Secret: secret, Room: roomID, RedirectURIs: []string{siteURL + "/callback"}}}
-	cfg.ApplyDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	serveApp(t, cfg, ln, nil)
-	site := &demosite.Site{Issuer: issuer, BaseURL: siteURL, ClientID: clientID, Secret: secret, Room: roomID}
-	siteSrv := &http.Server{Handler: site.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = siteSrv.Serve(siteLn) }()
-	t.Cleanup(func() { siteSrv.Close() })
+	issuer, siteURL, _ := demoSite(t, func(cfg *config.Config, _ string) {
+		cfg.Rooms[0].Name = "Product launch"
+		cfg.Rooms[0].Message = "Thanks for your patience: we let people in in the order they arrived."
+	})
 
 	// Someone was let in before, someone is waiting: the browser's
 	// visitor is third, with one ahead.
@@ -132,7 +110,7 @@ func TestWaitingPageInABrowser(t *testing.T) {
 	q := url.Values{"client_id": {clientID}, "redirect_uri": {siteURL + "/callback"}, "response_type": {"code"},
 		"scope": {"openid"}, "state": {"again"}, "prompt": {"login"}}
 	step, cancelStep := context.WithTimeout(ctx, 20*time.Second)
-	err = chromedp.Do(step,
+	err := chromedp.Do(step,
 		chromedp.Navigate(issuer+"/authorize?"+q.Encode()),
 		chromedp.WaitVisible(chromedp.CSS(`form[action*="/requeue?t="] button`)),
 	)

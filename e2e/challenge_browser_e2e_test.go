@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"net"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -14,7 +12,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/anteroom/anteroom/config"
-	"github.com/anteroom/anteroom/internal/demosite"
 )
 
 func throttleRate() float64 {
@@ -35,32 +32,12 @@ func TestChallengeInChromiumAtFourTimesThrottling(t *testing.T) {
 	if err := redisServer.FlushAll(); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	siteLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuer := "http://" + ln.Addr().String()
-	siteURL := "http://" + siteLn.Addr().String()
-	cfg := testConfig()
-	cfg.Issuer = issuer
-	cfg.Rooms[0].Challenge = config.Challenge{Mode: "always"} // the default max_number
-	cfg.Clients = []config.Client{{ID: clientID, Secret: secret, Room: roomID, RedirectURIs: []string{siteURL + "/callback"}}}
-	cfg.ApplyDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	issuer, siteURL, cfg := demoSite(t, func(cfg *config.Config, _ string) {
+		cfg.Rooms[0].Challenge = config.Challenge{Mode: "always"} // the default max_number
+	})
 	if cfg.Rooms[0].Challenge.MaxNumber != config.DefaultChallengeMaxNumber {
 		t.Fatalf("max_number %d is not the default", cfg.Rooms[0].Challenge.MaxNumber)
 	}
-	serveApp(t, cfg, ln, nil)
-	site := &demosite.Site{Issuer: issuer, BaseURL: siteURL, ClientID: clientID, Secret: secret, Room: roomID}
-	siteSrv := &http.Server{Handler: site.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = siteSrv.Serve(siteLn) }()
-	t.Cleanup(func() { siteSrv.Close() })
 
 	ctx := browser(t, chromium)
 	if err := chromedp.Do(ctx); err != nil { // starts the browser

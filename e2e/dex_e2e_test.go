@@ -19,7 +19,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/anteroom/anteroom/config"
-	"github.com/anteroom/anteroom/internal/demosite"
 )
 
 // Rooms chained to dex (rooms[].identity), a real and independent OpenID
@@ -239,30 +238,11 @@ func TestDexSamePersonTwoBrowsersInChromium(t *testing.T) {
 	if err := redisServer.FlushAll(); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	siteLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	own := "http://" + ln.Addr().String()
-	siteURL := "http://" + siteLn.Addr().String()
-	d := startDex(t, own+"/upstream/callback")
-	cfg := testConfig()
-	cfg.Issuer = own
-	cfg.Rooms[0].Identity = dexIdentity(d)
-	cfg.Clients = []config.Client{{ID: clientID, Secret: secret, Room: roomID, RedirectURIs: []string{siteURL + "/callback"}}}
-	cfg.ApplyDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	serveApp(t, cfg, ln, nil)
-	site := &demosite.Site{Issuer: own, BaseURL: siteURL, ClientID: clientID, Secret: secret, Room: roomID}
-	siteSrv := &http.Server{Handler: site.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = siteSrv.Serve(siteLn) }()
-	t.Cleanup(func() { siteSrv.Close() })
+	var d *dexProcess
+	_, siteURL, _ := demoSite(t, func(cfg *config.Config, issuer string) {
+		d = startDex(t, issuer+"/upstream/callback")
+		cfg.Rooms[0].Identity = dexIdentity(d)
+	})
 
 	dexForm := func(ctx context.Context, email string) error {
 		return chromedp.Do(ctx,

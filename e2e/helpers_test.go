@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/anteroom/anteroom/config"
+	"github.com/anteroom/anteroom/internal/demosite"
 	"github.com/anteroom/anteroom/server"
 )
 
@@ -60,4 +61,38 @@ func advanceOver(t *testing.T, base, room string, n int) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("advance %s by %d: %d %s", room, n, resp.StatusCode, body)
 	}
+}
+
+// demoSite runs an Anteroom with testConfig, as mutate changes it (it
+// gets the instance's issuer first), and the demo relying party of its
+// room in front of it, each on a free port, until the test ends. It
+// returns the issuer, the site's URL and the configuration served.
+func demoSite(t *testing.T, mutate func(cfg *config.Config, issuer string)) (issuer, siteURL string, cfg *config.Config) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	siteLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer = "http://" + ln.Addr().String()
+	siteURL = "http://" + siteLn.Addr().String()
+	cfg = testConfig()
+	cfg.Issuer = issuer
+	cfg.Clients = []config.Client{{ID: clientID, Secret: secret, Room: roomID, RedirectURIs: []string{siteURL + "/callback"}}}
+	if mutate != nil {
+		mutate(cfg, issuer)
+	}
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	serveApp(t, cfg, ln, nil)
+	site := &demosite.Site{Issuer: issuer, BaseURL: siteURL, ClientID: clientID, Secret: secret, Room: roomID}
+	siteSrv := &http.Server{Handler: site.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = siteSrv.Serve(siteLn) }()
+	t.Cleanup(func() { siteSrv.Close() })
+	return issuer, siteURL, cfg
 }

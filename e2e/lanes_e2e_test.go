@@ -20,7 +20,6 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/anteroom/anteroom/config"
-	"github.com/anteroom/anteroom/internal/demosite"
 )
 
 // withLanes gives the test room a vip lane of weight 3 (issue 16's
@@ -276,29 +275,9 @@ func TestPriorityCodeInABrowser(t *testing.T) {
 	if err := redisServer.FlushAll(); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	siteLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuer := "http://" + ln.Addr().String()
-	siteURL := "http://" + siteLn.Addr().String()
-	cfg := testConfig()
-	cfg.Issuer = issuer
-	cfg.Rooms[0].Lanes = []config.Lane{{ID: "vip", Weight: 3}}
-	cfg.Clients = []config.Client{{ID: clientID, Secret: secret, Room: roomID, RedirectURIs: []string{siteURL + "/callback"}}}
-	cfg.ApplyDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	serveApp(t, cfg, ln, nil)
-	site := &demosite.Site{Issuer: issuer, BaseURL: siteURL, ClientID: clientID, Secret: secret, Room: roomID}
-	siteSrv := &http.Server{Handler: site.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = siteSrv.Serve(siteLn) }()
-	t.Cleanup(func() { siteSrv.Close() })
+	issuer, siteURL, _ := demoSite(t, func(cfg *config.Config, _ string) {
+		cfg.Rooms[0].Lanes = []config.Lane{{ID: "vip", Weight: 3}}
+	})
 	// Someone waits ahead, so the browser's visitor waits too.
 	jar, _ := cookiejar.New(nil)
 	if resp, err := (&http.Client{Jar: jar, Timeout: 10 * time.Second}).Get(siteURL + "/login"); err != nil || !strings.Contains(resp.Request.URL.Path, "/wait/") {
