@@ -385,7 +385,9 @@ func (s *Store) SessionTTL(r Room, now time.Time) time.Duration {
 // to be let in in a drawn order (fields sh_*, see shuffle.go).
 // KEYS: room hash, tail. ARGV: the event in force ("" none), its rate,
 // its max_active ("" keeps the room's own), "1" to shuffle its pre-queue
-// at the start, a draw key.
+// at the start, a draw key, the marker of the event's pre-queue ("" for
+// none), "1" while the pre-queue is what is in force (so that the script
+// builds no string: see internal/testredis's Cluster rules).
 // Returns 0 when nothing changed, 1 when an event took over, 2 when the
 // room's settings came back, 3 when an event started drawing its
 // pre-queue's order.
@@ -395,14 +397,14 @@ local cur = redis.call('HGET', KEYS[1], 'event')
 if cur == (ARGV[1] ~= '' and ARGV[1] or false) then return 0 end
 local started = 1
 local pq = redis.call('HGET', KEYS[1], 'pq_event')
-if pq and pq ~= ARGV[1] and pq ~= ARGV[1] .. ':pre' then
+if pq and pq ~= ARGV[1] and pq ~= ARGV[6] then
   -- A pre-queue that ends without its event starting (cancelled).
   redis.call('HDEL', KEYS[1], 'pq_lo', 'pq_event')
 end
-if string.sub(ARGV[1], -4) == ':pre' then
+if ARGV[7] == '1' then
   -- The pre-queue begins behind whoever waits now.
   redis.call('HSET', KEYS[1], 'pq_lo', tonumber(redis.call('GET', KEYS[2]) or '0'), 'pq_event', ARGV[1])
-elseif ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'pq_event') == ARGV[1] .. ':pre' then
+elseif ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'pq_event') == ARGV[6] then
   -- The start of an event whose pre-queue ran: draw its order.
   local lo = tonumber(redis.call('HGET', KEYS[1], 'pq_lo') or '0')
   local hi = tonumber(redis.call('GET', KEYS[2]) or '0')
@@ -441,13 +443,14 @@ func (s *Store) applyEvents(ctx context.Context, r Room) (int64, error) {
 	events := parseEvents(m)
 	s.events.set(r.ID, events)
 	now := s.now()
-	in, rate, maxActive, shuffle := "", "", "", "0"
+	in, rate, maxActive, shuffle, pre, inPre := "", "", "", "0", "", "0"
 	if e, p, ok := s.CurrentEvent(r.ID, now); ok {
+		pre = e.ID + ":pre"
 		switch p {
 		case PhasePrequeue:
 			// The pre-queue holds admissions until the start: a manual
 			// policy admits nobody by itself.
-			in, rate, maxActive = e.ID+":pre", "0", "0"
+			in, rate, maxActive, inPre = pre, "0", "0", "1"
 		case PhaseRunning:
 			in = e.ID
 			if e.ShuffleAtStart {
@@ -462,7 +465,7 @@ func (s *Store) applyEvents(ctx context.Context, r Room) (int64, error) {
 		}
 	}
 	k := s.keys(r.ID)
-	n, err := eventApplyScript.Run(ctx, s.rdb, []string{k.hash, k.tail}, in, rate, maxActive, shuffle, newDrawKey()).Int64()
+	n, err := eventApplyScript.Run(ctx, s.rdb, []string{k.hash, k.tail}, in, rate, maxActive, shuffle, newDrawKey(), pre, inPre).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("apply events of room %q: %w", r.ID, err)
 	}

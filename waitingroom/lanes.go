@@ -140,8 +140,8 @@ local function tickLanes(nl, KEYS, ARGV, next, tail, live, let, want, admitted)
   local cur = {}
   local saved = redis.call('HGET', KEYS[2], 'wrr')
   if saved then
-    local j = 1
-    for x in string.gmatch(saved, '[^,]+') do cur[j] = tonumber(x); j = j + 1 end
+    local ok, v = pcall(cjson.decode, saved)
+    if ok and type(v) == 'table' then cur = v end
   end
   if #cur ~= nl + 1 then cur = {} end
   for i = 1, nl + 1 do cur[i] = cur[i] or 0 end
@@ -209,7 +209,7 @@ local function tickLanes(nl, KEYS, ARGV, next, tail, live, let, want, admitted)
     next = next + 1
     scanned = scanned + 1
   end
-  redis.call('HSET', KEYS[2], 'wrr', table.concat(cur, ','))
+  redis.call('HSET', KEYS[2], 'wrr', cjson.encode(cur))
   return {next = next, skipped = skipped, counts = counts}
 end
 `
@@ -359,7 +359,9 @@ func (s *Store) IssueCodes(ctx context.Context, room string, spec CodeSpec) ([]s
 // and let in: a lane cannot move anyone ahead of the draw, so the use
 // would be spent for nothing.
 // KEYS: code, serving, drawn, code stats, room hash, each lane's queue.
-// ARGV: position, now ms, then each lane's id (in the keys' order).
+// ARGV: position, now ms, then each lane's id (in the keys' order), then
+// each lane's field of uses in the code stats (the script builds no
+// string: see internal/testredis's Cluster rules).
 // Returns {1, lane}, {-1} unknown, {-2} expired, {-3} used up, {-4}
 // reached already, {-5, lane} in a lane already, {-6} the code's lane is
 // no longer one of the room's, {-7} in an event's pre-queue.
@@ -377,14 +379,15 @@ if (pq[1] and pos > tonumber(pq[2] or '0')) or (pq[3] and pos > tonumber(pq[3]) 
   return {-7}
 end
 local into = nil
+local nl = #KEYS - 5
 for i = 6, #KEYS do
   if redis.call('ZSCORE', KEYS[i], pos) then return {-5, ARGV[i - 3]} end
-  if ARGV[i - 3] == c[1] then into = KEYS[i] end
+  if ARGV[i - 3] == c[1] then into = i end
 end
 if not into then return {-6} end
 redis.call('HINCRBY', KEYS[1], 'uses', -1)
-redis.call('ZADD', into, pos, pos)
-redis.call('HINCRBY', KEYS[4], 'used:' .. c[1], 1)
+redis.call('ZADD', KEYS[into], pos, pos)
+redis.call('HINCRBY', KEYS[4], ARGV[into - 3 + nl], 1)
 return {1, c[1]}
 `)
 
@@ -423,6 +426,9 @@ func (s *Store) Redeem(ctx context.Context, t Ticket, code string) (string, erro
 	for _, l := range lanes {
 		keys = append(keys, k.lane(l.ID))
 		args = append(args, l.ID)
+	}
+	for _, l := range lanes {
+		args = append(args, "used:"+l.ID)
 	}
 	res, err := redeemScript.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {

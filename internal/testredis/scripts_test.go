@@ -48,6 +48,7 @@ func TestLintScript(t *testing.T) {
 		"-- a comment may say KEYS[1] .. 'x'\nreturn redis.call('HSET', KEYS[1], 'a..b', \"c..d\")",
 		"redis.call('HSET', KEYS[1], unpack(ARGV))",
 		"return redis.call('TIME')",
+		"for i = 1, n do redis.call('ZREM', KEYS[11 + i], ARGV[1]) end",
 	}
 	for _, src := range good {
 		if problems := lintScript(src); len(problems) > 0 {
@@ -65,6 +66,7 @@ func TestLintScript(t *testing.T) {
 		"return redis.call('GET', table.concat({KEYS[1], 'x'}))",
 		"return redis.call('GET', redis.call('GET', KEYS[1]))",
 		"return redis.call('GET', string.gsub(KEYS[1], 'a', 'b'))",
+		"return redis.call('GET', KEYS[ARGV[1]])",
 	}
 	for _, src := range bad {
 		if problems := lintScript(src); len(problems) == 0 {
@@ -129,8 +131,10 @@ var (
 	// redisCall is a call into Redis with its command and the start of its
 	// arguments.
 	redisCall = regexp.MustCompile(`redis\.p?call\(\s*('[A-Za-z]+'|"[A-Za-z]+")\s*(,?)`)
-	// declaredKey is a key the script was given.
-	declaredKey = regexp.MustCompile(`^KEYS\[\d+\]$`)
+	// declaredKey is a key the script was given: KEYS at a number, or at
+	// an index computed from numbers and names (KEYS[11 + i] for a list of
+	// keys after eleven others), which still reaches only what was given.
+	declaredKey = regexp.MustCompile(`^KEYS\[[\w\s+\-*]+\]$`)
 	// function is a function's head, with its parameter list.
 	function = regexp.MustCompile(`function\s*[\w.]*\s*\(([^)]*)\)`)
 )
