@@ -205,6 +205,11 @@ func viewerChangesNothing(e *env, rdb redis.UniversalClient) {
 			method = strings.ToUpper(method)
 			code, body := e.adminCall(method, concrete, viewerToken, `{"count": 1, "state": "paused", "id": "x", "room": "drop", "redirect_uris": ["https://a/"]}`)
 			if method == http.MethodGet {
+				// The room has no scheduled event, so one by id is not
+				// found: a read the viewer may make all the same.
+				if strings.Contains(path, "{event}") && code == http.StatusNotFound {
+					continue
+				}
 				if code != http.StatusOK {
 					t.Errorf("viewer GET %s: %d %s", concrete, code, body)
 				}
