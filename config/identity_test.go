@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/anteroom/anteroom/config"
@@ -77,5 +78,31 @@ func TestIdentityErrorsNameTheKey(t *testing.T) {
 				t.Errorf("got  %q\nwant %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestIdentityWithAChallengeWarns: in a room with an identity provider the
+// place is given at the provider's callback, so a challenge there would
+// never be asked; the operator is told at start-up, not left to believe
+// it protects the room.
+func TestIdentityWithAChallengeWarns(t *testing.T) {
+	c, err := config.Parse([]byte(`
+issuer: https://queue.example.com
+secrets: {cookie_keys: ["0123456789abcdef0123456789abcdef"]}
+rooms:
+  - id: exam
+    challenge: {mode: always}
+    identity: {issuer: https://id.example.com, client_id: anteroom, client_secret: s3cret}
+  - id: shop
+    challenge: {mode: always}
+clients:
+  - {id: c, secret: 0123456789abcdef, redirect_uris: ["https://a.example/cb"], room: exam}
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := c.Warnings()
+	if len(w) != 1 || !strings.HasPrefix(w[0], "rooms[0].challenge: this room has an identity provider") {
+		t.Fatalf("Warnings() = %q, want one for rooms[0].challenge", w)
 	}
 }

@@ -78,7 +78,16 @@ func (c *Config) Validate() error {
 // finding, each starting with the key it is about, for anteroom serve to
 // log at start-up. Unlike Validate's problems, none stops Anteroom.
 func (c *Config) Warnings() []string {
-	return c.Gate.Warnings()
+	w := c.Gate.Warnings()
+	for i, r := range c.Rooms {
+		// A room with an identity provider gives places at the provider's
+		// callback, never behind the waiting page's challenge: the account
+		// is the cost of a place there.
+		if r.Identity != nil && r.Challenge.Mode != "" && r.Challenge.Mode != "off" {
+			w = append(w, fmt.Sprintf("%s.challenge: this room has an identity provider, whose sign-in gives the place, so nobody is asked for a proof of work; one account is one place", indexPath("rooms", i)))
+		}
+	}
+	return w
 }
 
 func (v *validator) issuer(s string) {

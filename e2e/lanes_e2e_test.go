@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -565,4 +566,95 @@ func TestCodesAndEventsDuringARedisOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	restarted = true
+}
+
+// metricSum is the sum of a counter's series with the given labels over
+// the harness's instances, from their /metrics.
+func (h *harness) metricSum(name string, labels ...string) float64 {
+	h.t.Helper()
+	sum := 0.0
+	for _, addr := range h.addrs {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+	lines:
+		for _, line := range strings.Split(string(b), "\n") {
+			if !strings.HasPrefix(line, name+"{") {
+				continue
+			}
+			for _, l := range labels {
+				if !strings.Contains(line, l) {
+					continue lines
+				}
+			}
+			f := strings.Fields(line)
+			v, err := strconv.ParseFloat(f[len(f)-1], 64)
+			if err != nil {
+				h.t.Fatalf("%s: %v", line, err)
+			}
+			sum += v
+		}
+	}
+	return sum
+}
+
+// TestLanesAndEventsAreCounted: operators see the lanes at work and the
+// events switch, in the instances' metrics. A vip code holder behind two
+// standard visitors is admitted first by weight 3:1 and counted in the
+// vip lane; an event starts and ends by the instances' clock and each
+// switch is counted once for the deployment, though both instances apply
+// the room's events.
+func TestLanesAndEventsAreCounted(t *testing.T) {
+	h := newHarness(t, instances(2), withLanes()) // manual: everyone waits
+	code := h.issueCodes(1, 1)[0]
+	var vs []*visitor
+	for range 3 {
+		v := h.visitor()
+		v.queue()
+		vs = append(vs, v)
+	}
+	if st, doc := vs[2].enterCode(vs[2].browser, code); st != http.StatusOK || doc["lane"] != "vip" {
+		t.Fatalf("code: %d %v", st, doc)
+	}
+	if st, doc := h.admin(http.MethodPatch, "/admin/v1/rooms/"+roomID, `{"rate_per_minute": 60}`); st != http.StatusOK {
+		t.Fatalf("rate: %d %v", st, doc)
+	}
+	for deadline := time.Now().Add(20 * time.Second); h.metricSum("anteroom_lane_admissions_total", `lane="vip"`) < 1; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no vip admission counted; standard %v", h.metricSum("anteroom_lane_admissions_total", `lane="standard"`))
+		}
+		h.clock.Advance(time.Second)
+	}
+	if vip := h.metricSum("anteroom_lane_admissions_total", `room="`+roomID+`"`, `lane="vip"`); vip != 1 {
+		t.Fatalf("vip admissions counted %v, want 1", vip)
+	}
+
+	now := h.clock.Now().UTC()
+	at := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
+	if st, doc := h.admin(http.MethodPost, "/admin/v1/rooms/"+roomID+"/events",
+		`{"name": "Flash sale", "starts_at": "`+at(time.Minute)+`", "ends_at": "`+at(2*time.Minute)+`", "admission": {"rate_per_minute": 600}}`); st != http.StatusCreated {
+		t.Fatalf("event: %d %v", st, doc)
+	}
+	for _, step := range []struct {
+		to     time.Duration
+		change string
+	}{{90 * time.Second, "started"}, {150 * time.Second, "ended"}} {
+		h.clock.Advance(now.Add(step.to).Sub(h.clock.Now()))
+		for deadline := time.Now().Add(10 * time.Second); h.metricSum("anteroom_event_switches_total", `change="`+step.change+`"`) < 1; time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the event's %s was not counted", step.change)
+			}
+		}
+	}
+	// Both instances have applied the events many times since: still one
+	// switch each way.
+	time.Sleep(time.Second)
+	for _, change := range []string{"started", "ended"} {
+		if n := h.metricSum("anteroom_event_switches_total", `room="`+roomID+`"`, `change="`+change+`"`); n != 1 {
+			t.Errorf("event %s counted %v times across the instances, want 1", change, n)
+		}
+	}
 }

@@ -316,6 +316,8 @@ func New(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, opt
 	scheduler := waitingroom.NewScheduler(store, instanceID(), 500*time.Millisecond)
 	scheduler.Throttle = origins.Factor
 	scheduler.OnSkip = metrics.Abandoned
+	scheduler.OnLaneAdvance = metrics.LaneAdmitted
+	scheduler.OnEvent = metrics.EventSwitched
 	mux.Handle("/", provider.Handler())
 	a := &Server{
 		cfg: cfg, site: site, beats: beats, arrivals: arrivals, store: store, cache: cache, keys: km, provider: provider,

@@ -153,6 +153,10 @@ type Metrics struct {
 	abandonedByRoom sync.Map
 	// challenge counts the rooms' proofs of work (challenge_metrics.go).
 	challenge *challengeMetrics
+	// laneAdmissions and eventSwitches count priority lanes' admissions
+	// and scheduled events' starts and ends.
+	laneAdmissions *prometheus.CounterVec
+	eventSwitches  *prometheus.CounterVec
 }
 
 // waitBuckets span a quiet room's instant admission to a launch's hours.
@@ -184,6 +188,18 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Name: "anteroom_abandoned_total",
 		Help: "Positions the scheduler passed over because the visitor's page had fallen silent (counted by the room's scheduling instance).",
 	}, []string{"room"})); err != nil {
+		return nil, err
+	}
+	if m.laneAdmissions, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "anteroom_lane_admissions_total",
+		Help: "Visitors the scheduler admitted from each priority lane of a room with lanes (standard: everyone without a code), counted by the room's scheduling instance.",
+	}, []string{"room", "lane"})); err != nil {
+		return nil, err
+	}
+	if m.eventSwitches, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "anteroom_event_switches_total",
+		Help: "Scheduled events that took over a room's settings (started) or gave them back (ended), counted once, by the instance whose switch changed the room.",
+	}, []string{"room", "change"})); err != nil {
 		return nil, err
 	}
 	if m.issued, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -255,6 +271,22 @@ func (m *Metrics) Abandoned(room string, skipped int64) {
 	m.abandoned.WithLabelValues(room).Add(float64(skipped))
 	n, _ := m.abandonedByRoom.LoadOrStore(room, new(atomic.Int64))
 	n.(*atomic.Int64).Add(skipped)
+}
+
+// LaneAdmitted counts admitted visitors of one of room's priority lanes
+// (waitingroom.Scheduler.OnLaneAdvance).
+func (m *Metrics) LaneAdmitted(room, lane string, admitted int64) {
+	m.laneAdmissions.WithLabelValues(room, lane).Add(float64(admitted))
+}
+
+// EventSwitched counts a scheduled event taking over room's settings
+// (started) or giving them back (waitingroom.Scheduler.OnEvent).
+func (m *Metrics) EventSwitched(room string, started bool) {
+	change := "ended"
+	if started {
+		change = "started"
+	}
+	m.eventSwitches.WithLabelValues(room, change).Inc()
 }
 
 // AbandonedHere returns how many of room's positions this instance's
