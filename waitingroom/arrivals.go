@@ -94,34 +94,47 @@ func (a *Arrivals) Sync(ctx context.Context) error {
 	a.pending = map[string]map[int64]int64{}
 	a.mu.Unlock()
 	now := a.store.now().Unix()
-	var errs []error
-	for _, room := range a.store.cur.Load().order {
+	// One pipeline for every room, as the counter cache reads them: a
+	// round trip per room every half second would grow with the rooms.
+	// On a Cluster the client splits it by node.
+	rooms := a.store.cur.Load().order
+	pipe := a.store.rdb.Pipeline()
+	counts := make([]*redis.SliceCmd, len(rooms))
+	modes := make([]*redis.StringCmd, len(rooms))
+	for i, room := range rooms {
 		k := a.store.keys(room)
-		pipe := a.store.rdb.Pipeline()
 		for sec, n := range batch[room] {
 			pipe.IncrBy(ctx, k.arrivals(sec), n)
 			pipe.Expire(ctx, k.arrivals(sec), arrivalTTL)
 		}
-		counts := pipe.MGet(ctx, k.arrivals(now-1), k.arrivals(now-2))
-		mode := pipe.Get(ctx, k.challengeMode())
-		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-			errs = append(errs, fmt.Errorf("arrivals of room %q: %w", room, err))
-			a.keep(room, batch[room])
-			continue
+		counts[i] = pipe.MGet(ctx, k.arrivals(now-1), k.arrivals(now-2))
+		modes[i] = pipe.Get(ctx, k.challengeMode())
+	}
+	cmds, _ := pipe.Exec(ctx)
+	for _, c := range cmds {
+		// A room without a live mode answers nil; any other error is
+		// one of the pipeline's.
+		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+			for room, b := range batch {
+				a.keep(room, b)
+			}
+			return fmt.Errorf("arrivals: %w", err)
 		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i, room := range rooms {
 		var rate float64
-		for _, v := range counts.Val() {
+		for _, v := range counts[i].Val() {
 			if s, ok := v.(string); ok {
 				n, _ := strconv.ParseFloat(s, 64)
 				rate = max(rate, n)
 			}
 		}
-		a.mu.Lock()
 		a.rates[room] = rate
-		a.modes[room] = mode.Val()
-		a.mu.Unlock()
+		a.modes[room] = modes[i].Val()
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 func (a *Arrivals) keep(room string, counts map[int64]int64) {
