@@ -179,7 +179,7 @@ func runtimeSuite(t *testing.T, rdb redis.UniversalClient) {
 
 	viewerChangesNothing(e, rdb)
 	auditRecordsEveryChange(e)
-	politeDelete(e, addrB, addrA)
+	politeDelete(e, addrB, addrA, client.Secret)
 }
 
 // viewerChangesNothing: every route of the admin API that changes
@@ -294,11 +294,27 @@ func auditRecordsEveryChange(e *env) {
 }
 
 // politeDelete: deleting a room sends its waiting visitors the closed page
-// and its relying party access_denied (RFC 6749 §4.1.2.1), never a 500.
-func politeDelete(e *env, addrB, addrA string) {
+// and its relying party access_denied (RFC 6749 §4.1.2.1), never a 500; a
+// code issued before the deletion is invalid_grant (RFC 6749 §5.2).
+func politeDelete(e *env, addrB, addrA, clientSecret string) {
 	t := e.t
 	e.route(addrB)
-	rp := e.rp(runtimeApp, "", rpCallback)
+	rp := e.rp(runtimeApp, clientSecret, rpCallback)
+	// An admitted visitor whose relying party has not redeemed the code
+	// yet when the room goes.
+	admitted := e.browser()
+	al := newLogin()
+	admittedWait := queue(t, admitted, rp, al)
+	// Everyone queued so far goes in (the advance stops at the last place
+	// handed out); the visitor queued below waits.
+	if code, body := e.adminCall(http.MethodPost, "/admin/v1/rooms/"+runtimeRoom+"/advance", adminToken, `{"count": 1000}`); code != http.StatusOK {
+		t.Fatalf("advance: %d %s", code, body)
+	}
+	resp, _ := visit(t, admitted, http.MethodPost, admittedWait+"/continue")
+	pendingCode := codeFrom(t, resp, al)
+	if pendingCode == "" {
+		t.Fatalf("continue: %d at %s", resp.StatusCode, resp.Request.URL)
+	}
 	b := e.browser()
 	l := newLogin()
 	waitURL := queue(t, b, rp, l)
@@ -333,5 +349,8 @@ func politeDelete(e *env, addrB, addrA string) {
 		if q.Get("error") != "access_denied" || q.Get("iss") != issuer || q.Get("state") == "" {
 			t.Fatalf("authorize for a deleted room: %s", loc)
 		}
+	}
+	if _, err := rp.oauth.Exchange(rp.ctx, pendingCode, oauth2.VerifierOption(al.verifier)); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+		t.Fatalf("a code of the deleted room: %v, want invalid_grant", err)
 	}
 }
